@@ -1,0 +1,833 @@
+//! Capture files: classic pcap (both byte orders, µs and ns) and pcapng (sections, interfaces,
+//! `if_tsresol`/`if_tsoffset`), read in constant memory without libpcap. Never parses frames.
+//!
+//! Errors name the file, the packet number and the byte offset where the input went wrong; the
+//! packets read before an error stay valid and the caller decides whether to go on.
+
+use super::{LinkType, PacketSource, RawPacket, Timestamp};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// Largest captured length accepted for one frame; anything larger is an impossible record.
+pub const MAX_FRAME: u32 = 256 * 1024;
+/// Largest pcapng block accepted (a frame plus generous room for options).
+pub const MAX_BLOCK: u32 = MAX_FRAME + 64 * 1024;
+/// Initial size of the read buffer.
+const BUF_SIZE: usize = 1 << 20;
+
+const PCAP_US_LE: u32 = 0xA1B2_C3D4;
+const PCAP_NS_LE: u32 = 0xA1B2_3C4D;
+const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
+const PCAPNG_BOM: u32 = 0x1A2B_3C4D;
+
+/// Why a capture file could not be read (further).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CaptureErrorKind {
+    /// The operating system refused a read or open.
+    Io(io::Error),
+    /// The file starts with bytes that are no pcap or pcapng magic.
+    NotACapture {
+        /// The first bytes of the file.
+        magic: [u8; 4],
+    },
+    /// The file is empty or shorter than a file header.
+    TooShort {
+        /// Its length.
+        len: u64,
+    },
+    /// The file ends inside a record or block.
+    Truncated {
+        /// Bytes the record or block needs.
+        need: u64,
+        /// Bytes left in the file.
+        have: u64,
+    },
+    /// A record claims more captured bytes than any capture can hold.
+    ImpossibleLength {
+        /// The claimed length.
+        len: u32,
+        /// The largest accepted.
+        max: u32,
+    },
+    /// A pcapng block length is not a multiple of 4, too small, too large, or its trailer differs.
+    BadBlockLength {
+        /// The length in the block header.
+        len: u32,
+    },
+    /// A pcapng byte-order magic is neither 0x1A2B3C4D nor its swap.
+    BadByteOrder {
+        /// The value found.
+        magic: u32,
+    },
+    /// A pcapng packet names an interface that no Interface Description Block declared.
+    UnknownInterface {
+        /// The interface id.
+        id: u32,
+    },
+    /// A pcapng packet block appears before any section header.
+    NoSection,
+}
+
+impl fmt::Display for CaptureErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::NotACapture { magic } => write!(
+                f,
+                "not a pcap or pcapng file (starts with {:02x} {:02x} {:02x} {:02x})",
+                magic[0], magic[1], magic[2], magic[3]
+            ),
+            Self::TooShort { len } => write!(f, "file too short for a capture header ({len} bytes)"),
+            Self::Truncated { need, have } => write!(
+                f,
+                "truncated: the record needs {need} bytes, only {have} remain"
+            ),
+            Self::ImpossibleLength { len, max } => write!(
+                f,
+                "impossible captured length {len} (more than {max})"
+            ),
+            Self::BadBlockLength { len } => write!(f, "bad pcapng block length {len}"),
+            Self::BadByteOrder { magic } => {
+                write!(f, "bad pcapng byte-order magic {magic:#010x}")
+            }
+            Self::UnknownInterface { id } => {
+                write!(f, "packet names interface {id}, which was never described")
+            }
+            Self::NoSection => write!(f, "pcapng block before the first section header"),
+        }
+    }
+}
+
+/// A capture-file error with the place it happened.
+#[derive(Debug)]
+pub struct CaptureError {
+    /// The file.
+    pub path: PathBuf,
+    /// Byte offset of the record or block that failed.
+    pub offset: u64,
+    /// Packets read successfully before the failure (the failing one is number `packets + 1`).
+    pub packets: u64,
+    /// What was wrong.
+    pub kind: CaptureErrorKind,
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: packet {} at byte offset {}: {}",
+            self.path.display(),
+            self.packets + 1,
+            self.offset,
+            self.kind
+        )
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// Timestamp units of one pcapng interface or a pcap file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TsUnit {
+    /// 10^-n seconds.
+    Dec(u8),
+    /// 2^-n seconds.
+    Bin(u8),
+}
+
+impl TsUnit {
+    fn to_nanos(self, units: u64) -> u64 {
+        match self {
+            TsUnit::Dec(n) if n <= 9 => units.saturating_mul(10u64.pow(9 - u32::from(n))),
+            TsUnit::Dec(n) => {
+                let div = 10u128.pow(u32::from(n.min(38)) - 9);
+                (u128::from(units) / div) as u64
+            }
+            TsUnit::Bin(n) => {
+                let ns = (u128::from(units) * 1_000_000_000) >> n.min(127);
+                u64::try_from(ns).unwrap_or(u64::MAX)
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    link: LinkType,
+    unit: TsUnit,
+    offset_secs: i64,
+    snaplen: u32,
+}
+
+#[derive(Debug)]
+enum Format {
+    Pcap {
+        big_endian: bool,
+        unit: TsUnit,
+        link: LinkType,
+        max_len: u32,
+    },
+    PcapNg {
+        big_endian: bool,
+        in_section: bool,
+        interfaces: Vec<Interface>,
+    },
+}
+
+/// A capture file read record by record through one reusable buffer.
+pub struct FileSource {
+    path: PathBuf,
+    input: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// File offset of `buf[start]`.
+    offset: u64,
+    eof: bool,
+    format: Format,
+    packets: u64,
+    len: Option<u64>,
+}
+
+impl fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSource")
+            .field("path", &self.path)
+            .field("offset", &self.offset)
+            .field("packets", &self.packets)
+            .finish()
+    }
+}
+
+fn u16_at(b: &[u8], big: bool) -> u16 {
+    let a = [b[0], b[1]];
+    if big {
+        u16::from_be_bytes(a)
+    } else {
+        u16::from_le_bytes(a)
+    }
+}
+
+fn u32_at(b: &[u8], big: bool) -> u32 {
+    let a = [b[0], b[1], b[2], b[3]];
+    if big {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
+}
+
+impl FileSource {
+    /// Opens a capture file and reads its header.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, CaptureError> {
+        let path = path.as_ref().to_path_buf();
+        let err = |kind| CaptureError {
+            path: path.clone(),
+            offset: 0,
+            packets: 0,
+            kind,
+        };
+        let file = File::open(&path).map_err(|e| err(CaptureErrorKind::Io(e)))?;
+        let len = file.metadata().ok().map(|m| m.len());
+        Self::from_reader(path.clone(), Box::new(file), len)
+    }
+
+    /// Reads a capture from any byte stream; `path` names it in errors.
+    pub fn from_reader(
+        path: PathBuf,
+        input: Box<dyn Read + Send>,
+        len: Option<u64>,
+    ) -> Result<Self, CaptureError> {
+        let mut src = FileSource {
+            path,
+            input,
+            buf: vec![0; BUF_SIZE],
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+            format: Format::PcapNg {
+                big_endian: false,
+                in_section: false,
+                interfaces: Vec::new(),
+            },
+            packets: 0,
+            len,
+        };
+        src.read_file_header()?;
+        Ok(src)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's length, when known.
+    pub fn len(&self) -> Option<u64> {
+        self.len
+    }
+
+    /// Whether the file is known to be empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == Some(0)
+    }
+
+    /// Packets handed out so far.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    fn error(&self, kind: CaptureErrorKind) -> CaptureError {
+        CaptureError {
+            path: self.path.clone(),
+            offset: self.offset,
+            packets: self.packets,
+            kind,
+        }
+    }
+
+    /// Makes at least `need` bytes available from `start`; false when the input ends first.
+    fn fill(&mut self, need: usize) -> Result<bool, CaptureError> {
+        if self.end - self.start >= need {
+            return Ok(true);
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if need > self.buf.len() {
+            self.buf.resize(need.next_power_of_two(), 0);
+        }
+        while self.end < need && !self.eof {
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.error(CaptureErrorKind::Io(e))),
+            }
+        }
+        Ok(self.end - self.start >= need)
+    }
+
+    fn truncated(&self, need: usize) -> CaptureError {
+        self.error(CaptureErrorKind::Truncated {
+            need: need as u64,
+            have: (self.end - self.start) as u64,
+        })
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.offset += n as u64;
+    }
+
+    fn read_file_header(&mut self) -> Result<(), CaptureError> {
+        if !self.fill(24)? && !self.fill(12)? {
+            let have = (self.end - self.start) as u64;
+            return Err(self.error(CaptureErrorKind::TooShort { len: have }));
+        }
+        let b = &self.buf[self.start..self.end];
+        let magic = [b[0], b[1], b[2], b[3]];
+        let le = u32::from_le_bytes(magic);
+        let be = u32::from_be_bytes(magic);
+        let (big_endian, unit) = match (le, be) {
+            (PCAP_US_LE, _) => (false, TsUnit::Dec(6)),
+            (PCAP_NS_LE, _) => (false, TsUnit::Dec(9)),
+            (_, PCAP_US_LE) => (true, TsUnit::Dec(6)),
+            (_, PCAP_NS_LE) => (true, TsUnit::Dec(9)),
+            (PCAPNG_SHB, _) => return Ok(()), // blocks are read by next_packet
+            _ => return Err(self.error(CaptureErrorKind::NotACapture { magic })),
+        };
+        if b.len() < 24 {
+            let have = b.len() as u64;
+            return Err(self.error(CaptureErrorKind::TooShort { len: have }));
+        }
+        let snaplen = u32_at(&b[16..], big_endian);
+        let link = LinkType::from_u32(u32_at(&b[20..], big_endian) & 0x0FFF_FFFF);
+        self.format = Format::Pcap {
+            big_endian,
+            unit,
+            link,
+            max_len: snaplen.clamp(MAX_FRAME, 16 * MAX_FRAME),
+        };
+        self.consume(24);
+        Ok(())
+    }
+
+    fn next_pcap(
+        &mut self,
+        big: bool,
+        unit: TsUnit,
+        link: LinkType,
+        max_len: u32,
+    ) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        if !self.fill(16)? {
+            if self.end == self.start {
+                return Ok(None);
+            }
+            return Err(self.truncated(16));
+        }
+        let h = &self.buf[self.start..self.start + 16];
+        let secs = u64::from(u32_at(h, big));
+        let frac = u64::from(u32_at(&h[4..], big));
+        let caplen = u32_at(&h[8..], big);
+        let orig_len = u32_at(&h[12..], big);
+        if caplen > max_len {
+            return Err(self.error(CaptureErrorKind::ImpossibleLength {
+                len: caplen,
+                max: max_len,
+            }));
+        }
+        let total = 16 + caplen as usize;
+        if !self.fill(total)? {
+            return Err(self.truncated(total));
+        }
+        let data_at = self.start + 16;
+        self.consume(total);
+        self.packets += 1;
+        Ok(Some(RawPacket {
+            ts: Timestamp(
+                secs.saturating_mul(1_000_000_000)
+                    .saturating_add(unit.to_nanos(frac)),
+            ),
+            orig_len: orig_len.max(caplen),
+            link,
+            data: &self.buf[data_at..data_at + caplen as usize],
+        }))
+    }
+
+    /// Reads pcapng blocks until a packet block, handling section and interface blocks on the way.
+    fn next_pcapng(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        loop {
+            if !self.fill(12)? {
+                if self.end == self.start {
+                    return Ok(None);
+                }
+                return Err(self.truncated(12));
+            }
+            let b = &self.buf[self.start..self.start + 12];
+            let raw_type = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let Format::PcapNg {
+                big_endian,
+                in_section,
+                ..
+            } = self.format
+            else {
+                return Ok(None);
+            };
+            let big = if raw_type == PCAPNG_SHB {
+                match u32::from_le_bytes([b[8], b[9], b[10], b[11]]) {
+                    PCAPNG_BOM => false,
+                    m if m.swap_bytes() == PCAPNG_BOM => true,
+                    magic => return Err(self.error(CaptureErrorKind::BadByteOrder { magic })),
+                }
+            } else {
+                big_endian
+            };
+            let block_type = u32_at(b, big);
+            let len = u32_at(&b[4..], big);
+            if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
+                return Err(self.error(CaptureErrorKind::BadBlockLength { len }));
+            }
+            let total = len as usize;
+            if !self.fill(total)? {
+                return Err(self.truncated(total));
+            }
+            let blk = &self.buf[self.start..self.start + total];
+            if u32_at(&blk[total - 4..], big) != len {
+                return Err(self.error(CaptureErrorKind::BadBlockLength { len }));
+            }
+            let body_start = self.start + 8;
+            let body_end = self.start + total - 4;
+            if block_type == PCAPNG_SHB {
+                self.format = Format::PcapNg {
+                    big_endian: big,
+                    in_section: true,
+                    interfaces: Vec::new(),
+                };
+                self.consume(total);
+                continue;
+            }
+            if !in_section {
+                return Err(self.error(CaptureErrorKind::NoSection));
+            }
+            match block_type {
+                1 => {
+                    let iface = parse_idb(&self.buf[body_start..body_end], big);
+                    match iface {
+                        Some(i) => {
+                            if let Format::PcapNg { interfaces, .. } = &mut self.format {
+                                interfaces.push(i);
+                            }
+                        }
+                        None => return Err(self.error(CaptureErrorKind::BadBlockLength { len })),
+                    }
+                    self.consume(total);
+                }
+                2 | 6 => {
+                    // Enhanced Packet Block (6) or the obsolete Packet Block (2).
+                    let body = &self.buf[body_start..body_end];
+                    if body.len() < 20 {
+                        return Err(self.error(CaptureErrorKind::BadBlockLength { len }));
+                    }
+                    let id = if block_type == 6 {
+                        u32_at(body, big)
+                    } else {
+                        u32::from(u16_at(body, big))
+                    };
+                    let hi = u64::from(u32_at(&body[4..], big));
+                    let lo = u64::from(u32_at(&body[8..], big));
+                    let caplen = u32_at(&body[12..], big);
+                    let orig_len = u32_at(&body[16..], big);
+                    if caplen as usize > body.len() - 20 {
+                        return Err(self.error(CaptureErrorKind::ImpossibleLength {
+                            len: caplen,
+                            max: (body.len() - 20) as u32,
+                        }));
+                    }
+                    let Some(iface) = self.interface(id) else {
+                        return Err(self.error(CaptureErrorKind::UnknownInterface { id }));
+                    };
+                    let ts = iface_time(&iface, (hi << 32) | lo);
+                    let data_at = body_start + 20;
+                    self.consume(total);
+                    self.packets += 1;
+                    return Ok(Some(RawPacket {
+                        ts,
+                        orig_len: orig_len.max(caplen),
+                        link: iface.link,
+                        data: &self.buf[data_at..data_at + caplen as usize],
+                    }));
+                }
+                3 => {
+                    // Simple Packet Block: interface 0, no timestamp.
+                    let body = &self.buf[body_start..body_end];
+                    if body.len() < 4 {
+                        return Err(self.error(CaptureErrorKind::BadBlockLength { len }));
+                    }
+                    let orig_len = u32_at(body, big);
+                    let Some(iface) = self.interface(0) else {
+                        return Err(self.error(CaptureErrorKind::UnknownInterface { id: 0 }));
+                    };
+                    let mut caplen = orig_len.min((body.len() - 4) as u32);
+                    if iface.snaplen > 0 {
+                        caplen = caplen.min(iface.snaplen);
+                    }
+                    let data_at = body_start + 4;
+                    self.consume(total);
+                    self.packets += 1;
+                    return Ok(Some(RawPacket {
+                        ts: Timestamp(0),
+                        orig_len,
+                        link: iface.link,
+                        data: &self.buf[data_at..data_at + caplen as usize],
+                    }));
+                }
+                _ => self.consume(total), // statistics, name resolution, custom: not ours
+            }
+        }
+    }
+
+    fn interface(&self, id: u32) -> Option<Interface> {
+        match &self.format {
+            Format::PcapNg { interfaces, .. } => interfaces.get(id as usize).copied(),
+            Format::Pcap { .. } => None,
+        }
+    }
+}
+
+fn iface_time(iface: &Interface, units: u64) -> Timestamp {
+    let ns = iface.unit.to_nanos(units);
+    let off = iface.offset_secs.saturating_mul(1_000_000_000);
+    Timestamp(ns.saturating_add_signed(off))
+}
+
+/// Parses an Interface Description Block body: link type, snaplen and the time options.
+fn parse_idb(body: &[u8], big: bool) -> Option<Interface> {
+    if body.len() < 8 {
+        return None;
+    }
+    let mut iface = Interface {
+        link: LinkType::from_u32(u32::from(u16_at(body, big))),
+        unit: TsUnit::Dec(6),
+        offset_secs: 0,
+        snaplen: u32_at(&body[4..], big),
+    };
+    let mut opts = &body[8..];
+    while opts.len() >= 4 {
+        let code = u16_at(opts, big);
+        let len = usize::from(u16_at(&opts[2..], big));
+        let padded = (len + 3) & !3;
+        if opts.len() < 4 + len {
+            break; // a damaged option list ends the options, not the interface
+        }
+        let val = &opts[4..4 + len];
+        match (code, len) {
+            (0, _) => break,
+            (9, 1) => {
+                iface.unit = if val[0] & 0x80 == 0 {
+                    TsUnit::Dec(val[0])
+                } else {
+                    TsUnit::Bin(val[0] & 0x7F)
+                }
+            }
+            (14, 8) => {
+                let a = [
+                    val[0], val[1], val[2], val[3], val[4], val[5], val[6], val[7],
+                ];
+                iface.offset_secs = if big {
+                    i64::from_be_bytes(a)
+                } else {
+                    i64::from_le_bytes(a)
+                };
+            }
+            _ => {}
+        }
+        opts = opts.get(4 + padded..).unwrap_or(&[]);
+    }
+    Some(iface)
+}
+
+impl PacketSource for FileSource {
+    fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        match self.format {
+            Format::Pcap {
+                big_endian,
+                unit,
+                link,
+                max_len,
+            } => self.next_pcap(big_endian, unit, link, max_len),
+            Format::PcapNg { .. } => self.next_pcapng(),
+        }
+    }
+
+    fn position(&self) -> u64 {
+        self.offset
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap_header(magic: u32, big: bool, link: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        let p32 = |v: &mut Vec<u8>, x: u32| {
+            v.extend(if big { x.to_be_bytes() } else { x.to_le_bytes() })
+        };
+        p32(&mut v, magic);
+        v.extend(if big { [0, 2, 0, 4] } else { [2, 0, 4, 0] });
+        p32(&mut v, 0);
+        p32(&mut v, 0);
+        p32(&mut v, 65535);
+        p32(&mut v, link);
+        v
+    }
+
+    fn pcap_record(v: &mut Vec<u8>, big: bool, secs: u32, frac: u32, data: &[u8]) {
+        for x in [secs, frac, data.len() as u32, data.len() as u32] {
+            v.extend(if big { x.to_be_bytes() } else { x.to_le_bytes() });
+        }
+        v.extend_from_slice(data);
+    }
+
+    fn source(bytes: Vec<u8>) -> Result<FileSource, CaptureError> {
+        let len = bytes.len() as u64;
+        FileSource::from_reader(
+            PathBuf::from("t.pcap"),
+            Box::new(io::Cursor::new(bytes)),
+            Some(len),
+        )
+    }
+
+    fn collect(src: &mut FileSource) -> Vec<(u64, LinkType, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some(p) = src.next_packet().unwrap() {
+            out.push((p.ts.0, p.link, p.data.to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn next_packet_pcap_both_byte_orders_and_resolutions() {
+        for (magic, big, frac, want_ns) in [
+            (PCAP_US_LE, false, 250_000, 250_000_000),
+            (PCAP_US_LE, true, 250_000, 250_000_000),
+            (PCAP_NS_LE, false, 7, 7),
+            (PCAP_NS_LE, true, 7, 7),
+        ] {
+            let mut f = pcap_header(magic, big, 1);
+            pcap_record(&mut f, big, 10, frac, b"abcd");
+            pcap_record(&mut f, big, 11, 0, b"ef");
+            let mut src = source(f).unwrap();
+            let got = collect(&mut src);
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].0, 10_000_000_000 + want_ns);
+            assert_eq!(got[0].1, LinkType::Ethernet);
+            assert_eq!(got[0].2, b"abcd");
+            assert_eq!(got[1].2, b"ef");
+        }
+    }
+
+    #[test]
+    fn next_packet_pcap_truncated_record_names_offset_and_packet() {
+        let mut f = pcap_header(PCAP_US_LE, false, 1);
+        pcap_record(&mut f, false, 1, 0, b"0123456789");
+        let keep = f.len();
+        pcap_record(&mut f, false, 2, 0, b"0123456789");
+        f.truncate(keep + 20);
+        let mut src = source(f).unwrap();
+        assert!(src.next_packet().unwrap().is_some());
+        let e = src.next_packet().unwrap_err();
+        assert!(matches!(e.kind, CaptureErrorKind::Truncated { need: 26, have: 20 }));
+        assert_eq!(e.offset, keep as u64);
+        assert_eq!(
+            e.to_string(),
+            format!("t.pcap: packet 2 at byte offset {keep}: truncated: the record needs 26 bytes, only 20 remain")
+        );
+    }
+
+    #[test]
+    fn next_packet_pcap_impossible_length() {
+        let mut f = pcap_header(PCAP_US_LE, false, 1);
+        f.extend(1u32.to_le_bytes());
+        f.extend(0u32.to_le_bytes());
+        f.extend(0xFFFF_FFF0u32.to_le_bytes());
+        f.extend(60u32.to_le_bytes());
+        let mut src = source(f).unwrap();
+        let e = src.next_packet().unwrap_err();
+        assert!(matches!(e.kind, CaptureErrorKind::ImpossibleLength { .. }), "{e}");
+    }
+
+    #[test]
+    fn open_rejects_non_capture_and_short_files() {
+        let e = source(b"GET / HTTP/1.1\r\n\r\n garbage garbage".to_vec()).unwrap_err();
+        assert!(matches!(e.kind, CaptureErrorKind::NotACapture { .. }));
+        assert!(e.to_string().contains("not a pcap or pcapng file"));
+        let e = source(vec![0xd4, 0xc3]).unwrap_err();
+        assert!(matches!(e.kind, CaptureErrorKind::TooShort { len: 2 }));
+    }
+
+    fn block(v: &mut Vec<u8>, big: bool, ty: u32, body: &[u8]) {
+        let mut body = body.to_vec();
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        let len = (body.len() + 12) as u32;
+        let w = |x: u32| if big { x.to_be_bytes() } else { x.to_le_bytes() };
+        v.extend(w(ty));
+        v.extend(w(len));
+        v.extend(body);
+        v.extend(w(len));
+    }
+
+    fn shb(v: &mut Vec<u8>, big: bool) {
+        let mut b = Vec::new();
+        b.extend(if big {
+            PCAPNG_BOM.to_be_bytes()
+        } else {
+            PCAPNG_BOM.to_le_bytes()
+        });
+        b.extend(if big { [0, 1, 0, 0] } else { [1, 0, 0, 0] });
+        b.extend([0xFF; 8]);
+        block(v, big, PCAPNG_SHB, &b);
+    }
+
+    fn idb(v: &mut Vec<u8>, big: bool, link: u16, tsresol: Option<u8>) {
+        let w16 = |x: u16| if big { x.to_be_bytes() } else { x.to_le_bytes() };
+        let mut b = Vec::new();
+        b.extend(w16(link));
+        b.extend(w16(0));
+        b.extend(if big {
+            0u32.to_be_bytes()
+        } else {
+            0u32.to_le_bytes()
+        });
+        if let Some(r) = tsresol {
+            b.extend(w16(9));
+            b.extend(w16(1));
+            b.extend([r, 0, 0, 0]);
+            b.extend(w16(0));
+            b.extend(w16(0));
+        }
+        block(v, big, 1, &b);
+    }
+
+    fn epb(v: &mut Vec<u8>, big: bool, iface: u32, ts: u64, data: &[u8]) {
+        let w = |x: u32| if big { x.to_be_bytes() } else { x.to_le_bytes() };
+        let mut b = Vec::new();
+        b.extend(w(iface));
+        b.extend(w((ts >> 32) as u32));
+        b.extend(w(ts as u32));
+        b.extend(w(data.len() as u32));
+        b.extend(w(data.len() as u32));
+        b.extend(data);
+        block(v, big, 6, &b);
+    }
+
+    #[test]
+    fn next_packet_pcapng_sections_interfaces_tsresol() {
+        let mut f = Vec::new();
+        shb(&mut f, false);
+        idb(&mut f, false, 1, None); // µs
+        idb(&mut f, false, 113, Some(9)); // ns
+        idb(&mut f, false, 101, Some(0x80 | 10)); // 2^-10 s
+        epb(&mut f, false, 0, 5_000_001, b"eth");
+        epb(&mut f, false, 1, 5_000_000_002, b"sll");
+        epb(&mut f, false, 2, 1024 * 3 + 512, b"raw");
+        block(&mut f, false, 5, &[0; 8]); // interface statistics: skipped
+        // A second, big-endian section resets interfaces.
+        shb(&mut f, true);
+        idb(&mut f, true, 276, Some(3));
+        epb(&mut f, true, 0, 1_500, b"sll2");
+        let mut src = source(f).unwrap();
+        let got = collect(&mut src);
+        assert_eq!(
+            got,
+            vec![
+                (5_000_001_000, LinkType::Ethernet, b"eth".to_vec()),
+                (5_000_000_002, LinkType::LinuxSll, b"sll".to_vec()),
+                (3_500_000_000, LinkType::Raw, b"raw".to_vec()),
+                (1_500_000_000, LinkType::LinuxSll2, b"sll2".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn next_packet_pcapng_unknown_interface_and_bad_length() {
+        let mut f = Vec::new();
+        shb(&mut f, false);
+        idb(&mut f, false, 1, None);
+        epb(&mut f, false, 3, 0, b"x");
+        let mut src = source(f).unwrap();
+        let e = src.next_packet().unwrap_err();
+        assert!(matches!(e.kind, CaptureErrorKind::UnknownInterface { id: 3 }));
+
+        let mut f = Vec::new();
+        shb(&mut f, false);
+        f.extend(6u32.to_le_bytes());
+        f.extend(13u32.to_le_bytes());
+        f.extend([0; 8]);
+        let mut src = source(f).unwrap();
+        let e = src.next_packet().unwrap_err();
+        assert!(matches!(e.kind, CaptureErrorKind::BadBlockLength { len: 13 }));
+    }
+
+    #[test]
+    fn next_packet_large_records_cross_buffer_refills() {
+        let mut f = pcap_header(PCAP_US_LE, false, 1);
+        let frame = vec![0xAB; 200_000];
+        for i in 0..12 {
+            pcap_record(&mut f, false, i, 0, &frame);
+        }
+        let mut src = source(f).unwrap();
+        let got = collect(&mut src);
+        assert_eq!(got.len(), 12);
+        assert!(got.iter().all(|g| g.2 == frame));
+    }
+}

@@ -1,0 +1,65 @@
+//! Classification: the facts a flow revealed (today its TLS server name) against the compiled
+//! rules, giving an app, the rule that decided and the policy verdict. Allocates only the small
+//! result, once per classified flow.
+
+use crate::rules::{CompiledRules, Verdict};
+use std::sync::Arc;
+
+/// Which signal decided a flow's app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AppSource {
+    /// The TLS ClientHello's server name over TCP.
+    Sni,
+}
+
+impl AppSource {
+    /// Name as used in events (`app_source`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppSource::Sni => "sni",
+        }
+    }
+}
+
+/// A flow's app, with what decided it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classification {
+    /// App id.
+    pub app: Arc<str>,
+    /// The signal that decided.
+    pub source: AppSource,
+    /// The rule, `file:line`.
+    pub rule: Arc<str>,
+    /// The policy verdict for the app.
+    pub verdict: Verdict,
+}
+
+/// Classifies a server name; `None` when no rule claims it.
+pub fn by_server_name(rules: &CompiledRules, name: &[u8]) -> Option<Classification> {
+    let m = rules.match_host(name)?;
+    let app = rules.apps().get(usize::from(m.app))?;
+    Some(Classification {
+        app: Arc::clone(&app.id),
+        source: AppSource::Sni,
+        rule: Arc::clone(&m.rule),
+        verdict: app.verdict,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_server_name_with_default_rules() {
+        let rules = crate::rules::defaults().unwrap();
+        let c = by_server_name(&rules, b"g.whatsapp.net").unwrap();
+        assert_eq!(&*c.app, "whatsapp");
+        assert_eq!(c.verdict, Verdict::Flag);
+        assert!(c.rule.starts_with("whatsapp.toml:"), "{}", c.rule);
+        assert!(by_server_name(&rules, b"www.example.com").is_none());
+        // Meta's shared infrastructure is not WhatsApp.
+        let fb = by_server_name(&rules, b"static.xx.fbcdn.net");
+        assert!(fb.as_ref().is_none_or(|c| &*c.app != "whatsapp"), "{fb:?}");
+    }
+}

@@ -1,0 +1,548 @@
+//! Per-worker flow state: the table, TCP tracking, timeouts in packet time, and the client's first
+//! bytes reassembled until a ClientHello is complete. Never locks; never reads the clock.
+//!
+//! A worker's [`FlowTracker`] owns everything here. Packets come in with their precomputed key
+//! hash; ended flows go out as [`FlowRecord`]s into a caller-owned `Vec`.
+
+pub mod key;
+pub mod reasm;
+pub mod table;
+
+pub use key::{FlowHasher, FlowKey};
+
+use crate::capture::Timestamp;
+use crate::classify::{self, Classification};
+use crate::decode::{tcp_flags, PacketMeta, Transport};
+use crate::proto::tls::ClientHello;
+use crate::rules::CompiledRules;
+use reasm::{ClientPrefix, HelloScan};
+use std::sync::Arc;
+use table::{FlowTable, TimeoutClass};
+
+const SEC: u64 = 1_000_000_000;
+
+/// Flow timeouts and limits; all times are packet time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// An open TCP connection ends after this long without a packet (default 300 s).
+    pub tcp_idle_ns: u64,
+    /// A UDP conversation ends after this long without a packet (default 60 s).
+    pub udp_idle_ns: u64,
+    /// After FIN both ways or a RST, a TCP connection ends after this long (default 5 s).
+    pub closing_grace_ns: u64,
+    /// Most flows this tracker holds; the least recently seen is evicted past it.
+    pub max_flows: usize,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            tcp_idle_ns: 300 * SEC,
+            udp_idle_ns: 60 * SEC,
+            closing_grace_ns: 5 * SEC,
+            max_flows: 1_000_000,
+        }
+    }
+}
+
+impl FlowConfig {
+    fn timeout(&self, class: TimeoutClass) -> u64 {
+        match class {
+            TimeoutClass::Tcp => self.tcp_idle_ns,
+            TimeoutClass::Udp => self.udp_idle_ns,
+            TimeoutClass::Closing => self.closing_grace_ns,
+        }
+    }
+}
+
+/// Counters of one direction of a flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirStats {
+    /// Packets.
+    pub packets: u64,
+    /// Frame bytes on the wire.
+    pub bytes: u64,
+    /// Transport payload bytes captured.
+    pub payload: u64,
+    /// TCP flags seen (OR of all packets).
+    pub flags: u8,
+}
+
+/// What a flow's ClientHello said, kept once per flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Server name (lossy UTF-8).
+    pub sni: Option<Box<str>>,
+    /// ALPN protocols offered.
+    pub alpn: Box<[Box<str>]>,
+    /// Highest version offered.
+    pub version: u16,
+    /// An ECH extension was present (the SNI is then the outer, public name).
+    pub ech: bool,
+    /// An ESNI extension was present.
+    pub esni: bool,
+}
+
+impl From<&ClientHello<'_>> for TlsInfo {
+    fn from(ch: &ClientHello<'_>) -> Self {
+        let text = |b: &[u8]| Box::<str>::from(String::from_utf8_lossy(b));
+        TlsInfo {
+            sni: ch.sni.map(text),
+            alpn: ch.alpn.iter().map(|a| text(a)).collect(),
+            version: ch.max_version(),
+            ech: ch.ech,
+            esni: ch.esni,
+        }
+    }
+}
+
+/// Why a flow ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// FIN in both directions, then the grace period.
+    Fin,
+    /// A RST, then the grace period.
+    Rst,
+    /// No packet for the idle timeout.
+    Idle,
+    /// The input ended (replay) or the sensor stopped.
+    Eof,
+    /// The table was full and this was the least recently seen flow.
+    Evicted,
+    /// A new connection (a fresh SYN) took over the 5-tuple of one that never closed.
+    Reused,
+}
+
+impl EndReason {
+    /// Name as used in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::Idle => "idle",
+            EndReason::Eof => "end_of_input",
+            EndReason::Evicted => "evicted",
+            EndReason::Reused => "reused",
+        }
+    }
+}
+
+/// TCP facts tracked per flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpTrack {
+    /// The client's SYN was seen.
+    pub syn: bool,
+    /// The client's initial sequence number, when its SYN was seen.
+    pub isn: u32,
+    /// Sequence number of the client's first data byte, from the SYN or the SYN-ACK.
+    pub client_base: Option<u32>,
+    /// FIN seen from the client.
+    pub fin_client: bool,
+    /// FIN seen from the server.
+    pub fin_server: bool,
+    /// RST seen.
+    pub rst: bool,
+}
+
+/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 192 bytes on
+/// 64-bit targets); the handshake buffer and TLS facts are boxed and allocated only when needed.
+#[derive(Debug)]
+pub struct Flow {
+    /// Direction-normalised key.
+    pub key: FlowKey,
+    /// The key's hash.
+    pub hash: u64,
+    /// Whether the client is the key's `lo` endpoint.
+    pub client_is_lo: bool,
+    /// First packet time.
+    pub first_ts: Timestamp,
+    /// Last packet time.
+    pub last_ts: Timestamp,
+    /// Client to server.
+    pub to_server: DirStats,
+    /// Server to client.
+    pub to_client: DirStats,
+    /// TCP tracking (unused for UDP).
+    pub tcp: TcpTrack,
+    /// Client bytes being reassembled until the handshake is found.
+    pub hello: Option<Box<ClientPrefix>>,
+    /// No more handshake search for this flow.
+    pub hello_done: bool,
+    /// What the ClientHello said.
+    pub tls: Option<Box<TlsInfo>>,
+    /// The app, once known.
+    pub app: Option<Box<Classification>>,
+}
+
+impl Flow {
+    /// A new flow first seen at `ts`.
+    pub fn new(key: FlowKey, hash: u64, client_is_lo: bool, ts: Timestamp) -> Self {
+        Flow {
+            key,
+            hash,
+            client_is_lo,
+            first_ts: ts,
+            last_ts: ts,
+            to_server: DirStats::default(),
+            to_client: DirStats::default(),
+            tcp: TcpTrack::default(),
+            hello: None,
+            hello_done: false,
+            tls: None,
+            app: None,
+        }
+    }
+
+    /// The client endpoint.
+    pub fn client(&self) -> (crate::decode::Addr, u16) {
+        if self.client_is_lo {
+            self.key.lo
+        } else {
+            self.key.hi
+        }
+    }
+
+    /// The server endpoint.
+    pub fn server(&self) -> (crate::decode::Addr, u16) {
+        if self.client_is_lo {
+            self.key.hi
+        } else {
+            self.key.lo
+        }
+    }
+
+    fn closing(&self) -> bool {
+        self.tcp.rst || (self.tcp.fin_client && self.tcp.fin_server)
+    }
+
+    fn class(&self) -> TimeoutClass {
+        match self.key.transport {
+            Transport::Udp => TimeoutClass::Udp,
+            Transport::Tcp if self.closing() => TimeoutClass::Closing,
+            Transport::Tcp => TimeoutClass::Tcp,
+        }
+    }
+
+    /// How this flow ends if it ends now for lack of packets.
+    fn quiet_end(&self) -> EndReason {
+        if self.tcp.rst {
+            EndReason::Rst
+        } else if self.closing() {
+            EndReason::Fin
+        } else {
+            EndReason::Idle
+        }
+    }
+
+    /// Whether a SYN (without ACK) from `from_client`'s side opens a new connection rather than
+    /// repeating this one's.
+    fn is_new_connection(&self, m: &PacketMeta, from_client: bool) -> bool {
+        let same_syn = from_client && self.tcp.syn && m.seq == self.tcp.isn;
+        if same_syn {
+            return false; // a retransmitted SYN
+        }
+        self.closing()
+            || self.tcp.syn
+            || self.to_server.payload > 0
+            || self.to_client.payload > 0
+            || !from_client
+    }
+}
+
+/// An ended flow, on its way to the event writer.
+#[derive(Debug)]
+pub struct FlowRecord {
+    /// The flow's final state.
+    pub flow: Flow,
+    /// Why it ended.
+    pub reason: EndReason,
+}
+
+/// Plain counters of one tracker; summed by whoever owns the trackers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Packets processed.
+    pub packets: u64,
+    /// Frame bytes processed.
+    pub bytes: u64,
+    /// Flows created.
+    pub flows: u64,
+    /// Flows evicted because the table was full.
+    pub evicted: u64,
+    /// ClientHellos read.
+    pub hellos: u64,
+    /// Flows whose handshake search ended without a ClientHello.
+    pub hello_gave_up: u64,
+    /// Segments whose bytes disagreed with bytes already held.
+    pub overlap_conflicts: u64,
+    /// Segments dropped by the reassembly limits (cap or holes).
+    pub reasm_dropped: u64,
+    /// Most flows held at once.
+    pub peak_flows: u64,
+}
+
+impl TrackerStats {
+    /// Adds another tracker's counters (peaks add too: trackers hold disjoint flows).
+    pub fn add(&mut self, o: &TrackerStats) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.flows += o.flows;
+        self.evicted += o.evicted;
+        self.hellos += o.hellos;
+        self.hello_gave_up += o.hello_gave_up;
+        self.overlap_conflicts += o.overlap_conflicts;
+        self.reasm_dropped += o.reasm_dropped;
+        self.peak_flows += o.peak_flows;
+    }
+}
+
+/// The flow logic of one worker.
+#[derive(Debug)]
+pub struct FlowTracker {
+    table: FlowTable,
+    cfg: FlowConfig,
+    rules: Arc<CompiledRules>,
+    scratch: Vec<u8>,
+    now: Timestamp,
+    next_sweep: Timestamp,
+    /// Counters.
+    pub stats: TrackerStats,
+}
+
+/// How often (in packet time) idle flows are looked for.
+const SWEEP_EVERY: u64 = SEC;
+
+/// Whether the sender of a packet without SYN information looks like the client: a port below
+/// 1024 on one side only marks that side as the server; otherwise the first packet's sender is
+/// taken as the client.
+fn sender_looks_like_client(sport: u16, dport: u16) -> bool {
+    !(sport < 1024 && dport >= 1024)
+}
+
+impl FlowTracker {
+    /// A tracker with its own table, sharing the compiled rules.
+    pub fn new(cfg: FlowConfig, rules: Arc<CompiledRules>) -> Self {
+        FlowTracker {
+            table: FlowTable::new(cfg.max_flows),
+            cfg,
+            rules,
+            scratch: Vec::with_capacity(4096),
+            now: Timestamp(0),
+            next_sweep: Timestamp(0),
+            stats: TrackerStats::default(),
+        }
+    }
+
+    /// Flows held now.
+    pub fn active(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Replaces the rules used for flows classified from now on.
+    pub fn set_rules(&mut self, rules: Arc<CompiledRules>) {
+        self.rules = rules;
+    }
+
+    /// Processes one packet; flows that end on the way are pushed to `out`.
+    pub fn packet(
+        &mut self,
+        m: &PacketMeta,
+        hash: u64,
+        payload: &[u8],
+        out: &mut Vec<FlowRecord>,
+    ) {
+        self.stats.packets += 1;
+        self.stats.bytes += u64::from(m.wire_len);
+        self.advance(m.ts, out);
+        let (key, src_is_lo) = FlowKey::of(m);
+        let is_tcp = m.transport == Transport::Tcp;
+        let syn_only = is_tcp && m.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+        let mut slot = self.table.find(hash, &key);
+        if let Some(i) = slot {
+            if let Some(f) = self.table.get(i) {
+                let from_client = src_is_lo == f.client_is_lo;
+                let idle = m.ts.0 > f.last_ts.0.saturating_add(self.cfg.timeout(f.class()));
+                let end = if idle {
+                    Some(f.quiet_end())
+                } else if syn_only && f.is_new_connection(m, from_client) {
+                    Some(if f.closing() {
+                        f.quiet_end()
+                    } else {
+                        EndReason::Reused
+                    })
+                } else {
+                    None
+                };
+                if let Some(reason) = end {
+                    self.end(i, reason, out);
+                    slot = None;
+                }
+            }
+        }
+        let i = match slot {
+            Some(i) => i,
+            None => self.create(key, hash, src_is_lo, m, out),
+        };
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        let from_client = src_is_lo == f.client_is_lo;
+        let d = if from_client {
+            &mut f.to_server
+        } else {
+            &mut f.to_client
+        };
+        d.packets += 1;
+        d.bytes += u64::from(m.wire_len);
+        d.payload += payload.len() as u64;
+        d.flags |= m.flags;
+        if m.ts > f.last_ts {
+            f.last_ts = m.ts;
+        }
+        if is_tcp {
+            track_tcp(f, m, from_client);
+            if from_client && !payload.is_empty() && !f.hello_done {
+                self.client_bytes(i, m.seq, payload);
+            }
+        }
+        if let Some(f) = self.table.get(i) {
+            let class = f.class();
+            self.table.touch(i, class);
+        }
+    }
+
+    fn create(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        src_is_lo: bool,
+        m: &PacketMeta,
+        out: &mut Vec<FlowRecord>,
+    ) -> u32 {
+        if self.table.is_full() {
+            if let Some(old) = self.table.oldest_overall() {
+                self.stats.evicted += 1;
+                self.end(old, EndReason::Evicted, out);
+            }
+        }
+        let syn = m.flags & tcp_flags::SYN != 0;
+        let ack = m.flags & tcp_flags::ACK != 0;
+        let src_is_client = match (m.transport, syn, ack) {
+            (Transport::Tcp, true, false) => true,
+            (Transport::Tcp, true, true) => false,
+            _ => sender_looks_like_client(m.sport, m.dport),
+        };
+        let client_is_lo = src_is_lo == src_is_client;
+        let flow = Flow::new(key, hash, client_is_lo, m.ts);
+        let class = flow.class();
+        self.stats.flows += 1;
+        let i = self.table.insert(flow, class);
+        self.stats.peak_flows = self.stats.peak_flows.max(self.table.len() as u64);
+        i
+    }
+
+    /// Feeds client payload to the handshake search, and classifies when a hello completes.
+    fn client_bytes(&mut self, i: u32, seq: u32, payload: &[u8]) {
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        let base = f.tcp.client_base.unwrap_or(seq);
+        let prefix = f.hello.get_or_insert_with(|| Box::new(ClientPrefix::new(base)));
+        let ins = prefix.insert(seq, payload);
+        self.stats.overlap_conflicts += u64::from(ins.conflict);
+        self.stats.reasm_dropped += u64::from(ins.beyond_cap || ins.too_many_holes);
+        if !ins.grew {
+            return;
+        }
+        let done = match prefix.scan_hello(&mut self.scratch) {
+            HelloScan::Found(ch) => {
+                let tls = TlsInfo::from(&ch);
+                self.stats.hellos += 1;
+                f.app = ch
+                    .sni
+                    .and_then(|name| classify::by_server_name(&self.rules, name))
+                    .map(Box::new);
+                f.tls = Some(Box::new(tls));
+                true
+            }
+            HelloScan::GiveUp => {
+                self.stats.hello_gave_up += 1;
+                true
+            }
+            HelloScan::Pending => false,
+        };
+        if done {
+            f.hello_done = true;
+            f.hello = None;
+        }
+    }
+
+    /// Moves packet time forward and ends the flows that went quiet.
+    pub fn advance(&mut self, now: Timestamp, out: &mut Vec<FlowRecord>) {
+        if now > self.now {
+            self.now = now;
+        }
+        if self.now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = self.now.plus_nanos(SWEEP_EVERY);
+        for class in [TimeoutClass::Closing, TimeoutClass::Udp, TimeoutClass::Tcp] {
+            let timeout = self.cfg.timeout(class);
+            while let Some(i) = self.table.oldest(class) {
+                let Some(f) = self.table.get(i) else { break };
+                if f.last_ts.0.saturating_add(timeout) >= self.now.0 {
+                    break;
+                }
+                let reason = f.quiet_end();
+                self.end(i, reason, out);
+            }
+        }
+    }
+
+    /// Ends every flow (end of input or shutdown), oldest first.
+    pub fn finish(&mut self, out: &mut Vec<FlowRecord>) {
+        for flow in self.table.drain() {
+            let reason = if flow.closing() {
+                flow.quiet_end()
+            } else {
+                EndReason::Eof
+            };
+            out.push(FlowRecord {
+                flow: Flow { hello: None, ..flow },
+                reason,
+            });
+        }
+    }
+
+    fn end(&mut self, i: u32, reason: EndReason, out: &mut Vec<FlowRecord>) {
+        if let Some(mut flow) = self.table.remove(i) {
+            flow.hello = None;
+            out.push(FlowRecord { flow, reason });
+        }
+    }
+}
+
+fn track_tcp(f: &mut Flow, m: &PacketMeta, from_client: bool) {
+    let syn = m.flags & tcp_flags::SYN != 0;
+    let ack = m.flags & tcp_flags::ACK != 0;
+    if syn && !ack && from_client && !f.tcp.syn {
+        f.tcp.syn = true;
+        f.tcp.isn = m.seq;
+        f.tcp.client_base = Some(m.seq.wrapping_add(1));
+    } else if syn && ack && !from_client && f.tcp.client_base.is_none() {
+        f.tcp.client_base = Some(m.ack);
+    }
+    if m.flags & tcp_flags::FIN != 0 {
+        if from_client {
+            f.tcp.fin_client = true;
+        } else {
+            f.tcp.fin_server = true;
+        }
+    }
+    if m.flags & tcp_flags::RST != 0 {
+        f.tcp.rst = true;
+    }
+}
+
+#[cfg(test)]
+mod tests;

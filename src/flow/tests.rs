@@ -1,0 +1,287 @@
+//! Tracker tests: packets as `PacketMeta` plus payload, no frames needed.
+
+use super::*;
+use crate::decode::{Addr, MAX_VLANS};
+use crate::proto::tls::tests::{big_hello, records};
+use std::net::Ipv4Addr;
+
+const C: [u8; 4] = [10, 1, 0, 5];
+const S: [u8; 4] = [192, 0, 2, 10];
+
+struct Pkt {
+    m: PacketMeta,
+    payload: Vec<u8>,
+}
+
+fn pkt(ts_ms: u64, from_client: bool, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Pkt {
+    let (src, dst, sport, dport) = if from_client {
+        (C, S, 50_000, 443)
+    } else {
+        (S, C, 443, 50_000)
+    };
+    Pkt {
+        m: PacketMeta {
+            ts: Timestamp(ts_ms * 1_000_000),
+            wire_len: 54 + payload.len() as u32,
+            src: Addr::from(Ipv4Addr::from(src)),
+            dst: Addr::from(Ipv4Addr::from(dst)),
+            sport,
+            dport,
+            transport: Transport::Tcp,
+            vlans: [0; MAX_VLANS],
+            nvlan: 0,
+            flags,
+            seq,
+            ack,
+            payload_off: 0,
+            payload_len: payload.len() as u32,
+        },
+        payload: payload.to_vec(),
+    }
+}
+
+const SYN: u8 = tcp_flags::SYN;
+const SA: u8 = tcp_flags::SYN | tcp_flags::ACK;
+const A: u8 = tcp_flags::ACK;
+const PA: u8 = tcp_flags::PSH | tcp_flags::ACK;
+const FA: u8 = tcp_flags::FIN | tcp_flags::ACK;
+
+fn tracker(max_flows: usize) -> (FlowTracker, FlowHasher) {
+    let cfg = FlowConfig {
+        max_flows,
+        ..FlowConfig::default()
+    };
+    let rules = Arc::new(crate::rules::defaults().unwrap());
+    (FlowTracker::new(cfg, rules), FlowHasher::default())
+}
+
+fn run(t: &mut FlowTracker, h: &FlowHasher, pkts: &[Pkt]) -> Vec<FlowRecord> {
+    let mut out = Vec::new();
+    for p in pkts {
+        let hash = FlowKey::of(&p.m).0.hash_with(h);
+        t.packet(&p.m, hash, &p.payload, &mut out);
+    }
+    t.finish(&mut out);
+    out
+}
+
+/// A whole connection: handshake, the hello in the given segment order, a reply, FIN both ways.
+fn connection(t0: u64, isn: u32, name: &str, cuts: &[usize], order: &[usize]) -> Vec<Pkt> {
+    let hello = records(&big_hello(name), 700);
+    let mut bounds = vec![0];
+    bounds.extend(cuts.iter().copied());
+    bounds.push(hello.len());
+    let segs: Vec<(u32, &[u8])> = bounds
+        .windows(2)
+        .map(|w| (isn + 1 + w[0] as u32, &hello[w[0]..w[1]]))
+        .collect();
+    let mut v = vec![
+        pkt(t0, true, SYN, isn, 0, b""),
+        pkt(t0 + 10, false, SA, 9000, isn + 1, b""),
+        pkt(t0 + 20, true, A, isn + 1, 9001, b""),
+    ];
+    for (k, &o) in order.iter().enumerate() {
+        let (seq, data) = segs[o];
+        v.push(pkt(t0 + 30 + k as u64, true, PA, seq, 9001, data));
+    }
+    let end = isn + 1 + hello.len() as u32;
+    v.push(pkt(t0 + 60, false, PA, 9001, end, &[0x16; 1200]));
+    v.push(pkt(t0 + 70, true, FA, end, 10_201, b""));
+    v.push(pkt(t0 + 80, false, FA, 10_201, end + 1, b""));
+    v.push(pkt(t0 + 90, true, A, end + 1, 10_202, b""));
+    v
+}
+
+fn sni(r: &FlowRecord) -> Option<&str> {
+    r.flow.tls.as_ref().and_then(|t| t.sni.as_deref())
+}
+
+fn app(r: &FlowRecord) -> Option<&str> {
+    r.flow.app.as_ref().map(|a| &*a.app)
+}
+
+#[test]
+fn flow_size_stays_small() {
+    // The per-flow budget is 256 bytes; buffers are boxed and freed after classification.
+    assert!(std::mem::size_of::<Flow>() <= 256, "{}", std::mem::size_of::<Flow>());
+}
+
+#[test]
+fn packet_hello_split_out_of_order_with_retransmission() {
+    let (mut t, h) = tracker(100);
+    // Segments 2, 0, 0 again (retransmission), 1.
+    let pkts = connection(0, 1000, "mmg.whatsapp.net", &[600, 1200], &[2, 0, 0, 1]);
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(out.len(), 1);
+    let r = &out[0];
+    assert_eq!(sni(r), Some("mmg.whatsapp.net"));
+    assert_eq!(app(r), Some("whatsapp"));
+    assert_eq!(r.reason, EndReason::Fin);
+    assert_eq!(r.flow.client().1, 50_000);
+    assert_eq!(r.flow.to_server.packets, 8);
+    assert_eq!(r.flow.to_client.packets, 3);
+    assert!(r.flow.tcp.syn);
+    assert_eq!(t.stats.hellos, 1);
+    assert_eq!(t.stats.overlap_conflicts, 0);
+}
+
+#[test]
+fn packet_new_connection_reusing_finished_five_tuple_is_a_new_flow() {
+    let (mut t, h) = tracker(100);
+    let mut pkts = connection(0, 1000, "zoom.us", &[], &[0]);
+    // Same ports again, one second later (within the closing grace), a different name.
+    pkts.extend(connection(1000, 777_000, "chat.signal.org", &[300], &[0, 1]));
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(out.len(), 2);
+    assert_eq!(sni(&out[0]), Some("zoom.us"));
+    assert_eq!(out[0].reason, EndReason::Fin);
+    assert_eq!(sni(&out[1]), Some("chat.signal.org"));
+    assert_eq!(app(&out[1]), Some("signal"));
+    assert_eq!(out[0].flow.to_server.packets + out[1].flow.to_server.packets, 11);
+}
+
+#[test]
+fn packet_new_syn_on_open_connection_ends_it_as_reused() {
+    let (mut t, h) = tracker(100);
+    let mut pkts = connection(0, 1000, "zoom.us", &[], &[0]);
+    pkts.truncate(5); // no FIN
+    pkts.push(pkt(100, true, SYN, 55_555, 0, b""));
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].reason, EndReason::Reused);
+    assert_eq!(out[1].reason, EndReason::Eof);
+    assert_eq!(out[1].flow.to_server.packets, 1);
+}
+
+#[test]
+fn packet_retransmitted_syn_is_not_a_new_connection() {
+    let (mut t, h) = tracker(100);
+    let pkts = [
+        pkt(0, true, SYN, 5, 0, b""),
+        pkt(1000, true, SYN, 5, 0, b""),
+        pkt(1010, false, SA, 9, 6, b""),
+    ];
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flow.to_server.packets, 2);
+}
+
+#[test]
+fn packet_mid_flow_start_takes_the_low_port_as_server() {
+    let (mut t, h) = tracker(100);
+    // The capture starts with the server's data; no SYN, no hello.
+    let pkts = [
+        pkt(0, false, PA, 9000, 1000, &[0x17; 300]),
+        pkt(1, true, A, 1000, 9300, b""),
+    ];
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(out.len(), 1);
+    let f = &out[0].flow;
+    assert_eq!(f.client().1, 50_000);
+    assert_eq!(f.server().1, 443);
+    assert_eq!(f.to_client.payload, 300);
+    assert!(f.tls.is_none() && !f.tcp.syn);
+}
+
+#[test]
+fn packet_one_direction_only_still_finds_the_hello() {
+    let (mut t, h) = tracker(100);
+    let pkts: Vec<Pkt> = connection(0, 42, "discord.com", &[500], &[0, 1])
+        .into_iter()
+        .filter(|p| p.m.sport == 50_000)
+        .collect();
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(out.len(), 1);
+    assert_eq!(app(&out[0]), Some("discord"));
+    assert_eq!(out[0].flow.to_client.packets, 0);
+}
+
+#[test]
+fn packet_idle_timeout_splits_flows_in_packet_time() {
+    let (mut t, h) = tracker(100);
+    let pkts = [
+        pkt(0, true, PA, 1, 1, b"x"),
+        pkt(301_000, true, PA, 2, 1, b"y"),
+    ];
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].reason, EndReason::Idle);
+}
+
+#[test]
+fn advance_expires_quiet_flows_without_new_packets_for_them() {
+    let (mut t, h) = tracker(100);
+    let mut out = Vec::new();
+    let p = pkt(0, true, SYN, 1, 0, b"");
+    let hash = FlowKey::of(&p.m).0.hash_with(&h);
+    t.packet(&p.m, hash, &p.payload, &mut out);
+    t.advance(Timestamp(299 * SEC), &mut out);
+    assert!(out.is_empty());
+    t.advance(Timestamp(302 * SEC), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].reason, EndReason::Idle);
+    assert_eq!(t.active(), 0);
+}
+
+#[test]
+fn packet_full_table_evicts_least_recently_seen() {
+    let (mut t, h) = tracker(2);
+    let mut pkts = Vec::new();
+    for (k, port) in [1000u16, 1001, 1000, 1002].iter().enumerate() {
+        let mut p = pkt(k as u64, true, SYN, 1, 0, b"");
+        p.m.sport = *port;
+        pkts.push(p);
+    }
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(t.stats.evicted, 1);
+    let evicted: Vec<u16> = out
+        .iter()
+        .filter(|r| r.reason == EndReason::Evicted)
+        .map(|r| r.flow.client().1)
+        .collect();
+    assert_eq!(evicted, vec![1001]);
+    assert_eq!(out.len(), 3);
+}
+
+#[test]
+fn packet_rst_ends_after_grace_with_reason_rst() {
+    let (mut t, h) = tracker(100);
+    let pkts = [
+        pkt(0, true, SYN, 1, 0, b""),
+        pkt(1, false, tcp_flags::RST | tcp_flags::ACK, 0, 2, b""),
+        // Another flow's packet 6 s later moves time past the grace.
+        Pkt {
+            m: PacketMeta {
+                sport: 40_000,
+                ..pkt(6_100, true, SYN, 7, 0, b"").m
+            },
+            payload: vec![],
+        },
+    ];
+    let mut out = Vec::new();
+    for p in &pkts {
+        let hash = FlowKey::of(&p.m).0.hash_with(&h);
+        t.packet(&p.m, hash, &p.payload, &mut out);
+    }
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].reason, EndReason::Rst);
+}
+
+#[test]
+fn packet_conflicting_overlap_keeps_first_bytes() {
+    let (mut t, h) = tracker(100);
+    let hello = records(&big_hello("web.telegram.org"), 16_000);
+    let mut forged = hello.clone();
+    for b in &mut forged[100..200] {
+        *b ^= 0xff;
+    }
+    let pkts = [
+        pkt(0, true, SYN, 10, 0, b""),
+        pkt(1, true, PA, 11, 0, &hello[..300]),
+        pkt(2, true, PA, 11, 0, &forged[..300]),
+        pkt(3, true, PA, 311, 0, &hello[300..]),
+    ];
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(sni(&out[0]), Some("web.telegram.org"));
+    assert_eq!(t.stats.overlap_conflicts, 1);
+}

@@ -1,0 +1,415 @@
+//! TLS ClientHello: pure functions from the client's first stream bytes to a typed summary.
+//! Holds no state; reassembly lives in `flow::reasm`, JSON shaping in `export::events`.
+//!
+//! A ClientHello may span several TLS records (and so several TCP segments): RFC 8446 §5.1 lets a
+//! handshake message be fragmented over records of the same content type. Post-quantum key shares
+//! make 1.5–2 KB hellos ordinary, so this is the normal case, not an oddity.
+//!
+//! ```text
+//! TLSPlaintext { type(1)=22, legacy_record_version(2), length(2), fragment[length] }
+//! Handshake    { msg_type(1)=1, length(3), ClientHello[length] }
+//! ClientHello  { legacy_version(2), random(32), session_id<0..32>, cipher_suites<2..2^16-2>,
+//!                legacy_compression_methods<1..2^8-1>, extensions<8..2^16-1> }
+//! ```
+
+use tls_parser::{
+    parse_tls_extension_alpn_content, parse_tls_extension_sni_content,
+    parse_tls_handshake_client_hello, SNIType, TlsExtension,
+};
+
+/// TLS record content type of handshake messages.
+const CONTENT_HANDSHAKE: u8 = 22;
+/// Handshake message type of a ClientHello.
+const HS_CLIENT_HELLO: u8 = 1;
+/// Largest record fragment a peer may send (RFC 8446 §5.1 plus the ciphertext expansion slack).
+pub const MAX_RECORD: usize = 16_384 + 2_048;
+/// Largest ClientHello accepted; the reassembly buffer is smaller anyway.
+pub const MAX_HELLO: usize = 64 * 1024;
+
+/// Extension numbers that matter here (IANA "TLS ExtensionType Values").
+mod ext {
+    pub const SERVER_NAME: u16 = 0;
+    pub const ALPN: u16 = 16;
+    pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const ECH: u16 = 0xfe0d;
+    pub const ECH_DRAFTS: std::ops::RangeInclusive<u16> = 0xfe08..=0xfe0c;
+    pub const ESNI: u16 = 0xffce;
+}
+
+/// Why no ClientHello could be read (yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsError {
+    /// More bytes are needed: at least `needed` in total from the start of the first record.
+    Incomplete {
+        /// Total stream bytes needed from the record start.
+        needed: usize,
+    },
+    /// The bytes do not start with a TLS handshake record.
+    NotTls,
+    /// A handshake record, but its first message is not a ClientHello.
+    NotClientHello,
+    /// A ClientHello whose fields do not add up.
+    Malformed(&'static str),
+}
+
+/// What a ClientHello says, borrowing the stream or the caller's scratch buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientHello<'a> {
+    /// `legacy_version` of the ClientHello body.
+    pub legacy_version: u16,
+    /// Versions listed in `supported_versions`, GREASE values removed, in order.
+    pub supported_versions: Vec<u16>,
+    /// The first host_name of the server_name extension.
+    pub sni: Option<&'a [u8]>,
+    /// ALPN protocol names in the order offered.
+    pub alpn: Vec<&'a [u8]>,
+    /// An encrypted_client_hello extension (RFC 9849 or a late draft) is present.
+    pub ech: bool,
+    /// An encrypted_server_name extension (the ESNI draft) is present.
+    pub esni: bool,
+    /// Stream bytes the hello took, record headers included.
+    pub consumed: usize,
+}
+
+impl ClientHello<'_> {
+    /// The highest version offered: the top of `supported_versions`, else `legacy_version`.
+    pub fn max_version(&self) -> u16 {
+        self.supported_versions
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(self.legacy_version)
+    }
+}
+
+/// Whether a version or group value is a GREASE value (RFC 8701: 0x?A?A with both bytes equal).
+pub fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
+}
+
+/// A short name for a TLS version number ("1.3", "1.2", ..., "ssl3"), or None when unknown.
+pub fn version_name(v: u16) -> Option<&'static str> {
+    Some(match v {
+        0x0300 => "ssl3",
+        0x0301 => "1.0",
+        0x0302 => "1.1",
+        0x0303 => "1.2",
+        0x0304 => "1.3",
+        _ => return None,
+    })
+}
+
+/// Whether `b` could begin a TLS record that carries a ClientHello: the first bytes of a handshake
+/// record header followed by the ClientHello message type. Needs 6 bytes; fewer gives false.
+pub fn looks_like_client_hello(b: &[u8]) -> bool {
+    b.len() >= 6
+        && b[0] == CONTENT_HANDSHAKE
+        && b[1] == 3
+        && b[2] <= 4
+        && usize::from(u16::from_be_bytes([b[3], b[4]])) <= MAX_RECORD
+        && b[5] == HS_CLIENT_HELLO
+}
+
+/// Reads a ClientHello from a client stream that starts with a TLS record header.
+///
+/// When the handshake message spans several records, their fragments are concatenated into
+/// `scratch` (cleared first), and the result borrows from it. `Incomplete` asks for more stream.
+pub fn parse_client_hello<'a>(
+    stream: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> Result<ClientHello<'a>, TlsError> {
+    let (first, mut at) = record(stream, 0)?;
+    if first.len() < 4 {
+        // A handshake header split over records is legal but unseen in practice; handle it anyway.
+        if first.first().is_some_and(|&t| t != HS_CLIENT_HELLO) {
+            return Err(TlsError::NotClientHello);
+        }
+    } else if first[0] != HS_CLIENT_HELLO {
+        return Err(TlsError::NotClientHello);
+    }
+    // Collect fragments until the 4-byte header and the message it announces are complete.
+    let hs: &'a [u8] = if first.len() >= 4 && first.len() >= 4 + hs_len(first) {
+        &first[..4 + hs_len(first)]
+    } else {
+        scratch.clear();
+        scratch.extend_from_slice(first);
+        loop {
+            if scratch.len() >= 4 {
+                let need = 4 + hs_len(scratch);
+                if need > MAX_HELLO {
+                    return Err(TlsError::Malformed("ClientHello longer than 64 KiB"));
+                }
+                if scratch.len() >= need {
+                    scratch.truncate(need);
+                    break;
+                }
+            }
+            let (frag, next) = record(stream, at)?;
+            scratch.extend_from_slice(frag);
+            at = next;
+        }
+        scratch.as_slice()
+    };
+    let body = &hs[4..];
+    let (_, ch) = parse_tls_handshake_client_hello(body)
+        .map_err(|_| TlsError::Malformed("ClientHello body does not parse"))?;
+    let mut out = ClientHello {
+        legacy_version: ch.version.0,
+        supported_versions: Vec::new(),
+        sni: None,
+        alpn: Vec::new(),
+        ech: false,
+        esni: false,
+        consumed: at,
+    };
+    if let Some(exts) = ch.ext {
+        read_extensions(exts, &mut out);
+    }
+    Ok(out)
+}
+
+/// 24-bit handshake length of a handshake header.
+fn hs_len(h: &[u8]) -> usize {
+    (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3])
+}
+
+/// The fragment of the handshake record starting at `at`, and the offset after it.
+fn record(stream: &[u8], at: usize) -> Result<(&[u8], usize), TlsError> {
+    let hdr = stream.get(at..at + 5).ok_or(TlsError::Incomplete { needed: at + 5 })?;
+    if hdr[0] != CONTENT_HANDSHAKE || hdr[1] != 3 || hdr[2] > 4 {
+        return Err(if at == 0 {
+            TlsError::NotTls
+        } else {
+            TlsError::Malformed("ClientHello continues in a non-handshake record")
+        });
+    }
+    let len = usize::from(u16::from_be_bytes([hdr[3], hdr[4]]));
+    if len == 0 || len > MAX_RECORD {
+        return Err(TlsError::Malformed("handshake record length out of range"));
+    }
+    let end = at + 5 + len;
+    let frag = stream.get(at + 5..end).ok_or(TlsError::Incomplete { needed: end })?;
+    Ok((frag, end))
+}
+
+/// Walks the extension list by hand, so one malformed extension spoils only itself.
+fn read_extensions<'a>(mut exts: &'a [u8], out: &mut ClientHello<'a>) {
+    while exts.len() >= 4 {
+        let ty = u16::from_be_bytes([exts[0], exts[1]]);
+        let len = usize::from(u16::from_be_bytes([exts[2], exts[3]]));
+        let Some(data) = exts.get(4..4 + len) else {
+            break;
+        };
+        exts = &exts[4 + len..];
+        match ty {
+            ext::SERVER_NAME => {
+                if let Ok((_, TlsExtension::SNI(names))) = parse_tls_extension_sni_content(data) {
+                    out.sni = names
+                        .iter()
+                        .find(|(t, _)| *t == SNIType::HostName)
+                        .map(|(_, n)| *n)
+                        .filter(|n| !n.is_empty());
+                }
+            }
+            ext::ALPN => {
+                if let Ok((_, TlsExtension::ALPN(list))) = parse_tls_extension_alpn_content(data) {
+                    out.alpn = list;
+                }
+            }
+            ext::SUPPORTED_VERSIONS => {
+                // ClientHello form: a 1-byte list length, then 2-byte versions.
+                if let Some((&n, list)) = data.split_first() {
+                    let list = list.get(..usize::from(n)).unwrap_or(list);
+                    out.supported_versions = list
+                        .chunks_exact(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .filter(|&v| !is_grease(v))
+                        .collect();
+                }
+            }
+            ext::ECH => out.ech = true,
+            t if ext::ECH_DRAFTS.contains(&t) => out.ech = true,
+            ext::ESNI => out.esni = true,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds a ClientHello handshake message (header included) with the given extensions.
+    pub(crate) fn hello_message(exts: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut body = vec![0x03, 0x03];
+        body.extend([0x11; 32]); // random
+        body.push(32);
+        body.extend([0x22; 32]); // session id
+        body.extend([0x00, 0x04, 0x13, 0x01, 0x13, 0x02]); // two cipher suites
+        body.extend([0x01, 0x00]); // null compression
+        let mut e = Vec::new();
+        for (ty, data) in exts {
+            e.extend(ty.to_be_bytes());
+            e.extend((data.len() as u16).to_be_bytes());
+            e.extend(data);
+        }
+        body.extend((e.len() as u16).to_be_bytes());
+        body.extend(e);
+        let mut hs = vec![HS_CLIENT_HELLO];
+        hs.extend(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend(body);
+        hs
+    }
+
+    pub(crate) fn sni_ext(name: &str) -> (u16, Vec<u8>) {
+        let mut d = ((name.len() + 3) as u16).to_be_bytes().to_vec();
+        d.push(0);
+        d.extend((name.len() as u16).to_be_bytes());
+        d.extend(name.as_bytes());
+        (ext::SERVER_NAME, d)
+    }
+
+    fn alpn_ext(protos: &[&str]) -> (u16, Vec<u8>) {
+        let mut l = Vec::new();
+        for p in protos {
+            l.push(p.len() as u8);
+            l.extend(p.as_bytes());
+        }
+        let mut d = (l.len() as u16).to_be_bytes().to_vec();
+        d.extend(l);
+        (ext::ALPN, d)
+    }
+
+    /// Wraps a handshake message into records of at most `max` fragment bytes.
+    pub(crate) fn records(hs: &[u8], max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in hs.chunks(max) {
+            out.extend([CONTENT_HANDSHAKE, 3, 1]);
+            out.extend((chunk.len() as u16).to_be_bytes());
+            out.extend(chunk);
+        }
+        out
+    }
+
+    /// A hello with SNI, ALPN, supported_versions (with GREASE) and a 1.2 KB post-quantum-sized key share.
+    pub(crate) fn big_hello(name: &str) -> Vec<u8> {
+        hello_message(&[
+            (0x0a0a, vec![]),
+            sni_ext(name),
+            alpn_ext(&["h2", "http/1.1"]),
+            (ext::SUPPORTED_VERSIONS, vec![6, 0x1a, 0x1a, 3, 4, 3, 3]),
+            (51, vec![0x5a; 1250]), // key_share, X25519MLKEM768-sized
+        ])
+    }
+
+    #[test]
+    fn parse_client_hello_single_record() {
+        let stream = records(&big_hello("chat.signal.org"), 16_384);
+        let mut scratch = Vec::new();
+        let ch = parse_client_hello(&stream, &mut scratch).unwrap();
+        assert_eq!(ch.sni, Some(&b"chat.signal.org"[..]));
+        assert_eq!(ch.alpn, vec![&b"h2"[..], &b"http/1.1"[..]]);
+        assert_eq!(ch.supported_versions, vec![0x0304, 0x0303]);
+        assert_eq!(ch.max_version(), 0x0304);
+        assert_eq!(ch.legacy_version, 0x0303);
+        assert!(!ch.ech && !ch.esni);
+        assert_eq!(ch.consumed, stream.len());
+        assert!(stream.len() > 1300);
+    }
+
+    #[test]
+    fn parse_client_hello_spans_three_records() {
+        let hs = big_hello("g.whatsapp.net");
+        let stream = records(&hs, 600);
+        assert_eq!(stream.len(), hs.len() + 5 * 3);
+        let mut scratch = Vec::new();
+        let ch = parse_client_hello(&stream, &mut scratch).unwrap();
+        assert_eq!(ch.sni, Some(&b"g.whatsapp.net"[..]));
+        assert_eq!(ch.consumed, stream.len());
+    }
+
+    #[test]
+    fn parse_client_hello_incomplete_asks_for_more() {
+        let stream = records(&big_hello("zoom.us"), 600);
+        let mut scratch = Vec::new();
+        for cut in [0, 3, 5, 400, 605, 700, stream.len() - 1] {
+            match parse_client_hello(&stream[..cut], &mut scratch) {
+                Err(TlsError::Incomplete { needed }) => assert!(needed > cut, "cut {cut}"),
+                other => panic!("cut {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn parse_client_hello_not_tls_and_not_client_hello() {
+        let mut scratch = Vec::new();
+        assert_eq!(
+            parse_client_hello(b"GET / HTTP/1.1\r\n", &mut scratch),
+            Err(TlsError::NotTls)
+        );
+        // A ServerHello (type 2) record.
+        let mut sh = big_hello("x");
+        sh[0] = 2;
+        assert_eq!(
+            parse_client_hello(&records(&sh, 16_384), &mut scratch),
+            Err(TlsError::NotClientHello)
+        );
+    }
+
+    #[test]
+    fn parse_client_hello_ech_and_esni_flags() {
+        let hs = hello_message(&[sni_ext("cloudflare-ech.com"), (ext::ECH, vec![0; 200])]);
+        let mut scratch = Vec::new();
+        let s = records(&hs, 16_384);
+        let ch = parse_client_hello(&s, &mut scratch).unwrap();
+        assert!(ch.ech);
+        assert_eq!(ch.sni, Some(&b"cloudflare-ech.com"[..]));
+        let hs = hello_message(&[(ext::ESNI, vec![0; 40])]);
+        let s = records(&hs, 16_384);
+        let ch = parse_client_hello(&s, &mut scratch).unwrap();
+        assert!(ch.esni && ch.sni.is_none());
+    }
+
+    #[test]
+    fn parse_client_hello_malformed_extension_spoils_only_itself() {
+        let hs = hello_message(&[(ext::ALPN, vec![0, 9, 1]), sni_ext("web.telegram.org")]);
+        let mut scratch = Vec::new();
+        let s = records(&hs, 16_384);
+        let ch = parse_client_hello(&s, &mut scratch).unwrap();
+        assert_eq!(ch.sni, Some(&b"web.telegram.org"[..]));
+        assert!(ch.alpn.is_empty());
+    }
+
+    #[test]
+    fn parse_client_hello_arbitrary_bytes_never_panic() {
+        let base = records(&big_hello("discord.com"), 300);
+        let mut scratch = Vec::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..3000 {
+            let mut s = base.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % s.len();
+                s[i] = (x >> 32) as u8;
+            }
+            let cut = (x as usize >> 8) % (s.len() + 1);
+            let _ = parse_client_hello(&s[..cut], &mut scratch);
+        }
+    }
+
+    #[test]
+    fn is_grease_values() {
+        assert!(is_grease(0x0a0a) && is_grease(0xfafa) && is_grease(0x3a3a));
+        assert!(!is_grease(0x0304) && !is_grease(0x0a1a));
+    }
+
+    #[test]
+    fn looks_like_client_hello_header() {
+        let s = records(&big_hello("a.b"), 16_384);
+        assert!(looks_like_client_hello(&s));
+        assert!(!looks_like_client_hello(&s[..5]));
+        assert!(!looks_like_client_hello(b"\x17\x03\x03\x00\x10\x01"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Rules are data: one TOML file per app under `rules/`, validated with `file:line:col` errors and
+//! compiled into an immutable matcher. The default rule files are embedded in the binary.
+//!
+//! Loading is all-or-nothing: a rule set with any error is refused as a whole (every error is
+//! reported), so a sensor never runs on half a policy.
+
+mod compile;
+mod parse;
+
+pub use compile::{CompiledRules, DomainMatch};
+pub use parse::{AppDef, Category, DomainEntry, RuleSet};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What a policy does with flows of an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verdict {
+    /// The app is forbidden or restricted here: its flows are flagged.
+    Flag,
+    /// The app is watched and counted, nothing more.
+    Observe,
+}
+
+impl Verdict {
+    /// Lower-case name as used in rule files, events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Flag => "flag",
+            Verdict::Observe => "observe",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "flag" => Some(Verdict::Flag),
+            "observe" => Some(Verdict::Observe),
+            _ => None,
+        }
+    }
+}
+
+/// One problem in a rule or policy file, with its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError {
+    /// The file, as named to the loader.
+    pub path: PathBuf,
+    /// 1-based line (0 when the problem concerns the whole file).
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.col,
+                self.message
+            )
+        }
+    }
+}
+
+/// Every error found in a rule set; none of it was loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleErrors(pub Vec<RuleError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleErrors {}
+
+/// A rule file's name and text, wherever it came from.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The name used in errors (a path, or `rules/x.toml` for embedded files).
+    pub path: PathBuf,
+    /// The name used in events' `rule` field (the file name alone).
+    pub name: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// The default rule files, embedded at build time (see `build.rs`).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
+}
+
+/// The embedded default rule files, as sources.
+pub fn default_sources() -> Vec<Source> {
+    embedded::FILES
+        .iter()
+        .map(|(name, text)| Source {
+            path: Path::new("rules").join(name),
+            name: (*name).to_string(),
+            text: (*text).to_string(),
+        })
+        .collect()
+}
+
+/// Reads every `*.toml` file of a folder (sorted by name) as sources.
+pub fn dir_sources(dir: &Path) -> Result<Vec<Source>, RuleErrors> {
+    let io_err = |path: &Path, e: std::io::Error| {
+        RuleErrors(vec![RuleError {
+            path: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read: {e}"),
+        }])
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.push(Source { path, name, text });
+    }
+    if out.is_empty() {
+        return Err(RuleErrors(vec![RuleError {
+            path: dir.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: "no *.toml rule files in this folder".into(),
+        }]));
+    }
+    Ok(out)
+}
+
+/// Parses, validates and compiles a set of sources; `policy` is an extra policy file, if any.
+pub fn load(sources: &[Source], policy: Option<&Source>) -> Result<CompiledRules, RuleErrors> {
+    let set = RuleSet::parse(sources, policy)?;
+    Ok(CompiledRules::build(&set))
+}
+
+/// The embedded defaults, compiled. They are checked by the test suite, so this cannot fail in a
+/// released binary; the error is still returned rather than hidden.
+pub fn defaults() -> Result<CompiledRules, RuleErrors> {
+    load(&default_sources(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_cover_the_required_apps() {
+        let rules = defaults().unwrap_or_else(|e| panic!("embedded rules invalid:\n{e}"));
+        for id in [
+            "whatsapp",
+            "zoom",
+            "signal",
+            "telegram",
+            "teams",
+            "webex",
+            "discord",
+            "messenger",
+            "google_meet",
+            "viber",
+            "wechat",
+            "line",
+            "threema",
+            "snapchat",
+        ] {
+            let app = rules
+                .app_by_id(id)
+                .unwrap_or_else(|| panic!("no rule file for {id}"));
+            let want = if matches!(id, "whatsapp" | "zoom" | "signal") {
+                Verdict::Flag
+            } else {
+                Verdict::Observe
+            };
+            assert_eq!(app.verdict, want, "{id}");
+        }
+    }
+
+    #[test]
+    fn rule_error_display_file_line_col() {
+        let e = RuleError {
+            path: "rules/x.toml".into(),
+            line: 3,
+            col: 7,
+            message: "bad".into(),
+        };
+        assert_eq!(e.to_string(), "rules/x.toml:3:7: bad");
+    }
+}

@@ -1,0 +1,467 @@
+//! Rule and policy files: TOML text → validated [`RuleSet`], every problem as a [`RuleError`]
+//! with file, line and column. Cold path: allocation and clarity over speed.
+
+use super::{RuleError, RuleErrors, Source, Verdict};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// What kind of app a rule file describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Chat and messaging.
+    Messaging,
+    /// Video and voice conferencing.
+    Conferencing,
+    /// Social networks with messaging.
+    Social,
+}
+
+impl Category {
+    /// Lower-case name as written in rule files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Messaging => "messaging",
+            Category::Conferencing => "conferencing",
+            Category::Social => "social",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "messaging" => Some(Category::Messaging),
+            "conferencing" => Some(Category::Conferencing),
+            "social" => Some(Category::Social),
+            _ => None,
+        }
+    }
+}
+
+/// One domain entry of an app, normalised (lower case, no trailing dot).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainEntry {
+    /// The name.
+    pub name: String,
+    /// Exact-only (`=name`) rather than a suffix.
+    pub exact: bool,
+    /// 1-based line in the file, for the events' `rule` field.
+    pub line: usize,
+}
+
+/// One app, as its rule file describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppDef {
+    /// App id (`[a-z0-9_]+`), the file's stem.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Category.
+    pub category: Category,
+    /// Verdict after the policy was applied.
+    pub verdict: Verdict,
+    /// The file name, as events cite it.
+    pub file: String,
+    /// Domain entries in file order.
+    pub domains: Vec<DomainEntry>,
+}
+
+/// A validated set of apps, ready to compile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleSet {
+    /// The apps, in file-name order.
+    pub apps: Vec<AppDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppFile {
+    id: Spanned<String>,
+    name: Spanned<String>,
+    category: Spanned<String>,
+    verdict: Spanned<String>,
+    #[serde(default)]
+    domains: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    verdicts: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// The name of the optional policy file inside a rules folder.
+pub const POLICY_FILE: &str = "policy.toml";
+
+/// Longest DNS name (RFC 1035 §2.3.4, without the trailing dot).
+const MAX_NAME: usize = 253;
+
+/// Turns byte offsets into 1-based line and column.
+struct Lines<'a> {
+    text: &'a str,
+}
+
+impl Lines<'_> {
+    fn at(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before
+            .rfind('\n')
+            .map_or(before.chars().count(), |nl| before[nl + 1..].chars().count())
+            + 1;
+        (line, col)
+    }
+}
+
+struct FileCtx<'a> {
+    path: &'a Path,
+    lines: Lines<'a>,
+    errors: &'a mut Vec<RuleError>,
+}
+
+impl FileCtx<'_> {
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, col) = self.lines.at(span.start);
+        self.errors.push(RuleError {
+            path: self.path.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+}
+
+/// Checks a domain entry and returns it normalised, or says what is wrong.
+fn normalise_domain(raw: &str) -> Result<(String, bool), String> {
+    let (exact, name) = match raw.strip_prefix('=') {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if name.is_empty() {
+        return Err("empty domain name".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("domain name longer than {MAX_NAME} characters"));
+    }
+    if name.contains('*') {
+        return Err(format!(
+            "'{raw}': wildcards are not supported; a plain name already matches its subdomains"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!("'{raw}': invalid character {c:?} in a domain name"));
+    }
+    if name.split('.').any(|l| l.is_empty() || l.len() > 63) {
+        return Err(format!("'{raw}': empty label or label longer than 63 characters"));
+    }
+    Ok((name, exact))
+}
+
+fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Converts a toml parse error into a rule error at its place.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> RuleError {
+    let (line, col) = e
+        .span()
+        .map_or((0, 0), |s| Lines { text }.at(s.start));
+    RuleError {
+        path: path.to_path_buf(),
+        line,
+        col,
+        message: e.message().trim().to_string(),
+    }
+}
+
+impl RuleSet {
+    /// Parses and validates rule files and the policy (a `policy.toml` among the sources, and the
+    /// extra `policy` file, applied in that order). Returns every error found.
+    pub fn parse(sources: &[Source], policy: Option<&Source>) -> Result<RuleSet, RuleErrors> {
+        let mut errors = Vec::new();
+        let mut set = RuleSet::default();
+        // name → (exact, where first seen) to report duplicates with both places.
+        let mut seen: HashMap<(String, bool), (PathBuf, usize)> = HashMap::new();
+        let mut ids: HashMap<String, PathBuf> = HashMap::new();
+        let mut policies: Vec<&Source> = Vec::new();
+        for src in sources {
+            if src.name == POLICY_FILE {
+                policies.push(src);
+                continue;
+            }
+            if let Some(app) = parse_app(src, &mut errors, &mut seen) {
+                if let Some(first) = ids.get(&app.id) {
+                    errors.push(RuleError {
+                        path: src.path.clone(),
+                        line: 1,
+                        col: 1,
+                        message: format!(
+                            "app id '{}' is already defined in {}",
+                            app.id,
+                            first.display()
+                        ),
+                    });
+                    continue;
+                }
+                ids.insert(app.id.clone(), src.path.clone());
+                set.apps.push(app);
+            }
+        }
+        policies.extend(policy);
+        for p in policies {
+            apply_policy(p, &mut set, &mut errors);
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(RuleErrors(errors))
+        }
+    }
+}
+
+fn parse_app(
+    src: &Source,
+    errors: &mut Vec<RuleError>,
+    seen: &mut HashMap<(String, bool), (PathBuf, usize)>,
+) -> Option<AppDef> {
+    let file: AppFile = match toml::from_str(&src.text) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.push(toml_error(&src.path, &src.text, &e));
+            return None;
+        }
+    };
+    let mut cx = FileCtx {
+        path: &src.path,
+        lines: Lines { text: &src.text },
+        errors,
+    };
+    let before = cx.errors.len();
+    let id = file.id.get_ref().clone();
+    if !is_valid_id(&id) {
+        cx.err(
+            file.id.span(),
+            format!("app id '{id}' must be lower-case letters, digits and '_'"),
+        );
+    }
+    let stem = src.name.strip_suffix(".toml").unwrap_or(&src.name);
+    if is_valid_id(&id) && stem != id {
+        cx.err(
+            file.id.span(),
+            format!("app id '{id}' does not match the file name '{}'", src.name),
+        );
+    }
+    if file.name.get_ref().trim().is_empty() {
+        cx.err(file.name.span(), "display name is empty");
+    }
+    let category = Category::parse(file.category.get_ref());
+    if category.is_none() {
+        cx.err(
+            file.category.span(),
+            format!(
+                "unknown category '{}' (expected messaging, conferencing or social)",
+                file.category.get_ref()
+            ),
+        );
+    }
+    let verdict = Verdict::parse(file.verdict.get_ref());
+    if verdict.is_none() {
+        cx.err(
+            file.verdict.span(),
+            format!(
+                "unknown verdict '{}' (expected flag or observe)",
+                file.verdict.get_ref()
+            ),
+        );
+    }
+    let mut domains = Vec::with_capacity(file.domains.len());
+    for d in &file.domains {
+        match normalise_domain(d.get_ref()) {
+            Ok((name, exact)) => {
+                let (line, _) = cx.lines.at(d.span().start);
+                let key = (name.clone(), exact);
+                if let Some((p, l)) = seen.get(&key) {
+                    let msg = format!(
+                        "'{}' is already listed at {}:{}",
+                        d.get_ref(),
+                        p.display(),
+                        l
+                    );
+                    cx.err(d.span(), msg);
+                } else {
+                    seen.insert(key, (src.path.clone(), line));
+                    domains.push(DomainEntry { name, exact, line });
+                }
+            }
+            Err(msg) => cx.err(d.span(), msg),
+        }
+    }
+    if cx.errors.len() > before {
+        return None;
+    }
+    Some(AppDef {
+        id,
+        name: file.name.into_inner(),
+        category: category?,
+        verdict: verdict?,
+        file: src.name.clone(),
+        domains,
+    })
+}
+
+fn apply_policy(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
+    let file: PolicyFile = match toml::from_str(&src.text) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.push(toml_error(&src.path, &src.text, &e));
+            return;
+        }
+    };
+    let mut cx = FileCtx {
+        path: &src.path,
+        lines: Lines { text: &src.text },
+        errors,
+    };
+    for (app, verdict) in &file.verdicts {
+        let Some(v) = Verdict::parse(verdict.get_ref()) else {
+            cx.err(
+                verdict.span(),
+                format!(
+                    "unknown verdict '{}' (expected flag or observe)",
+                    verdict.get_ref()
+                ),
+            );
+            continue;
+        };
+        match set.apps.iter_mut().find(|a| a.id == *app.get_ref()) {
+            Some(a) => a.verdict = v,
+            None => cx.err(
+                app.span(),
+                format!("policy names app '{}', which no rule file defines", app.get_ref()),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(name: &str, text: &str) -> Source {
+        Source {
+            path: PathBuf::from("r").join(name),
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    const GOOD: &str = r#"
+id = "chat"
+name = "Chat"
+category = "messaging"
+verdict = "flag"
+domains = [
+  "Chat.Example.",
+  "=exact.example.net",
+]
+"#;
+
+    #[test]
+    fn parse_good_file_normalises_domains() {
+        let set = RuleSet::parse(&[src("chat.toml", GOOD)], None).unwrap();
+        let app = &set.apps[0];
+        assert_eq!(app.id, "chat");
+        assert_eq!(app.verdict, Verdict::Flag);
+        assert_eq!(
+            app.domains,
+            vec![
+                DomainEntry {
+                    name: "chat.example".into(),
+                    exact: false,
+                    line: 7
+                },
+                DomainEntry {
+                    name: "exact.example.net".into(),
+                    exact: true,
+                    line: 8
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_reports_every_error_with_line_and_col() {
+        let bad = r#"id = "chat"
+name = "Chat"
+category = "gaming"
+verdict = "block"
+domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
+"#;
+        let errs = RuleSet::parse(&[src("chat.toml", bad)], None).unwrap_err().0;
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(shown.len(), 5, "{shown:#?}");
+        assert!(shown[0].starts_with("r/chat.toml:3:12: unknown category 'gaming'"), "{}", shown[0]);
+        assert!(shown[1].starts_with("r/chat.toml:4:11: unknown verdict 'block'"), "{}", shown[1]);
+        assert!(shown[2].starts_with("r/chat.toml:5:26: '*.wild.example': wildcards"), "{}", shown[2]);
+        assert!(shown[3].contains("invalid character ' '"), "{}", shown[3]);
+        assert!(shown[4].contains("empty label"), "{}", shown[4]);
+    }
+
+    #[test]
+    fn parse_toml_syntax_error_and_unknown_key_have_places() {
+        let errs = RuleSet::parse(&[src("chat.toml", "id = \"chat\"\nname = \n")], None)
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, 2, "{}", errs[0]);
+        let errs = RuleSet::parse(&[src("chat.toml", &format!("{GOOD}\nports = [1]\n"))], None)
+            .unwrap_err()
+            .0;
+        assert!(errs[0].message.contains("unknown field"), "{}", errs[0]);
+        assert_eq!(errs[0].line, 11, "{}", errs[0]);
+    }
+
+    #[test]
+    fn parse_duplicate_domain_across_files_names_both_places() {
+        let other = GOOD.replace("\"chat\"", "\"other\"").replace("=exact", "=x");
+        let errs = RuleSet::parse(&[src("chat.toml", GOOD), src("other.toml", &other)], None)
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].to_string(),
+            "r/other.toml:7:3: 'Chat.Example.' is already listed at r/chat.toml:7"
+        );
+    }
+
+    #[test]
+    fn parse_id_must_match_file_name() {
+        let errs = RuleSet::parse(&[src("talk.toml", GOOD)], None).unwrap_err().0;
+        assert!(errs[0].message.contains("does not match the file name"));
+    }
+
+    #[test]
+    fn parse_policy_overrides_verdicts_and_rejects_unknown_apps() {
+        let pol = src("policy.toml", "[verdicts]\nchat = \"observe\"\n");
+        let set = RuleSet::parse(&[src("chat.toml", GOOD), pol], None).unwrap();
+        assert_eq!(set.apps[0].verdict, Verdict::Observe);
+        let extra = src("mine.toml", "[verdicts]\nchat = \"flag\"\nnope = \"flag\"\n");
+        let errs = RuleSet::parse(&[src("chat.toml", GOOD)], Some(&extra))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errs[0].to_string(),
+            "r/mine.toml:3:1: policy names app 'nope', which no rule file defines"
+        );
+    }
+}
