@@ -32,6 +32,7 @@ pub mod capture;
 pub mod classify;
 pub mod decode;
 pub mod dispatch;
+pub mod engine;
 pub mod export;
 pub mod flow;
 pub mod proto;

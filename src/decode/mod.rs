@@ -252,7 +252,54 @@ pub fn decode(link: LinkType, ts: Timestamp, wire_len: u32, data: &[u8]) -> Resu
         }
         LinkType::Other(_) => return Err(Skip::UnsupportedLink),
     };
-    meta_from(&sliced, ts, wire_len, data)
+    let meta = meta_from(&sliced, ts, wire_len, data)?;
+    // One level of GTP-U (mobile core span ports): the inner IP packet is the flow.
+    if meta.transport == Transport::Udp && (meta.dport == GTP_U_PORT || meta.sport == GTP_U_PORT) {
+        if let Some(inner) = gtp_u_inner(meta.payload(data)) {
+            if let Ok(p) = from_ip(inner) {
+                if let Ok(mut m) = meta_from(&p, ts, wire_len, data) {
+                    m.vlans = meta.vlans;
+                    m.nvlan = meta.nvlan;
+                    return Ok(m);
+                }
+            }
+        }
+    }
+    Ok(meta)
+}
+
+/// UDP port of GTP-U (3GPP TS 29.281).
+pub const GTP_U_PORT: u16 = 2152;
+
+/// The inner packet of a GTP-U G-PDU, or None when this is not one.
+///
+/// ```text
+/// flags(1): version(3)=1 PT(1)=1 spare E S PN | type(1)=0xFF | length(2) | TEID(4)
+/// [seq(2) npdu(1) next_ext(1)] when any of E,S,PN; then extension headers while next_ext != 0,
+/// each length(1) in 4-byte units ... next_ext(1)
+/// ```
+fn gtp_u_inner(b: &[u8]) -> Option<&[u8]> {
+    let flags = *b.first()?;
+    if flags >> 5 != 1 || flags & 0x10 == 0 || *b.get(1)? != 0xFF {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([*b.get(2)?, *b.get(3)?]));
+    let mut at = 8;
+    if flags & 0x07 != 0 {
+        let mut next = *b.get(11)?;
+        at = 12;
+        while next != 0 {
+            let units = usize::from(*b.get(at)?);
+            if units == 0 {
+                return None;
+            }
+            at += units * 4;
+            next = *b.get(at - 1)?;
+        }
+    }
+    let end = (8 + len).min(b.len());
+    let inner = b.get(at..end)?;
+    matches!(inner.first().map(|v| v >> 4), Some(4 | 6)).then_some(inner)
 }
 
 fn from_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
@@ -588,6 +635,39 @@ mod tests {
             decode(LinkType::Other(147), Timestamp(0), 0, &f),
             Err(Skip::UnsupportedLink)
         );
+    }
+
+    #[test]
+    fn decode_gtp_u_inner_packet_keeps_outer_vlans() {
+        let mut inner = IPV4_TCP_SYN_ACK_PAYLOAD.to_vec();
+        inner[12..16].copy_from_slice(&[10, 9, 9, 9]);
+        // GTP-U with the S flag (4 optional bytes, no extension header).
+        let mut gtp = vec![0x32, 0xFF];
+        gtp.extend(((inner.len() + 4) as u16).to_be_bytes());
+        gtp.extend([0, 0, 0, 1, 0, 7, 0, 0]);
+        gtp.extend(&inner);
+        let mut udp = vec![0x08, 0x68, 0x08, 0x68];
+        udp.extend(((gtp.len() + 8) as u16).to_be_bytes());
+        udp.extend([0, 0]);
+        udp.extend(&gtp);
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let total = (ip.len() + udp.len()) as u16;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip.extend(&udp);
+        let mut f = eth(0x8100);
+        f.extend(vlan_tag(ETH_IPV4, 42));
+        f.extend(&ip);
+        let m = decode(LinkType::Ethernet, Timestamp(0), 0, &f).unwrap();
+        assert_eq!(m.src.ip(), "10.9.9.9".parse::<IpAddr>().unwrap());
+        assert_eq!((m.transport, m.dport), (Transport::Tcp, 443));
+        assert_eq!(m.payload(&f), b"abcd");
+        assert_eq!((m.nvlan, m.vlans[0]), (1, 42));
+        // Not a G-PDU (an echo request): the outer UDP flow stays.
+        let mut f2 = f.clone();
+        let at = f2.len() - gtp.len();
+        f2[at + 1] = 1;
+        let m = decode(LinkType::Ethernet, Timestamp(0), 0, &f2).unwrap();
+        assert_eq!((m.transport, m.dport), (Transport::Udp, GTP_U_PORT));
     }
 
     #[test]

@@ -1,0 +1,236 @@
+//! Dispatch: a symmetric flow hash picks the one worker that owns a flow; packets travel to it in
+//! batches over bounded crossbeam channels, and emptied batches come back to be refilled.
+//!
+//! Per packet, the dispatcher hashes the key once and copies the transport payload into the
+//! worker's batch; the worker never re-hashes. No lock, no atomic read-modify-write, no clock read
+//! and no allocation on this path once the batches have warmed up.
+
+use crate::capture::Timestamp;
+use crate::decode::PacketMeta;
+use crate::flow::key::worker_of;
+use crate::flow::{FlowConfig, FlowHasher, FlowKey, FlowRecord, FlowTracker, TrackerStats};
+use crate::rules::CompiledRules;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::sync::Arc;
+use std::thread;
+
+/// Packets per batch.
+pub const BATCH_PACKETS: usize = 256;
+/// Batches queued per worker before the dispatcher waits (backpressure, bounded memory).
+pub const QUEUE_BATCHES: usize = 16;
+
+/// One packet of a batch: its summary, its key hash and where its payload sits in the batch.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    meta: PacketMeta,
+    hash: u64,
+    off: u32,
+}
+
+/// Packets bound for one worker, with their payload bytes in one buffer.
+#[derive(Debug, Default)]
+struct Batch {
+    items: Vec<Item>,
+    data: Vec<u8>,
+    /// Packet time at the dispatcher when sent: lets a quiet worker expire its flows.
+    now: Timestamp,
+}
+
+impl Batch {
+    fn with_capacity() -> Self {
+        Batch {
+            items: Vec::with_capacity(BATCH_PACKETS),
+            data: Vec::with_capacity(BATCH_PACKETS * 256),
+            now: Timestamp(0),
+        }
+    }
+}
+
+enum Msg {
+    Batch(Batch),
+    /// Rules to use for flows classified from now on.
+    Rules(Arc<CompiledRules>),
+    /// End of input: end every flow and stop.
+    Finish,
+}
+
+struct WorkerHandle {
+    tx: Sender<Msg>,
+    free: Receiver<Batch>,
+    current: Batch,
+}
+
+/// The worker side's results.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WorkerReport {
+    /// Tracker counters, summed over workers.
+    pub stats: TrackerStats,
+}
+
+/// A running set of workers fed by one dispatcher (the caller's thread).
+pub struct Pipeline<'scope> {
+    workers: Vec<WorkerHandle>,
+    joins: Vec<thread::ScopedJoinHandle<'scope, TrackerStats>>,
+    hasher: FlowHasher,
+    now: Timestamp,
+}
+
+impl<'scope> Pipeline<'scope> {
+    /// Starts `n` workers (at least 1) in `scope`; ended flows are sent, in per-batch vectors,
+    /// to `records`.
+    pub fn start<'env>(
+        scope: &'scope thread::Scope<'scope, 'env>,
+        n: usize,
+        cfg: FlowConfig,
+        rules: Arc<CompiledRules>,
+        records: Sender<Vec<FlowRecord>>,
+    ) -> Self {
+        let n = n.max(1);
+        let per_worker = FlowConfig {
+            max_flows: cfg.max_flows.div_ceil(n).max(1),
+            ..cfg
+        };
+        let mut workers = Vec::with_capacity(n);
+        let mut joins = Vec::with_capacity(n);
+        for w in 0..n {
+            let (tx, rx) = bounded::<Msg>(QUEUE_BATCHES);
+            let (free_tx, free_rx) = bounded::<Batch>(QUEUE_BATCHES + 2);
+            let rules = Arc::clone(&rules);
+            let records = records.clone();
+            let join = thread::Builder::new()
+                .name(format!("picket-worker-{w}"))
+                .spawn_scoped(scope, move || worker_loop(rx, free_tx, records, per_worker, rules))
+                .unwrap_or_else(|e| panic!("cannot start worker thread: {e}"));
+            joins.push(join);
+            workers.push(WorkerHandle {
+                tx,
+                free: free_rx,
+                current: Batch::with_capacity(),
+            });
+        }
+        Pipeline {
+            workers,
+            joins,
+            hasher: FlowHasher::default(),
+            now: Timestamp(0),
+        }
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Hands one decoded packet to the worker that owns its flow.
+    pub fn push(&mut self, meta: &PacketMeta, frame: &[u8]) {
+        let (key, _) = FlowKey::of(meta);
+        let hash = key.hash_with(&self.hasher);
+        let w = worker_of(hash, self.workers.len());
+        if meta.ts > self.now {
+            self.now = meta.ts;
+        }
+        let h = &mut self.workers[w];
+        let payload = meta.payload(frame);
+        let off = h.current.data.len() as u32;
+        h.current.data.extend_from_slice(payload);
+        h.current.items.push(Item {
+            meta: *meta,
+            hash,
+            off,
+        });
+        if h.current.items.len() >= BATCH_PACKETS {
+            send_batch(h, self.now);
+        }
+    }
+
+    /// Sends every partly filled batch now (live capture does this when the link is quiet).
+    pub fn flush(&mut self) {
+        let now = self.now;
+        for h in &mut self.workers {
+            if !h.current.items.is_empty() {
+                send_batch(h, now);
+            }
+        }
+    }
+
+    /// Packets waiting in each worker's queue (batches × batch size, an upper bound).
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.workers
+            .iter()
+            .map(|h| h.tx.len() * BATCH_PACKETS + h.current.items.len())
+            .collect()
+    }
+
+    /// Gives every worker new rules, for flows classified from now on.
+    pub fn set_rules(&mut self, rules: &Arc<CompiledRules>) {
+        for h in &self.workers {
+            // A worker that is gone has already stopped; nothing to update.
+            let _ = h.tx.send(Msg::Rules(Arc::clone(rules)));
+        }
+    }
+
+    /// Flushes, ends every flow, stops the workers and returns their summed counters.
+    pub fn finish(mut self) -> WorkerReport {
+        self.flush();
+        for h in &self.workers {
+            let _ = h.tx.send(Msg::Finish);
+        }
+        let mut stats = TrackerStats::default();
+        for j in self.joins.drain(..) {
+            match j.join() {
+                Ok(s) => stats.add(&s),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        WorkerReport { stats }
+    }
+}
+
+fn send_batch(h: &mut WorkerHandle, now: Timestamp) {
+    let fresh = h.free.try_recv().unwrap_or_else(|_| Batch::with_capacity());
+    let mut full = std::mem::replace(&mut h.current, fresh);
+    full.now = now;
+    // A worker only stops after Finish; a send error means it panicked, which finish() reports.
+    let _ = h.tx.send(Msg::Batch(full));
+}
+
+fn worker_loop(
+    rx: Receiver<Msg>,
+    free: Sender<Batch>,
+    records: Sender<Vec<FlowRecord>>,
+    cfg: FlowConfig,
+    rules: Arc<CompiledRules>,
+) -> TrackerStats {
+    let mut tracker = FlowTracker::new(cfg, rules);
+    let mut out: Vec<FlowRecord> = Vec::new();
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Batch(mut b) => {
+                for it in &b.items {
+                    let start = it.off as usize;
+                    let payload = b
+                        .data
+                        .get(start..start + it.meta.payload_len as usize)
+                        .unwrap_or(&[]);
+                    tracker.packet(&it.meta, it.hash, payload, &mut out);
+                }
+                tracker.advance(b.now, &mut out);
+                b.items.clear();
+                b.data.clear();
+                let _ = free.try_send(b);
+            }
+            Msg::Rules(r) => tracker.set_rules(r),
+            Msg::Finish => {
+                tracker.finish(&mut out);
+                if !out.is_empty() {
+                    let _ = records.send(std::mem::take(&mut out));
+                }
+                break;
+            }
+        }
+        if !out.is_empty() {
+            let _ = records.send(std::mem::take(&mut out));
+        }
+    }
+    tracker.stats
+}

@@ -1,0 +1,4 @@
+//! Export: JSON-lines events and the run summary. Shapes output; never decides anything.
+
+pub mod events;
+pub mod summary;

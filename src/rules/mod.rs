@@ -99,6 +99,20 @@ pub struct Source {
     pub text: String,
 }
 
+impl Source {
+    /// Reads a file; events cite it by its file name.
+    pub fn from_file(path: &Path) -> std::io::Result<Source> {
+        Ok(Source {
+            path: path.to_path_buf(),
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            text: std::fs::read_to_string(path)?,
+        })
+    }
+}
+
 /// The default rule files, embedded at build time (see `build.rs`).
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
@@ -134,12 +148,7 @@ pub fn dir_sources(dir: &Path) -> Result<Vec<Source>, RuleErrors> {
     paths.sort();
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        out.push(Source { path, name, text });
+        out.push(Source::from_file(&path).map_err(|e| io_err(&path, e))?);
     }
     if out.is_empty() {
         return Err(RuleErrors(vec![RuleError {

@@ -1,0 +1,32 @@
+//! Subcommands. The only place, with `main`, where `anyhow` and exit codes appear.
+
+pub mod replay;
+pub mod rules;
+pub mod synth;
+
+/// Nothing readable.
+pub const EXIT_UNREADABLE: u8 = 1;
+/// Usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+/// Input damaged but partly processed.
+pub const EXIT_DAMAGED: u8 = 3;
+
+use anyhow::{Context, Result};
+use picket::rules::{self as ruleset, CompiledRules};
+use std::path::Path;
+
+/// Loads the rules of `dir` (or the embedded defaults) with an optional extra policy file.
+pub fn load_rules(dir: Option<&Path>, policy: Option<&Path>) -> Result<CompiledRules> {
+    let sources = match dir {
+        Some(d) => ruleset::dir_sources(d).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => ruleset::default_sources(),
+    };
+    let policy = match policy {
+        Some(p) => Some(
+            ruleset::Source::from_file(p)
+                .with_context(|| format!("cannot read policy file {}", p.display()))?,
+        ),
+        None => None,
+    };
+    ruleset::load(&sources, policy.as_ref()).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))
+}

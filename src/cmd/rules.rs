@@ -1,0 +1,73 @@
+//! `picket rules check [DIR]`.
+
+use anyhow::Result;
+use clap::Subcommand;
+use picket::rules;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Rule-file subcommands.
+#[derive(Subcommand, Debug)]
+pub enum RulesCmd {
+    /// Validate rule files; print every error as file:line:col: message (exit 1 on error).
+    Check {
+        /// The rules folder (default: the embedded rules).
+        dir: Option<PathBuf>,
+        /// An extra policy file to validate with them.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+}
+
+/// Runs a rules subcommand.
+pub fn run(cmd: RulesCmd) -> Result<ExitCode> {
+    let RulesCmd::Check { dir, policy } = cmd;
+    let sources = match &dir {
+        Some(d) => match rules::dir_sources(d) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(1));
+            }
+        },
+        None => rules::default_sources(),
+    };
+    let policy_src = match &policy {
+        Some(p) => match rules::Source::from_file(p) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", p.display());
+                return Ok(ExitCode::from(1));
+            }
+        },
+        None => None,
+    };
+    match rules::load(&sources, policy_src.as_ref()) {
+        Ok(r) => {
+            let flagged: Vec<&str> = r
+                .apps()
+                .iter()
+                .filter(|a| a.verdict == rules::Verdict::Flag)
+                .map(|a| &*a.id)
+                .collect();
+            println!(
+                "ok: {} apps, {} domain rules, flagged: {}",
+                r.apps().len(),
+                r.domain_count(),
+                if flagged.is_empty() {
+                    "none".to_string()
+                } else {
+                    flagged.join(", ")
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s)", errs.0.len());
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! JSON-lines events: one JSON object per line, each with an `"event"` tag naming its type.
+//!
+//! Fields that are unknown are **absent**, never `null` or an empty string. Addresses are text
+//! (`"10.1.0.5"`, `"2001:db8::1"`); times are RFC 3339 in UTC with microseconds.
+//!
+//! # `flow`
+//!
+//! Written once per flow, when it ends (FIN/RST plus a short grace, idle timeout, eviction, a new
+//! connection on the same 5-tuple, or the end of the input).
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `event` | `"flow"` | event type |
+//! | `ts_start`, `ts_end` | string | first and last packet time |
+//! | `transport` | `"tcp"` / `"udp"` | |
+//! | `src_ip`, `src_port` | string, int | the client: the side that sent the SYN; lacking one, the side with the port ≥ 1024 when the other is below 1024; else the first sender |
+//! | `dst_ip`, `dst_port` | string, int | the server |
+//! | `vlan` | [int] | VLAN ids, outermost first (absent when untagged) |
+//! | `packets_to_server`, `packets_to_client` | int | packets per direction |
+//! | `bytes_to_server`, `bytes_to_client` | int | frame bytes on the wire per direction |
+//! | `payload_bytes_to_server`, `payload_bytes_to_client` | int | captured TCP/UDP payload bytes per direction |
+//! | `tcp_flags_to_server`, `tcp_flags_to_client` | string | TCP flags seen, as letters from `SAFRPU` (TCP only, absent when no packet that way) |
+//! | `syn_seen` | bool | the client's SYN was captured (false: the capture started mid-flow) — TCP only |
+//! | `sni` | string | TLS server name from the ClientHello |
+//! | `alpn` | [string] | ALPN protocols offered |
+//! | `tls_version` | string | highest TLS version offered: `"1.3"`, `"1.2"`, `"1.1"`, `"1.0"`, `"ssl3"`, or `"0x…"` |
+//! | `ech` | bool | the ClientHello carried ECH (or ESNI): `sni` is then only the outer, public name (present whenever a ClientHello was seen) |
+//! | `app` | string | app id from the rules |
+//! | `app_source` | string | the signal that decided `app`: `"sni"` |
+//! | `rule` | string | `file:line` of the rule that matched |
+//! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
+//! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
+
+use crate::decode::Transport;
+use crate::flow::{DirStats, FlowRecord};
+use crate::proto::tls;
+use serde::Serialize;
+use std::io::{self, Write};
+
+#[derive(Serialize)]
+struct FlowEvent<'a> {
+    event: &'static str,
+    ts_start: String,
+    ts_end: String,
+    transport: &'static str,
+    src_ip: String,
+    src_port: u16,
+    dst_ip: String,
+    dst_port: u16,
+    #[serde(skip_serializing_if = "<[u16]>::is_empty")]
+    vlan: &'a [u16],
+    packets_to_server: u64,
+    packets_to_client: u64,
+    bytes_to_server: u64,
+    bytes_to_client: u64,
+    payload_bytes_to_server: u64,
+    payload_bytes_to_client: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_flags_to_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_flags_to_client: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    syn_seen: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alpn: Option<&'a [Box<str>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ech: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_source: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<&'static str>,
+    end_reason: &'static str,
+}
+
+/// TCP flags as letters, in a fixed order.
+fn flag_letters(flags: u8) -> String {
+    use crate::decode::tcp_flags::*;
+    [(SYN, 'S'), (ACK, 'A'), (FIN, 'F'), (RST, 'R'), (PSH, 'P'), (URG, 'U')]
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|&(_, c)| c)
+        .collect()
+}
+
+fn tcp_flags_of(d: &DirStats, transport: Transport) -> Option<String> {
+    (transport == Transport::Tcp && d.packets > 0).then(|| flag_letters(d.flags))
+}
+
+/// Writes events as JSON lines to any sink, one `write` per event.
+pub struct EventWriter<W: Write> {
+    out: W,
+    line: Vec<u8>,
+    written: u64,
+}
+
+impl<W: Write> EventWriter<W> {
+    /// A writer into `out` (buffer it yourself if it is a file).
+    pub fn new(out: W) -> Self {
+        EventWriter {
+            out,
+            line: Vec::with_capacity(1024),
+            written: 0,
+        }
+    }
+
+    /// Events written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Writes one `flow` event.
+    pub fn flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
+        let f = &rec.flow;
+        let (client, server) = (f.client(), f.server());
+        let tls = f.tls.as_deref();
+        let app = f.app.as_deref();
+        let ev = FlowEvent {
+            event: "flow",
+            ts_start: f.first_ts.to_string(),
+            ts_end: f.last_ts.to_string(),
+            transport: f.key.transport.as_str(),
+            src_ip: client.0.ip().to_string(),
+            src_port: client.1,
+            dst_ip: server.0.ip().to_string(),
+            dst_port: server.1,
+            vlan: f.key.vlan_ids(),
+            packets_to_server: f.to_server.packets,
+            packets_to_client: f.to_client.packets,
+            bytes_to_server: f.to_server.bytes,
+            bytes_to_client: f.to_client.bytes,
+            payload_bytes_to_server: f.to_server.payload,
+            payload_bytes_to_client: f.to_client.payload,
+            tcp_flags_to_server: tcp_flags_of(&f.to_server, f.key.transport),
+            tcp_flags_to_client: tcp_flags_of(&f.to_client, f.key.transport),
+            syn_seen: (f.key.transport == Transport::Tcp).then_some(f.tcp.syn),
+            sni: tls.and_then(|t| t.sni.as_deref()),
+            alpn: tls.map(|t| &*t.alpn).filter(|a| !a.is_empty()),
+            tls_version: tls.map(|t| {
+                tls::version_name(t.version)
+                    .map_or_else(|| format!("{:#06x}", t.version), str::to_string)
+            }),
+            ech: tls.map(|t| t.ech || t.esni),
+            app: app.map(|a| &*a.app),
+            app_source: app.map(|a| a.source.as_str()),
+            rule: app.map(|a| &*a.rule),
+            verdict: app.map(|a| a.verdict.as_str()),
+            end_reason: rec.reason.as_str(),
+        };
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &ev).map_err(io::Error::other)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Flushes the sink.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use crate::classify::{AppSource, Classification};
+    use crate::decode::{tcp_flags, Addr};
+    use crate::flow::{EndReason, Flow, FlowKey, TlsInfo};
+    use crate::rules::Verdict;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    fn record(tls: bool) -> FlowRecord {
+        let c: IpAddr = "2001:db8::5".parse().unwrap();
+        let s: IpAddr = "2001:db8::1".parse().unwrap();
+        let key = FlowKey {
+            lo: (Addr::from(s), 443),
+            hi: (Addr::from(c), 50000),
+            transport: Transport::Tcp,
+            vlans: [10, 20, 0],
+            nvlan: 2,
+        };
+        let mut flow = Flow::new(key, 0, false, Timestamp(1_700_000_000_000_000_000));
+        flow.last_ts = Timestamp(1_700_000_001_500_000_000);
+        flow.to_server = DirStats {
+            packets: 3,
+            bytes: 400,
+            payload: 200,
+            flags: tcp_flags::SYN | tcp_flags::ACK,
+        };
+        flow.tcp.syn = true;
+        if tls {
+            flow.tls = Some(Box::new(TlsInfo {
+                sni: Some("g.whatsapp.net".into()),
+                alpn: vec!["h2".into()].into(),
+                version: 0x0304,
+                ech: false,
+                esni: false,
+            }));
+            flow.app = Some(Box::new(Classification {
+                app: Arc::from("whatsapp"),
+                source: AppSource::Sni,
+                rule: Arc::from("whatsapp.toml:12"),
+                verdict: Verdict::Flag,
+            }));
+        }
+        FlowRecord {
+            flow,
+            reason: EndReason::Fin,
+        }
+    }
+
+    fn json(rec: &FlowRecord) -> serde_json::Value {
+        let mut w = EventWriter::new(Vec::new());
+        w.flow(rec).unwrap();
+        assert_eq!(w.written(), 1);
+        let text = String::from_utf8(w.out).unwrap();
+        assert!(text.ends_with('\n') && text.matches('\n').count() == 1);
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn flow_event_fields_and_client_orientation() {
+        let v = json(&record(true));
+        assert_eq!(v["event"], "flow");
+        assert_eq!(v["ts_start"], "2023-11-14T22:13:20.000000Z");
+        assert_eq!(v["ts_end"], "2023-11-14T22:13:21.500000Z");
+        assert_eq!(v["src_ip"], "2001:db8::5");
+        assert_eq!(v["src_port"], 50000);
+        assert_eq!(v["dst_ip"], "2001:db8::1");
+        assert_eq!(v["dst_port"], 443);
+        assert_eq!(v["vlan"], serde_json::json!([10, 20]));
+        assert_eq!(v["tcp_flags_to_server"], "SA");
+        assert_eq!(v["sni"], "g.whatsapp.net");
+        assert_eq!(v["alpn"], serde_json::json!(["h2"]));
+        assert_eq!(v["tls_version"], "1.3");
+        assert_eq!(v["ech"], false);
+        assert_eq!(v["app"], "whatsapp");
+        assert_eq!(v["app_source"], "sni");
+        assert_eq!(v["rule"], "whatsapp.toml:12");
+        assert_eq!(v["verdict"], "flag");
+        assert_eq!(v["end_reason"], "fin");
+    }
+
+    #[test]
+    fn flow_event_unknowns_are_absent_not_empty() {
+        let v = json(&record(false));
+        let obj = v.as_object().unwrap();
+        for absent in [
+            "sni",
+            "alpn",
+            "tls_version",
+            "ech",
+            "app",
+            "app_source",
+            "rule",
+            "verdict",
+            "tcp_flags_to_client",
+        ] {
+            assert!(!obj.contains_key(absent), "{absent} should be absent: {v}");
+        }
+        assert!(obj.values().all(|x| x != ""), "{v}");
+    }
+}
