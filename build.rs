@@ -17,10 +17,15 @@ fn main() {
     let mut out = String::from("/// Embedded default rule files: (file name, text).\npub static FILES: &[(&str, &str)] = &[\n");
     for n in &names {
         println!("cargo:rerun-if-changed={}", dir.join(n).display());
-        writeln!(out, "    ({n:?}, include_str!({:?})),", dir.join(n).display().to_string())
-            .expect("write to String");
+        writeln!(
+            out,
+            "    ({n:?}, include_str!({:?})),",
+            dir.join(n).display().to_string()
+        )
+        .expect("write to String");
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_rules.rs");
+    let dest =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_rules.rs");
     fs::write(dest, out).expect("OUT_DIR is writable");
 }

@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Classify every flow of pcap/pcapng files, in the order given, as one timeline.
     Replay(cmd::replay::Args),
+    /// Measure each stage's throughput on a capture, as ratios to its bare read rate.
+    Bench(cmd::bench::Args),
     /// Rule files: check a folder.
     #[command(subcommand)]
     Rules(cmd::rules::RulesCmd),
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(a) => cmd::replay::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
         Command::Rules(c) => cmd::rules::run(c),
         Command::Synth(a) => cmd::synth::run(a),
     };

@@ -80,15 +80,16 @@ impl fmt::Display for CaptureErrorKind {
                 "not a pcap or pcapng file (starts with {:02x} {:02x} {:02x} {:02x})",
                 magic[0], magic[1], magic[2], magic[3]
             ),
-            Self::TooShort { len } => write!(f, "file too short for a capture header ({len} bytes)"),
+            Self::TooShort { len } => {
+                write!(f, "file too short for a capture header ({len} bytes)")
+            }
             Self::Truncated { need, have } => write!(
                 f,
                 "truncated: the record needs {need} bytes, only {have} remain"
             ),
-            Self::ImpossibleLength { len, max } => write!(
-                f,
-                "impossible captured length {len} (more than {max})"
-            ),
+            Self::ImpossibleLength { len, max } => {
+                write!(f, "impossible captured length {len} (more than {max})")
+            }
             Self::BadBlockLength { len } => write!(f, "bad pcapng block length {len}"),
             Self::BadByteOrder { magic } => {
                 write!(f, "bad pcapng byte-order magic {magic:#010x}")
@@ -618,7 +619,11 @@ mod tests {
     fn pcap_header(magic: u32, big: bool, link: u32) -> Vec<u8> {
         let mut v = Vec::new();
         let p32 = |v: &mut Vec<u8>, x: u32| {
-            v.extend(if big { x.to_be_bytes() } else { x.to_le_bytes() })
+            v.extend(if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            })
         };
         p32(&mut v, magic);
         v.extend(if big { [0, 2, 0, 4] } else { [2, 0, 4, 0] });
@@ -631,7 +636,11 @@ mod tests {
 
     fn pcap_record(v: &mut Vec<u8>, big: bool, secs: u32, frac: u32, data: &[u8]) {
         for x in [secs, frac, data.len() as u32, data.len() as u32] {
-            v.extend(if big { x.to_be_bytes() } else { x.to_le_bytes() });
+            v.extend(if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            });
         }
         v.extend_from_slice(data);
     }
@@ -684,7 +693,10 @@ mod tests {
         let mut src = source(f).unwrap();
         assert!(src.next_packet().unwrap().is_some());
         let e = src.next_packet().unwrap_err();
-        assert!(matches!(e.kind, CaptureErrorKind::Truncated { need: 26, have: 20 }));
+        assert!(matches!(
+            e.kind,
+            CaptureErrorKind::Truncated { need: 26, have: 20 }
+        ));
         assert_eq!(e.offset, keep as u64);
         assert_eq!(
             e.to_string(),
@@ -701,7 +713,10 @@ mod tests {
         f.extend(60u32.to_le_bytes());
         let mut src = source(f).unwrap();
         let e = src.next_packet().unwrap_err();
-        assert!(matches!(e.kind, CaptureErrorKind::ImpossibleLength { .. }), "{e}");
+        assert!(
+            matches!(e.kind, CaptureErrorKind::ImpossibleLength { .. }),
+            "{e}"
+        );
     }
 
     #[test]
@@ -719,7 +734,13 @@ mod tests {
             body.push(0);
         }
         let len = (body.len() + 12) as u32;
-        let w = |x: u32| if big { x.to_be_bytes() } else { x.to_le_bytes() };
+        let w = |x: u32| {
+            if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            }
+        };
         v.extend(w(ty));
         v.extend(w(len));
         v.extend(body);
@@ -739,7 +760,13 @@ mod tests {
     }
 
     fn idb(v: &mut Vec<u8>, big: bool, link: u16, tsresol: Option<u8>) {
-        let w16 = |x: u16| if big { x.to_be_bytes() } else { x.to_le_bytes() };
+        let w16 = |x: u16| {
+            if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            }
+        };
         let mut b = Vec::new();
         b.extend(w16(link));
         b.extend(w16(0));
@@ -759,7 +786,13 @@ mod tests {
     }
 
     fn epb(v: &mut Vec<u8>, big: bool, iface: u32, ts: u64, data: &[u8]) {
-        let w = |x: u32| if big { x.to_be_bytes() } else { x.to_le_bytes() };
+        let w = |x: u32| {
+            if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            }
+        };
         let mut b = Vec::new();
         b.extend(w(iface));
         b.extend(w((ts >> 32) as u32));
@@ -781,7 +814,7 @@ mod tests {
         epb(&mut f, false, 1, 5_000_000_002, b"sll");
         epb(&mut f, false, 2, 1024 * 3 + 512, b"raw");
         block(&mut f, false, 5, &[0; 8]); // interface statistics: skipped
-        // A second, big-endian section resets interfaces.
+                                          // A second, big-endian section resets interfaces.
         shb(&mut f, true);
         idb(&mut f, true, 276, Some(3));
         epb(&mut f, true, 0, 1_500, b"sll2");
@@ -806,7 +839,10 @@ mod tests {
         epb(&mut f, false, 3, 0, b"x");
         let mut src = source(f).unwrap();
         let e = src.next_packet().unwrap_err();
-        assert!(matches!(e.kind, CaptureErrorKind::UnknownInterface { id: 3 }));
+        assert!(matches!(
+            e.kind,
+            CaptureErrorKind::UnknownInterface { id: 3 }
+        ));
 
         let mut f = Vec::new();
         shb(&mut f, false);
@@ -815,7 +851,10 @@ mod tests {
         f.extend([0; 8]);
         let mut src = source(f).unwrap();
         let e = src.next_packet().unwrap_err();
-        assert!(matches!(e.kind, CaptureErrorKind::BadBlockLength { len: 13 }));
+        assert!(matches!(
+            e.kind,
+            CaptureErrorKind::BadBlockLength { len: 13 }
+        ));
     }
 
     #[test]

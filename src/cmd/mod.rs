@@ -1,5 +1,6 @@
 //! Subcommands. The only place, with `main`, where `anyhow` and exit codes appear.
 
+pub mod bench;
 pub mod replay;
 pub mod rules;
 pub mod synth;

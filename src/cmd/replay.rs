@@ -76,9 +76,7 @@ fn open_events(path: &PathBuf) -> Result<Box<dyn Write + Send>> {
 pub fn run(a: Args) -> Result<ExitCode> {
     let rules = Arc::new(load_rules(a.rules.as_deref(), a.policy.as_deref())?);
     let cfg = EngineConfig {
-        workers: a
-            .workers
-            .map_or_else(engine::default_workers, usize::from),
+        workers: a.workers.map_or_else(engine::default_workers, usize::from),
         flow: FlowConfig {
             tcp_idle_ns: a.tcp_idle.saturating_mul(SEC),
             udp_idle_ns: a.udp_idle.saturating_mul(SEC),

@@ -222,7 +222,12 @@ const SLL_LEN: usize = 16;
 const SLL2_LEN: usize = 20;
 
 /// Decodes one frame into its flow-relevant summary.
-pub fn decode(link: LinkType, ts: Timestamp, wire_len: u32, data: &[u8]) -> Result<PacketMeta, Skip> {
+pub fn decode(
+    link: LinkType,
+    ts: Timestamp,
+    wire_len: u32,
+    data: &[u8],
+) -> Result<PacketMeta, Skip> {
     let sliced = match link {
         LinkType::Ethernet => {
             LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::Truncated(DecodeLayer::Link))?
@@ -241,12 +246,16 @@ pub fn decode(link: LinkType, ts: Timestamp, wire_len: u32, data: &[u8]) -> Resu
             }
         }
         LinkType::LinuxSll => {
-            let hdr = data.get(..SLL_LEN).ok_or(Skip::Truncated(DecodeLayer::Link))?;
+            let hdr = data
+                .get(..SLL_LEN)
+                .ok_or(Skip::Truncated(DecodeLayer::Link))?;
             let proto = u16::from_be_bytes([hdr[14], hdr[15]]);
             LaxSlicedPacket::from_ether_type(EtherType(proto), &data[SLL_LEN..])
         }
         LinkType::LinuxSll2 => {
-            let hdr = data.get(..SLL2_LEN).ok_or(Skip::Truncated(DecodeLayer::Link))?;
+            let hdr = data
+                .get(..SLL2_LEN)
+                .ok_or(Skip::Truncated(DecodeLayer::Link))?;
             let proto = u16::from_be_bytes([hdr[0], hdr[1]]);
             LaxSlicedPacket::from_ether_type(EtherType(proto), &data[SLL2_LEN..])
         }
@@ -353,11 +362,7 @@ fn meta_from(
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
             let h = ip.header();
-            (
-                Addr(h.source()),
-                Addr(h.destination()),
-                ip.payload(),
-            )
+            (Addr(h.source()), Addr(h.destination()), ip.payload())
         }
         Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotIp),
         None => {
@@ -508,7 +513,10 @@ mod tests {
         let m = decode(LinkType::Ethernet, Timestamp(5), 0, &f).unwrap();
         assert_eq!(m.src.ip(), "10.1.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(m.dst.ip(), "192.0.2.7".parse::<IpAddr>().unwrap());
-        assert_eq!((m.sport, m.dport, m.transport), (50000, 443, Transport::Tcp));
+        assert_eq!(
+            (m.sport, m.dport, m.transport),
+            (50000, 443, Transport::Tcp)
+        );
         assert_eq!((m.seq, m.ack), (1000, 2000));
         assert_eq!(m.flags, tcp_flags::PSH | tcp_flags::ACK);
         assert_eq!(m.payload(&f), b"abcd");
@@ -559,10 +567,16 @@ mod tests {
             } else {
                 IPV6_HOPBYHOP_UDP
             });
-            assert!(decode(LinkType::Null, Timestamp(0), 0, &f).is_ok(), "{hdr:?}");
+            assert!(
+                decode(LinkType::Null, Timestamp(0), 0, &f).is_ok(),
+                "{hdr:?}"
+            );
         }
         let f = [7, 0, 0, 0, 0x45];
-        assert_eq!(decode(LinkType::Null, Timestamp(0), 0, &f), Err(Skip::NotIp));
+        assert_eq!(
+            decode(LinkType::Null, Timestamp(0), 0, &f),
+            Err(Skip::NotIp)
+        );
     }
 
     #[test]
@@ -580,7 +594,10 @@ mod tests {
         // ARP
         let mut f = eth(0x0806);
         f.extend([0; 28]);
-        assert_eq!(decode(LinkType::Ethernet, Timestamp(0), 0, &f), Err(Skip::NotIp));
+        assert_eq!(
+            decode(LinkType::Ethernet, Timestamp(0), 0, &f),
+            Err(Skip::NotIp)
+        );
         // Too short for Ethernet.
         assert_eq!(
             decode(LinkType::Ethernet, Timestamp(0), 0, &[1, 2, 3]),
@@ -629,7 +646,10 @@ mod tests {
         f.extend(IPV4_TCP_SYN_ACK_PAYLOAD);
         f[14 + 6] = 0x00;
         f[14 + 7] = 0x10;
-        assert_eq!(decode(LinkType::Ethernet, Timestamp(0), 0, &f), Err(Skip::Fragment));
+        assert_eq!(
+            decode(LinkType::Ethernet, Timestamp(0), 0, &f),
+            Err(Skip::Fragment)
+        );
         // Unsupported link type.
         assert_eq!(
             decode(LinkType::Other(147), Timestamp(0), 0, &f),
@@ -650,7 +670,9 @@ mod tests {
         udp.extend(((gtp.len() + 8) as u16).to_be_bytes());
         udp.extend([0, 0]);
         udp.extend(&gtp);
-        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         let total = (ip.len() + udp.len()) as u16;
         ip[2..4].copy_from_slice(&total.to_be_bytes());
         ip.extend(&udp);

@@ -99,7 +99,9 @@ impl<'scope> Pipeline<'scope> {
             let records = records.clone();
             let join = thread::Builder::new()
                 .name(format!("picket-worker-{w}"))
-                .spawn_scoped(scope, move || worker_loop(rx, free_tx, records, per_worker, rules))
+                .spawn_scoped(scope, move || {
+                    worker_loop(rx, free_tx, records, per_worker, rules)
+                })
                 .unwrap_or_else(|e| panic!("cannot start worker thread: {e}"));
             joins.push(join);
             workers.push(WorkerHandle {

@@ -15,14 +15,14 @@
 //! | `transport` | `"tcp"` / `"udp"` | |
 //! | `src_ip`, `src_port` | string, int | the client: the side that sent the SYN; lacking one, the side with the port ≥ 1024 when the other is below 1024; else the first sender |
 //! | `dst_ip`, `dst_port` | string, int | the server |
-//! | `vlan` | [int] | VLAN ids, outermost first (absent when untagged) |
+//! | `vlan` | array of int | VLAN ids, outermost first (absent when untagged) |
 //! | `packets_to_server`, `packets_to_client` | int | packets per direction |
 //! | `bytes_to_server`, `bytes_to_client` | int | frame bytes on the wire per direction |
 //! | `payload_bytes_to_server`, `payload_bytes_to_client` | int | captured TCP/UDP payload bytes per direction |
 //! | `tcp_flags_to_server`, `tcp_flags_to_client` | string | TCP flags seen, as letters from `SAFRPU` (TCP only, absent when no packet that way) |
 //! | `syn_seen` | bool | the client's SYN was captured (false: the capture started mid-flow) — TCP only |
 //! | `sni` | string | TLS server name from the ClientHello |
-//! | `alpn` | [string] | ALPN protocols offered |
+//! | `alpn` | array of string | ALPN protocols offered |
 //! | `tls_version` | string | highest TLS version offered: `"1.3"`, `"1.2"`, `"1.1"`, `"1.0"`, `"ssl3"`, or `"0x…"` |
 //! | `ech` | bool | the ClientHello carried ECH (or ESNI): `sni` is then only the outer, public name (present whenever a ClientHello was seen) |
 //! | `app` | string | app id from the rules |
@@ -83,11 +83,18 @@ struct FlowEvent<'a> {
 /// TCP flags as letters, in a fixed order.
 fn flag_letters(flags: u8) -> String {
     use crate::decode::tcp_flags::*;
-    [(SYN, 'S'), (ACK, 'A'), (FIN, 'F'), (RST, 'R'), (PSH, 'P'), (URG, 'U')]
-        .iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|&(_, c)| c)
-        .collect()
+    [
+        (SYN, 'S'),
+        (ACK, 'A'),
+        (FIN, 'F'),
+        (RST, 'R'),
+        (PSH, 'P'),
+        (URG, 'U'),
+    ]
+    .iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|&(_, c)| c)
+    .collect()
 }
 
 fn tcp_flags_of(d: &DirStats, transport: Transport) -> Option<String> {

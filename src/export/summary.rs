@@ -63,11 +63,13 @@ impl Summary {
             "{:<14} {:<8} {:>8} {:>12} {:>8}",
             "app", "verdict", "flows", "bytes", "clients"
         );
-        let mut rows: Vec<(&str, &AppTotals)> =
-            self.apps.iter().map(|(k, v)| (&**k, v)).collect();
+        let mut rows: Vec<(&str, &AppTotals)> = self.apps.iter().map(|(k, v)| (&**k, v)).collect();
         rows.sort_by(|a, b| {
-            (a.1.verdict, std::cmp::Reverse(a.1.flows), a.0)
-                .cmp(&(b.1.verdict, std::cmp::Reverse(b.1.flows), b.0))
+            (a.1.verdict, std::cmp::Reverse(a.1.flows), a.0).cmp(&(
+                b.1.verdict,
+                std::cmp::Reverse(b.1.flows),
+                b.0,
+            ))
         });
         for (app, t) in rows {
             let _ = writeln!(

@@ -96,7 +96,10 @@ mod tests {
         assert_eq!(ka, kb);
         assert_ne!(lo_a, lo_b);
         assert_eq!(ka.hash_with(&h), kb.hash_with(&h));
-        assert_eq!(worker_of(ka.hash_with(&h), 4), worker_of(kb.hash_with(&h), 4));
+        assert_eq!(
+            worker_of(ka.hash_with(&h), 4),
+            worker_of(kb.hash_with(&h), 4)
+        );
     }
 
     #[test]

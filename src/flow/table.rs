@@ -84,9 +84,7 @@ impl FlowTable {
         let slots = &self.slots;
         self.index
             .find(hash, |&i| {
-                slots[i as usize]
-                    .as_ref()
-                    .is_some_and(|f| f.key == *key)
+                slots[i as usize].as_ref().is_some_and(|f| f.key == *key)
             })
             .copied()
     }

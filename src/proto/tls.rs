@@ -175,7 +175,9 @@ fn hs_len(h: &[u8]) -> usize {
 
 /// The fragment of the handshake record starting at `at`, and the offset after it.
 fn record(stream: &[u8], at: usize) -> Result<(&[u8], usize), TlsError> {
-    let hdr = stream.get(at..at + 5).ok_or(TlsError::Incomplete { needed: at + 5 })?;
+    let hdr = stream
+        .get(at..at + 5)
+        .ok_or(TlsError::Incomplete { needed: at + 5 })?;
     if hdr[0] != CONTENT_HANDSHAKE || hdr[1] != 3 || hdr[2] > 4 {
         return Err(if at == 0 {
             TlsError::NotTls
@@ -188,7 +190,9 @@ fn record(stream: &[u8], at: usize) -> Result<(&[u8], usize), TlsError> {
         return Err(TlsError::Malformed("handshake record length out of range"));
     }
     let end = at + 5 + len;
-    let frag = stream.get(at + 5..end).ok_or(TlsError::Incomplete { needed: end })?;
+    let frag = stream
+        .get(at + 5..end)
+        .ok_or(TlsError::Incomplete { needed: end })?;
     Ok((frag, end))
 }
 

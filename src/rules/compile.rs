@@ -165,10 +165,22 @@ domains = [
     #[test]
     fn match_host_longest_suffix_wins_on_label_boundary() {
         let r = rules();
-        assert_eq!(app_of(&r, "teams.microsoft.example").as_deref(), Some("teams@teams.toml:6"));
-        assert_eq!(app_of(&r, "EU.Teams.Microsoft.Example.").as_deref(), Some("teams@teams.toml:6"));
-        assert_eq!(app_of(&r, "www.microsoft.example").as_deref(), Some("ms@ms.toml:5"));
-        assert_eq!(app_of(&r, "microsoft.example").as_deref(), Some("ms@ms.toml:5"));
+        assert_eq!(
+            app_of(&r, "teams.microsoft.example").as_deref(),
+            Some("teams@teams.toml:6")
+        );
+        assert_eq!(
+            app_of(&r, "EU.Teams.Microsoft.Example.").as_deref(),
+            Some("teams@teams.toml:6")
+        );
+        assert_eq!(
+            app_of(&r, "www.microsoft.example").as_deref(),
+            Some("ms@ms.toml:5")
+        );
+        assert_eq!(
+            app_of(&r, "microsoft.example").as_deref(),
+            Some("ms@ms.toml:5")
+        );
         // Not on a label boundary.
         assert_eq!(app_of(&r, "notmicrosoft.example"), None);
         assert_eq!(app_of(&r, "example"), None);
@@ -177,7 +189,10 @@ domains = [
     #[test]
     fn match_host_exact_entry_does_not_cover_subdomains() {
         let r = rules();
-        assert_eq!(app_of(&r, "login.example").as_deref(), Some("teams@teams.toml:7"));
+        assert_eq!(
+            app_of(&r, "login.example").as_deref(),
+            Some("teams@teams.toml:7")
+        );
         assert_eq!(app_of(&r, "a.login.example"), None);
     }
 

@@ -108,10 +108,9 @@ impl Lines<'_> {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
-        let col = before
-            .rfind('\n')
-            .map_or(before.chars().count(), |nl| before[nl + 1..].chars().count())
-            + 1;
+        let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
+            before[nl + 1..].chars().count()
+        }) + 1;
         (line, col)
     }
 }
@@ -159,7 +158,9 @@ fn normalise_domain(raw: &str) -> Result<(String, bool), String> {
         return Err(format!("'{raw}': invalid character {c:?} in a domain name"));
     }
     if name.split('.').any(|l| l.is_empty() || l.len() > 63) {
-        return Err(format!("'{raw}': empty label or label longer than 63 characters"));
+        return Err(format!(
+            "'{raw}': empty label or label longer than 63 characters"
+        ));
     }
     Ok((name, exact))
 }
@@ -173,9 +174,7 @@ fn is_valid_id(id: &str) -> bool {
 
 /// Converts a toml parse error into a rule error at its place.
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> RuleError {
-    let (line, col) = e
-        .span()
-        .map_or((0, 0), |s| Lines { text }.at(s.start));
+    let (line, col) = e.span().map_or((0, 0), |s| Lines { text }.at(s.start));
     RuleError {
         path: path.to_path_buf(),
         line,
@@ -347,7 +346,10 @@ fn apply_policy(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
             Some(a) => a.verdict = v,
             None => cx.err(
                 app.span(),
-                format!("policy names app '{}', which no rule file defines", app.get_ref()),
+                format!(
+                    "policy names app '{}', which no rule file defines",
+                    app.get_ref()
+                ),
             ),
         }
     }
@@ -407,12 +409,26 @@ category = "gaming"
 verdict = "block"
 domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
 "#;
-        let errs = RuleSet::parse(&[src("chat.toml", bad)], None).unwrap_err().0;
+        let errs = RuleSet::parse(&[src("chat.toml", bad)], None)
+            .unwrap_err()
+            .0;
         let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(shown.len(), 5, "{shown:#?}");
-        assert!(shown[0].starts_with("r/chat.toml:3:12: unknown category 'gaming'"), "{}", shown[0]);
-        assert!(shown[1].starts_with("r/chat.toml:4:11: unknown verdict 'block'"), "{}", shown[1]);
-        assert!(shown[2].starts_with("r/chat.toml:5:26: '*.wild.example': wildcards"), "{}", shown[2]);
+        assert!(
+            shown[0].starts_with("r/chat.toml:3:12: unknown category 'gaming'"),
+            "{}",
+            shown[0]
+        );
+        assert!(
+            shown[1].starts_with("r/chat.toml:4:11: unknown verdict 'block'"),
+            "{}",
+            shown[1]
+        );
+        assert!(
+            shown[2].starts_with("r/chat.toml:5:26: '*.wild.example': wildcards"),
+            "{}",
+            shown[2]
+        );
         assert!(shown[3].contains("invalid character ' '"), "{}", shown[3]);
         assert!(shown[4].contains("empty label"), "{}", shown[4]);
     }
@@ -433,7 +449,9 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
 
     #[test]
     fn parse_duplicate_domain_across_files_names_both_places() {
-        let other = GOOD.replace("\"chat\"", "\"other\"").replace("=exact", "=x");
+        let other = GOOD
+            .replace("\"chat\"", "\"other\"")
+            .replace("=exact", "=x");
         let errs = RuleSet::parse(&[src("chat.toml", GOOD), src("other.toml", &other)], None)
             .unwrap_err()
             .0;
@@ -446,7 +464,9 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
 
     #[test]
     fn parse_id_must_match_file_name() {
-        let errs = RuleSet::parse(&[src("talk.toml", GOOD)], None).unwrap_err().0;
+        let errs = RuleSet::parse(&[src("talk.toml", GOOD)], None)
+            .unwrap_err()
+            .0;
         assert!(errs[0].message.contains("does not match the file name"));
     }
 
@@ -455,7 +475,10 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
         let pol = src("policy.toml", "[verdicts]\nchat = \"observe\"\n");
         let set = RuleSet::parse(&[src("chat.toml", GOOD), pol], None).unwrap();
         assert_eq!(set.apps[0].verdict, Verdict::Observe);
-        let extra = src("mine.toml", "[verdicts]\nchat = \"flag\"\nnope = \"flag\"\n");
+        let extra = src(
+            "mine.toml",
+            "[verdicts]\nchat = \"flag\"\nnope = \"flag\"\n",
+        );
         let errs = RuleSet::parse(&[src("chat.toml", GOOD)], Some(&extra))
             .unwrap_err()
             .0;

@@ -1,0 +1,156 @@
+//! `picket bench FILE`: throughput of each stage on one capture, measured in one run, each as a
+//! ratio to the bare read rate of the same file measured in the same run.
+//!
+//! Stages are timed as whole passes over the file (read; read + decode; read + decode +
+//! dispatch + flows + classification), so nothing reads a clock per packet; a stage's own cost is
+//! the difference between consecutive passes.
+
+use super::load_rules;
+use anyhow::{Context, Result};
+use picket::capture::file::FileSource;
+use picket::capture::PacketSource;
+use picket::decode;
+use picket::engine::{self, EngineConfig};
+use picket::flow::FlowConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Options of `picket bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The capture to measure (read several times; the first pass warms the page cache).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Worker counts to measure the full pipeline with, e.g. `1,2`.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    workers: Vec<u16>,
+    /// Passes per stage; the fastest is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: u32,
+    /// Most flows held at once (as for replay).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_flows: usize,
+}
+
+struct Pass {
+    packets: u64,
+    bytes: u64,
+    elapsed: Duration,
+}
+
+fn best<F: FnMut() -> Result<Pass>>(repeat: u32, mut f: F) -> Result<Pass> {
+    let mut best: Option<Pass> = None;
+    for _ in 0..repeat.max(1) {
+        let p = f()?;
+        if best.as_ref().is_none_or(|b| p.elapsed < b.elapsed) {
+            best = Some(p);
+        }
+    }
+    best.context("no pass ran")
+}
+
+/// Reads every record, touching no header.
+fn pass_read(file: &PathBuf) -> Result<Pass> {
+    let t = Instant::now();
+    let mut src = FileSource::open(file)?;
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    while let Some(p) = src.next_packet()? {
+        packets += 1;
+        bytes += p.data.len() as u64;
+    }
+    Ok(Pass {
+        packets,
+        bytes,
+        elapsed: t.elapsed(),
+    })
+}
+
+/// Reads and decodes every record.
+fn pass_decode(file: &PathBuf) -> Result<(Pass, u64)> {
+    let t = Instant::now();
+    let mut src = FileSource::open(file)?;
+    let (mut packets, mut bytes, mut decoded) = (0u64, 0u64, 0u64);
+    while let Some(p) = src.next_packet()? {
+        packets += 1;
+        bytes += p.data.len() as u64;
+        decoded += u64::from(decode::decode(p.link, p.ts, p.orig_len, p.data).is_ok());
+    }
+    Ok((
+        Pass {
+            packets,
+            bytes,
+            elapsed: t.elapsed(),
+        },
+        decoded,
+    ))
+}
+
+fn row(name: &str, p: &Pass, base: &Pass) {
+    let secs = p.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{:<28} {:>9.3} s {:>10.2} Mpkt/s {:>8.2} Gbit/s {:>8.2}",
+        name,
+        secs,
+        p.packets as f64 / secs / 1e6,
+        p.bytes as f64 * 8.0 / secs / 1e9,
+        base.elapsed.as_secs_f64() / secs
+    );
+}
+
+/// Runs `picket bench`.
+pub fn run(a: Args) -> Result<ExitCode> {
+    let rules = Arc::new(load_rules(None, None)?);
+    pass_read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let read = best(a.repeat, || pass_read(&a.file))?;
+    let mut decoded = 0;
+    let dec = best(a.repeat, || {
+        let (p, d) = pass_decode(&a.file)?;
+        decoded = d;
+        Ok(p)
+    })?;
+    println!(
+        "{}: {} packets, {} frame bytes, {} decoded as TCP/UDP",
+        a.file.display(),
+        read.packets,
+        read.bytes,
+        decoded
+    );
+    println!(
+        "{:<28} {:>11} {:>17} {:>15} {:>8}",
+        "stage", "time", "rate", "", "x read"
+    );
+    row("read (no header touched)", &read, &read);
+    row("read + decode", &dec, &read);
+    for w in &a.workers {
+        let cfg = EngineConfig {
+            workers: usize::from(*w),
+            flow: FlowConfig {
+                max_flows: a.max_flows,
+                ..FlowConfig::default()
+            },
+        };
+        let mut flows = 0u64;
+        let full = best(a.repeat, || {
+            let mut n = 0u64;
+            let r = engine::replay(
+                std::slice::from_ref(&a.file),
+                &cfg,
+                Arc::clone(&rules),
+                None,
+                |_| n += 1,
+            );
+            flows = n;
+            Ok(Pass {
+                packets: r.read.packets,
+                bytes: read.bytes,
+                elapsed: r.elapsed,
+            })
+        })?;
+        row(&format!("full pipeline, {w} worker(s)"), &full, &read);
+        println!("{:<28} {flows} flows", "");
+    }
+    println!("(x read: the stage's rate as a fraction of the bare read rate, same run; best of {} passes)", a.repeat.max(1));
+    Ok(ExitCode::SUCCESS)
+}

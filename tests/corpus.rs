@@ -1,0 +1,45 @@
+//! The labelled corpus in ../shared/corpus (real captures written by others): every TCP
+//! ClientHello server name that tshark dissects must appear on its flow, and app precision must
+//! stay at or above 95%. Scored by the corpus's own tool, `../shared/tools/score`.
+//! Skips, saying so, when the corpus or the scorer is absent.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn corpus_tcp_sni_agreement_and_app_precision() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    let corpus = root.join("corpus");
+    let score = root.join("tools/score");
+    if !corpus.join("pcap").is_dir() || !score.is_file() {
+        eprintln!(
+            "SKIPPED: corpus test: {} or {} is absent",
+            corpus.display(),
+            score.display()
+        );
+        return;
+    }
+    let out = Command::new("python3")
+        .arg(&score)
+        .args(["--picket", env!("CARGO_BIN_EXE_picket")])
+        .args([
+            "--sni-l4",
+            "tcp",
+            "--min-sni",
+            "100",
+            "--min-precision",
+            "95",
+        ])
+        .arg(&corpus)
+        .output()
+        .expect("python3 runs the scorer");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or("");
+    eprintln!("{text}");
+    assert!(
+        out.status.success(),
+        "score below the bounds (exit {:?}): {last}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
