@@ -132,7 +132,7 @@ where
                         match decode::decode(p.link, p.ts, p.orig_len, p.data) {
                             Ok(meta) => {
                                 read.decoded += 1;
-                                pipe.push(&meta, p.data);
+                                pipe.push(&meta, p.data, p.chunk);
                             }
                             Err(skip) => read.skips[skip.index()] += 1,
                         }

@@ -4,18 +4,21 @@
 //! Errors name the file, the packet number and the byte offset where the input went wrong; the
 //! packets read before an error stay valid and the caller decides whether to go on.
 
-use super::{LinkType, PacketSource, RawPacket, Timestamp};
+use super::{Chunk, LinkType, PacketSource, RawPacket, Timestamp};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Largest captured length accepted for one frame; anything larger is an impossible record.
 pub const MAX_FRAME: u32 = 256 * 1024;
 /// Largest pcapng block accepted (a frame plus generous room for options).
 pub const MAX_BLOCK: u32 = MAX_FRAME + 64 * 1024;
-/// Initial size of the read buffer.
+/// Size of a read chunk.
 const BUF_SIZE: usize = 1 << 20;
+/// Most retired chunks kept for reuse.
+const MAX_POOL: usize = 64;
 
 const PCAP_US_LE: u32 = 0xA1B2_C3D4;
 const PCAP_NS_LE: u32 = 0xA1B2_3C4D;
@@ -182,7 +185,10 @@ enum Format {
 pub struct FileSource {
     path: PathBuf,
     input: Box<dyn Read + Send>,
-    buf: Vec<u8>,
+    /// The chunk being read; frames handed out borrow it, and workers may hold it.
+    buf: Chunk,
+    /// Retired chunks, reused once no worker holds them.
+    pool: Vec<Chunk>,
     start: usize,
     end: usize,
     /// File offset of `buf[start]`.
@@ -245,7 +251,8 @@ impl FileSource {
         let mut src = FileSource {
             path,
             input,
-            buf: vec![0; BUF_SIZE],
+            buf: Arc::new(vec![0; BUF_SIZE]),
+            pool: Vec::new(),
             start: 0,
             end: 0,
             offset: 0,
@@ -292,27 +299,65 @@ impl FileSource {
     }
 
     /// Makes at least `need` bytes available from `start`; false when the input ends first.
+    ///
+    /// Frames handed out stay valid in their chunk for as long as a worker holds it, so a chunk
+    /// still shared is never written again: the unread rest moves to a chunk nobody holds (a
+    /// recycled one when possible), and the shared one is left to its holders.
     fn fill(&mut self, need: usize) -> Result<bool, CaptureError> {
         if self.end - self.start >= need {
             return Ok(true);
         }
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        if self.eof {
+            return Ok(false);
         }
-        if need > self.buf.len() {
-            self.buf.resize(need.next_power_of_two(), 0);
+        let size = need.next_power_of_two().max(BUF_SIZE);
+        let rest = self.end - self.start;
+        match Arc::get_mut(&mut self.buf) {
+            Some(b) if b.len() >= size => b.copy_within(self.start..self.end, 0),
+            _ => {
+                let mut fresh = self.take_chunk(size);
+                if let Some(b) = Arc::get_mut(&mut fresh) {
+                    b[..rest].copy_from_slice(&self.buf[self.start..self.end]);
+                }
+                let old = std::mem::replace(&mut self.buf, fresh);
+                if self.pool.len() < MAX_POOL {
+                    self.pool.push(old);
+                }
+            }
         }
+        self.start = 0;
+        self.end = rest;
+        let Some(buf) = Arc::get_mut(&mut self.buf) else {
+            return Ok(false); // unreachable: the chunk was made unique above
+        };
         while self.end < need && !self.eof {
-            match self.input.read(&mut self.buf[self.end..]) {
+            match self.input.read(&mut buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.error(CaptureErrorKind::Io(e))),
+                Err(e) => {
+                    return Err(CaptureError {
+                        path: self.path.clone(),
+                        offset: self.offset,
+                        packets: self.packets,
+                        kind: CaptureErrorKind::Io(e),
+                    })
+                }
             }
         }
         Ok(self.end - self.start >= need)
+    }
+
+    /// A chunk of at least `size` bytes that no one else holds: recycled, or new.
+    fn take_chunk(&mut self, size: usize) -> Chunk {
+        if let Some(i) = self
+            .pool
+            .iter()
+            .position(|c| Arc::strong_count(c) == 1 && c.len() >= size)
+        {
+            return self.pool.swap_remove(i);
+        }
+        Arc::new(vec![0; size])
     }
 
     fn truncated(&self, need: usize) -> CaptureError {
@@ -399,6 +444,7 @@ impl FileSource {
             orig_len: orig_len.max(caplen),
             link,
             data: &self.buf[data_at..data_at + caplen as usize],
+            chunk: &self.buf,
         }))
     }
 
@@ -503,6 +549,7 @@ impl FileSource {
                         orig_len: orig_len.max(caplen),
                         link: iface.link,
                         data: &self.buf[data_at..data_at + caplen as usize],
+                        chunk: &self.buf,
                     }));
                 }
                 3 => {
@@ -527,6 +574,7 @@ impl FileSource {
                         orig_len,
                         link: iface.link,
                         data: &self.buf[data_at..data_at + caplen as usize],
+                        chunk: &self.buf,
                     }));
                 }
                 _ => self.consume(total), // statistics, name resolution, custom: not ours

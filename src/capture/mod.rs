@@ -101,6 +101,9 @@ impl LinkType {
     }
 }
 
+/// A read buffer shared by a capture source and the workers its frames go to.
+pub type Chunk = std::sync::Arc<Vec<u8>>;
+
 /// One captured frame, borrowed from the source's buffer until the next call.
 #[derive(Clone, Copy, Debug)]
 pub struct RawPacket<'a> {
@@ -112,6 +115,8 @@ pub struct RawPacket<'a> {
     pub link: LinkType,
     /// The captured bytes.
     pub data: &'a [u8],
+    /// The shared chunk `data` lies in, so the frame can travel to a worker without a copy.
+    pub chunk: &'a Chunk,
 }
 
 /// A source of captured frames, read one at a time (a lending iterator).

@@ -8,7 +8,7 @@
 
 use crate::capture::{LinkType, Timestamp};
 use etherparse::{
-    err::Layer, EtherType, IpNumber, LaxLinkExtSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice,
+    IpNumber, Ipv4HeaderSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
 };
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -218,63 +218,214 @@ impl fmt::Display for Skip {
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86DD;
+const ETH_VLAN: u16 = 0x8100;
+const ETH_QINQ: u16 = 0x88A8;
+const ETH_QINQ_OLD: u16 = 0x9100;
+const ETH_LEN: usize = 14;
 const SLL_LEN: usize = 16;
 const SLL2_LEN: usize = 20;
 
 /// Decodes one frame into its flow-relevant summary.
-pub fn decode(
-    link: LinkType,
-    ts: Timestamp,
-    wire_len: u32,
-    data: &[u8],
-) -> Result<PacketMeta, Skip> {
-    let sliced = match link {
-        LinkType::Ethernet => {
-            LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::Truncated(DecodeLayer::Link))?
+///
+/// The link layer is a few fixed fields, read here; IPv4, IPv6 (with its extension headers), TCP
+/// and UDP headers are checked and read through etherparse's header slices, which borrow the
+/// frame and copy nothing. A frame cut short by the snaplen keeps the payload it has.
+pub fn decode(link: LinkType, ts: Timestamp, wire_len: u32, data: &[u8]) -> Result<PacketMeta, Skip> {
+    let mut vlans = [0u16; MAX_VLANS];
+    let mut nvlan = 0u8;
+    let be16 = |b: &[u8], at: usize| -> Option<u16> {
+        Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+    };
+    let trunc = Skip::Truncated(DecodeLayer::Link);
+    let (ether_type, mut at) = match link {
+        LinkType::Ethernet => (be16(data, 12).ok_or(trunc)?, ETH_LEN),
+        LinkType::LinuxSll => (be16(data, 14).filter(|_| data.len() >= SLL_LEN).ok_or(trunc)?, SLL_LEN),
+        LinkType::LinuxSll2 => (be16(data, 0).filter(|_| data.len() >= SLL2_LEN).ok_or(trunc)?, SLL2_LEN),
+        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => {
+            match data.first().map(|b| b >> 4) {
+                Some(4) => (ETH_IPV4, 0),
+                Some(6) => (ETH_IPV6, 0),
+                Some(_) => return Err(Skip::Malformed(DecodeLayer::Ip)),
+                None => return Err(Skip::Truncated(DecodeLayer::Ip)),
+            }
         }
-        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => from_ip(data)?,
         LinkType::Null | LinkType::Loop => {
-            let hdr = data.get(..4).ok_or(Skip::Truncated(DecodeLayer::Link))?;
+            let hdr = data.get(..4).ok_or(trunc)?;
             let le = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
             let be = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
             // AF_INET is 2 everywhere; AF_INET6 is 10 (Linux), 24 (NetBSD/OpenBSD), 28 (FreeBSD),
             // 30 (macOS). The writer's byte order is unknown for `Null`, so accept either.
-            let family = if le < 0x100 { le } else { be };
-            match family {
-                2 | 10 | 24 | 28 | 30 => from_ip(&data[4..])?,
+            match if le < 0x100 { le } else { be } {
+                2 => (ETH_IPV4, 4),
+                10 | 24 | 28 | 30 => (ETH_IPV6, 4),
                 _ => return Err(Skip::NotIp),
             }
         }
-        LinkType::LinuxSll => {
-            let hdr = data
-                .get(..SLL_LEN)
-                .ok_or(Skip::Truncated(DecodeLayer::Link))?;
-            let proto = u16::from_be_bytes([hdr[14], hdr[15]]);
-            LaxSlicedPacket::from_ether_type(EtherType(proto), &data[SLL_LEN..])
-        }
-        LinkType::LinuxSll2 => {
-            let hdr = data
-                .get(..SLL2_LEN)
-                .ok_or(Skip::Truncated(DecodeLayer::Link))?;
-            let proto = u16::from_be_bytes([hdr[0], hdr[1]]);
-            LaxSlicedPacket::from_ether_type(EtherType(proto), &data[SLL2_LEN..])
-        }
         LinkType::Other(_) => return Err(Skip::UnsupportedLink),
     };
-    let meta = meta_from(&sliced, ts, wire_len, data)?;
+    let mut ether_type = ether_type;
+    while matches!(ether_type, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD) {
+        let tci = be16(data, at).ok_or(trunc)?;
+        ether_type = be16(data, at + 2).ok_or(trunc)?;
+        if usize::from(nvlan) == MAX_VLANS {
+            return Err(Skip::Malformed(DecodeLayer::Link)); // more tags than any real network uses
+        }
+        vlans[usize::from(nvlan)] = tci & 0x0FFF;
+        nvlan += 1;
+        at += 4;
+    }
+    if ether_type != ETH_IPV4 && ether_type != ETH_IPV6 {
+        return Err(Skip::NotIp);
+    }
+    let ip = data.get(at..).ok_or(trunc)?;
+    let mut m = ip_packet(ip, ts, wire_len.max(data.len() as u32), data)?;
+    m.vlans = vlans;
+    m.nvlan = nvlan;
     // One level of GTP-U (mobile core span ports): the inner IP packet is the flow.
-    if meta.transport == Transport::Udp && (meta.dport == GTP_U_PORT || meta.sport == GTP_U_PORT) {
-        if let Some(inner) = gtp_u_inner(meta.payload(data)) {
-            if let Ok(p) = from_ip(inner) {
-                if let Ok(mut m) = meta_from(&p, ts, wire_len, data) {
-                    m.vlans = meta.vlans;
-                    m.nvlan = meta.nvlan;
-                    return Ok(m);
-                }
+    if m.transport == Transport::Udp && (m.dport == GTP_U_PORT || m.sport == GTP_U_PORT) {
+        if let Some(inner) = gtp_u_inner(m.payload(data)) {
+            if let Ok(mut im) = ip_packet(inner, ts, m.wire_len, data) {
+                im.vlans = vlans;
+                im.nvlan = nvlan;
+                return Ok(im);
             }
         }
     }
-    Ok(meta)
+    Ok(m)
+}
+
+/// Decodes an IP packet (and its TCP or UDP header) that lies inside `frame`.
+fn ip_packet(ip: &[u8], ts: Timestamp, wire_len: u32, frame: &[u8]) -> Result<PacketMeta, Skip> {
+    use etherparse::err::{ipv4, ipv6, ipv6_exts};
+    let (src, dst, proto, payload) = match ip.first().map(|b| b >> 4) {
+        Some(4) => {
+            let h = Ipv4HeaderSlice::from_slice(ip).map_err(|e| match e {
+                ipv4::HeaderSliceError::Len(_) => Skip::Truncated(DecodeLayer::Ip),
+                ipv4::HeaderSliceError::Content(_) => Skip::Malformed(DecodeLayer::Ip),
+            })?;
+            let hlen = h.slice().len();
+            // A total length of 0 comes from segmentation offload (TSO/LRO) on the capturing
+            // host: the frame's own length is the truth then.
+            let total = match usize::from(h.total_len()) {
+                0 => ip.len(),
+                t => t,
+            };
+            if total < hlen {
+                return Err(Skip::Malformed(DecodeLayer::Ip));
+            }
+            if h.is_fragmenting_payload() {
+                return Err(Skip::Fragment);
+            }
+            // Lax: a total length beyond the captured bytes (snaplen) keeps what was captured;
+            // Ethernet padding after the total length is not payload.
+            let end = total.min(ip.len());
+            (
+                Addr::from(Ipv4Addr::from(h.source())),
+                Addr::from(Ipv4Addr::from(h.destination())),
+                h.protocol(),
+                &ip[hlen..end],
+            )
+        }
+        Some(6) => {
+            let h = Ipv6HeaderSlice::from_slice(ip).map_err(|e| match e {
+                ipv6::HeaderSliceError::Len(_) => Skip::Truncated(DecodeLayer::Ip),
+                ipv6::HeaderSliceError::Content(_) => Skip::Malformed(DecodeLayer::Ip),
+            })?;
+            let plen = usize::from(h.payload_length());
+            let body = &ip[40..];
+            let body = if plen == 0 { body } else { &body[..plen.min(body.len())] };
+            let mut next = h.next_header();
+            let mut rest = body;
+            if is_ipv6_ext(next) {
+                let (exts, n, r) = Ipv6ExtensionsSlice::from_slice(next, body).map_err(|e| match e {
+                    ipv6_exts::HeaderSliceError::Len(_) => Skip::Truncated(DecodeLayer::Ip),
+                    ipv6_exts::HeaderSliceError::Content(_) => Skip::Malformed(DecodeLayer::Ip),
+                })?;
+                if exts.is_fragmenting_payload() {
+                    return Err(Skip::Fragment);
+                }
+                next = n;
+                rest = r;
+            }
+            (Addr(h.source()), Addr(h.destination()), next, rest)
+        }
+        Some(_) => return Err(Skip::Malformed(DecodeLayer::Ip)),
+        None => return Err(Skip::Truncated(DecodeLayer::Ip)),
+    };
+    let (sport, dport, transport, flags, seq, ack, body) = match proto {
+        IpNumber::TCP => {
+            let t = TcpHeaderSlice::from_slice(payload).map_err(|e| match e {
+                etherparse::err::tcp::HeaderSliceError::Len(_) => Skip::Truncated(DecodeLayer::Tcp),
+                etherparse::err::tcp::HeaderSliceError::Content(_) => {
+                    Skip::Malformed(DecodeLayer::Tcp)
+                }
+            })?;
+            (
+                t.source_port(),
+                t.destination_port(),
+                Transport::Tcp,
+                tcp_flag_byte(&t),
+                t.sequence_number(),
+                t.acknowledgment_number(),
+                &payload[t.slice().len()..],
+            )
+        }
+        IpNumber::UDP => {
+            let u = UdpHeaderSlice::from_slice(payload)
+                .map_err(|_| Skip::Truncated(DecodeLayer::Udp))?;
+            let len = usize::from(u.length());
+            if len != 0 && len < 8 {
+                return Err(Skip::Malformed(DecodeLayer::Udp));
+            }
+            // Length 0 happens with IPv6 jumbograms and some offloads: take what is there.
+            let end = if len == 0 { payload.len() } else { len.min(payload.len()) };
+            (
+                u.source_port(),
+                u.destination_port(),
+                Transport::Udp,
+                0,
+                0,
+                0,
+                &payload[8..end],
+            )
+        }
+        _ => return Err(Skip::OtherTransport),
+    };
+    // The payload is a sub-slice of the frame; its offset is a plain address difference.
+    let off = (body.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
+    let (payload_off, payload_len) = if off.checked_add(body.len()).is_some_and(|e| e <= frame.len()) {
+        (off as u32, body.len() as u32)
+    } else {
+        (0, 0)
+    };
+    Ok(PacketMeta {
+        ts,
+        wire_len,
+        src,
+        dst,
+        sport,
+        dport,
+        transport,
+        vlans: [0; MAX_VLANS],
+        nvlan: 0,
+        flags,
+        seq,
+        ack,
+        payload_off,
+        payload_len,
+    })
+}
+
+/// Whether an IPv6 next-header value is an extension header etherparse walks.
+fn is_ipv6_ext(n: IpNumber) -> bool {
+    matches!(
+        n,
+        IpNumber::IPV6_HEADER_HOP_BY_HOP
+            | IpNumber::IPV6_ROUTE_HEADER
+            | IpNumber::IPV6_FRAGMENTATION_HEADER
+            | IpNumber::IPV6_DESTINATION_OPTIONS
+            | IpNumber::AUTHENTICATION_HEADER
+    )
 }
 
 /// UDP port of GTP-U (3GPP TS 29.281).
@@ -311,147 +462,7 @@ fn gtp_u_inner(b: &[u8]) -> Option<&[u8]> {
     matches!(inner.first().map(|v| v >> 4), Some(4 | 6)).then_some(inner)
 }
 
-fn from_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
-    LaxSlicedPacket::from_ip(data).map_err(|e| {
-        use etherparse::err::ip::LaxHeaderSliceError as E;
-        match e {
-            E::Len(_) => Skip::Truncated(DecodeLayer::Ip),
-            E::Content(_) => Skip::Malformed(DecodeLayer::Ip),
-        }
-    })
-}
-
-fn layer_of(layer: Layer) -> DecodeLayer {
-    match layer {
-        Layer::TcpHeader => DecodeLayer::Tcp,
-        Layer::UdpHeader | Layer::UdpPayload => DecodeLayer::Udp,
-        Layer::LinuxSllHeader
-        | Layer::Ethernet2Header
-        | Layer::EtherPayload
-        | Layer::VlanHeader
-        | Layer::MacsecHeader
-        | Layer::MacsecPacket => DecodeLayer::Link,
-        _ => DecodeLayer::Ip,
-    }
-}
-
-fn meta_from(
-    p: &LaxSlicedPacket<'_>,
-    ts: Timestamp,
-    wire_len: u32,
-    frame: &[u8],
-) -> Result<PacketMeta, Skip> {
-    let mut vlans = [0u16; MAX_VLANS];
-    let mut nvlan = 0u8;
-    for ext in p.link_exts.iter() {
-        if let LaxLinkExtSlice::Vlan(v) = ext {
-            if let Some(slot) = vlans.get_mut(nvlan as usize) {
-                *slot = v.vlan_identifier().value();
-                nvlan += 1;
-            }
-        }
-    }
-    let (src, dst, payload) = match &p.net {
-        Some(LaxNetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            (
-                Addr::from(h.source_addr()),
-                Addr::from(h.destination_addr()),
-                ip.payload(),
-            )
-        }
-        Some(LaxNetSlice::Ipv6(ip)) => {
-            let h = ip.header();
-            (Addr(h.source()), Addr(h.destination()), ip.payload())
-        }
-        Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotIp),
-        None => {
-            return Err(match p.stop_err {
-                Some((ref e, layer)) => classify_err(e, layer),
-                None => match ether_type_of(p) {
-                    Some(ETH_IPV4 | ETH_IPV6) => Skip::Truncated(DecodeLayer::Ip),
-                    _ => Skip::NotIp,
-                },
-            });
-        }
-    };
-    if payload.fragmented {
-        return Err(Skip::Fragment);
-    }
-    let (sport, dport, transport, flags, seq, ack, body) = match &p.transport {
-        Some(TransportSlice::Tcp(t)) => (
-            t.source_port(),
-            t.destination_port(),
-            Transport::Tcp,
-            tcp_flag_byte(t),
-            t.sequence_number(),
-            t.acknowledgment_number(),
-            t.payload(),
-        ),
-        Some(TransportSlice::Udp(u)) => (
-            u.source_port(),
-            u.destination_port(),
-            Transport::Udp,
-            0,
-            0,
-            0,
-            u.payload(),
-        ),
-        Some(_) => return Err(Skip::OtherTransport),
-        None => {
-            return Err(match (payload.ip_number, &p.stop_err) {
-                (IpNumber::TCP | IpNumber::UDP, Some((e, layer))) => classify_err(e, *layer),
-                (IpNumber::TCP, None) => Skip::Truncated(DecodeLayer::Tcp),
-                (IpNumber::UDP, None) => Skip::Truncated(DecodeLayer::Udp),
-                _ => Skip::OtherTransport,
-            });
-        }
-    };
-    // The payload is a sub-slice of the frame; its offset is a plain address difference.
-    let off = (body.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
-    let (payload_off, payload_len) = if off <= frame.len() && off + body.len() <= frame.len() {
-        (off as u32, body.len() as u32)
-    } else {
-        (0, 0)
-    };
-    Ok(PacketMeta {
-        ts,
-        wire_len: wire_len.max(frame.len() as u32),
-        src,
-        dst,
-        sport,
-        dport,
-        transport,
-        vlans,
-        nvlan,
-        flags,
-        seq,
-        ack,
-        payload_off,
-        payload_len,
-    })
-}
-
-fn ether_type_of(p: &LaxSlicedPacket<'_>) -> Option<u16> {
-    if let Some(LaxLinkExtSlice::Vlan(v)) = p.link_exts.last() {
-        return Some(v.ether_type().0);
-    }
-    match &p.link {
-        Some(etherparse::LinkSlice::Ethernet2(e)) => Some(e.ether_type().0),
-        _ => None,
-    }
-}
-
-fn classify_err(e: &etherparse::err::packet::SliceError, layer: Layer) -> Skip {
-    use etherparse::err::packet::SliceError as E;
-    let l = layer_of(layer);
-    match e {
-        E::Len(_) => Skip::Truncated(l),
-        _ => Skip::Malformed(l),
-    }
-}
-
-fn tcp_flag_byte(t: &etherparse::TcpSlice<'_>) -> u8 {
+fn tcp_flag_byte(t: &TcpHeaderSlice<'_>) -> u8 {
     use tcp_flags::*;
     let mut f = 0;
     for (set, bit) in [
@@ -587,6 +598,16 @@ mod tests {
         let m = decode(LinkType::Ethernet, Timestamp(0), 58, &f).unwrap();
         assert_eq!(m.payload(&f), b"ab");
         assert_eq!(m.wire_len, 58);
+    }
+
+    #[test]
+    fn decode_ipv4_total_length_zero_from_offload_uses_captured_length() {
+        let mut f = eth(ETH_IPV4);
+        f.extend(IPV4_TCP_SYN_ACK_PAYLOAD);
+        f[14 + 2] = 0;
+        f[14 + 3] = 0;
+        let m = decode(LinkType::Ethernet, Timestamp(0), 0, &f).unwrap();
+        assert_eq!(m.payload(&f), b"abcd");
     }
 
     #[test]

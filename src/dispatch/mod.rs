@@ -1,11 +1,13 @@
 //! Dispatch: a symmetric flow hash picks the one worker that owns a flow; packets travel to it in
 //! batches over bounded crossbeam channels, and emptied batches come back to be refilled.
 //!
-//! Per packet, the dispatcher hashes the key once and copies the transport payload into the
-//! worker's batch; the worker never re-hashes. No lock, no atomic read-modify-write, no clock read
-//! and no allocation on this path once the batches have warmed up.
+//! Per packet, the dispatcher hashes the key once and records where the frame lies in the
+//! capture's shared read chunk; the worker never re-hashes and no payload is copied. A batch
+//! holds a reference to each chunk its frames lie in (one reference count change per chunk and
+//! batch, not per packet). No lock, no atomic read-modify-write, no clock read and no allocation
+//! on the per-packet path once the batches have warmed up.
 
-use crate::capture::Timestamp;
+use crate::capture::{Chunk, Timestamp};
 use crate::decode::PacketMeta;
 use crate::flow::key::worker_of;
 use crate::flow::{FlowConfig, FlowHasher, FlowKey, FlowRecord, FlowTracker, TrackerStats};
@@ -19,19 +21,22 @@ pub const BATCH_PACKETS: usize = 256;
 /// Batches queued per worker before the dispatcher waits (backpressure, bounded memory).
 pub const QUEUE_BATCHES: usize = 16;
 
-/// One packet of a batch: its summary, its key hash and where its payload sits in the batch.
+/// One packet of a batch: its summary, its key hash and where its frame lies.
 #[derive(Clone, Copy, Debug)]
 struct Item {
     meta: PacketMeta,
     hash: u64,
-    off: u32,
+    /// Index into the batch's chunks.
+    chunk: u16,
+    /// Offset of the frame in that chunk.
+    frame_off: u32,
 }
 
-/// Packets bound for one worker, with their payload bytes in one buffer.
+/// Packets bound for one worker, with references to the chunks their frames lie in.
 #[derive(Debug, Default)]
 struct Batch {
     items: Vec<Item>,
-    data: Vec<u8>,
+    chunks: Vec<Chunk>,
     /// Packet time at the dispatcher when sent: lets a quiet worker expire its flows.
     now: Timestamp,
 }
@@ -40,9 +45,18 @@ impl Batch {
     fn with_capacity() -> Self {
         Batch {
             items: Vec::with_capacity(BATCH_PACKETS),
-            data: Vec::with_capacity(BATCH_PACKETS * 256),
+            chunks: Vec::with_capacity(8),
             now: Timestamp(0),
         }
+    }
+
+    /// The payload of an item.
+    fn payload(&self, it: &Item) -> &[u8] {
+        let frame_at = it.frame_off as usize + it.meta.payload_off as usize;
+        self.chunks
+            .get(usize::from(it.chunk))
+            .and_then(|c| c.get(frame_at..frame_at + it.meta.payload_len as usize))
+            .unwrap_or(&[])
     }
 }
 
@@ -123,8 +137,16 @@ impl<'scope> Pipeline<'scope> {
         self.workers.len()
     }
 
-    /// Hands one decoded packet to the worker that owns its flow.
-    pub fn push(&mut self, meta: &PacketMeta, frame: &[u8]) {
+    /// Hands one decoded packet to the worker that owns its flow. `frame` must lie in `chunk`
+    /// (a frame that does not is counted as undeliverable and dropped).
+    pub fn push(&mut self, meta: &PacketMeta, frame: &[u8], chunk: &Chunk) -> bool {
+        let off = (frame.as_ptr() as usize).wrapping_sub(chunk.as_ptr() as usize);
+        if off
+            .checked_add(frame.len())
+            .is_none_or(|end| end > chunk.len())
+        {
+            return false;
+        }
         let (key, _) = FlowKey::of(meta);
         let hash = key.hash_with(&self.hasher);
         let w = worker_of(hash, self.workers.len());
@@ -132,17 +154,20 @@ impl<'scope> Pipeline<'scope> {
             self.now = meta.ts;
         }
         let h = &mut self.workers[w];
-        let payload = meta.payload(frame);
-        let off = h.current.data.len() as u32;
-        h.current.data.extend_from_slice(payload);
-        h.current.items.push(Item {
+        let b = &mut h.current;
+        if !b.chunks.last().is_some_and(|c| Arc::ptr_eq(c, chunk)) {
+            b.chunks.push(Arc::clone(chunk));
+        }
+        b.items.push(Item {
             meta: *meta,
             hash,
-            off,
+            chunk: (b.chunks.len() - 1) as u16,
+            frame_off: off as u32,
         });
-        if h.current.items.len() >= BATCH_PACKETS {
+        if b.items.len() >= BATCH_PACKETS {
             send_batch(h, self.now);
         }
+        true
     }
 
     /// Sends every partly filled batch now (live capture does this when the link is quiet).
@@ -209,16 +234,11 @@ fn worker_loop(
         match msg {
             Msg::Batch(mut b) => {
                 for it in &b.items {
-                    let start = it.off as usize;
-                    let payload = b
-                        .data
-                        .get(start..start + it.meta.payload_len as usize)
-                        .unwrap_or(&[]);
-                    tracker.packet(&it.meta, it.hash, payload, &mut out);
+                    tracker.packet(&it.meta, it.hash, b.payload(it), &mut out);
                 }
                 tracker.advance(b.now, &mut out);
                 b.items.clear();
-                b.data.clear();
+                b.chunks.clear();
                 let _ = free.try_send(b);
             }
             Msg::Rules(r) => tracker.set_rules(r),
