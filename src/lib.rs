@@ -37,3 +37,4 @@ pub mod export;
 pub mod flow;
 pub mod proto;
 pub mod rules;
+pub mod synth;

@@ -22,24 +22,14 @@ fn no_panic(o: &Output) {
     assert_ne!(o.status.code(), Some(101), "panic exit: {err}");
 }
 
-/// A classic little-endian µs pcap with Ethernet frames.
+/// A classic little-endian µs pcap with Ethernet frames, one second apart.
 fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut v = Vec::new();
-    for x in [0xA1B2_C3D4u32] {
-        v.extend(x.to_le_bytes());
-    }
-    v.extend([2, 0, 4, 0]);
-    v.extend([0u8; 8]);
-    v.extend(65535u32.to_le_bytes());
-    v.extend(1u32.to_le_bytes());
-    for (i, f) in frames.iter().enumerate() {
-        v.extend((1_700_000_000 + i as u32).to_le_bytes());
-        v.extend(0u32.to_le_bytes());
-        v.extend((f.len() as u32).to_le_bytes());
-        v.extend((f.len() as u32).to_le_bytes());
-        v.extend(f);
-    }
-    v
+    let packets = frames.iter().enumerate().map(|(i, f)| picket::synth::Packet {
+        ts_ns: (1_700_000_000 + i as u64) * 1_000_000_000,
+        frame: f.clone(),
+    });
+    picket::synth::write_pcap(Vec::new(), picket::synth::PcapFormat::default(), packets)
+        .expect("in-memory write")
 }
 
 /// An Ethernet/IPv4/UDP frame from 10.0.0.1:5000+i to 192.0.2.1:53.

@@ -230,7 +230,12 @@ const SLL2_LEN: usize = 20;
 /// The link layer is a few fixed fields, read here; IPv4, IPv6 (with its extension headers), TCP
 /// and UDP headers are checked and read through etherparse's header slices, which borrow the
 /// frame and copy nothing. A frame cut short by the snaplen keeps the payload it has.
-pub fn decode(link: LinkType, ts: Timestamp, wire_len: u32, data: &[u8]) -> Result<PacketMeta, Skip> {
+pub fn decode(
+    link: LinkType,
+    ts: Timestamp,
+    wire_len: u32,
+    data: &[u8],
+) -> Result<PacketMeta, Skip> {
     let mut vlans = [0u16; MAX_VLANS];
     let mut nvlan = 0u8;
     let be16 = |b: &[u8], at: usize| -> Option<u16> {
@@ -239,16 +244,24 @@ pub fn decode(link: LinkType, ts: Timestamp, wire_len: u32, data: &[u8]) -> Resu
     let trunc = Skip::Truncated(DecodeLayer::Link);
     let (ether_type, mut at) = match link {
         LinkType::Ethernet => (be16(data, 12).ok_or(trunc)?, ETH_LEN),
-        LinkType::LinuxSll => (be16(data, 14).filter(|_| data.len() >= SLL_LEN).ok_or(trunc)?, SLL_LEN),
-        LinkType::LinuxSll2 => (be16(data, 0).filter(|_| data.len() >= SLL2_LEN).ok_or(trunc)?, SLL2_LEN),
-        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => {
-            match data.first().map(|b| b >> 4) {
-                Some(4) => (ETH_IPV4, 0),
-                Some(6) => (ETH_IPV6, 0),
-                Some(_) => return Err(Skip::Malformed(DecodeLayer::Ip)),
-                None => return Err(Skip::Truncated(DecodeLayer::Ip)),
-            }
-        }
+        LinkType::LinuxSll => (
+            be16(data, 14)
+                .filter(|_| data.len() >= SLL_LEN)
+                .ok_or(trunc)?,
+            SLL_LEN,
+        ),
+        LinkType::LinuxSll2 => (
+            be16(data, 0)
+                .filter(|_| data.len() >= SLL2_LEN)
+                .ok_or(trunc)?,
+            SLL2_LEN,
+        ),
+        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => match data.first().map(|b| b >> 4) {
+            Some(4) => (ETH_IPV4, 0),
+            Some(6) => (ETH_IPV6, 0),
+            Some(_) => return Err(Skip::Malformed(DecodeLayer::Ip)),
+            None => return Err(Skip::Truncated(DecodeLayer::Ip)),
+        },
         LinkType::Null | LinkType::Loop => {
             let hdr = data.get(..4).ok_or(trunc)?;
             let le = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
@@ -333,14 +346,19 @@ fn ip_packet(ip: &[u8], ts: Timestamp, wire_len: u32, frame: &[u8]) -> Result<Pa
             })?;
             let plen = usize::from(h.payload_length());
             let body = &ip[40..];
-            let body = if plen == 0 { body } else { &body[..plen.min(body.len())] };
+            let body = if plen == 0 {
+                body
+            } else {
+                &body[..plen.min(body.len())]
+            };
             let mut next = h.next_header();
             let mut rest = body;
             if is_ipv6_ext(next) {
-                let (exts, n, r) = Ipv6ExtensionsSlice::from_slice(next, body).map_err(|e| match e {
-                    ipv6_exts::HeaderSliceError::Len(_) => Skip::Truncated(DecodeLayer::Ip),
-                    ipv6_exts::HeaderSliceError::Content(_) => Skip::Malformed(DecodeLayer::Ip),
-                })?;
+                let (exts, n, r) =
+                    Ipv6ExtensionsSlice::from_slice(next, body).map_err(|e| match e {
+                        ipv6_exts::HeaderSliceError::Len(_) => Skip::Truncated(DecodeLayer::Ip),
+                        ipv6_exts::HeaderSliceError::Content(_) => Skip::Malformed(DecodeLayer::Ip),
+                    })?;
                 if exts.is_fragmenting_payload() {
                     return Err(Skip::Fragment);
                 }
@@ -378,7 +396,11 @@ fn ip_packet(ip: &[u8], ts: Timestamp, wire_len: u32, frame: &[u8]) -> Result<Pa
                 return Err(Skip::Malformed(DecodeLayer::Udp));
             }
             // Length 0 happens with IPv6 jumbograms and some offloads: take what is there.
-            let end = if len == 0 { payload.len() } else { len.min(payload.len()) };
+            let end = if len == 0 {
+                payload.len()
+            } else {
+                len.min(payload.len())
+            };
             (
                 u.source_port(),
                 u.destination_port(),
@@ -393,7 +415,10 @@ fn ip_packet(ip: &[u8], ts: Timestamp, wire_len: u32, frame: &[u8]) -> Result<Pa
     };
     // The payload is a sub-slice of the frame; its offset is a plain address difference.
     let off = (body.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
-    let (payload_off, payload_len) = if off.checked_add(body.len()).is_some_and(|e| e <= frame.len()) {
+    let (payload_off, payload_len) = if off
+        .checked_add(body.len())
+        .is_some_and(|e| e <= frame.len())
+    {
         (off as u32, body.len() as u32)
     } else {
         (0, 0)

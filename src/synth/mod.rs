@@ -1,0 +1,28 @@
+//! Picket's own traffic generator: deterministic TLS hellos, Ethernet frames, TCP/UDP
+//! conversations, capture-file writers and named scenarios, all from `std` only.
+
+pub mod conv;
+pub mod packet;
+pub mod pcap;
+pub mod rng;
+pub mod scenario;
+#[cfg(test)]
+mod testutil;
+pub mod tls;
+
+pub use conv::{segments, Path, TcpConv, UdpConv};
+pub use pcap::{
+    to_linktype, write_pcap, Interface, LinkType, PcapFormat, PcapWriter, PcapngWriter,
+};
+pub use rng::Rng;
+pub use scenario::{bulk, demo, demo_manifest, many_flows, FlowExpect, Transport};
+pub use tls::{app_data, client_hello, server_hello_and_more, ClientHelloSpec};
+
+/// One captured Ethernet frame with its capture time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Capture time in nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// The complete Ethernet II frame, without FCS.
+    pub frame: Vec<u8>,
+}
