@@ -24,10 +24,13 @@ fn no_panic(o: &Output) {
 
 /// A classic little-endian µs pcap with Ethernet frames, one second apart.
 fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
-    let packets = frames.iter().enumerate().map(|(i, f)| picket::synth::Packet {
-        ts_ns: (1_700_000_000 + i as u64) * 1_000_000_000,
-        frame: f.clone(),
-    });
+    let packets = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| picket::synth::Packet {
+            ts_ns: (1_700_000_000 + i as u64) * 1_000_000_000,
+            frame: f.clone(),
+        });
     picket::synth::write_pcap(Vec::new(), picket::synth::PcapFormat::default(), packets)
         .expect("in-memory write")
 }
