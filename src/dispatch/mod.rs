@@ -243,10 +243,12 @@ fn worker_loop(
             }
             Msg::Rules(r) => tracker.set_rules(r),
             Msg::Finish => {
-                tracker.finish(&mut out);
                 if !out.is_empty() {
                     let _ = records.send(std::mem::take(&mut out));
                 }
+                tracker.finish(BATCH_PACKETS, |v| {
+                    let _ = records.send(v);
+                });
                 break;
             }
         }

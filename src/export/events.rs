@@ -64,7 +64,7 @@ struct FlowEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     sni: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    alpn: Option<&'a [Box<str>]>,
+    alpn: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,7 +127,7 @@ impl<W: Write> EventWriter<W> {
     pub fn flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
         let f = &rec.flow;
         let (client, server) = (f.client(), f.server());
-        let tls = f.tls.as_deref();
+        let tls = f.tls.as_ref();
         let app = f.app.as_deref();
         let ev = FlowEvent {
             event: "flow",
@@ -148,8 +148,10 @@ impl<W: Write> EventWriter<W> {
             tcp_flags_to_server: tcp_flags_of(&f.to_server, f.key.transport),
             tcp_flags_to_client: tcp_flags_of(&f.to_client, f.key.transport),
             syn_seen: (f.key.transport == Transport::Tcp).then_some(f.tcp.syn),
-            sni: tls.and_then(|t| t.sni.as_deref()),
-            alpn: tls.map(|t| &*t.alpn).filter(|a| !a.is_empty()),
+            sni: tls.and_then(|t| t.sni()),
+            alpn: tls
+                .map(|t| t.alpn().collect::<Vec<_>>())
+                .filter(|a| !a.is_empty()),
             tls_version: tls.map(|t| {
                 tls::version_name(t.version)
                     .map_or_else(|| format!("{:#06x}", t.version), str::to_string)
@@ -206,13 +208,13 @@ mod tests {
         };
         flow.tcp.syn = true;
         if tls {
-            flow.tls = Some(Box::new(TlsInfo {
-                sni: Some("g.whatsapp.net".into()),
-                alpn: vec!["h2".into()].into(),
-                version: 0x0304,
-                ech: false,
-                esni: false,
-            }));
+            flow.tls = Some(TlsInfo::new(
+                Some(b"g.whatsapp.net"),
+                &[b"h2"],
+                0x0304,
+                false,
+                false,
+            ));
             flow.app = Some(Box::new(Classification {
                 app: Arc::from("whatsapp"),
                 source: AppSource::Sni,

@@ -68,31 +68,59 @@ pub struct DirStats {
     pub flags: u8,
 }
 
-/// What a flow's ClientHello said, kept once per flow.
+/// What a flow's ClientHello said, kept once per flow in one allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsInfo {
-    /// Server name (lossy UTF-8).
-    pub sni: Option<Box<str>>,
-    /// ALPN protocols offered.
-    pub alpn: Box<[Box<str>]>,
+    /// The server name (if any) and the ALPN protocols, each followed by a NUL; NULs inside
+    /// a name are replaced, and names are lossy UTF-8.
+    names: Box<str>,
+    has_sni: bool,
     /// Highest version offered.
     pub version: u16,
-    /// An ECH extension was present (the SNI is then the outer, public name).
+    /// An ECH extension was present (with real ECH the SNI is the outer, public name; Chrome also
+    /// sends a placeholder that looks the same).
     pub ech: bool,
     /// An ESNI extension was present.
     pub esni: bool,
 }
 
+impl TlsInfo {
+    /// Builds the summary from the hello's raw fields.
+    pub fn new(sni: Option<&[u8]>, alpn: &[&[u8]], version: u16, ech: bool, esni: bool) -> Self {
+        let mut names = String::new();
+        for n in sni.iter().chain(alpn.iter()) {
+            names.push_str(&String::from_utf8_lossy(n).replace('\0', "\u{fffd}"));
+            names.push('\0');
+        }
+        TlsInfo {
+            names: names.into_boxed_str(),
+            has_sni: sni.is_some(),
+            version,
+            ech,
+            esni,
+        }
+    }
+
+    /// The server name.
+    pub fn sni(&self) -> Option<&str> {
+        self.has_sni
+            .then(|| self.names.split('\0').next())
+            .flatten()
+    }
+
+    /// The ALPN protocols offered, in order.
+    pub fn alpn(&self) -> impl Iterator<Item = &str> {
+        let mut parts = self.names.split_terminator('\0');
+        if self.has_sni {
+            parts.next();
+        }
+        parts
+    }
+}
+
 impl From<&ClientHello<'_>> for TlsInfo {
     fn from(ch: &ClientHello<'_>) -> Self {
-        let text = |b: &[u8]| Box::<str>::from(String::from_utf8_lossy(b));
-        TlsInfo {
-            sni: ch.sni.map(text),
-            alpn: ch.alpn.iter().map(|a| text(a)).collect(),
-            version: ch.max_version(),
-            ech: ch.ech,
-            esni: ch.esni,
-        }
+        TlsInfo::new(ch.sni, &ch.alpn, ch.max_version(), ch.ech, ch.esni)
     }
 }
 
@@ -144,8 +172,9 @@ pub struct TcpTrack {
     pub rst: bool,
 }
 
-/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 176 bytes on
-/// 64-bit targets); the handshake buffer and TLS facts are boxed and allocated only when needed.
+/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 192 bytes on
+/// 64-bit targets); the handshake buffer is boxed and freed once the handshake is read, the TLS
+/// names take one allocation per TLS flow, the app one per classified flow.
 #[derive(Debug)]
 pub struct Flow {
     /// Direction-normalised key.
@@ -169,7 +198,7 @@ pub struct Flow {
     /// No more handshake search for this flow.
     pub hello_done: bool,
     /// What the ClientHello said.
-    pub tls: Option<Box<TlsInfo>>,
+    pub tls: Option<TlsInfo>,
     /// The app, once known.
     pub app: Option<Box<Classification>>,
 }
@@ -458,7 +487,7 @@ impl FlowTracker {
                     .sni
                     .and_then(|name| classify::by_server_name(&self.rules, name))
                     .map(Box::new);
-                f.tls = Some(Box::new(tls));
+                f.tls = Some(tls);
                 true
             }
             HelloScan::GiveUp => {
@@ -495,21 +524,24 @@ impl FlowTracker {
         }
     }
 
-    /// Ends every flow (end of input or shutdown), oldest first.
-    pub fn finish(&mut self, out: &mut Vec<FlowRecord>) {
-        for flow in self.table.drain() {
+    /// Ends every flow (end of input or shutdown), oldest first, handing them to `emit` in
+    /// batches of at most `batch`, so ending a full table never holds a copy of it.
+    pub fn finish(&mut self, batch: usize, mut emit: impl FnMut(Vec<FlowRecord>)) {
+        let mut out = Vec::with_capacity(batch.min(self.table.len()));
+        while let Some(mut flow) = self.table.pop_oldest() {
             let reason = if flow.closing() {
                 flow.quiet_end()
             } else {
                 EndReason::Eof
             };
-            out.push(FlowRecord {
-                flow: Flow {
-                    hello: None,
-                    ..flow
-                },
-                reason,
-            });
+            flow.hello = None;
+            out.push(FlowRecord { flow, reason });
+            if out.len() >= batch {
+                emit(std::mem::replace(&mut out, Vec::with_capacity(batch)));
+            }
+        }
+        if !out.is_empty() {
+            emit(out);
         }
     }
 

@@ -47,14 +47,16 @@ pub struct FlowTable {
 
 impl FlowTable {
     /// An empty table that will hold at most `capacity` flows (at least 1).
+    ///
+    /// The slab is reserved whole up front: the reservation is address space, and memory is
+    /// only touched as flows arrive, so the table never doubles and copies itself at a peak.
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        let pre = capacity.min(1 << 16);
         FlowTable {
-            slots: Vec::with_capacity(pre),
-            links: Vec::with_capacity(pre),
+            slots: Vec::with_capacity(capacity),
+            links: Vec::with_capacity(capacity),
             free: Vec::new(),
-            index: HashTable::with_capacity(pre),
+            index: HashTable::with_capacity(capacity.min(1 << 16)),
             lists: [List {
                 head: NIL,
                 tail: NIL,
@@ -166,15 +168,10 @@ impl FlowTable {
             .min_by_key(|&i| self.get(i).map(|f| f.last_ts))
     }
 
-    /// Takes every flow out, oldest first.
-    pub fn drain(&mut self) -> Vec<Flow> {
-        let mut out = Vec::with_capacity(self.len);
-        while let Some(i) = self.oldest_overall() {
-            if let Some(f) = self.remove(i) {
-                out.push(f);
-            }
-        }
-        out
+    /// Takes out the least recently seen flow of all.
+    pub fn pop_oldest(&mut self) -> Option<Flow> {
+        let i = self.oldest_overall()?;
+        self.remove(i)
     }
 
     fn unlink(&mut self, i: u32) {
@@ -263,8 +260,11 @@ mod tests {
         assert_eq!(t.oldest(TimeoutClass::Closing), Some(b));
         assert_eq!(t.oldest(TimeoutClass::Udp), Some(c));
         assert_eq!(t.oldest_overall(), Some(a));
-        let all = t.drain();
-        assert_eq!(all.len(), 3);
+        let mut all = Vec::new();
+        while let Some(f) = t.pop_oldest() {
+            all.push(f.key.lo.1);
+        }
+        assert_eq!(all, [1, 3, 2], "oldest last packet time first");
         assert!(t.is_empty());
         assert_eq!(t.oldest_overall(), None);
     }

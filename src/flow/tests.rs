@@ -61,7 +61,7 @@ fn run(t: &mut FlowTracker, h: &FlowHasher, pkts: &[Pkt]) -> Vec<FlowRecord> {
         let hash = FlowKey::of(&p.m).0.hash_with(h);
         t.packet(&p.m, hash, &p.payload, &mut out);
     }
-    t.finish(&mut out);
+    t.finish(3, |v| out.extend(v));
     out
 }
 
@@ -93,11 +93,29 @@ fn connection(t0: u64, isn: u32, name: &str, cuts: &[usize], order: &[usize]) ->
 }
 
 fn sni(r: &FlowRecord) -> Option<&str> {
-    r.flow.tls.as_ref().and_then(|t| t.sni.as_deref())
+    r.flow.tls.as_ref().and_then(|t| t.sni())
 }
 
 fn app(r: &FlowRecord) -> Option<&str> {
     r.flow.app.as_ref().map(|a| &*a.app)
+}
+
+#[test]
+fn tls_info_names_round_trip() {
+    let t = TlsInfo::new(
+        Some(b"a.example"),
+        &[b"h2", b"http/1.1"],
+        0x0304,
+        false,
+        false,
+    );
+    assert_eq!(t.sni(), Some("a.example"));
+    assert_eq!(t.alpn().collect::<Vec<_>>(), ["h2", "http/1.1"]);
+    let t = TlsInfo::new(None, &[b"h\0x"], 0x0303, false, false);
+    assert_eq!(t.sni(), None);
+    assert_eq!(t.alpn().collect::<Vec<_>>(), ["h\u{fffd}x"]);
+    let t = TlsInfo::new(Some(b"b.example"), &[], 0x0303, false, false);
+    assert_eq!((t.sni(), t.alpn().count()), (Some("b.example"), 0));
 }
 
 #[test]
