@@ -264,7 +264,7 @@ mod tests {
         while let Some(f) = t.pop_oldest() {
             all.push(f.key.lo.1);
         }
-        assert_eq!(all, [1, 3, 2], "oldest last packet time first");
+        assert_eq!(all, [1, 2, 3], "oldest last packet time first");
         assert!(t.is_empty());
         assert_eq!(t.oldest_overall(), None);
     }
