@@ -3,7 +3,6 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use picket::capture::file::FileSource;
-use picket::capture::PacketSource;
 use picket::engine::{self, EngineConfig};
 use picket::flow::FlowConfig;
 use picket::synth::{self, PcapFormat};
@@ -46,7 +45,13 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("full_pipeline_{workers}_workers"), |b| {
             b.iter(|| {
                 let mut flows = 0;
-                let r = engine::replay(&paths, &cfg, Arc::clone(&rules), None, |_| flows += 1);
+                let r = engine::replay(
+                    &paths,
+                    &cfg,
+                    Arc::clone(&rules),
+                    engine::Hooks::default(),
+                    |_| flows += 1,
+                );
                 assert_eq!(r.read.packets, packets);
                 assert_eq!(flows, FLOWS);
                 flows

@@ -1,15 +1,21 @@
-//! The replay engine: capture files, in the order given and as one timeline, through decode and
-//! the worker pipeline; ended flows go to one consumer thread. Live capture drives the same
-//! pipeline.
+//! The engine: packet sources through decode and the worker pipeline, ended flows to one consumer
+//! thread. Replay (capture files, in the order given, as one timeline) and live capture drive the
+//! same code; only the source differs.
+//!
+//! Between packets the reader looks around every few thousand packets and whenever a live link is
+//! quiet: it publishes its counters, applies a requested rule reload, and stops when asked. Those
+//! checks are plain loads of flags; nothing is locked per packet.
 
 use crate::capture::file::FileSource;
-use crate::capture::PacketSource;
+use crate::capture::{PacketSource, Read};
 use crate::decode::{self, Skip};
 use crate::dispatch::{Pipeline, WorkerReport};
+use crate::export::metrics::Metrics;
 use crate::flow::{FlowConfig, FlowRecord};
 use crate::rules::CompiledRules;
 use crossbeam_channel::bounded;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -42,7 +48,7 @@ pub fn default_workers() -> usize {
 /// What reading and decoding saw.
 #[derive(Clone, Debug, Default)]
 pub struct ReadStats {
-    /// Files opened successfully.
+    /// Sources opened successfully.
     pub files: usize,
     /// Packets read.
     pub packets: u64,
@@ -52,7 +58,7 @@ pub struct ReadStats {
     pub decoded: u64,
     /// Packets skipped, by [`Skip::index`].
     pub skips: [u64; Skip::ALL.len()],
-    /// Capture errors, each naming its file, packet and byte offset.
+    /// Errors, each naming its source (file, packet and byte offset for captures).
     pub errors: Vec<String>,
 }
 
@@ -83,28 +89,180 @@ pub struct RunReport {
     pub workers_used: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// The run was stopped on request before its input ended.
+    pub stopped: bool,
 }
+
+/// Requests from outside (signal handlers): plain flags the reader looks at between packets.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Stop reading, end every flow, and return.
+    pub stop: AtomicBool,
+    /// Reload the rules.
+    pub reload: AtomicBool,
+}
+
+impl Control {
+    /// Takes a flag: true once after it was set.
+    pub fn take(flag: &AtomicBool) -> bool {
+        flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// Loads a fresh rule set, for reloads.
+pub type Reloader<'a> = &'a (dyn Fn() -> Result<Arc<CompiledRules>, String> + Sync);
 
 /// Progress callback: bytes of input consumed so far.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
-/// Report progress every this many packets (a clock is read only then).
-const PROGRESS_EVERY: u64 = 1 << 16;
+/// Optional companions of a run.
+#[derive(Clone, Copy, Default)]
+pub struct Hooks<'a> {
+    /// Stop and reload requests.
+    pub control: Option<&'a Control>,
+    /// Where counters are published.
+    pub metrics: Option<&'a Metrics>,
+    /// How to reload rules (on `control.reload`).
+    pub reload: Option<Reloader<'a>>,
+    /// Progress reports.
+    pub progress: Option<Progress<'a>>,
+}
 
-/// Replays capture files; `on_record` sees every ended flow, on one consumer thread.
-pub fn replay<F>(
-    paths: &[PathBuf],
+/// Look around every this many packets.
+const TICK_EVERY: u64 = 4096;
+
+/// How a source's pumping ended.
+#[derive(Debug)]
+pub enum PumpEnd {
+    /// The source has no more packets.
+    End,
+    /// A stop was requested.
+    Stopped,
+    /// The source failed; the message names it and the place.
+    Failed(String),
+}
+
+/// Feeds sources into the running pipeline.
+pub struct Feeder<'s, 'h> {
+    pipe: Pipeline<'s>,
+    /// Reading and decoding counters so far.
+    pub read: ReadStats,
+    hooks: Hooks<'h>,
+    /// Bytes of finished inputs, for progress.
+    done_bytes: u64,
+}
+
+impl Feeder<'_, '_> {
+    /// Reads `src` until it ends, fails, or a stop is requested.
+    pub fn pump<S: PacketSource + ?Sized>(&mut self, src: &mut S) -> PumpEnd {
+        self.read.files += 1;
+        let mut since_tick = 0u64;
+        loop {
+            match src.read() {
+                Ok(Read::Packet(p)) => {
+                    self.read.packets += 1;
+                    self.read.bytes += u64::from(p.orig_len);
+                    match decode::decode(p.link, p.ts, p.orig_len, p.data) {
+                        Ok(meta) => {
+                            self.read.decoded += 1;
+                            self.pipe.push(&meta, p.data, p.chunk);
+                        }
+                        Err(skip) => self.read.skips[skip.index()] += 1,
+                    }
+                    since_tick += 1;
+                    if since_tick == TICK_EVERY {
+                        since_tick = 0;
+                        if self.tick(src) {
+                            return PumpEnd::Stopped;
+                        }
+                    }
+                }
+                Ok(Read::Idle) => {
+                    self.pipe.flush();
+                    if self.tick(src) {
+                        return PumpEnd::Stopped;
+                    }
+                }
+                Ok(Read::End) => {
+                    self.done_bytes += src.position();
+                    self.tick(src);
+                    return PumpEnd::End;
+                }
+                Err(e) => {
+                    self.done_bytes += src.position();
+                    self.tick(src);
+                    return PumpEnd::Failed(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Publishes counters, reports progress, applies a reload; true when a stop was requested.
+    fn tick<S: PacketSource + ?Sized>(&mut self, src: &mut S) -> bool {
+        if let Some(m) = self.hooks.metrics {
+            let r = &m.reader;
+            r.packets.store(self.read.packets, Ordering::Relaxed);
+            r.bytes.store(self.read.bytes, Ordering::Relaxed);
+            for (a, v) in r.skips.iter().zip(self.read.skips) {
+                a.store(v, Ordering::Relaxed);
+            }
+            if let Some(d) = src.drops() {
+                r.kernel_drops.store(d.kernel, Ordering::Relaxed);
+                r.interface_drops.store(d.interface, Ordering::Relaxed);
+            }
+            for (w, depth) in m.workers.iter().zip(self.pipe.queue_depths()) {
+                w.queue_depth.store(depth as u64, Ordering::Relaxed);
+            }
+        }
+        if let Some(f) = self.hooks.progress {
+            f(self.done_bytes + src.position());
+        }
+        let Some(c) = self.hooks.control else {
+            return false;
+        };
+        if Control::take(&c.reload) {
+            if let Some(reload) = self.hooks.reload {
+                match reload() {
+                    Ok(rules) => {
+                        tracing::info!(
+                            apps = rules.apps().len(),
+                            domains = rules.domain_count(),
+                            "rules reloaded"
+                        );
+                        if let Some(m) = self.hooks.metrics {
+                            m.reload(true);
+                            m.rules_loaded(&rules);
+                        }
+                        self.pipe.set_rules(&rules);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "rule reload refused; the old rules stay");
+                        if let Some(m) = self.hooks.metrics {
+                            m.reload(false);
+                        }
+                    }
+                }
+            }
+        }
+        c.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs the pipeline: `feed` pumps sources into it; `on_record` sees every ended flow, on one
+/// consumer thread. Ends every flow when `feed` returns.
+pub fn run<F, D>(
     cfg: &EngineConfig,
     rules: Arc<CompiledRules>,
-    progress: Option<Progress<'_>>,
+    hooks: Hooks<'_>,
     mut on_record: F,
+    feed: D,
 ) -> RunReport
 where
     F: FnMut(FlowRecord) + Send,
+    D: FnOnce(&mut Feeder<'_, '_>) -> bool,
 {
     let started = Instant::now();
-    let mut read = ReadStats::default();
-    let workers = thread::scope(|scope| {
+    let (read, workers, stopped) = thread::scope(|scope| {
         let (tx, rx) = bounded::<Vec<FlowRecord>>(1024);
         let consumer = scope.spawn(move || {
             for batch in rx {
@@ -113,58 +271,58 @@ where
                 }
             }
         });
-        let mut pipe = Pipeline::start(scope, cfg.workers, cfg.flow, rules, tx);
-        let mut done_bytes = 0u64;
-        for path in paths {
-            let mut src = match FileSource::open(path) {
-                Ok(s) => s,
-                Err(e) => {
-                    read.errors.push(e.to_string());
-                    continue;
-                }
-            };
-            read.files += 1;
-            loop {
-                match src.next_packet() {
-                    Ok(Some(p)) => {
-                        read.packets += 1;
-                        read.bytes += u64::from(p.orig_len);
-                        match decode::decode(p.link, p.ts, p.orig_len, p.data) {
-                            Ok(meta) => {
-                                read.decoded += 1;
-                                pipe.push(&meta, p.data, p.chunk);
-                            }
-                            Err(skip) => read.skips[skip.index()] += 1,
-                        }
-                        if read.packets % PROGRESS_EVERY == 0 {
-                            if let Some(f) = progress {
-                                f(done_bytes + src.position());
-                            }
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        read.errors.push(e.to_string());
-                        break;
-                    }
-                }
-            }
-            done_bytes += src.len().unwrap_or_else(|| src.position());
-            if let Some(f) = progress {
-                f(done_bytes);
-            }
-        }
+        let pipe = Pipeline::start(scope, cfg.workers, cfg.flow, rules, tx, hooks.metrics);
+        let mut feeder = Feeder {
+            pipe,
+            read: ReadStats::default(),
+            hooks,
+            done_bytes: 0,
+        };
+        let stopped = feed(&mut feeder);
+        let Feeder { pipe, read, .. } = feeder;
         let report = pipe.finish();
         // The workers' senders are gone; the consumer drains what is left and stops.
         if let Err(p) = consumer.join() {
             std::panic::resume_unwind(p);
         }
-        report
+        (read, report, stopped)
     });
     RunReport {
         workers_used: cfg.workers.max(1),
         read,
         workers,
         elapsed: started.elapsed(),
+        stopped,
     }
+}
+
+/// Replays capture files in order as one timeline; a file that cannot be read is reported and
+/// the next one is read.
+pub fn replay<F>(
+    paths: &[PathBuf],
+    cfg: &EngineConfig,
+    rules: Arc<CompiledRules>,
+    hooks: Hooks<'_>,
+    on_record: F,
+) -> RunReport
+where
+    F: FnMut(FlowRecord) + Send,
+{
+    run(cfg, rules, hooks, on_record, |feeder| {
+        for path in paths {
+            let mut src = match FileSource::open(path) {
+                Ok(s) => s,
+                Err(e) => {
+                    feeder.read.errors.push(e.to_string());
+                    continue;
+                }
+            };
+            match feeder.pump(&mut src) {
+                PumpEnd::End => {}
+                PumpEnd::Stopped => return true,
+                PumpEnd::Failed(e) => feeder.read.errors.push(e),
+            }
+        }
+        false
+    })
 }

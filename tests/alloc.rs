@@ -50,7 +50,13 @@ fn replay_counting(path: &Path, workers: usize) -> (u64, u64) {
     };
     let before = ALLOCS.load(Ordering::Relaxed);
     let mut flows = 0;
-    let r = engine::replay(&[path.to_path_buf()], &cfg, rules, None, |_| flows += 1);
+    let r = engine::replay(
+        &[path.to_path_buf()],
+        &cfg,
+        rules,
+        engine::Hooks::default(),
+        |_| flows += 1,
+    );
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
     assert_eq!(flows, FLOWS);
     assert!(r.read.errors.is_empty());

@@ -4,7 +4,7 @@
 //! Errors name the file, the packet number and the byte offset where the input went wrong; the
 //! packets read before an error stay valid and the caller decides whether to go on.
 
-use super::{Chunk, LinkType, PacketSource, RawPacket, Timestamp};
+use super::{Chunk, LinkType, PacketSource, RawPacket, Read as SourceRead, SourceError, Timestamp};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -642,8 +642,9 @@ fn parse_idb(body: &[u8], big: bool) -> Option<Interface> {
     Some(iface)
 }
 
-impl PacketSource for FileSource {
-    fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+impl FileSource {
+    /// The next frame, `Ok(None)` at the end of the file, or the error that ends it.
+    pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
         match self.format {
             Format::Pcap {
                 big_endian,
@@ -652,6 +653,16 @@ impl PacketSource for FileSource {
                 max_len,
             } => self.next_pcap(big_endian, unit, link, max_len),
             Format::PcapNg { .. } => self.next_pcapng(),
+        }
+    }
+}
+
+impl PacketSource for FileSource {
+    fn read(&mut self) -> Result<SourceRead<'_>, SourceError> {
+        match self.next_packet() {
+            Ok(Some(p)) => Ok(SourceRead::Packet(p)),
+            Ok(None) => Ok(SourceRead::End),
+            Err(e) => Err(Box::new(e)),
         }
     }
 

@@ -2,6 +2,8 @@
 //! A source hands out raw frames with their timestamps and link type; it never parses them.
 
 pub mod file;
+#[cfg(feature = "live")]
+pub mod live;
 
 use std::fmt;
 
@@ -119,12 +121,39 @@ pub struct RawPacket<'a> {
     pub chunk: &'a Chunk,
 }
 
+/// What a source gave.
+#[derive(Debug)]
+pub enum Read<'a> {
+    /// A frame.
+    Packet(RawPacket<'a>),
+    /// Nothing for now (a quiet link's read timeout): time to flush and look around.
+    Idle,
+    /// No more frames.
+    End,
+}
+
+/// Drop counters of a live source, widened to 64 bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Packets the kernel dropped for lack of buffer space.
+    pub kernel: u64,
+    /// Packets the interface or its driver dropped.
+    pub interface: u64,
+}
+
+/// Why a source stopped, as a message naming the source.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A source of captured frames, read one at a time (a lending iterator).
 pub trait PacketSource {
-    /// The next frame, `Ok(None)` at the end, or an error that ends this source.
-    fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, file::CaptureError>;
+    /// The next frame, `Idle`, `End`, or an error that ends this source.
+    fn read(&mut self) -> Result<Read<'_>, SourceError>;
     /// Bytes of input consumed so far (for progress reports).
     fn position(&self) -> u64;
+    /// Drop counters, for sources that have them.
+    fn drops(&mut self) -> Option<DropCounts> {
+        None
+    }
 }
 
 #[cfg(test)]

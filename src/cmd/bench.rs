@@ -8,7 +8,6 @@
 use super::load_rules;
 use anyhow::{Context, Result};
 use picket::capture::file::FileSource;
-use picket::capture::PacketSource;
 use picket::decode;
 use picket::engine::{self, EngineConfig};
 use picket::flow::FlowConfig;
@@ -138,7 +137,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 std::slice::from_ref(&a.file),
                 &cfg,
                 Arc::clone(&rules),
-                None,
+                engine::Hooks::default(),
                 |_| n += 1,
             );
             flows = n;

@@ -112,14 +112,23 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let mut summary = Summary::default();
     let mut write_error: Option<io::Error> = None;
-    let report = engine::replay(&a.files, &cfg, rules, Some(&progress), |rec| {
-        summary.add(&rec);
-        if let (Some(w), None) = (writer.as_mut(), write_error.as_ref()) {
-            if let Err(e) = w.flow(&rec) {
-                write_error = Some(e);
+    let report = engine::replay(
+        &a.files,
+        &cfg,
+        rules,
+        engine::Hooks {
+            progress: Some(&progress),
+            ..Default::default()
+        },
+        |rec| {
+            summary.add(&rec);
+            if let (Some(w), None) = (writer.as_mut(), write_error.as_ref()) {
+                if let Err(e) = w.flow(&rec) {
+                    write_error = Some(e);
+                }
             }
-        }
-    });
+        },
+    );
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

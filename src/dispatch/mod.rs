@@ -9,6 +9,7 @@
 
 use crate::capture::{Chunk, Timestamp};
 use crate::decode::PacketMeta;
+use crate::export::metrics::{Metrics, WorkerPub};
 use crate::flow::key::worker_of;
 use crate::flow::{FlowConfig, FlowHasher, FlowKey, FlowRecord, FlowTracker, TrackerStats};
 use crate::rules::CompiledRules;
@@ -20,6 +21,9 @@ use std::thread;
 pub const BATCH_PACKETS: usize = 256;
 /// Batches queued per worker before the dispatcher waits (backpressure, bounded memory).
 pub const QUEUE_BATCHES: usize = 16;
+/// A batch older than this (in packet time) is sent even if not full, so a slow link's packets
+/// reach their workers promptly; on a quiet link the source's read timeout flushes instead.
+pub const BATCH_MAX_AGE_NS: u64 = 50_000_000;
 
 /// One packet of a batch: its summary, its key hash and where its frame lies.
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +41,8 @@ struct Item {
 struct Batch {
     items: Vec<Item>,
     chunks: Vec<Chunk>,
+    /// Packet time of the first item.
+    first: Timestamp,
     /// Packet time at the dispatcher when sent: lets a quiet worker expire its flows.
     now: Timestamp,
 }
@@ -46,6 +52,7 @@ impl Batch {
         Batch {
             items: Vec::with_capacity(BATCH_PACKETS),
             chunks: Vec::with_capacity(8),
+            first: Timestamp(0),
             now: Timestamp(0),
         }
     }
@@ -98,6 +105,7 @@ impl<'scope> Pipeline<'scope> {
         cfg: FlowConfig,
         rules: Arc<CompiledRules>,
         records: Sender<Vec<FlowRecord>>,
+        metrics: Option<&'env Metrics>,
     ) -> Self {
         let n = n.max(1);
         let per_worker = FlowConfig {
@@ -111,10 +119,11 @@ impl<'scope> Pipeline<'scope> {
             let (free_tx, free_rx) = bounded::<Batch>(QUEUE_BATCHES + 2);
             let rules = Arc::clone(&rules);
             let records = records.clone();
+            let publish = metrics.and_then(|m| m.workers.get(w));
             let join = thread::Builder::new()
                 .name(format!("picket-worker-{w}"))
                 .spawn_scoped(scope, move || {
-                    worker_loop(rx, free_tx, records, per_worker, rules)
+                    worker_loop(rx, free_tx, records, per_worker, rules, publish)
                 })
                 .unwrap_or_else(|e| panic!("cannot start worker thread: {e}"));
             joins.push(join);
@@ -155,6 +164,9 @@ impl<'scope> Pipeline<'scope> {
         }
         let h = &mut self.workers[w];
         let b = &mut h.current;
+        if b.items.is_empty() {
+            b.first = meta.ts;
+        }
         if !b.chunks.last().is_some_and(|c| Arc::ptr_eq(c, chunk)) {
             b.chunks.push(Arc::clone(chunk));
         }
@@ -164,7 +176,8 @@ impl<'scope> Pipeline<'scope> {
             chunk: (b.chunks.len() - 1) as u16,
             frame_off: off as u32,
         });
-        if b.items.len() >= BATCH_PACKETS {
+        if b.items.len() >= BATCH_PACKETS || meta.ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS
+        {
             send_batch(h, self.now);
         }
         true
@@ -227,6 +240,7 @@ fn worker_loop(
     records: Sender<Vec<FlowRecord>>,
     cfg: FlowConfig,
     rules: Arc<CompiledRules>,
+    publish: Option<&WorkerPub>,
 ) -> TrackerStats {
     let mut tracker = FlowTracker::new(cfg, rules);
     let mut out: Vec<FlowRecord> = Vec::new();
@@ -240,6 +254,9 @@ fn worker_loop(
                 b.items.clear();
                 b.chunks.clear();
                 let _ = free.try_send(b);
+                if let Some(p) = publish {
+                    p.publish(&tracker.stats, tracker.active());
+                }
             }
             Msg::Rules(r) => tracker.set_rules(r),
             Msg::Finish => {
@@ -249,6 +266,9 @@ fn worker_loop(
                 tracker.finish(BATCH_PACKETS, |v| {
                     let _ = records.send(v);
                 });
+                if let Some(p) = publish {
+                    p.publish(&tracker.stats, tracker.active());
+                }
                 break;
             }
         }

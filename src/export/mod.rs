@@ -1,4 +1,6 @@
 //! Export: JSON-lines events and the run summary. Shapes output; never decides anything.
 
 pub mod events;
+pub mod http;
+pub mod metrics;
 pub mod summary;

@@ -1,0 +1,401 @@
+//! Prometheus metrics. The pipeline's threads keep plain counters and publish them now and then
+//! with single-writer atomic stores (never a read-modify-write, never per packet); a scrape folds
+//! the published values into the registry and encodes the text format.
+//!
+//! Labels come only from closed sets (app ids of the loaded rules, verdicts, stages, reasons,
+//! worker indexes), never addresses, names or ports: per-host detail goes in events.
+
+use crate::decode::Skip;
+use crate::flow::TrackerStats;
+use crate::rules::CompiledRules;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Values published by the reader thread (one writer).
+#[derive(Debug, Default)]
+pub struct ReaderPub {
+    /// Packets read.
+    pub packets: AtomicU64,
+    /// Bytes on the wire read.
+    pub bytes: AtomicU64,
+    /// Packets skipped, by [`Skip::index`].
+    pub skips: [AtomicU64; Skip::ALL.len()],
+    /// Kernel drops (live capture).
+    pub kernel_drops: AtomicU64,
+    /// Interface drops (live capture).
+    pub interface_drops: AtomicU64,
+    /// Packets dropped because a worker queue was full.
+    pub queue_drops: AtomicU64,
+}
+
+/// Values published by one worker (one writer) or, for the queue depth, by the reader.
+#[derive(Debug, Default)]
+pub struct WorkerPub {
+    /// Packets processed.
+    pub packets: AtomicU64,
+    /// Flows held now.
+    pub active: AtomicU64,
+    /// Flows evicted.
+    pub evicted: AtomicU64,
+    /// ClientHellos read.
+    pub hellos: AtomicU64,
+    /// Reassembly overlaps whose bytes disagreed.
+    pub overlap_conflicts: AtomicU64,
+    /// Packets waiting in the worker's queue (published by the reader).
+    pub queue_depth: AtomicU64,
+}
+
+impl WorkerPub {
+    /// Publishes a tracker's counters.
+    pub fn publish(&self, s: &TrackerStats, active: usize) {
+        self.packets.store(s.packets, Ordering::Relaxed);
+        self.active.store(active as u64, Ordering::Relaxed);
+        self.evicted.store(s.evicted, Ordering::Relaxed);
+        self.hellos.store(s.hellos, Ordering::Relaxed);
+        self.overlap_conflicts
+            .store(s.overlap_conflicts, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Last {
+    packets: u64,
+    bytes: u64,
+    skips: [u64; Skip::ALL.len()],
+    drops: [u64; 3],
+    evicted: u64,
+    hellos: u64,
+    conflicts: u64,
+}
+
+/// The sensor's registry and the published values it is refreshed from.
+pub struct Metrics {
+    registry: Registry,
+    /// Published by the reader.
+    pub reader: ReaderPub,
+    /// Published per worker.
+    pub workers: Box<[WorkerPub]>,
+    last: Mutex<Last>,
+    packets: IntCounter,
+    bytes: IntCounter,
+    dropped: IntCounterVec,
+    decode_errors: IntCounterVec,
+    skipped: IntCounterVec,
+    flows: IntCounterVec,
+    app_bytes: IntCounterVec,
+    flows_active: IntGauge,
+    evictions: IntCounter,
+    hellos: IntCounter,
+    conflicts: IntCounter,
+    queue_depth: IntGaugeVec,
+    rules_loaded: IntGauge,
+    reloads: IntCounterVec,
+    events_written: IntCounter,
+    events_dropped: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let c = IntCounter::with_opts(Opts::new(name, help))?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::with_opts(Opts::new(name, help))?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// The label used for flows that no rule claimed.
+pub const NO_APP: &str = "none";
+
+const STAGES: [&str; 3] = ["kernel", "interface", "queue"];
+
+impl Metrics {
+    /// A registry with every metric registered, for `workers` workers.
+    pub fn new(workers: usize) -> prometheus::Result<Self> {
+        let r = Registry::new();
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "picket_build_info",
+                "Build information: always 1, with the version as a label.",
+            ),
+            &["version"],
+        )?;
+        r.register(Box::new(build.clone()))?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "picket_worker_queue_depth",
+                "Packets waiting in a worker's queue (upper bound: whole batches).",
+            ),
+            &["worker"],
+        )?;
+        r.register(Box::new(queue_depth.clone()))?;
+        let m = Metrics {
+            packets: counter(&r, "picket_packets_total", "Packets read from the capture.")?,
+            bytes: counter(
+                &r,
+                "picket_bytes_total",
+                "Bytes on the wire of the packets read.",
+            )?,
+            dropped: counter_vec(
+                &r,
+                "picket_capture_dropped_packets_total",
+                "Packets lost before analysis: by the kernel (buffer full), the interface, or a full worker queue.",
+                &["stage"],
+            )?,
+            decode_errors: counter_vec(
+                &r,
+                "picket_decode_errors_total",
+                "Packets whose headers were truncated or malformed.",
+                &["reason"],
+            )?,
+            skipped: counter_vec(
+                &r,
+                "picket_packets_skipped_total",
+                "Packets not tracked as flows: not IP, not TCP/UDP, IP fragments, unsupported link types.",
+                &["reason"],
+            )?,
+            flows: counter_vec(
+                &r,
+                "picket_flows_total",
+                "Flows ended, by app (\"none\" when no rule claimed it) and verdict.",
+                &["app", "verdict"],
+            )?,
+            app_bytes: counter_vec(
+                &r,
+                "picket_app_bytes_total",
+                "Bytes on the wire of ended flows, by app.",
+                &["app"],
+            )?,
+            flows_active: gauge(&r, "picket_flows_active", "Flows held in the flow tables now.")?,
+            evictions: counter(
+                &r,
+                "picket_flow_evictions_total",
+                "Flows ended early because a flow table was full.",
+            )?,
+            hellos: counter(
+                &r,
+                "picket_tls_client_hellos_total",
+                "TLS ClientHellos read.",
+            )?,
+            conflicts: counter(
+                &r,
+                "picket_reassembly_conflicts_total",
+                "TCP segments whose bytes disagreed with bytes already reassembled (first arrival kept).",
+            )?,
+            queue_depth,
+            rules_loaded: gauge(&r, "picket_rules_loaded", "Domain rules in the loaded rule set.")?,
+            reloads: counter_vec(
+                &r,
+                "picket_rules_reloads_total",
+                "Rule reloads (SIGHUP), by result.",
+                &["result"],
+            )?,
+            events_written: counter(&r, "picket_events_written_total", "Events written.")?,
+            events_dropped: counter(
+                &r,
+                "picket_events_dropped_total",
+                "Events that could not be written (the events sink failed).",
+            )?,
+            registry: r,
+            reader: ReaderPub::default(),
+            workers: (0..workers.max(1)).map(|_| WorkerPub::default()).collect(),
+            last: Mutex::new(Last::default()),
+        };
+        for s in STAGES {
+            m.dropped.with_label_values(&[s]);
+        }
+        for k in Skip::ALL {
+            if k.is_error() {
+                m.decode_errors.with_label_values(&[k.as_str()]);
+            } else {
+                m.skipped.with_label_values(&[k.as_str()]);
+            }
+        }
+        for res in ["ok", "error"] {
+            m.reloads.with_label_values(&[res]);
+        }
+        for w in 0..m.workers.len() {
+            m.queue_depth.with_label_values(&[&w.to_string()]);
+        }
+        Ok(m)
+    }
+
+    /// Records a loaded rule set (at start and after each successful reload) and makes a zero
+    /// series for each of its apps, so dashboards see them before their first flow.
+    pub fn rules_loaded(&self, rules: &CompiledRules) {
+        self.rules_loaded.set(rules.domain_count() as i64);
+        for app in rules.apps() {
+            self.flows
+                .with_label_values(&[&app.id, app.verdict.as_str()]);
+            self.app_bytes.with_label_values(&[&app.id]);
+        }
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// Counts an ended flow (called once per flow by the events consumer).
+    pub fn flow_ended(&self, app: Option<(&str, &str)>, bytes: u64) {
+        let (app, verdict) = app.unwrap_or((NO_APP, NO_APP));
+        self.flows.with_label_values(&[app, verdict]).inc();
+        self.app_bytes.with_label_values(&[app]).inc_by(bytes);
+    }
+
+    /// Counts an event written or dropped.
+    pub fn event(&self, written: bool) {
+        if written {
+            self.events_written.inc();
+        } else {
+            self.events_dropped.inc();
+        }
+    }
+
+    /// Folds the published values into the registry.
+    pub fn refresh(&self) {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let step = |c: &IntCounter, now: u64, last: &mut u64| {
+            if now > *last {
+                c.inc_by(now - *last);
+                *last = now;
+            }
+        };
+        step(&self.packets, load(&self.reader.packets), &mut last.packets);
+        step(&self.bytes, load(&self.reader.bytes), &mut last.bytes);
+        for k in Skip::ALL {
+            let i = k.index();
+            let vec = if k.is_error() {
+                &self.decode_errors
+            } else {
+                &self.skipped
+            };
+            let c = vec.with_label_values(&[k.as_str()]);
+            step(&c, load(&self.reader.skips[i]), &mut last.skips[i]);
+        }
+        let drops = [
+            load(&self.reader.kernel_drops),
+            load(&self.reader.interface_drops),
+            load(&self.reader.queue_drops),
+        ];
+        for (i, s) in STAGES.iter().enumerate() {
+            let c = self.dropped.with_label_values(&[s]);
+            step(&c, drops[i], &mut last.drops[i]);
+        }
+        let sum = |f: fn(&WorkerPub) -> &AtomicU64| -> u64 {
+            self.workers.iter().map(|w| load(f(w))).sum()
+        };
+        self.flows_active.set(sum(|w| &w.active) as i64);
+        step(&self.evictions, sum(|w| &w.evicted), &mut last.evicted);
+        step(&self.hellos, sum(|w| &w.hellos), &mut last.hellos);
+        step(
+            &self.conflicts,
+            sum(|w| &w.overlap_conflicts),
+            &mut last.conflicts,
+        );
+        for (i, w) in self.workers.iter().enumerate() {
+            self.queue_depth
+                .with_label_values(&[&i.to_string()])
+                .set(load(&w.queue_depth) as i64);
+        }
+    }
+
+    /// Refreshes and encodes every metric in the Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        self.refresh();
+        let mut out = Vec::with_capacity(8192);
+        // Encoding into a Vec cannot fail for I/O; a registry error would be a bug, and an
+        // empty body then says so to the scraper.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn render_folds_published_values_without_double_counting() {
+        let m = Metrics::new(2).unwrap();
+        let rules = crate::rules::defaults().unwrap();
+        m.rules_loaded(&rules);
+        m.reader.packets.store(100, Ordering::Relaxed);
+        m.reader.skips[Skip::Fragment.index()].store(3, Ordering::Relaxed);
+        m.workers[0].active.store(5, Ordering::Relaxed);
+        m.workers[1].active.store(7, Ordering::Relaxed);
+        m.flow_ended(Some(("whatsapp", "flag")), 1500);
+        m.flow_ended(None, 60);
+        let t = String::from_utf8(m.render()).unwrap();
+        assert_eq!(value(&t, "picket_packets_total"), Some(100.0));
+        m.reader.packets.store(150, Ordering::Relaxed);
+        let t = String::from_utf8(m.render()).unwrap();
+        assert_eq!(value(&t, "picket_packets_total"), Some(150.0));
+        assert_eq!(value(&t, "picket_flows_active"), Some(12.0));
+        assert_eq!(
+            value(&t, "picket_packets_skipped_total{reason=\"ip_fragment\"}"),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(&t, "picket_flows_total{app=\"whatsapp\",verdict=\"flag\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&t, "picket_flows_total{app=\"zoom\",verdict=\"flag\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&t, "picket_app_bytes_total{app=\"none\"}"),
+            Some(60.0)
+        );
+        assert_eq!(
+            value(&t, "picket_capture_dropped_packets_total{stage=\"kernel\"}"),
+            Some(0.0)
+        );
+        assert!(t.contains("# HELP picket_build_info "));
+        assert!(t.contains("picket_rules_loaded"));
+        // No label carries an address.
+        assert!(!t.contains("10.") && !t.contains("192.0.2"));
+    }
+}
