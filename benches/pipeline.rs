@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
                     &cfg,
                     Arc::clone(&rules),
                     engine::Hooks::default(),
-                    |_| flows += 1,
+                    |v| flows += v.len(),
                 );
                 assert_eq!(r.read.packets, packets);
                 assert_eq!(flows, FLOWS);

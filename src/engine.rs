@@ -178,7 +178,10 @@ impl Feeder<'_, '_> {
                     }
                 }
                 Ok(Read::Idle) => {
-                    self.pipe.flush();
+                    match src.now() {
+                        Some(now) => self.pipe.tick(now),
+                        None => self.pipe.flush(),
+                    }
                     if self.tick(src) {
                         return PumpEnd::Stopped;
                     }
@@ -248,17 +251,17 @@ impl Feeder<'_, '_> {
     }
 }
 
-/// Runs the pipeline: `feed` pumps sources into it; `on_record` sees every ended flow, on one
-/// consumer thread. Ends every flow when `feed` returns.
+/// Runs the pipeline: `feed` pumps sources into it; `on_records` sees every ended flow, in the
+/// batches the workers send them, on one consumer thread. Ends every flow when `feed` returns.
 pub fn run<F, D>(
     cfg: &EngineConfig,
     rules: Arc<CompiledRules>,
     hooks: Hooks<'_>,
-    mut on_record: F,
+    mut on_records: F,
     feed: D,
 ) -> RunReport
 where
-    F: FnMut(FlowRecord) + Send,
+    F: FnMut(Vec<FlowRecord>) + Send,
     D: FnOnce(&mut Feeder<'_, '_>) -> bool,
 {
     let started = Instant::now();
@@ -266,9 +269,7 @@ where
         let (tx, rx) = bounded::<Vec<FlowRecord>>(1024);
         let consumer = scope.spawn(move || {
             for batch in rx {
-                for rec in batch {
-                    on_record(rec);
-                }
+                on_records(batch);
             }
         });
         let pipe = Pipeline::start(scope, cfg.workers, cfg.flow, rules, tx, hooks.metrics);
@@ -297,18 +298,18 @@ where
 }
 
 /// Replays capture files in order as one timeline; a file that cannot be read is reported and
-/// the next one is read.
+/// the next one is read. `on_records` sees every ended flow, in batches.
 pub fn replay<F>(
     paths: &[PathBuf],
     cfg: &EngineConfig,
     rules: Arc<CompiledRules>,
     hooks: Hooks<'_>,
-    on_record: F,
+    on_records: F,
 ) -> RunReport
 where
-    F: FnMut(FlowRecord) + Send,
+    F: FnMut(Vec<FlowRecord>) + Send,
 {
-    run(cfg, rules, hooks, on_record, |feeder| {
+    run(cfg, rules, hooks, on_records, |feeder| {
         for path in paths {
             let mut src = match FileSource::open(path) {
                 Ok(s) => s,

@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Classify every flow of pcap/pcapng files, in the order given, as one timeline.
     Replay(cmd::replay::Args),
+    /// Capture live from an interface (a span or mirror port) and serve metrics.
+    #[cfg(feature = "live")]
+    Live(cmd::live::Args),
     /// Measure each stage's throughput on a capture, as ratios to its bare read rate.
     Bench(cmd::bench::Args),
     /// Rule files: check a folder.
@@ -34,6 +37,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(a) => cmd::replay::run(a),
+        #[cfg(feature = "live")]
+        Command::Live(a) => cmd::live::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Rules(c) => cmd::rules::run(c),
         Command::Synth(a) => cmd::synth::run(a),

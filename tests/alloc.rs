@@ -55,7 +55,7 @@ fn replay_counting(path: &Path, workers: usize) -> (u64, u64) {
         &cfg,
         rules,
         engine::Hooks::default(),
-        |_| flows += 1,
+        |v| flows += v.len(),
     );
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
     assert_eq!(flows, FLOWS);

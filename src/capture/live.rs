@@ -4,6 +4,7 @@
 
 use super::{Chunk, DropCounts, LinkType, PacketSource, RawPacket, Read, SourceError, Timestamp};
 use pcap::{Active, Capture, Precision};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use std::fmt;
 use std::sync::Arc;
 
@@ -75,6 +76,7 @@ pub struct LiveSource {
     iface: Wide,
     /// Timestamps are in nanoseconds (else microseconds).
     nano: bool,
+    timeout_ms: i32,
 }
 
 impl fmt::Debug for LiveSource {
@@ -102,7 +104,7 @@ impl LiveSource {
             .timeout(cfg.timeout_ms)
             .immediate_mode(true)
             .precision(Precision::Nano);
-        let (mut cap, nano) = match inactive.open() {
+        let (cap, nano) = match inactive.open() {
             Ok(c) => (c, true),
             Err(_) => {
                 // Some systems have no nanosecond timestamps; microseconds then.
@@ -118,6 +120,9 @@ impl LiveSource {
                 (c, false)
             }
         };
+        let mut cap = cap
+            .setnonblock()
+            .map_err(|e| err("cannot make non-blocking", e))?;
         if let Some(expr) = &cfg.bpf {
             cap.filter(expr, true)
                 .map_err(|e| err("invalid BPF filter for", e))?;
@@ -133,6 +138,7 @@ impl LiveSource {
             kernel: Wide::default(),
             iface: Wide::default(),
             nano,
+            timeout_ms: cfg.timeout_ms,
         })
     }
 
@@ -141,43 +147,74 @@ impl LiveSource {
         self.link
     }
 
-    /// The next frame, or `Ok(None)` when the read timed out on a quiet link.
+    /// The next frame, or `Ok(None)` when nothing arrived within the read timeout.
+    ///
+    /// The handle is non-blocking and waits in `poll(2)` on its descriptor: libpcap's own
+    /// timeout is not honoured everywhere (Linux's TPACKET_V3 keeps waiting on a silent link),
+    /// and the reader must come back regularly to flush batches, publish counters and stop.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, LiveError> {
-        let p = match self.cap.next_packet() {
-            Ok(p) => p,
-            Err(pcap::Error::TimeoutExpired) => return Ok(None),
-            Err(e) => {
-                return Err(LiveError {
-                    what: "capture failed on",
-                    interface: self.interface.clone(),
-                    message: e.to_string(),
-                })
+        let mut polled = false;
+        let (h, at, len) = loop {
+            match self.cap.next_packet() {
+                Ok(p) => {
+                    let h = *p.header;
+                    let len = p.data.len();
+                    // A chunk still shared with workers is never written again: move to one
+                    // nobody holds.
+                    if self.used + len > self.buf.len() || Arc::get_mut(&mut self.buf).is_none() {
+                        let size = CHUNK.max(len);
+                        let fresh = match self
+                            .pool
+                            .iter()
+                            .position(|c| Arc::strong_count(c) == 1 && c.len() >= size)
+                        {
+                            Some(i) => self.pool.swap_remove(i),
+                            None => Arc::new(vec![0; size]),
+                        };
+                        let old = std::mem::replace(&mut self.buf, fresh);
+                        if self.pool.len() < MAX_POOL {
+                            self.pool.push(old);
+                        }
+                        self.used = 0;
+                    }
+                    let at = self.used;
+                    if let Some(b) = Arc::get_mut(&mut self.buf) {
+                        b[at..at + len].copy_from_slice(p.data);
+                    }
+                    self.used += len;
+                    break (h, at, len);
+                }
+                Err(pcap::Error::TimeoutExpired) if !polled => {
+                    polled = true;
+                    let mut fds = [PollFd::new(&self.cap, PollFlags::IN)];
+                    let ms = i64::from(self.timeout_ms.max(1));
+                    let t = Timespec {
+                        tv_sec: ms / 1000,
+                        tv_nsec: (ms % 1000) * 1_000_000,
+                    };
+                    match poll(&mut fds, Some(&t)) {
+                        Ok(0) => return Ok(None),
+                        Ok(_) => {}
+                        Err(e) if e == rustix::io::Errno::INTR => return Ok(None),
+                        Err(e) => {
+                            return Err(LiveError {
+                                what: "cannot wait for packets on",
+                                interface: self.interface.clone(),
+                                message: e.to_string(),
+                            })
+                        }
+                    }
+                }
+                Err(pcap::Error::TimeoutExpired) => return Ok(None),
+                Err(e) => {
+                    return Err(LiveError {
+                        what: "capture failed on",
+                        interface: self.interface.clone(),
+                        message: e.to_string(),
+                    })
+                }
             }
         };
-        let h = *p.header;
-        let len = p.data.len();
-        // A chunk still shared with workers is never written again: move to one nobody holds.
-        if self.used + len > self.buf.len() || Arc::get_mut(&mut self.buf).is_none() {
-            let size = CHUNK.max(len);
-            let fresh = match self
-                .pool
-                .iter()
-                .position(|c| Arc::strong_count(c) == 1 && c.len() >= size)
-            {
-                Some(i) => self.pool.swap_remove(i),
-                None => Arc::new(vec![0; size]),
-            };
-            let old = std::mem::replace(&mut self.buf, fresh);
-            if self.pool.len() < MAX_POOL {
-                self.pool.push(old);
-            }
-            self.used = 0;
-        }
-        let at = self.used;
-        if let Some(b) = Arc::get_mut(&mut self.buf) {
-            b[at..at + len].copy_from_slice(p.data);
-        }
-        self.used += len;
         // With nanosecond precision libpcap stores nanoseconds in tv_usec.
         let frac = u64::try_from(h.ts.tv_usec).unwrap_or(0);
         let secs = u64::try_from(h.ts.tv_sec).unwrap_or(0);
@@ -221,6 +258,17 @@ impl PacketSource for LiveSource {
 
     fn drops(&mut self) -> Option<DropCounts> {
         Some(LiveSource::drops(self))
+    }
+
+    fn now(&self) -> Option<Timestamp> {
+        // Read only when the link is quiet, never per packet.
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(Timestamp::from_parts(
+            d.as_secs(),
+            u64::from(d.subsec_nanos()),
+        ))
     }
 }
 

@@ -154,6 +154,11 @@ pub trait PacketSource {
     fn drops(&mut self) -> Option<DropCounts> {
         None
     }
+    /// The time now, for live sources whose packets are stamped with the wall clock: when the
+    /// link is quiet, flows still age by it. Files have no "now" beyond their packets.
+    fn now(&self) -> Option<Timestamp> {
+        None
+    }
 }
 
 #[cfg(test)]

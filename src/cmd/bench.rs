@@ -138,7 +138,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 &cfg,
                 Arc::clone(&rules),
                 engine::Hooks::default(),
-                |_| n += 1,
+                |v| n += v.len() as u64,
             );
             flows = n;
             Ok(Pass {

@@ -1,6 +1,9 @@
 //! Subcommands. The only place, with `main`, where `anyhow` and exit codes appear.
 
 pub mod bench;
+pub mod common;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod replay;
 pub mod rules;
 pub mod synth;

@@ -1,16 +1,16 @@
 //! `picket replay FILE...`: classify every flow of capture files.
 
-use super::{load_rules, EXIT_DAMAGED, EXIT_UNREADABLE};
-use anyhow::{Context, Result};
+use super::common::{self, CommonArgs, Sink};
+use super::{EXIT_DAMAGED, EXIT_UNREADABLE};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use picket::engine::{self, EngineConfig};
-use picket::export::events::EventWriter;
-use picket::export::summary::Summary;
-use picket::flow::FlowConfig;
-use std::fs::OpenOptions;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use picket::engine::{self, Control, Hooks};
+use picket::export::metrics::Metrics;
+use std::io::{self, IsTerminal};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Inputs smaller than this get no progress bar.
@@ -22,73 +22,39 @@ pub struct Args {
     /// Capture files (pcap or pcapng), processed in this order as one timeline.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
-    /// Write JSON-lines events to PATH ('-' for standard output; the summary then goes to
-    /// standard error).
-    #[arg(long, value_name = "PATH")]
-    events: Option<PathBuf>,
-    /// Use the rule files of DIR instead of the embedded defaults.
-    #[arg(long, value_name = "DIR")]
-    rules: Option<PathBuf>,
-    /// A policy file that overrides the rules' default verdicts.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
-    /// Worker threads [default: cores - 1, at least 1].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
-    workers: Option<u16>,
-    /// Most flows held at once, for the whole sensor; the least recently seen is evicted past it.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
-    max_flows: usize,
-    /// Seconds without a packet after which an open TCP connection ends.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    tcp_idle: u64,
-    /// Seconds without a packet after which a UDP conversation ends.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    udp_idle: u64,
-    /// Seconds a TCP connection is kept after FIN both ways or a RST.
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
-    closing_grace: u64,
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Serve /metrics, /healthz and /ready on this address while replaying.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
     /// No summary and no progress bar.
     #[arg(long, short)]
     quiet: bool,
 }
 
-const SEC: u64 = 1_000_000_000;
-
-/// Opens the events output: standard output, or a file created with mode 0640.
-fn open_events(path: &PathBuf) -> Result<Box<dyn Write + Send>> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(BufWriter::new(io::stdout())));
-    }
-    let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o640);
-    }
-    let f = opts
-        .open(path)
-        .with_context(|| format!("cannot create events file {}", path.display()))?;
-    Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
-}
-
 /// Runs `picket replay`.
 pub fn run(a: Args) -> Result<ExitCode> {
-    let rules = Arc::new(load_rules(a.rules.as_deref(), a.policy.as_deref())?);
-    let cfg = EngineConfig {
-        workers: a.workers.map_or_else(engine::default_workers, usize::from),
-        flow: FlowConfig {
-            tcp_idle_ns: a.tcp_idle.saturating_mul(SEC),
-            udp_idle_ns: a.udp_idle.saturating_mul(SEC),
-            closing_grace_ns: a.closing_grace.saturating_mul(SEC),
-            max_flows: a.max_flows.max(1),
-        },
-    };
-    let events_to_stdout = a.events.as_ref().is_some_and(|p| p.as_os_str() == "-");
-    let mut writer = match &a.events {
-        Some(p) => Some(EventWriter::new(open_events(p)?)),
+    common::init_logs(a.common.log_format);
+    let rules = Arc::new(a.common.load_rules()?);
+    let cfg = a.common.engine();
+    let control = Arc::new(Control::default());
+    let reopen = Arc::new(AtomicBool::new(false));
+    common::watch_signals(Arc::clone(&control), Arc::clone(&reopen))?;
+    let metrics = match a.listen {
+        Some(_) => Some(Arc::new(Metrics::new(cfg.workers)?)),
         None => None,
     };
+    let server = match (a.listen, &metrics) {
+        (Some(addr), Some(m)) => {
+            m.rules_loaded(&rules);
+            Some(common::serve_metrics(addr, m)?)
+        }
+        _ => None,
+    };
+    if let Some((_, state)) = &server {
+        state.ready.store(true, Ordering::Relaxed);
+    }
+    let mut sink = Sink::new(a.common.events.clone(), metrics.clone(), reopen)?;
     let total: u64 = a
         .files
         .iter()
@@ -110,46 +76,39 @@ pub fn run(a: Args) -> Result<ExitCode> {
             b.set_position(pos);
         }
     };
-    let mut summary = Summary::default();
-    let mut write_error: Option<io::Error> = None;
-    let report = engine::replay(
-        &a.files,
-        &cfg,
-        rules,
-        engine::Hooks {
-            progress: Some(&progress),
-            ..Default::default()
-        },
-        |rec| {
-            summary.add(&rec);
-            if let (Some(w), None) = (writer.as_mut(), write_error.as_ref()) {
-                if let Err(e) = w.flow(&rec) {
-                    write_error = Some(e);
-                }
-            }
-        },
-    );
+    let reload_rules = || -> Result<Arc<picket::rules::CompiledRules>, String> {
+        a.common
+            .load_rules()
+            .map(Arc::new)
+            .map_err(|e| format!("{e:#}"))
+    };
+    let hooks = Hooks {
+        control: Some(&control),
+        metrics: metrics.as_deref(),
+        reload: Some(&reload_rules),
+        progress: Some(&progress),
+    };
+    let report = engine::replay(&a.files, &cfg, rules, hooks, |recs| sink.records(&recs));
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    if let Some(w) = writer.as_mut() {
-        if let Err(e) = w.flush() {
-            write_error.get_or_insert(e);
-        }
-    }
+    let flushed = sink.flush();
     for e in &report.read.errors {
         eprintln!("picket: {e}");
     }
     if !a.quiet {
-        let text = summary.render(&report);
-        if events_to_stdout {
+        let text = sink.summary.render(&report);
+        if a.common.events_to_stdout() {
             eprint!("{text}");
         } else {
             print!("{text}");
         }
     }
-    if let Some(e) = write_error {
+    if let Err(e) = flushed {
         anyhow::bail!("writing events failed: {e}");
+    }
+    if sink.dropped > 0 {
+        anyhow::bail!("writing events failed: {} events dropped", sink.dropped);
     }
     Ok(if report.read.errors.is_empty() {
         ExitCode::SUCCESS

@@ -71,6 +71,8 @@ enum Msg {
     Batch(Batch),
     /// Rules to use for flows classified from now on.
     Rules(Arc<CompiledRules>),
+    /// The time now on a quiet link: flows age by it.
+    Tick(Timestamp),
     /// End of input: end every flow and stop.
     Finish,
 }
@@ -193,6 +195,17 @@ impl<'scope> Pipeline<'scope> {
         }
     }
 
+    /// Flushes every batch and tells every worker the time, so flows expire on a quiet link.
+    pub fn tick(&mut self, now: Timestamp) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.flush();
+        for h in &self.workers {
+            let _ = h.tx.try_send(Msg::Tick(self.now));
+        }
+    }
+
     /// Packets waiting in each worker's queue (batches × batch size, an upper bound).
     pub fn queue_depths(&self) -> Vec<usize> {
         self.workers
@@ -259,6 +272,12 @@ fn worker_loop(
                 }
             }
             Msg::Rules(r) => tracker.set_rules(r),
+            Msg::Tick(now) => {
+                tracker.advance(now, &mut out);
+                if let Some(p) = publish {
+                    p.publish(&tracker.stats, tracker.active());
+                }
+            }
             Msg::Finish => {
                 if !out.is_empty() {
                     let _ = records.send(std::mem::take(&mut out));

@@ -1,0 +1,126 @@
+//! `picket live -i IFACE`: the sensor on a span or mirror port.
+
+use super::common::{self, CommonArgs, Sink};
+use anyhow::{Context, Result};
+use picket::capture::live::{LiveConfig, LiveSource};
+use picket::engine::{self, Control, Hooks, PumpEnd};
+use picket::export::metrics::Metrics;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Options of `picket live`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The interface to capture on (a span or mirror port).
+    #[arg(short, long, value_name = "IFACE")]
+    interface: String,
+    /// Capture only what this BPF expression (tcpdump syntax) accepts.
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
+    /// Bytes kept per packet.
+    #[arg(long, default_value_t = 262_144)]
+    snaplen: i32,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    no_promisc: bool,
+    /// Kernel capture buffer in MiB: what absorbs bursts while the pipeline catches up.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    buffer_mib: i32,
+    /// Read timeout in milliseconds: how long packets may wait on a quiet link.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    timeout_ms: i32,
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Serve /metrics, /healthz and /ready here (loopback unless you say otherwise).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9898")]
+    listen: SocketAddr,
+    /// No summary at exit.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Runs `picket live`.
+pub fn run(a: Args) -> Result<ExitCode> {
+    common::init_logs(a.common.log_format);
+    let rules = Arc::new(a.common.load_rules()?);
+    let cfg = a.common.engine();
+    let metrics = Arc::new(Metrics::new(cfg.workers)?);
+    metrics.rules_loaded(&rules);
+    let (server, http) = common::serve_metrics(a.listen, &metrics)?;
+    let control = Arc::new(Control::default());
+    let reopen = Arc::new(AtomicBool::new(false));
+    common::watch_signals(Arc::clone(&control), Arc::clone(&reopen))?;
+    let mut src = LiveSource::open(&LiveConfig {
+        interface: a.interface.clone(),
+        bpf: a.bpf.clone(),
+        snaplen: a.snaplen,
+        promisc: !a.no_promisc,
+        buffer_mib: a.buffer_mib,
+        timeout_ms: a.timeout_ms,
+    })
+    .context("live capture")?;
+    tracing::info!(
+        interface = %a.interface,
+        link = ?src.link(),
+        workers = cfg.workers,
+        apps = rules.apps().len(),
+        "capturing"
+    );
+    let mut sink = Sink::new(a.common.events.clone(), Some(Arc::clone(&metrics)), reopen)?;
+    let reload_rules = || -> Result<Arc<picket::rules::CompiledRules>, String> {
+        a.common
+            .load_rules()
+            .map(Arc::new)
+            .map_err(|e| format!("{e:#}"))
+    };
+    let hooks = Hooks {
+        control: Some(&control),
+        metrics: Some(&metrics),
+        reload: Some(&reload_rules),
+        progress: None,
+    };
+    let mut failure = None;
+    let report = engine::run(
+        &cfg,
+        rules,
+        hooks,
+        |recs| sink.records(&recs),
+        |feeder| {
+            http.ready.store(true, Ordering::Relaxed);
+            match feeder.pump(&mut src) {
+                PumpEnd::Stopped => true,
+                PumpEnd::End => false,
+                PumpEnd::Failed(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        },
+    );
+    http.ready.store(false, Ordering::Relaxed);
+    sink.flush().context("writing events")?;
+    metrics.refresh();
+    drop(server);
+    let drops = src.drops();
+    tracing::info!(
+        packets = report.read.packets,
+        kernel_drops = drops.kernel,
+        interface_drops = drops.interface,
+        flows = sink.summary.flows(),
+        "stopped"
+    );
+    if !a.quiet {
+        let text = sink.summary.render(&report);
+        if a.common.events_to_stdout() {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    }
+    if let Some(e) = failure {
+        anyhow::bail!("{e}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,451 @@
+//! The live sensor with real parts: a veth pair made for the test, `picket live` capturing on one
+//! end, tcpreplay sending the demo capture into the other, the metrics endpoint scraped over HTTP
+//! and by a real Prometheus server, signals for reload and shutdown.
+//!
+//! Needs root, `ip` (iproute2) and `tcpreplay`; the Prometheus part needs `prometheus`.
+//! `.ci/run` installs them. Each test skips, saying why, when something is missing.
+#![cfg(feature = "live")]
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Whether the live tests can run here; prints why not.
+fn can_run(extra: &[&str]) -> bool {
+    if !is_root() {
+        eprintln!("SKIPPED: live test needs root (veth pairs, raw capture)");
+        return false;
+    }
+    for t in ["ip", "tcpreplay"].iter().chain(extra) {
+        if !have(t) {
+            eprintln!("SKIPPED: live test needs `{t}` (scripts/ensure-deps installs it)");
+            return false;
+        }
+    }
+    true
+}
+
+fn sh(cmd: &[&str]) {
+    let st = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(st.success(), "{cmd:?} failed");
+}
+
+/// A veth pair, removed on drop.
+struct Veth {
+    send: String,
+    capture: String,
+}
+
+impl Veth {
+    fn new(tag: &str) -> Self {
+        let send = format!("pkt{tag}s");
+        let capture = format!("pkt{tag}c");
+        let _ = Command::new("ip").args(["link", "del", &send]).status();
+        sh(&[
+            "ip", "link", "add", &send, "type", "veth", "peer", "name", &capture,
+        ]);
+        for dev in [&send, &capture] {
+            // No IPv6 on the test link: the kernel's own neighbour discovery stays off it.
+            let _ = Command::new("sysctl")
+                .args(["-qw", &format!("net.ipv6.conf.{dev}.disable_ipv6=1")])
+                .status();
+            sh(&["ip", "link", "set", dev, "mtu", "9000"]);
+            sh(&["ip", "link", "set", dev, "up"]);
+        }
+        Veth { send, capture }
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.send])
+            .status();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The value of one series in a metrics text.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+struct Sensor {
+    child: Child,
+    port: u16,
+    events: PathBuf,
+}
+
+impl Sensor {
+    fn start(dir: &Path, iface: &str, extra: &[&str]) -> Self {
+        let port = free_port();
+        let events = dir.join("live.jsonl");
+        let child = Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["live", "-i", iface, "--quiet", "--workers", "2"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--events", events.to_str().expect("utf-8 path")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("picket live starts");
+        let s = Sensor {
+            child,
+            port,
+            events,
+        };
+        wait_for("/ready", 15, || {
+            http_get(port, "/ready").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+        });
+        s
+    }
+
+    fn metrics(&self) -> String {
+        http_get(self.port, "/metrics").unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        sh(&["kill", &format!("-{sig}"), &self.child.id().to_string()]);
+    }
+
+    /// SIGTERM, then the exit status and stderr; the sensor must stop within a few seconds.
+    fn stop(mut self) -> (Option<i32>, String) {
+        self.signal("TERM");
+        let end = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                break st;
+            }
+            assert!(
+                Instant::now() < end,
+                "sensor did not stop within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (status.code(), err)
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/demo.pcap")
+}
+
+fn send(iface: &str, pcap: &Path) {
+    let out = Command::new("tcpreplay")
+        .args(["-q", "-i", iface, "--topspeed"])
+        .arg(pcap)
+        .output()
+        .expect("tcpreplay runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn read_events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// Events without what depends on timing (timestamps, why the flow ended).
+fn essence(events: &[Value]) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for e in events {
+        let mut e = e.clone();
+        let obj = e.as_object_mut().expect("object");
+        for k in ["ts_start", "ts_end", "end_reason"] {
+            obj.remove(k);
+        }
+        let key = format!(
+            "{} {}:{} {}:{} {}",
+            obj["transport"],
+            obj["src_ip"],
+            obj["src_port"],
+            obj["dst_ip"],
+            obj["dst_port"],
+            obj.get("sni").map_or(String::new(), Value::to_string)
+        );
+        out.insert(key, e);
+    }
+    out
+}
+
+fn replay_events(dir: &Path) -> Vec<Value> {
+    let ev = dir.join("replay.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["replay", "--quiet", "--events", ev.to_str().expect("utf-8")])
+        .arg(demo())
+        .output()
+        .expect("replay runs");
+    assert!(o.status.success());
+    read_events(&ev)
+}
+
+#[test]
+fn live_equals_replay_and_sigterm_loses_no_flow() {
+    if !can_run(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let veth = Veth::new("a");
+    let sensor = Sensor::start(dir.path(), &veth.capture, &[]);
+    send(&veth.send, &demo());
+    wait_for("all 1495 packets counted", 20, || {
+        metric(&sensor.metrics(), "picket_packets_total") == Some(1495.0)
+    });
+    let m = sensor.metrics();
+    assert_eq!(
+        metric(&m, "picket_capture_dropped_packets_total{stage=\"kernel\"}"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&m, "picket_tls_client_hellos_total"), Some(22.0));
+    // Stop at once: every flow is still open and must still be written.
+    let events = sensor.events.clone();
+    let (code, err) = sensor.stop();
+    assert_eq!(code, Some(0), "{err}");
+    let live = read_events(&events);
+    let replayed = replay_events(dir.path());
+    assert_eq!(live.len(), 26, "{err}");
+    assert_eq!(essence(&live), essence(&replayed));
+}
+
+#[test]
+fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
+    if !can_run(&["prometheus"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let veth = Veth::new("b");
+    // Short timeouts: every flow ends (and is counted) soon after the replay.
+    let sensor = Sensor::start(
+        dir.path(),
+        &veth.capture,
+        &["--tcp-idle", "2", "--udp-idle", "2", "--closing-grace", "1"],
+    );
+    let prom_port = free_port();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: picket\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            sensor.port
+        ),
+    )
+    .expect("write config");
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    send(&veth.send, &demo());
+    wait_for("every flow to end", 30, || {
+        let m = sensor.metrics();
+        metric(&m, "picket_flows_active") == Some(0.0)
+            && metric(&m, "picket_events_written_total") == Some(26.0)
+    });
+    let m = sensor.metrics();
+    // The exposition passes Prometheus's own linter.
+    if have("promtool") {
+        let mut p = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs");
+        let body = m.split("\r\n\r\n").nth(1).unwrap_or(&m).to_string();
+        p.stdin
+            .take()
+            .expect("stdin")
+            .write_all(body.as_bytes())
+            .expect("write");
+        let out = p.wait_with_output().expect("promtool finishes");
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let events = read_events(&sensor.events);
+    assert_eq!(events.len(), 26);
+    let mut per_app: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &events {
+        *per_app
+            .entry(e["app"].as_str().unwrap_or("none").to_string())
+            .or_default() += 1;
+    }
+    for (app, n) in &per_app {
+        let verdict = events
+            .iter()
+            .find(|e| e["app"].as_str().unwrap_or("none") == app)
+            .and_then(|e| e["verdict"].as_str())
+            .unwrap_or("none");
+        let series = format!("picket_flows_total{{app=\"{app}\",verdict=\"{verdict}\"}}");
+        assert_eq!(metric(&m, &series), Some(*n as f64), "{series}");
+    }
+    // A real Prometheus scraped it.
+    let query = "/api/v1/query?query=picket_flows_total%7Bapp%3D%22whatsapp%22%7D";
+    let mut last = String::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut got = None;
+    while Instant::now() < end && got.is_none() {
+        if let Some(body) = http_get(prom_port, query) {
+            if let Some(json) = body.split("\r\n\r\n").nth(1) {
+                last = json.to_string();
+                if let Ok(v) = serde_json::from_str::<Value>(json) {
+                    got = v["data"]["result"][0]["value"][1]
+                        .as_str()
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .filter(|&x| x == 5.0);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert_eq!(got, Some(5.0), "Prometheus answer: {last}");
+    let (code, err) = sensor.stop();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn live_sighup_with_broken_rules_keeps_the_old_ones() {
+    if !can_run(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for f in std::fs::read_dir(&shipped).expect("rules dir") {
+        let f = f.expect("entry").path();
+        if f.extension().is_some_and(|x| x == "toml") {
+            std::fs::copy(&f, rules.join(f.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let veth = Veth::new("c");
+    let sensor = Sensor::start(
+        dir.path(),
+        &veth.capture,
+        &["--rules", rules.to_str().expect("utf-8")],
+    );
+    // Break a rule file and ask for a reload: refused, counted, the old rules stay.
+    std::fs::write(
+        rules.join("zoom.toml"),
+        "id = \"zoom\"\nverdict = \"maybe\"\n",
+    )
+    .expect("write");
+    sensor.signal("HUP");
+    wait_for("the refused reload to be counted", 10, || {
+        metric(
+            &sensor.metrics(),
+            "picket_rules_reloads_total{result=\"error\"}",
+        ) == Some(1.0)
+    });
+    send(&veth.send, &demo());
+    wait_for("all packets", 20, || {
+        metric(&sensor.metrics(), "picket_packets_total") == Some(1495.0)
+    });
+    // A good policy file then reloads: Zoom becomes `observe`.
+    std::fs::copy(shipped.join("zoom.toml"), rules.join("zoom.toml")).expect("restore");
+    std::fs::write(
+        rules.join("policy.toml"),
+        "[verdicts]\nzoom = \"observe\"\n",
+    )
+    .expect("policy");
+    sensor.signal("HUP");
+    wait_for("the good reload", 10, || {
+        metric(
+            &sensor.metrics(),
+            "picket_rules_reloads_total{result=\"ok\"}",
+        ) == Some(1.0)
+    });
+    let events = sensor.events.clone();
+    let (code, err) = sensor.stop();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("rule reload refused"), "{err}");
+    let ev = read_events(&events);
+    assert_eq!(ev.len(), 26);
+    // The broken reload changed nothing: the demo's Zoom flows were classified by the old rules.
+    let zoom: Vec<&Value> = ev.iter().filter(|e| e["app"] == "zoom").collect();
+    assert_eq!(zoom.len(), 2);
+    assert!(zoom.iter().all(|e| e["verdict"] == "flag"));
+}
