@@ -128,6 +128,10 @@ pub struct Hooks<'a> {
     pub progress: Option<Progress<'a>>,
 }
 
+/// Batches of ended flows queued for the consumer (each at most a worker batch's worth), so a
+/// slow events sink bounds memory and slows the workers instead.
+const RECORD_BATCHES: usize = 64;
+
 /// Look around every this many packets.
 const TICK_EVERY: u64 = 4096;
 
@@ -266,7 +270,7 @@ where
 {
     let started = Instant::now();
     let (read, workers, stopped) = thread::scope(|scope| {
-        let (tx, rx) = bounded::<Vec<FlowRecord>>(1024);
+        let (tx, rx) = bounded::<Vec<FlowRecord>>(RECORD_BATCHES);
         let consumer = scope.spawn(move || {
             for batch in rx {
                 on_records(batch);

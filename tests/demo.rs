@@ -348,3 +348,45 @@ fn demo_split_over_two_files_is_one_timeline() {
     let (split, _) = replay(&[&a, &b], &[]);
     assert_eq!(sorted_lines(&base), sorted_lines(&split));
 }
+
+/// Flows that pass their idle timeout just before the input ends: whether a worker's sweep or
+/// the end of input reaches them first must not change their events (`end_reason` included).
+#[test]
+fn idle_near_the_end_same_events_at_any_worker_count() {
+    use picket::synth::{Path as SynthPath, UdpConv};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cap = dir.path().join("idle.pcap");
+    let t0 = 1_700_000_000_000_000_000u64;
+    let mut packets = Vec::new();
+    for i in 0..8u8 {
+        let path = SynthPath::new(
+            format!("10.2.0.{}:4000", i + 1).parse().expect("addr"),
+            "192.0.2.99:5000".parse().expect("addr"),
+        );
+        let mut u = UdpConv::new(path, t0, u64::from(i));
+        u.send(true, b"hello");
+        packets.extend(u.take_packets());
+    }
+    let late = SynthPath::new(
+        "10.2.1.1:4000".parse().expect("addr"),
+        "192.0.2.98:5000".parse().expect("addr"),
+    );
+    for at in [59_500_000_000u64, 60_300_000_000] {
+        let mut u = UdpConv::new(late.clone(), t0 + at, 9);
+        u.send(true, b"late");
+        packets.extend(u.take_packets());
+    }
+    packets.sort_by_key(|p| p.ts_ns);
+    let f = std::fs::File::create(&cap).expect("create");
+    synth::write_pcap(f, PcapFormat::default(), packets).expect("write");
+    let (one, _) = replay(&[&cap], &["--workers", "1"]);
+    let idle = one.iter().filter(|e| e["end_reason"] == "idle").count();
+    assert_eq!(
+        idle, 8,
+        "the eight flows at t=0 are past 60 s of silence at the end"
+    );
+    for w in ["2", "4", "2", "4"] {
+        let (many, _) = replay(&[&cap], &["--workers", w]);
+        assert_eq!(sorted_lines(&one), sorted_lines(&many), "--workers {w}");
+    }
+}

@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub const MAX_FRAME: u32 = 256 * 1024;
 /// Largest pcapng block accepted (a frame plus generous room for options).
 pub const MAX_BLOCK: u32 = MAX_FRAME + 64 * 1024;
+/// Most interfaces one pcapng section may describe.
+pub const MAX_INTERFACES: usize = 65_536;
 /// Size of a read chunk.
 const BUF_SIZE: usize = 1 << 20;
 /// Most retired chunks kept for reuse.
@@ -72,6 +74,8 @@ pub enum CaptureErrorKind {
     },
     /// A pcapng packet block appears before any section header.
     NoSection,
+    /// A pcapng section describes more interfaces than any capture has.
+    TooManyInterfaces,
 }
 
 impl fmt::Display for CaptureErrorKind {
@@ -101,6 +105,10 @@ impl fmt::Display for CaptureErrorKind {
                 write!(f, "packet names interface {id}, which was never described")
             }
             Self::NoSection => write!(f, "pcapng block before the first section header"),
+            Self::TooManyInterfaces => write!(
+                f,
+                "more than {MAX_INTERFACES} interfaces described in one pcapng section"
+            ),
         }
     }
 }
@@ -509,6 +517,9 @@ impl FileSource {
                     match iface {
                         Some(i) => {
                             if let Format::PcapNg { interfaces, .. } = &mut self.format {
+                                if interfaces.len() >= MAX_INTERFACES {
+                                    return Err(self.error(CaptureErrorKind::TooManyInterfaces));
+                                }
                                 interfaces.push(i);
                             }
                         }

@@ -8,8 +8,19 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use std::fmt;
 use std::sync::Arc;
 
-/// Size of a chunk frames are copied into.
-const CHUNK: usize = 1 << 20;
+/// Size of a chunk frames are copied into (at least four frames of the snaplen).
+const CHUNK: usize = 2 << 20;
+/// Most frames copied per fill.
+const MAX_PENDING: usize = 4096;
+
+/// Where a copied frame lies in the chunk.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    ts: Timestamp,
+    orig_len: u32,
+    at: usize,
+    len: usize,
+}
 /// Most retired chunks kept for reuse.
 const MAX_POOL: usize = 64;
 
@@ -70,8 +81,12 @@ pub struct LiveSource {
     interface: String,
     link: LinkType,
     buf: Chunk,
-    used: usize,
+    /// Frames copied into `buf`, handed out from `next` on.
+    pending: Vec<Pending>,
+    next: usize,
     pool: Vec<Chunk>,
+    chunk_size: usize,
+    max_frame: usize,
     kernel: Wide,
     iface: Wide,
     /// Timestamps are in nanoseconds (else microseconds).
@@ -128,13 +143,18 @@ impl LiveSource {
                 .map_err(|e| err("invalid BPF filter for", e))?;
         }
         let link = LinkType::from_u32(cap.get_datalink().0 as u32);
+        let max_frame = usize::try_from(cfg.snaplen.max(64)).unwrap_or(65_536);
+        let chunk_size = CHUNK.max(4 * max_frame);
         Ok(LiveSource {
             cap,
             interface: cfg.interface.clone(),
             link,
-            buf: Arc::new(vec![0; CHUNK]),
-            used: 0,
+            buf: Arc::new(vec![0; chunk_size]),
+            pending: Vec::with_capacity(MAX_PENDING),
+            next: 0,
             pool: Vec::new(),
+            chunk_size,
+            max_frame,
             kernel: Wide::default(),
             iface: Wide::default(),
             nano,
@@ -149,83 +169,99 @@ impl LiveSource {
 
     /// The next frame, or `Ok(None)` when nothing arrived within the read timeout.
     ///
+    /// Frames are copied out of libpcap's ring a chunk at a time: while the chunk is still ours
+    /// alone, every frame that is ready is copied in, and then they are handed out one by one
+    /// (the chunk is shared with the workers from the first one on, and never written again).
     /// The handle is non-blocking and waits in `poll(2)` on its descriptor: libpcap's own
     /// timeout is not honoured everywhere (Linux's TPACKET_V3 keeps waiting on a silent link),
     /// and the reader must come back regularly to flush batches, publish counters and stop.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, LiveError> {
-        let mut polled = false;
-        let (h, at, len) = loop {
+        if self.next >= self.pending.len() {
+            self.fill()?;
+            if self.pending.is_empty() {
+                self.wait()?;
+                self.fill()?;
+            }
+            if self.pending.is_empty() {
+                return Ok(None);
+            }
+        }
+        let f = self.pending[self.next];
+        self.next += 1;
+        Ok(Some(RawPacket {
+            ts: f.ts,
+            orig_len: f.orig_len,
+            link: self.link,
+            data: &self.buf[f.at..f.at + f.len],
+            chunk: &self.buf,
+        }))
+    }
+
+    fn error(&self, what: &'static str, message: String) -> LiveError {
+        LiveError {
+            what,
+            interface: self.interface.clone(),
+            message,
+        }
+    }
+
+    /// Copies every frame that is ready (up to a chunk's worth) into a chunk nobody else holds.
+    fn fill(&mut self) -> Result<(), LiveError> {
+        self.pending.clear();
+        self.next = 0;
+        if Arc::get_mut(&mut self.buf).is_none() {
+            let fresh = match self.pool.iter().position(|c| Arc::strong_count(c) == 1) {
+                Some(i) => self.pool.swap_remove(i),
+                None => Arc::new(vec![0; self.chunk_size]),
+            };
+            let old = std::mem::replace(&mut self.buf, fresh);
+            if self.pool.len() < MAX_POOL {
+                self.pool.push(old);
+            }
+        }
+        let Some(buf) = Arc::get_mut(&mut self.buf) else {
+            return Ok(()); // unreachable: the chunk was made unique above
+        };
+        let mut used = 0;
+        // Room for the largest frame the snaplen allows, so no frame read is ever left over.
+        while used + self.max_frame <= buf.len() && self.pending.len() < MAX_PENDING {
             match self.cap.next_packet() {
                 Ok(p) => {
                     let h = *p.header;
-                    let len = p.data.len();
-                    // A chunk still shared with workers is never written again: move to one
-                    // nobody holds.
-                    if self.used + len > self.buf.len() || Arc::get_mut(&mut self.buf).is_none() {
-                        let size = CHUNK.max(len);
-                        let fresh = match self
-                            .pool
-                            .iter()
-                            .position(|c| Arc::strong_count(c) == 1 && c.len() >= size)
-                        {
-                            Some(i) => self.pool.swap_remove(i),
-                            None => Arc::new(vec![0; size]),
-                        };
-                        let old = std::mem::replace(&mut self.buf, fresh);
-                        if self.pool.len() < MAX_POOL {
-                            self.pool.push(old);
-                        }
-                        self.used = 0;
-                    }
-                    let at = self.used;
-                    if let Some(b) = Arc::get_mut(&mut self.buf) {
-                        b[at..at + len].copy_from_slice(p.data);
-                    }
-                    self.used += len;
-                    break (h, at, len);
+                    let len = p.data.len().min(self.max_frame);
+                    buf[used..used + len].copy_from_slice(&p.data[..len]);
+                    // With nanosecond precision libpcap stores nanoseconds in tv_usec.
+                    let frac = u64::try_from(h.ts.tv_usec).unwrap_or(0);
+                    let secs = u64::try_from(h.ts.tv_sec).unwrap_or(0);
+                    let nanos = if self.nano { frac } else { frac * 1_000 };
+                    self.pending.push(Pending {
+                        ts: Timestamp::from_parts(secs, nanos),
+                        orig_len: h.len,
+                        at: used,
+                        len,
+                    });
+                    used += len;
                 }
-                Err(pcap::Error::TimeoutExpired) if !polled => {
-                    polled = true;
-                    let mut fds = [PollFd::new(&self.cap, PollFlags::IN)];
-                    let ms = i64::from(self.timeout_ms.max(1));
-                    let t = Timespec {
-                        tv_sec: ms / 1000,
-                        tv_nsec: (ms % 1000) * 1_000_000,
-                    };
-                    match poll(&mut fds, Some(&t)) {
-                        Ok(0) => return Ok(None),
-                        Ok(_) => {}
-                        Err(e) if e == rustix::io::Errno::INTR => return Ok(None),
-                        Err(e) => {
-                            return Err(LiveError {
-                                what: "cannot wait for packets on",
-                                interface: self.interface.clone(),
-                                message: e.to_string(),
-                            })
-                        }
-                    }
-                }
-                Err(pcap::Error::TimeoutExpired) => return Ok(None),
-                Err(e) => {
-                    return Err(LiveError {
-                        what: "capture failed on",
-                        interface: self.interface.clone(),
-                        message: e.to_string(),
-                    })
-                }
+                Err(pcap::Error::TimeoutExpired) => break,
+                Err(e) => return Err(self.error("capture failed on", e.to_string())),
             }
+        }
+        Ok(())
+    }
+
+    /// Waits until the capture has frames or the timeout passes.
+    fn wait(&mut self) -> Result<(), LiveError> {
+        let mut fds = [PollFd::new(&self.cap, PollFlags::IN)];
+        let ms = i64::from(self.timeout_ms.max(1));
+        let t = Timespec {
+            tv_sec: ms / 1000,
+            tv_nsec: (ms % 1000) * 1_000_000,
         };
-        // With nanosecond precision libpcap stores nanoseconds in tv_usec.
-        let frac = u64::try_from(h.ts.tv_usec).unwrap_or(0);
-        let secs = u64::try_from(h.ts.tv_sec).unwrap_or(0);
-        let nanos = if self.nano { frac } else { frac * 1_000 };
-        Ok(Some(RawPacket {
-            ts: Timestamp::from_parts(secs, nanos),
-            orig_len: h.len,
-            link: self.link,
-            data: &self.buf[at..at + len],
-            chunk: &self.buf,
-        }))
+        match poll(&mut fds, Some(&t)) {
+            Ok(_) => Ok(()),
+            Err(e) if e == rustix::io::Errno::INTR => Ok(()),
+            Err(e) => Err(self.error("cannot wait for packets on", e.to_string())),
+        }
     }
 
     /// Kernel and interface drop counts so far, widened across libpcap's 32-bit wrap.

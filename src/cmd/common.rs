@@ -45,8 +45,10 @@ pub struct CommonArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
     /// Most flows held at once, for the whole sensor; the least recently seen is evicted past it.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
-    pub max_flows: usize,
+    /// About 300 bytes each when full.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub max_flows: u64,
     /// Seconds without a packet after which an open TCP connection ends.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub tcp_idle: u64,
@@ -72,7 +74,7 @@ impl CommonArgs {
                 tcp_idle_ns: self.tcp_idle.saturating_mul(SEC),
                 udp_idle_ns: self.udp_idle.saturating_mul(SEC),
                 closing_grace_ns: self.closing_grace.saturating_mul(SEC),
-                max_flows: self.max_flows.max(1),
+                max_flows: usize::try_from(self.max_flows).unwrap_or(usize::MAX),
             },
         }
     }

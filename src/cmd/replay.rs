@@ -112,7 +112,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     Ok(if report.read.errors.is_empty() {
         ExitCode::SUCCESS
-    } else if report.read.packets == 0 {
+    } else if report.read.files == 0 {
         ExitCode::from(EXIT_UNREADABLE)
     } else {
         ExitCode::from(EXIT_DAMAGED)

@@ -11,7 +11,7 @@ use crate::capture::{Chunk, Timestamp};
 use crate::decode::PacketMeta;
 use crate::export::metrics::{Metrics, WorkerPub};
 use crate::flow::key::worker_of;
-use crate::flow::{FlowConfig, FlowHasher, FlowKey, FlowRecord, FlowTracker, TrackerStats};
+use crate::flow::{Clock, FlowConfig, FlowHasher, FlowKey, FlowRecord, FlowTracker, TrackerStats};
 use crate::rules::CompiledRules;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::Arc;
@@ -21,6 +21,9 @@ use std::thread;
 pub const BATCH_PACKETS: usize = 256;
 /// Batches queued per worker before the dispatcher waits (backpressure, bounded memory).
 pub const QUEUE_BATCHES: usize = 16;
+/// A batch that holds frames of more read chunks than this is sent: it keeps those chunks
+/// alive, and a worker that gets few packets must not pin the reader's memory.
+pub const MAX_BATCH_CHUNKS: usize = 4;
 /// A batch older than this (in packet time) is sent even if not full, so a slow link's packets
 /// reach their workers promptly; on a quiet link the source's read timeout flushes instead.
 pub const BATCH_MAX_AGE_NS: u64 = 50_000_000;
@@ -73,8 +76,8 @@ enum Msg {
     Rules(Arc<CompiledRules>),
     /// The time now on a quiet link: flows age by it.
     Tick(Timestamp),
-    /// End of input: end every flow and stop.
-    Finish,
+    /// End of input: end every flow (the sensor's final time given) and stop.
+    Finish(Timestamp),
 }
 
 struct WorkerHandle {
@@ -95,7 +98,7 @@ pub struct Pipeline<'scope> {
     workers: Vec<WorkerHandle>,
     joins: Vec<thread::ScopedJoinHandle<'scope, TrackerStats>>,
     hasher: FlowHasher,
-    now: Timestamp,
+    clock: Clock,
 }
 
 impl<'scope> Pipeline<'scope> {
@@ -139,7 +142,7 @@ impl<'scope> Pipeline<'scope> {
             workers,
             joins,
             hasher: FlowHasher::default(),
-            now: Timestamp(0),
+            clock: Clock::default(),
         }
     }
 
@@ -161,9 +164,7 @@ impl<'scope> Pipeline<'scope> {
         let (key, _) = FlowKey::of(meta);
         let hash = key.hash_with(&self.hasher);
         let w = worker_of(hash, self.workers.len());
-        if meta.ts > self.now {
-            self.now = meta.ts;
-        }
+        self.clock.observe(meta.ts);
         let h = &mut self.workers[w];
         let b = &mut h.current;
         if b.items.is_empty() {
@@ -178,16 +179,18 @@ impl<'scope> Pipeline<'scope> {
             chunk: (b.chunks.len() - 1) as u16,
             frame_off: off as u32,
         });
-        if b.items.len() >= BATCH_PACKETS || meta.ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS
+        if b.items.len() >= BATCH_PACKETS
+            || b.chunks.len() > MAX_BATCH_CHUNKS
+            || meta.ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS
         {
-            send_batch(h, self.now);
+            send_batch(h, self.clock.now());
         }
         true
     }
 
     /// Sends every partly filled batch now (live capture does this when the link is quiet).
     pub fn flush(&mut self) {
-        let now = self.now;
+        let now = self.clock.now();
         for h in &mut self.workers {
             if !h.current.items.is_empty() {
                 send_batch(h, now);
@@ -197,12 +200,11 @@ impl<'scope> Pipeline<'scope> {
 
     /// Flushes every batch and tells every worker the time, so flows expire on a quiet link.
     pub fn tick(&mut self, now: Timestamp) {
-        if now > self.now {
-            self.now = now;
-        }
+        self.clock.observe(now);
         self.flush();
+        let now = self.clock.now();
         for h in &self.workers {
-            let _ = h.tx.try_send(Msg::Tick(self.now));
+            let _ = h.tx.try_send(Msg::Tick(now));
         }
     }
 
@@ -225,8 +227,9 @@ impl<'scope> Pipeline<'scope> {
     /// Flushes, ends every flow, stops the workers and returns their summed counters.
     pub fn finish(mut self) -> WorkerReport {
         self.flush();
+        let now = self.clock.now();
         for h in &self.workers {
-            let _ = h.tx.send(Msg::Finish);
+            let _ = h.tx.send(Msg::Finish(now));
         }
         let mut stats = TrackerStats::default();
         for j in self.joins.drain(..) {
@@ -278,11 +281,11 @@ fn worker_loop(
                     p.publish(&tracker.stats, tracker.active());
                 }
             }
-            Msg::Finish => {
+            Msg::Finish(now) => {
                 if !out.is_empty() {
                     let _ = records.send(std::mem::take(&mut out));
                 }
-                tracker.finish(BATCH_PACKETS, |v| {
+                tracker.finish(now, BATCH_PACKETS, |v| {
                     let _ = records.send(v);
                 });
                 if let Some(p) = publish {

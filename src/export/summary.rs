@@ -9,12 +9,25 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+/// Distinct clients counted exactly per app up to this many; past it the summary says "≥ N".
+pub const MAX_CLIENTS: usize = 100_000;
+
 #[derive(Debug, Default)]
 struct AppTotals {
     flows: u64,
     bytes: u64,
     clients: HashSet<Addr>,
     verdict: Option<Verdict>,
+}
+
+impl AppTotals {
+    fn clients_text(&self) -> String {
+        if self.clients.len() >= MAX_CLIENTS {
+            format!(">={MAX_CLIENTS}")
+        } else {
+            self.clients.len().to_string()
+        }
+    }
 }
 
 /// Per-app totals of a run.
@@ -42,7 +55,9 @@ impl Summary {
         };
         t.flows += 1;
         t.bytes += f.to_server.bytes + f.to_client.bytes;
-        t.clients.insert(f.client().0);
+        if t.clients.len() < MAX_CLIENTS {
+            t.clients.insert(f.client().0);
+        }
     }
 
     /// Flows counted.
@@ -79,7 +94,7 @@ impl Summary {
                 t.verdict.map_or("", Verdict::as_str),
                 t.flows,
                 human_bytes(t.bytes),
-                t.clients.len()
+                t.clients_text()
             );
         }
         let _ = writeln!(
@@ -89,7 +104,7 @@ impl Summary {
             "",
             self.other.flows,
             human_bytes(self.other.bytes),
-            self.other.clients.len()
+            self.other.clients_text()
         );
         let r = &run.read;
         let secs = run.elapsed.as_secs_f64().max(1e-9);

@@ -325,6 +325,44 @@ impl TrackerStats {
     }
 }
 
+/// Packet time as the sensor believes it: the latest timestamp seen, except that one record far
+/// ahead of the rest (a damaged timestamp) is not believed until a second packet near it
+/// confirms the jump — otherwise a single bad record would end every flow as idle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    now: Timestamp,
+    pending: Option<Timestamp>,
+}
+
+/// A jump forward larger than this needs a second packet to confirm it.
+const MAX_JUMP: u64 = 3600 * SEC;
+
+impl Clock {
+    /// Takes a packet's timestamp into account.
+    pub fn observe(&mut self, ts: Timestamp) {
+        if ts <= self.now {
+            return;
+        }
+        if self.now.0 == 0 || ts.0 - self.now.0 <= MAX_JUMP {
+            self.now = ts;
+            self.pending = None;
+            return;
+        }
+        match self.pending {
+            Some(p) if ts.0.abs_diff(p.0) <= MAX_JUMP => {
+                self.now = ts;
+                self.pending = None;
+            }
+            _ => self.pending = Some(ts),
+        }
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+}
+
 /// The flow logic of one worker.
 #[derive(Debug)]
 pub struct FlowTracker {
@@ -332,7 +370,7 @@ pub struct FlowTracker {
     cfg: FlowConfig,
     rules: Arc<CompiledRules>,
     scratch: Vec<u8>,
-    now: Timestamp,
+    clock: Clock,
     next_sweep: Timestamp,
     /// Counters.
     pub stats: TrackerStats,
@@ -356,7 +394,7 @@ impl FlowTracker {
             cfg,
             rules,
             scratch: Vec::with_capacity(4096),
-            now: Timestamp(0),
+            clock: Clock::default(),
             next_sweep: Timestamp(0),
             stats: TrackerStats::default(),
         }
@@ -425,7 +463,13 @@ impl FlowTracker {
         if is_tcp {
             track_tcp(f, m, from_client);
             if from_client && !payload.is_empty() && !f.hello_done {
-                self.client_bytes(i, m.seq, payload);
+                // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
+                let seq = if m.flags & tcp_flags::SYN != 0 {
+                    m.seq.wrapping_add(1)
+                } else {
+                    m.seq
+                };
+                self.client_bytes(i, seq, payload);
             }
         }
         if let Some(f) = self.table.get(i) {
@@ -476,25 +520,33 @@ impl FlowTracker {
         let ins = prefix.insert(seq, payload);
         self.stats.overlap_conflicts += u64::from(ins.conflict);
         self.stats.reasm_dropped += u64::from(ins.beyond_cap || ins.too_many_holes);
-        if !ins.grew {
-            return;
-        }
-        let done = match prefix.scan_hello(&mut self.scratch) {
-            HelloScan::Found(ch) => {
-                let tls = TlsInfo::from(&ch);
-                self.stats.hellos += 1;
-                f.app = ch
-                    .sni
-                    .and_then(|name| classify::by_server_name(&self.rules, name))
-                    .map(Box::new);
-                f.tls = Some(tls);
-                true
-            }
-            HelloScan::GiveUp => {
+        let done = if !ins.grew {
+            // The client is past the cap and the prefix still has a hole: the missing bytes
+            // are not coming back in time. Stop and free the buffer.
+            if ins.beyond_cap {
                 self.stats.hello_gave_up += 1;
                 true
+            } else {
+                false
             }
-            HelloScan::Pending => false,
+        } else {
+            match prefix.scan_hello(&mut self.scratch) {
+                HelloScan::Found(ch) => {
+                    let tls = TlsInfo::from(&ch);
+                    self.stats.hellos += 1;
+                    f.app = ch
+                        .sni
+                        .and_then(|name| classify::by_server_name(&self.rules, name))
+                        .map(Box::new);
+                    f.tls = Some(tls);
+                    true
+                }
+                HelloScan::GiveUp => {
+                    self.stats.hello_gave_up += 1;
+                    true
+                }
+                HelloScan::Pending => false,
+            }
         };
         if done {
             f.hello_done = true;
@@ -504,18 +556,17 @@ impl FlowTracker {
 
     /// Moves packet time forward and ends the flows that went quiet.
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<FlowRecord>) {
-        if now > self.now {
-            self.now = now;
-        }
-        if self.now < self.next_sweep {
+        self.clock.observe(now);
+        let now = self.clock.now();
+        if now < self.next_sweep {
             return;
         }
-        self.next_sweep = self.now.plus_nanos(SWEEP_EVERY);
+        self.next_sweep = now.plus_nanos(SWEEP_EVERY);
         for class in [TimeoutClass::Closing, TimeoutClass::Udp, TimeoutClass::Tcp] {
             let timeout = self.cfg.timeout(class);
             while let Some(i) = self.table.oldest(class) {
                 let Some(f) = self.table.get(i) else { break };
-                if f.last_ts.0.saturating_add(timeout) >= self.now.0 {
+                if f.last_ts.0.saturating_add(timeout) >= now.0 {
                     break;
                 }
                 let reason = f.quiet_end();
@@ -526,10 +577,19 @@ impl FlowTracker {
 
     /// Ends every flow (end of input or shutdown), oldest first, handing them to `emit` in
     /// batches of at most `batch`, so ending a full table never holds a copy of it.
-    pub fn finish(&mut self, batch: usize, mut emit: impl FnMut(Vec<FlowRecord>)) {
+    ///
+    /// `now` is the whole sensor's final time: a flow already past its timeout then ends as idle
+    /// whether or not a sweep of this worker came to it first, so the events do not depend on how
+    /// flows were spread over workers.
+    pub fn finish(&mut self, now: Timestamp, batch: usize, mut emit: impl FnMut(Vec<FlowRecord>)) {
         let mut out = Vec::with_capacity(batch.min(self.table.len()));
         while let Some(mut flow) = self.table.pop_oldest() {
-            let reason = if flow.closing() {
+            let expired = flow
+                .last_ts
+                .0
+                .saturating_add(self.cfg.timeout(flow.class()))
+                < now.0;
+            let reason = if flow.closing() || expired {
                 flow.quiet_end()
             } else {
                 EndReason::Eof

@@ -16,6 +16,9 @@ pub enum TimeoutClass {
     Closing = 2,
 }
 
+/// Most flows a table reserves room for up front; past it the slab grows as it fills.
+pub const RESERVE_MAX: usize = 4 << 20;
+
 /// Number of timeout classes.
 pub const CLASSES: usize = 3;
 const NIL: u32 = u32::MAX;
@@ -48,13 +51,15 @@ pub struct FlowTable {
 impl FlowTable {
     /// An empty table that will hold at most `capacity` flows (at least 1).
     ///
-    /// The slab is reserved whole up front: the reservation is address space, and memory is
-    /// only touched as flows arrive, so the table never doubles and copies itself at a peak.
+    /// The slab is reserved up front (up to [`RESERVE_MAX`] flows): the reservation is address
+    /// space, and memory is only touched as flows arrive, so the table does not double and copy
+    /// itself at a peak.
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
+        let reserve = capacity.min(RESERVE_MAX);
         FlowTable {
-            slots: Vec::with_capacity(capacity),
-            links: Vec::with_capacity(capacity),
+            slots: Vec::with_capacity(reserve),
+            links: Vec::with_capacity(reserve),
             free: Vec::new(),
             index: HashTable::with_capacity(capacity.min(1 << 16)),
             lists: [List {

@@ -61,7 +61,8 @@ fn run(t: &mut FlowTracker, h: &FlowHasher, pkts: &[Pkt]) -> Vec<FlowRecord> {
         let hash = FlowKey::of(&p.m).0.hash_with(h);
         t.packet(&p.m, hash, &p.payload, &mut out);
     }
-    t.finish(3, |v| out.extend(v));
+    let end = pkts.iter().map(|p| p.m.ts).max().unwrap_or_default();
+    t.finish(end, 3, |v| out.extend(v));
     out
 }
 
@@ -116,6 +117,67 @@ fn tls_info_names_round_trip() {
     assert_eq!(t.alpn().collect::<Vec<_>>(), ["h\u{fffd}x"]);
     let t = TlsInfo::new(Some(b"b.example"), &[], 0x0303, false, false);
     assert_eq!((t.sni(), t.alpn().count()), (Some("b.example"), 0));
+}
+
+#[test]
+fn packet_tcp_fast_open_hello_in_the_syn() {
+    let (mut t, h) = tracker(10);
+    let hello = records(&big_hello("g.whatsapp.net"), 16_000);
+    let out = run(&mut t, &h, &[pkt(0, true, SYN, 500, 0, &hello)]);
+    assert_eq!(sni(&out[0]), Some("g.whatsapp.net"));
+}
+
+#[test]
+fn packet_hole_at_the_start_gives_up_once_past_the_cap() {
+    let (mut t, h) = tracker(10);
+    let mut pkts = vec![pkt(0, true, SYN, 0, 0, b"")];
+    // Byte 1 never arrives; the client goes on sending.
+    for k in 0..20u32 {
+        pkts.push(pkt(
+            1 + u64::from(k),
+            true,
+            PA,
+            2 + k * 1000,
+            0,
+            &[0x41; 1000],
+        ));
+    }
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(t.stats.hello_gave_up, 1);
+    assert!(out[0].flow.hello.is_none() && out[0].flow.tls.is_none());
+}
+
+#[test]
+fn finish_ends_flows_past_their_timeout_as_idle() {
+    let (mut t, h) = tracker(10);
+    let mut out = Vec::new();
+    let p = pkt(0, true, PA, 1, 1, b"x");
+    let hash = FlowKey::of(&p.m).0.hash_with(&h);
+    t.packet(&p.m, hash, &p.payload, &mut out);
+    t.finish(Timestamp(301 * SEC), 8, |v| out.extend(v));
+    assert_eq!(out[0].reason, EndReason::Idle);
+    let p = pkt(0, true, PA, 1, 1, b"x");
+    t.packet(&p.m, hash, &p.payload, &mut out);
+    t.finish(Timestamp(299 * SEC), 8, |v| out.extend(v));
+    assert_eq!(out[1].reason, EndReason::Eof);
+}
+
+#[test]
+fn clock_ignores_one_far_jump_until_confirmed() {
+    let mut c = Clock::default();
+    c.observe(Timestamp(10 * SEC));
+    c.observe(Timestamp(4_000_000_000 * SEC));
+    assert_eq!(
+        c.now(),
+        Timestamp(10 * SEC),
+        "a lone record far ahead is not believed"
+    );
+    c.observe(Timestamp(11 * SEC));
+    assert_eq!(c.now(), Timestamp(11 * SEC));
+    // A real gap (the next file of a timeline, a day later) is confirmed by its second packet.
+    c.observe(Timestamp(86_400 * SEC));
+    c.observe(Timestamp(86_401 * SEC));
+    assert_eq!(c.now(), Timestamp(86_401 * SEC));
 }
 
 #[test]
