@@ -46,12 +46,6 @@ pub fn run(a: Args) -> Result<ExitCode> {
     common::init_logs(a.common.log_format);
     let rules = Arc::new(a.common.load_rules()?);
     let cfg = a.common.engine();
-    let metrics = Arc::new(Metrics::new(cfg.workers)?);
-    metrics.rules_loaded(&rules);
-    let (server, http) = common::serve_metrics(a.listen, &metrics)?;
-    let control = Arc::new(Control::default());
-    let reopen = Arc::new(AtomicBool::new(false));
-    common::watch_signals(Arc::clone(&control), Arc::clone(&reopen))?;
     let mut src = LiveSource::open(&LiveConfig {
         interface: a.interface.clone(),
         bpf: a.bpf.clone(),
@@ -61,6 +55,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         timeout_ms: a.timeout_ms,
     })
     .context("live capture")?;
+    let metrics = Arc::new(Metrics::new(cfg.workers)?);
+    metrics.rules_loaded(&rules);
+    let (server, http) = common::serve_metrics(a.listen, &metrics)?;
+    let control = Arc::new(Control::default());
+    let reopen = Arc::new(AtomicBool::new(false));
+    common::watch_signals(Arc::clone(&control), Arc::clone(&reopen))?;
+
     tracing::info!(
         interface = %a.interface,
         link = ?src.link(),
