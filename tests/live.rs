@@ -457,11 +457,25 @@ fn live_bad_bpf_filter_is_a_clear_error() {
     }
     let veth = Veth::new("d");
     let o = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["live", "-i", &veth.capture, "--bpf", "tcp port", "--listen", "127.0.0.1:0"])
+        .args([
+            "live",
+            "-i",
+            &veth.capture,
+            "--bpf",
+            "tcp port",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .expect("picket runs");
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("invalid BPF filter") && err.contains(&veth.capture), "{err}");
-    assert!(!err.contains("metrics on"), "nothing starts before the capture is open: {err}");
+    assert!(
+        err.contains("invalid BPF filter") && err.contains(&veth.capture),
+        "{err}"
+    );
+    assert!(
+        !err.contains("metrics on"),
+        "nothing starts before the capture is open: {err}"
+    );
 }
