@@ -424,6 +424,9 @@ fn live_sighup_with_broken_rules_keeps_the_old_ones() {
     wait_for("all packets", 20, || {
         metric(&sensor.metrics(), "picket_packets_total") == Some(1495.0)
     });
+    // Log rotation: the events file is moved away; SIGHUP reopens the path.
+    let rotated = dir.path().join("live.jsonl.1");
+    std::fs::rename(&sensor.events, &rotated).expect("rotate");
     // A good policy file then reloads: Zoom becomes `observe`.
     std::fs::copy(shipped.join("zoom.toml"), rules.join("zoom.toml")).expect("restore");
     std::fs::write(
@@ -442,8 +445,10 @@ fn live_sighup_with_broken_rules_keeps_the_old_ones() {
     let (code, err) = sensor.stop();
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("rule reload refused"), "{err}");
+    // Every flow ended at SIGTERM, after the rotation: all 26 are in the reopened file.
     let ev = read_events(&events);
     assert_eq!(ev.len(), 26);
+    assert!(read_events(&rotated).is_empty());
     // The broken reload changed nothing: the demo's Zoom flows were classified by the old rules.
     let zoom: Vec<&Value> = ev.iter().filter(|e| e["app"] == "zoom").collect();
     assert_eq!(zoom.len(), 2);
