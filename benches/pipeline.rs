@@ -4,7 +4,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use picket::capture::file::FileSource;
 use picket::engine::{self, EngineConfig};
-use picket::flow::FlowConfig;
+use picket::flow::{Event, FlowConfig};
 use picket::synth::{self, PcapFormat};
 use std::sync::Arc;
 
@@ -50,7 +50,13 @@ fn bench(c: &mut Criterion) {
                     &cfg,
                     Arc::clone(&rules),
                     engine::Hooks::default(),
-                    |v| flows += v.len(),
+                    |o| {
+                        flows += o
+                            .events
+                            .iter()
+                            .filter(|e| matches!(e, Event::Flow(_)))
+                            .count()
+                    },
                 );
                 assert_eq!(r.read.packets, packets);
                 assert_eq!(flows, FLOWS);

@@ -9,9 +9,10 @@
 use crate::capture::file::FileSource;
 use crate::capture::{PacketSource, Read};
 use crate::decode::{self, Skip};
+use crate::dispatch::WorkerOutput;
 use crate::dispatch::{Pipeline, WorkerReport};
 use crate::export::metrics::Metrics;
-use crate::flow::{FlowConfig, FlowRecord};
+use crate::flow::FlowConfig;
 use crate::rules::CompiledRules;
 use crossbeam_channel::bounded;
 use std::path::PathBuf;
@@ -255,8 +256,8 @@ impl Feeder<'_, '_> {
     }
 }
 
-/// Runs the pipeline: `feed` pumps sources into it; `on_records` sees every ended flow, in the
-/// batches the workers send them, on one consumer thread. Ends every flow when `feed` returns.
+/// Runs the pipeline: `feed` pumps sources into it; `on_records` sees every worker output
+/// (events and progress), on one consumer thread. Ends every flow when `feed` returns.
 pub fn run<F, D>(
     cfg: &EngineConfig,
     rules: Arc<CompiledRules>,
@@ -265,15 +266,15 @@ pub fn run<F, D>(
     feed: D,
 ) -> RunReport
 where
-    F: FnMut(Vec<FlowRecord>) + Send,
+    F: FnMut(WorkerOutput) + Send,
     D: FnOnce(&mut Feeder<'_, '_>) -> bool,
 {
     let started = Instant::now();
     let (read, workers, stopped) = thread::scope(|scope| {
-        let (tx, rx) = bounded::<Vec<FlowRecord>>(RECORD_BATCHES);
+        let (tx, rx) = bounded::<WorkerOutput>(RECORD_BATCHES);
         let consumer = scope.spawn(move || {
-            for batch in rx {
-                on_records(batch);
+            for out in rx {
+                on_records(out);
             }
         });
         let pipe = Pipeline::start(scope, cfg.workers, cfg.flow, rules, tx, hooks.metrics);
@@ -311,7 +312,7 @@ pub fn replay<F>(
     on_records: F,
 ) -> RunReport
 where
-    F: FnMut(Vec<FlowRecord>) + Send,
+    F: FnMut(WorkerOutput) + Send,
 {
     run(cfg, rules, hooks, on_records, |feeder| {
         for path in paths {

@@ -7,7 +7,7 @@
 #![allow(unsafe_code)]
 
 use picket::engine::{self, EngineConfig};
-use picket::flow::FlowConfig;
+use picket::flow::{Event, FlowConfig};
 use picket::synth::{self, PcapFormat};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -55,7 +55,13 @@ fn replay_counting(path: &Path, workers: usize) -> (u64, u64) {
         &cfg,
         rules,
         engine::Hooks::default(),
-        |v| flows += v.len(),
+        |o| {
+            flows += o
+                .events
+                .iter()
+                .filter(|e| matches!(e, Event::Flow(_)))
+                .count()
+        },
     );
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
     assert_eq!(flows, FLOWS);

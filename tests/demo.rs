@@ -26,8 +26,17 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Replays files and returns (events, stdout).
+/// Replays files and returns (flow events, stdout).
 fn replay(files: &[&Path], extra: &[&str]) -> (Vec<Value>, String) {
+    let (all, out) = replay_all(files, extra);
+    (
+        all.into_iter().filter(|e| e["event"] == "flow").collect(),
+        out,
+    )
+}
+
+/// Replays files and returns (every event, stdout).
+fn replay_all(files: &[&Path], extra: &[&str]) -> (Vec<Value>, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let ev = dir.path().join("ev.jsonl");
     let mut args = vec!["replay", "--events", s(&ev)];
@@ -199,9 +208,10 @@ fn sorted_lines(events: &[Value]) -> Vec<String> {
 
 #[test]
 fn demo_same_events_at_any_worker_count() {
-    let (one, _) = replay(&[&demo_path()], &["--workers", "1"]);
+    let (one, _) = replay_all(&[&demo_path()], &["--workers", "1"]);
+    assert!(one.iter().any(|e| e["event"] == "alert"));
     for w in ["2", "4"] {
-        let (many, _) = replay(&[&demo_path()], &["--workers", w]);
+        let (many, _) = replay_all(&[&demo_path()], &["--workers", w]);
         assert_eq!(sorted_lines(&one), sorted_lines(&many), "--workers {w}");
     }
 }

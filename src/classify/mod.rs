@@ -32,6 +32,8 @@ pub struct Classification {
     pub rule: Arc<str>,
     /// The policy verdict for the app.
     pub verdict: Verdict,
+    /// Flows of this app raise an alert (verdict `flag`, or named by the policy's `alert`).
+    pub alert: bool,
 }
 
 /// Classifies a server name; `None` when no rule claims it.
@@ -43,6 +45,7 @@ pub fn by_server_name(rules: &CompiledRules, name: &[u8]) -> Option<Classificati
         source: AppSource::Sni,
         rule: Arc::clone(&m.rule),
         verdict: app.verdict,
+        alert: app.alert,
     })
 }
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use picket::capture::file::FileSource;
 use picket::decode;
 use picket::engine::{self, EngineConfig};
-use picket::flow::FlowConfig;
+use picket::flow::{Event, FlowConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -138,7 +138,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 &cfg,
                 Arc::clone(&rules),
                 engine::Hooks::default(),
-                |v| n += v.len() as u64,
+                |o| {
+                    n += o
+                        .events
+                        .iter()
+                        .filter(|e| matches!(e, Event::Flow(_)))
+                        .count() as u64
+                },
             );
             flows = n;
             Ok(Pass {

@@ -3,12 +3,14 @@
 
 use super::load_rules;
 use anyhow::{Context, Result};
+use picket::dispatch::WorkerOutput;
 use picket::engine::{self, Control, EngineConfig};
 use picket::export::events::EventWriter;
+use picket::export::gate::{Gate, Released};
 use picket::export::http::{HttpServer, HttpState};
 use picket::export::metrics::Metrics;
 use picket::export::summary::Summary;
-use picket::flow::{FlowConfig, FlowRecord};
+use picket::flow::{AppCount, FlowConfig};
 use picket::rules::CompiledRules;
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
@@ -61,6 +63,20 @@ pub struct CommonArgs {
     /// Log line format on standard error.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Write alerts alone to PATH too (JSON lines; reopened on SIGHUP like the events file).
+    #[arg(long, value_name = "PATH")]
+    pub alerts: Option<PathBuf>,
+    /// At most one alert per client and app per this many seconds; later ones are counted and
+    /// reported in an `alert_suppressed` event when the interval closes (0: every one alerts).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub alert_interval: u64,
+    /// A flow that lives longer emits a `flow_update` event every SECS seconds (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub flow_update: u64,
+    /// This sensor's name: in every event, and prefixed to flow ids so they are unique across a
+    /// fleet.
+    #[arg(long, value_name = "NAME")]
+    pub sensor_name: Option<String>,
 }
 
 impl CommonArgs {
@@ -75,6 +91,7 @@ impl CommonArgs {
                 udp_idle_ns: self.udp_idle.saturating_mul(SEC),
                 closing_grace_ns: self.closing_grace.saturating_mul(SEC),
                 max_flows: usize::try_from(self.max_flows).unwrap_or(usize::MAX),
+                update_ns: self.flow_update.saturating_mul(SEC),
             },
         }
     }
@@ -82,6 +99,17 @@ impl CommonArgs {
     /// Loads the rules these options name.
     pub fn load_rules(&self) -> Result<CompiledRules> {
         load_rules(self.rules.as_deref(), self.policy.as_deref())
+    }
+
+    /// How the consumer writes, for `workers` workers.
+    pub fn sink(&self, workers: usize) -> SinkOptions {
+        SinkOptions {
+            events: self.events.clone(),
+            alerts: self.alerts.clone(),
+            sensor: self.sensor_name.clone(),
+            workers,
+            alert_interval_ns: self.alert_interval.saturating_mul(SEC),
+        }
     }
 
     /// Whether events go to standard output.
@@ -127,104 +155,219 @@ fn open_events(path: &PathBuf, truncate: bool) -> io::Result<Box<dyn Write + Sen
     )))
 }
 
-/// The consumer side of a run: the summary, the events file and the per-flow metrics.
+/// The event writer of one output file.
+type Writer = EventWriter<Box<dyn Write + Send>>;
+
+/// One JSON-lines output (events or alerts), reopened on request, failures counted.
+struct Output {
+    path: PathBuf,
+    writer: Writer,
+    sensor: Option<String>,
+    failed: bool,
+}
+
+impl Output {
+    fn open(path: &PathBuf, sensor: Option<String>) -> Result<Self> {
+        let f =
+            open_events(path, true).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Output {
+            path: path.clone(),
+            writer: EventWriter::new(f, sensor.clone()),
+            sensor,
+            failed: false,
+        })
+    }
+
+    fn reopen(&mut self) {
+        let _ = self.writer.flush();
+        match open_events(&self.path, false) {
+            Ok(f) => {
+                self.writer = EventWriter::new(f, self.sensor.clone());
+                self.failed = false;
+                tracing::info!(path = %self.path.display(), "reopened");
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "cannot reopen")
+            }
+        }
+    }
+
+    /// Writes one event; false when the sink failed (logged once until it works again).
+    fn write(&mut self, f: impl FnOnce(&mut Writer) -> io::Result<()>) -> bool {
+        let ok = f(&mut self.writer).is_ok();
+        if !ok && !self.failed {
+            tracing::error!(path = %self.path.display(), "writing failed; events are dropped and counted until SIGHUP reopens the file");
+            self.failed = true;
+        }
+        ok
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// How the consumer writes.
+#[derive(Clone, Debug)]
+pub struct SinkOptions {
+    /// Events file (every event).
+    pub events: Option<PathBuf>,
+    /// Alerts file (alerts alone).
+    pub alerts: Option<PathBuf>,
+    /// Sensor name for events and flow ids.
+    pub sensor: Option<String>,
+    /// Worker count (for ordering).
+    pub workers: usize,
+    /// At most one alert per (client, app) per this long (0: no suppression).
+    pub alert_interval_ns: u64,
+}
+
+/// The consumer side of a run: events in time order, alert suppression, the summary, the
+/// events and alerts files and the per-app metrics.
 pub struct Sink {
-    path: Option<PathBuf>,
-    writer: Option<EventWriter<Box<dyn Write + Send>>>,
+    events: Option<Output>,
+    alerts: Option<Output>,
+    gate: Gate,
     /// Per-app totals.
     pub summary: Summary,
     metrics: Option<Arc<Metrics>>,
     reopen: Arc<AtomicBool>,
-    failed: bool,
     /// Events that could not be written.
     pub dropped: u64,
 }
 
 impl Sink {
-    /// Opens the events file (truncating it, as a fresh run does).
+    /// Opens the outputs (truncating them, as a fresh run does).
     pub fn new(
-        path: Option<PathBuf>,
+        opts: &SinkOptions,
         metrics: Option<Arc<Metrics>>,
         reopen: Arc<AtomicBool>,
     ) -> Result<Self> {
-        let writer = match &path {
-            Some(p) => Some(EventWriter::new(open_events(p, true).with_context(
-                || format!("cannot create events file {}", p.display()),
-            )?)),
-            None => None,
+        let open = |p: &Option<PathBuf>| -> Result<Option<Output>> {
+            p.as_ref()
+                .map(|p| Output::open(p, opts.sensor.clone()))
+                .transpose()
         };
         Ok(Sink {
-            path,
-            writer,
+            events: open(&opts.events)?,
+            alerts: open(&opts.alerts)?,
+            gate: Gate::new(opts.workers, opts.alert_interval_ns),
             summary: Summary::default(),
             metrics,
             reopen,
-            failed: false,
             dropped: 0,
         })
     }
 
-    /// Takes a batch of ended flows and flushes their events, so a live sensor's events reach
-    /// the file as flows end.
-    pub fn records(&mut self, recs: &[FlowRecord]) {
-        for r in recs {
-            self.record(r);
-        }
-        if let Some(w) = self.writer.as_mut() {
-            if w.flush().is_err() && !self.failed {
-                tracing::error!("flushing events failed");
-                self.failed = true;
-            }
-        }
-    }
-
-    /// Takes one ended flow.
-    fn record(&mut self, rec: &FlowRecord) {
-        self.summary.add(rec);
-        if let Some(m) = &self.metrics {
-            let f = &rec.flow;
-            let app = f.app.as_deref().map(|a| (&*a.app, a.verdict.as_str()));
-            m.flow_ended(app, f.to_server.bytes + f.to_client.bytes);
-        }
+    /// Takes a worker's output: events are released in time order and written; the files are
+    /// flushed, so a live sensor's events reach them as they happen.
+    pub fn output(&mut self, o: WorkerOutput) {
         if Control::take(&self.reopen) {
-            self.reopen_file();
+            for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
+                out.reopen();
+            }
         }
-        let Some(w) = self.writer.as_mut() else {
-            return;
+        let Sink {
+            events,
+            alerts,
+            gate,
+            summary,
+            metrics,
+            dropped,
+            ..
+        } = self;
+        let mut handle =
+            |r: Released| handle(r, events, alerts, summary, metrics.as_deref(), dropped);
+        let mut counts = |c: Vec<AppCount>| {
+            if let Some(m) = metrics.as_deref() {
+                m.app_counts(&c);
+            }
         };
-        let ok = w.flow(rec).is_ok();
-        if !ok {
-            self.dropped += 1;
-            if !self.failed {
-                tracing::error!("writing events failed; events are dropped and counted until SIGHUP reopens the file");
-                self.failed = true;
-            }
-        }
-        if let Some(m) = &self.metrics {
-            m.event(ok);
-        }
+        gate.push(
+            usize::from(o.worker),
+            o.watermark,
+            o.events,
+            &mut handle,
+            &mut counts,
+        );
+        self.flush_quietly();
     }
 
-    fn reopen_file(&mut self) {
-        let Some(p) = &self.path else { return };
-        if let Some(w) = self.writer.as_mut() {
-            let _ = w.flush();
+    /// Releases what is left (end of input) and flushes.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let Sink {
+            events,
+            alerts,
+            gate,
+            summary,
+            metrics,
+            dropped,
+            ..
+        } = self;
+        gate.finish(&mut |r| handle(r, events, alerts, summary, metrics.as_deref(), dropped));
+        for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
+            out.flush()?;
         }
-        match open_events(p, false) {
-            Ok(f) => {
-                self.writer = Some(EventWriter::new(f));
-                self.failed = false;
-                tracing::info!(path = %p.display(), "events file reopened");
-            }
-            Err(e) => tracing::error!(path = %p.display(), error = %e, "cannot reopen events file"),
-        }
+        Ok(())
     }
 
-    /// Flushes the events file.
-    pub fn flush(&mut self) -> io::Result<()> {
-        match self.writer.as_mut() {
-            Some(w) => w.flush(),
-            None => Ok(()),
+    fn flush_quietly(&mut self) {
+        for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
+            if out.flush().is_err() && !out.failed {
+                tracing::error!(path = %out.path.display(), "flushing failed");
+                out.failed = true;
+            }
+        }
+    }
+}
+
+/// Writes one released event where it belongs and counts it.
+fn handle(
+    r: Released,
+    events: &mut Option<Output>,
+    alerts: &mut Option<Output>,
+    summary: &mut Summary,
+    metrics: Option<&Metrics>,
+    dropped: &mut u64,
+) {
+    let mut write = |out: &mut Option<Output>, f: &dyn Fn(&mut Writer) -> io::Result<()>| {
+        if let Some(o) = out.as_mut() {
+            let ok = o.write(f);
+            *dropped += u64::from(!ok);
+            if let Some(m) = metrics {
+                m.event(ok);
+            }
+        }
+    };
+    match r {
+        Released::Alert { ts, flow } => {
+            if let Some(a) = flow.app.as_deref() {
+                summary.alert(&a.app);
+                if let Some(m) = metrics {
+                    m.alert(&a.app, true);
+                }
+            }
+            write(events, &|w| w.alert(ts, &flow));
+            write(alerts, &|w| w.alert(ts, &flow));
+        }
+        Released::SuppressedOne { app } => {
+            if let Some(m) = metrics {
+                m.alert(&app, false);
+            }
+        }
+        Released::Suppressed(s) => {
+            write(events, &|w| w.suppressed(&s));
+            write(alerts, &|w| w.suppressed(&s));
+        }
+        Released::Update { ts, flow } => write(events, &|w| w.update(ts, &flow)),
+        Released::Flow(rec) => {
+            summary.add(&rec);
+            if rec.flow.app.is_none() {
+                if let Some(m) = metrics {
+                    m.unclassified_flow_ended(rec.flow.to_server.bytes + rec.flow.to_client.bytes);
+                }
+            }
+            write(events, &|w| w.flow(&rec));
         }
     }
 }

@@ -69,7 +69,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
         apps = rules.apps().len(),
         "capturing"
     );
-    let mut sink = Sink::new(a.common.events.clone(), Some(Arc::clone(&metrics)), reopen)?;
+    let mut sink = Sink::new(
+        &a.common.sink(cfg.workers),
+        Some(Arc::clone(&metrics)),
+        reopen,
+    )?;
     let reload_rules = || -> Result<Arc<picket::rules::CompiledRules>, String> {
         a.common
             .load_rules()
@@ -87,7 +91,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         &cfg,
         rules,
         hooks,
-        |recs| sink.records(&recs),
+        |o| sink.output(o),
         |feeder| {
             http.ready.store(true, Ordering::Relaxed);
             match feeder.pump(&mut src) {
@@ -101,7 +105,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         },
     );
     http.ready.store(false, Ordering::Relaxed);
-    sink.flush().context("writing events")?;
+    sink.finish().context("writing events")?;
     metrics.refresh();
     drop(server);
     let drops = src.drops();

@@ -54,7 +54,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Some((_, state)) = &server {
         state.ready.store(true, Ordering::Relaxed);
     }
-    let mut sink = Sink::new(a.common.events.clone(), metrics.clone(), reopen)?;
+    let mut sink = Sink::new(&a.common.sink(cfg.workers), metrics.clone(), reopen)?;
     let total: u64 = a
         .files
         .iter()
@@ -88,11 +88,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
         reload: Some(&reload_rules),
         progress: Some(&progress),
     };
-    let report = engine::replay(&a.files, &cfg, rules, hooks, |recs| sink.records(&recs));
+    let report = engine::replay(&a.files, &cfg, rules, hooks, |o| sink.output(o));
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let flushed = sink.flush();
+    let flushed = sink.finish();
     for e in &report.read.errors {
         eprintln!("picket: {e}");
     }

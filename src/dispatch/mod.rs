@@ -11,7 +11,7 @@ use crate::capture::{Chunk, Timestamp};
 use crate::decode::PacketMeta;
 use crate::export::metrics::{Metrics, WorkerPub};
 use crate::flow::key::worker_of;
-use crate::flow::{Clock, FlowConfig, FlowHasher, FlowKey, FlowRecord, FlowTracker, TrackerStats};
+use crate::flow::{Clock, Event, FlowConfig, FlowHasher, FlowKey, FlowTracker, TrackerStats};
 use crate::rules::CompiledRules;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::Arc;
@@ -27,6 +27,21 @@ pub const MAX_BATCH_CHUNKS: usize = 4;
 /// A batch older than this (in packet time) is sent even if not full, so a slow link's packets
 /// reach their workers promptly; on a quiet link the source's read timeout flushes instead.
 pub const BATCH_MAX_AGE_NS: u64 = 50_000_000;
+
+/// What a worker hands the consumer: its events in the order they happened, and its progress —
+/// every packet of this worker with a time before `watermark` has been processed.
+#[derive(Debug)]
+pub struct WorkerOutput {
+    /// The worker's index.
+    pub worker: u16,
+    /// Progress in packet time.
+    pub watermark: Timestamp,
+    /// Events since the previous output.
+    pub events: Vec<Event>,
+}
+
+/// A worker reports progress without events at most this often (packet time).
+const WATERMARK_EVERY_NS: u64 = 10_000_000;
 
 /// One packet of a batch: its summary, its key hash and where its frame lies.
 #[derive(Clone, Copy, Debug)]
@@ -109,7 +124,7 @@ impl<'scope> Pipeline<'scope> {
         n: usize,
         cfg: FlowConfig,
         rules: Arc<CompiledRules>,
-        records: Sender<Vec<FlowRecord>>,
+        records: Sender<WorkerOutput>,
         metrics: Option<&'env Metrics>,
     ) -> Self {
         let n = n.max(1);
@@ -128,7 +143,7 @@ impl<'scope> Pipeline<'scope> {
             let join = thread::Builder::new()
                 .name(format!("picket-worker-{w}"))
                 .spawn_scoped(scope, move || {
-                    worker_loop(rx, free_tx, records, per_worker, rules, publish)
+                    worker_loop(w as u16, rx, free_tx, records, per_worker, rules, publish)
                 })
                 .unwrap_or_else(|e| panic!("cannot start worker thread: {e}"));
             joins.push(join);
@@ -251,17 +266,26 @@ fn send_batch(h: &mut WorkerHandle, now: Timestamp) {
 }
 
 fn worker_loop(
+    worker: u16,
     rx: Receiver<Msg>,
     free: Sender<Batch>,
-    records: Sender<Vec<FlowRecord>>,
+    records: Sender<WorkerOutput>,
     cfg: FlowConfig,
     rules: Arc<CompiledRules>,
     publish: Option<&WorkerPub>,
 ) -> TrackerStats {
     let mut tracker = FlowTracker::new(cfg, rules);
-    let mut out: Vec<FlowRecord> = Vec::new();
+    let mut out: Vec<Event> = Vec::new();
+    let mut sent_mark = Timestamp(0);
+    let send = |events: Vec<Event>, watermark: Timestamp| {
+        let _ = records.send(WorkerOutput {
+            worker,
+            watermark,
+            events,
+        });
+    };
     while let Ok(msg) = rx.recv() {
-        match msg {
+        let mark = match msg {
             Msg::Batch(mut b) => {
                 for it in &b.items {
                     tracker.packet(&it.meta, it.hash, b.payload(it), &mut out);
@@ -269,33 +293,37 @@ fn worker_loop(
                 tracker.advance(b.now, &mut out);
                 b.items.clear();
                 b.chunks.clear();
+                let now = b.now;
                 let _ = free.try_send(b);
-                if let Some(p) = publish {
-                    p.publish(&tracker.stats, tracker.active());
-                }
+                now
             }
-            Msg::Rules(r) => tracker.set_rules(r),
+            Msg::Rules(r) => {
+                tracker.set_rules(r);
+                continue;
+            }
             Msg::Tick(now) => {
                 tracker.advance(now, &mut out);
-                if let Some(p) = publish {
-                    p.publish(&tracker.stats, tracker.active());
-                }
+                now
             }
             Msg::Finish(now) => {
                 if !out.is_empty() {
-                    let _ = records.send(std::mem::take(&mut out));
+                    send(std::mem::take(&mut out), sent_mark);
                 }
-                tracker.finish(now, BATCH_PACKETS, |v| {
-                    let _ = records.send(v);
-                });
+                tracker.finish(now, BATCH_PACKETS, |v| send(v, sent_mark));
                 if let Some(p) = publish {
                     p.publish(&tracker.stats, tracker.active());
                 }
                 break;
             }
+        };
+        if let Some(p) = publish {
+            p.publish(&tracker.stats, tracker.active());
         }
-        if !out.is_empty() {
-            let _ = records.send(std::mem::take(&mut out));
+        // Events go out as they happen; a bare progress mark (which lets the consumer release
+        // alerts in time order) only when time has moved on noticeably.
+        if !out.is_empty() || mark.0 >= sent_mark.0.saturating_add(WATERMARK_EVERY_NS) {
+            sent_mark = mark.max(sent_mark);
+            send(std::mem::take(&mut out), sent_mark);
         }
     }
     tracker.stats

@@ -31,8 +31,10 @@
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
 
+use crate::capture::Timestamp;
 use crate::decode::Transport;
-use crate::flow::{DirStats, FlowRecord};
+use crate::export::gate::SuppressedAlerts;
+use crate::flow::{DirStats, Flow, FlowRecord};
 use crate::proto::tls;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -40,6 +42,11 @@ use std::io::{self, Write};
 #[derive(Serialize)]
 struct FlowEvent<'a> {
     event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<String>,
+    flow_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensor: Option<&'a str>,
     ts_start: String,
     ts_end: String,
     transport: &'static str,
@@ -77,7 +84,44 @@ struct FlowEvent<'a> {
     rule: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verdict: Option<&'static str>,
-    end_reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct AlertEvent<'a> {
+    event: &'static str,
+    ts: String,
+    flow_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensor: Option<&'a str>,
+    transport: &'static str,
+    src_ip: String,
+    src_port: u16,
+    dst_ip: String,
+    dst_port: u16,
+    #[serde(skip_serializing_if = "<[u16]>::is_empty")]
+    vlan: &'a [u16],
+    app: &'a str,
+    app_source: &'static str,
+    rule: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<&'a str>,
+    verdict: &'static str,
+    suppressed: u64,
+}
+
+#[derive(Serialize)]
+struct SuppressedEvent<'a> {
+    event: &'static str,
+    ts: String,
+    since: String,
+    flow_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensor: Option<&'a str>,
+    src_ip: String,
+    app: &'a str,
+    suppressed: u64,
 }
 
 /// TCP flags as letters, in a fixed order.
@@ -101,36 +145,127 @@ fn tcp_flags_of(d: &DirStats, transport: Transport) -> Option<String> {
     (transport == Transport::Tcp && d.packets > 0).then(|| flag_letters(d.flags))
 }
 
-/// Writes events as JSON lines to any sink, one `write` per event.
-pub struct EventWriter<W: Write> {
+/// A flow id as text: 16 hex digits, prefixed with the sensor name when there is one.
+pub fn flow_id_text(sensor: Option<&str>, id: u64) -> String {
+    match sensor {
+        Some(s) => format!("{s}-{id:016x}"),
+        None => format!("{id:016x}"),
+    }
+}
+
+/// Where serialized lines go.
+struct Lines<W: Write> {
     out: W,
     line: Vec<u8>,
     written: u64,
 }
 
+impl<W: Write> Lines<W> {
+    fn emit(&mut self, ev: &impl Serialize) -> io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, ev).map_err(io::Error::other)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.written += 1;
+        Ok(())
+    }
+}
+
+/// Writes events as JSON lines to any sink, one `write` per event.
+pub struct EventWriter<W: Write> {
+    lines: Lines<W>,
+    sensor: Option<String>,
+}
+
 impl<W: Write> EventWriter<W> {
-    /// A writer into `out` (buffer it yourself if it is a file).
-    pub fn new(out: W) -> Self {
+    /// A writer into `out` (buffer it yourself if it is a file); `sensor` names the sensor in
+    /// every event and prefixes flow ids, so they are unique across a fleet.
+    pub fn new(out: W, sensor: Option<String>) -> Self {
         EventWriter {
-            out,
-            line: Vec::with_capacity(1024),
-            written: 0,
+            lines: Lines {
+                out,
+                line: Vec::with_capacity(1024),
+                written: 0,
+            },
+            sensor,
         }
+    }
+
+    /// Writes one `alert` event.
+    pub fn alert(&mut self, ts: Timestamp, f: &Flow) -> io::Result<()> {
+        let Some(app) = f.app.as_deref() else {
+            return Ok(());
+        };
+        let (client, server) = (f.client(), f.server());
+        let id = flow_id_text(self.sensor.as_deref(), f.id);
+        let ev = AlertEvent {
+            event: "alert",
+            ts: ts.to_string(),
+            flow_id: &id,
+            sensor: self.sensor.as_deref(),
+            transport: f.key.transport.as_str(),
+            src_ip: client.0.ip().to_string(),
+            src_port: client.1,
+            dst_ip: server.0.ip().to_string(),
+            dst_port: server.1,
+            vlan: f.key.vlan_ids(),
+            app: &app.app,
+            app_source: app.source.as_str(),
+            rule: &app.rule,
+            sni: f.tls.as_ref().and_then(|t| t.sni()),
+            verdict: app.verdict.as_str(),
+            suppressed: 0,
+        };
+        self.lines.emit(&ev)
+    }
+
+    /// Writes one `alert_suppressed` event.
+    pub fn suppressed(&mut self, s: &SuppressedAlerts) -> io::Result<()> {
+        let id = flow_id_text(self.sensor.as_deref(), s.alert_flow_id);
+        let ev = SuppressedEvent {
+            event: "alert_suppressed",
+            ts: s.ts.to_string(),
+            since: s.since.to_string(),
+            flow_id: &id,
+            sensor: self.sensor.as_deref(),
+            src_ip: s.client.ip().to_string(),
+            app: &s.app,
+            suppressed: s.suppressed,
+        };
+        self.lines.emit(&ev)
+    }
+
+    /// Writes one `flow_update` event.
+    pub fn update(&mut self, ts: Timestamp, f: &Flow) -> io::Result<()> {
+        self.flow_like("flow_update", Some(ts), f, None)
     }
 
     /// Events written so far.
     pub fn written(&self) -> u64 {
-        self.written
+        self.lines.written
     }
 
     /// Writes one `flow` event.
     pub fn flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        let f = &rec.flow;
+        self.flow_like("flow", None, &rec.flow, Some(rec.reason.as_str()))
+    }
+
+    fn flow_like(
+        &mut self,
+        event: &'static str,
+        ts: Option<Timestamp>,
+        f: &Flow,
+        end_reason: Option<&'static str>,
+    ) -> io::Result<()> {
         let (client, server) = (f.client(), f.server());
+        let id = flow_id_text(self.sensor.as_deref(), f.id);
         let tls = f.tls.as_ref();
         let app = f.app.as_deref();
         let ev = FlowEvent {
-            event: "flow",
+            event,
+            ts: ts.map(|t| t.to_string()),
+            flow_id: &id,
+            sensor: self.sensor.as_deref(),
             ts_start: f.first_ts.to_string(),
             ts_end: f.last_ts.to_string(),
             transport: f.key.transport.as_str(),
@@ -161,19 +296,14 @@ impl<W: Write> EventWriter<W> {
             app_source: app.map(|a| a.source.as_str()),
             rule: app.map(|a| &*a.rule),
             verdict: app.map(|a| a.verdict.as_str()),
-            end_reason: rec.reason.as_str(),
+            end_reason,
         };
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, &ev).map_err(io::Error::other)?;
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        self.written += 1;
-        Ok(())
+        self.lines.emit(&ev)
     }
 
     /// Flushes the sink.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.lines.out.flush()
     }
 }
 
@@ -220,6 +350,7 @@ mod tests {
                 source: AppSource::Sni,
                 rule: Arc::from("whatsapp.toml:12"),
                 verdict: Verdict::Flag,
+                alert: true,
             }));
         }
         FlowRecord {
@@ -229,10 +360,10 @@ mod tests {
     }
 
     fn json(rec: &FlowRecord) -> serde_json::Value {
-        let mut w = EventWriter::new(Vec::new());
+        let mut w = EventWriter::new(Vec::new(), None);
         w.flow(rec).unwrap();
         assert_eq!(w.written(), 1);
-        let text = String::from_utf8(w.out).unwrap();
+        let text = String::from_utf8(w.lines.out).unwrap();
         assert!(text.ends_with('\n') && text.matches('\n').count() == 1);
         serde_json::from_str(&text).unwrap()
     }

@@ -95,6 +95,8 @@ pub struct Metrics {
     reloads: IntCounterVec,
     events_written: IntCounter,
     events_dropped: IntCounter,
+    alerts: IntCounterVec,
+    alerts_suppressed: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -186,13 +188,13 @@ impl Metrics {
             flows: counter_vec(
                 &r,
                 "picket_flows_total",
-                "Flows ended, by app (\"none\" when no rule claimed it) and verdict.",
+                "Flows by app and verdict, counted when classified (\"none\": no rule claimed it, counted when it ends).",
                 &["app", "verdict"],
             )?,
             app_bytes: counter_vec(
                 &r,
                 "picket_app_bytes_total",
-                "Bytes on the wire of ended flows, by app.",
+                "Bytes on the wire by app, counted as packets pass (\"none\": when the flow ends).",
                 &["app"],
             )?,
             flows_active: gauge(&r, "picket_flows_active", "Flows held in the flow tables now.")?,
@@ -224,6 +226,18 @@ impl Metrics {
                 &r,
                 "picket_events_dropped_total",
                 "Events that could not be written (the events sink failed).",
+            )?,
+            alerts: counter_vec(
+                &r,
+                "picket_alerts_total",
+                "Alerts written: flows first classified as an app that alerts.",
+                &["app"],
+            )?,
+            alerts_suppressed: counter_vec(
+                &r,
+                "picket_alerts_suppressed_total",
+                "Alerts not written because the same client and app alerted within the interval.",
+                &["app"],
             )?,
             registry: r,
             reader: ReaderPub::default(),
@@ -257,6 +271,10 @@ impl Metrics {
             self.flows
                 .with_label_values(&[&app.id, app.verdict.as_str()]);
             self.app_bytes.with_label_values(&[&app.id]);
+            if app.alert {
+                self.alerts.with_label_values(&[&app.id]);
+                self.alerts_suppressed.with_label_values(&[&app.id]);
+            }
         }
     }
 
@@ -267,11 +285,33 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts an ended flow (called once per flow by the events consumer).
-    pub fn flow_ended(&self, app: Option<(&str, &str)>, bytes: u64) {
-        let (app, verdict) = app.unwrap_or((NO_APP, NO_APP));
-        self.flows.with_label_values(&[app, verdict]).inc();
-        self.app_bytes.with_label_values(&[app]).inc_by(bytes);
+    /// Counts flows and bytes of apps as the workers report them (as flows are classified and
+    /// as their packets pass).
+    pub fn app_counts(&self, counts: &[crate::flow::AppCount]) {
+        for c in counts {
+            if c.flows > 0 {
+                self.flows
+                    .with_label_values(&[&c.app, c.verdict.as_str()])
+                    .inc_by(c.flows);
+            }
+            self.app_bytes.with_label_values(&[&c.app]).inc_by(c.bytes);
+        }
+    }
+
+    /// Counts an ended flow that no rule claimed (its app is known only when it ends).
+    pub fn unclassified_flow_ended(&self, bytes: u64) {
+        self.flows.with_label_values(&[NO_APP, NO_APP]).inc();
+        self.app_bytes.with_label_values(&[NO_APP]).inc_by(bytes);
+    }
+
+    /// Counts an alert written, or suppressed.
+    pub fn alert(&self, app: &str, written: bool) {
+        let v = if written {
+            &self.alerts
+        } else {
+            &self.alerts_suppressed
+        };
+        v.with_label_values(&[app]).inc();
     }
 
     /// Counts an event written or dropped.
@@ -365,8 +405,14 @@ mod tests {
         m.reader.skips[Skip::Fragment.index()].store(3, Ordering::Relaxed);
         m.workers[0].active.store(5, Ordering::Relaxed);
         m.workers[1].active.store(7, Ordering::Relaxed);
-        m.flow_ended(Some(("whatsapp", "flag")), 1500);
-        m.flow_ended(None, 60);
+        m.app_counts(&[crate::flow::AppCount {
+            app: std::sync::Arc::from("whatsapp"),
+            verdict: crate::rules::Verdict::Flag,
+            flows: 1,
+            bytes: 1500,
+        }]);
+        m.unclassified_flow_ended(60);
+        m.alert("whatsapp", true);
         let t = String::from_utf8(m.render()).unwrap();
         assert_eq!(value(&t, "picket_packets_total"), Some(100.0));
         m.reader.packets.store(150, Ordering::Relaxed);
@@ -391,6 +437,14 @@ mod tests {
         );
         assert_eq!(
             value(&t, "picket_capture_dropped_packets_total{stage=\"kernel\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&t, "picket_alerts_total{app=\"whatsapp\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&t, "picket_alerts_suppressed_total{app=\"zoom\"}"),
             Some(0.0)
         );
         assert!(t.contains("# HELP picket_build_info "));

@@ -16,6 +16,7 @@ pub const MAX_CLIENTS: usize = 100_000;
 struct AppTotals {
     flows: u64,
     bytes: u64,
+    alerts: u64,
     clients: HashSet<Addr>,
     verdict: Option<Verdict>,
 }
@@ -60,6 +61,11 @@ impl Summary {
         }
     }
 
+    /// Counts an alert written for an app.
+    pub fn alert(&mut self, app: &Arc<str>) {
+        self.apps.entry(Arc::clone(app)).or_default().alerts += 1;
+    }
+
     /// Flows counted.
     pub fn flows(&self) -> u64 {
         self.flows
@@ -75,8 +81,8 @@ impl Summary {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<14} {:<8} {:>8} {:>12} {:>8}",
-            "app", "verdict", "flows", "bytes", "clients"
+            "{:<14} {:<8} {:>8} {:>12} {:>8} {:>7}",
+            "app", "verdict", "flows", "bytes", "clients", "alerts"
         );
         let mut rows: Vec<(&str, &AppTotals)> = self.apps.iter().map(|(k, v)| (&**k, v)).collect();
         rows.sort_by(|a, b| {
@@ -89,12 +95,13 @@ impl Summary {
         for (app, t) in rows {
             let _ = writeln!(
                 s,
-                "{:<14} {:<8} {:>8} {:>12} {:>8}",
+                "{:<14} {:<8} {:>8} {:>12} {:>8} {:>7}",
                 app,
                 t.verdict.map_or("", Verdict::as_str),
                 t.flows,
                 human_bytes(t.bytes),
-                t.clients_text()
+                t.clients_text(),
+                t.alerts
             );
         }
         let _ = writeln!(

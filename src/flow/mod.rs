@@ -2,7 +2,8 @@
 //! bytes reassembled until a ClientHello is complete. Never locks; never reads the clock.
 //!
 //! A worker's [`FlowTracker`] owns everything here. Packets come in with their precomputed key
-//! hash; ended flows go out as [`FlowRecord`]s into a caller-owned `Vec`.
+//! hash; what happens goes out as [`Event`]s (alerts, updates, ended flows, per-app counts) into
+//! a caller-owned `Vec`.
 
 pub mod key;
 pub mod reasm;
@@ -20,6 +21,8 @@ use std::sync::Arc;
 use table::{FlowTable, TimeoutClass};
 
 const SEC: u64 = 1_000_000_000;
+/// Seed of flow ids: fixed, so ids are the same in every run and at every worker count.
+const FLOW_ID_SEED: u64 = 0x7069_636b_6574_0001;
 
 /// Flow timeouts and limits; all times are packet time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub struct FlowConfig {
     pub closing_grace_ns: u64,
     /// Most flows this tracker holds; the least recently seen is evicted past it.
     pub max_flows: usize,
+    /// A flow that lives longer emits a `flow_update` every this long (0: never; default 300 s).
+    pub update_ns: u64,
 }
 
 impl Default for FlowConfig {
@@ -41,6 +46,7 @@ impl Default for FlowConfig {
             udp_idle_ns: 60 * SEC,
             closing_grace_ns: 5 * SEC,
             max_flows: 1_000_000,
+            update_ns: 300 * SEC,
         }
     }
 }
@@ -172,11 +178,14 @@ pub struct TcpTrack {
     pub rst: bool,
 }
 
-/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 192 bytes on
+/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 208 bytes on
 /// 64-bit targets); the handshake buffer is boxed and freed once the handshake is read, the TLS
 /// names take one allocation per TLS flow, the app one per classified flow.
 #[derive(Debug)]
 pub struct Flow {
+    /// The flow's id: the same in every event of the flow, and the same for the same packets
+    /// whatever the worker count (a hash of the key and the first packet's time).
+    pub id: u64,
     /// Direction-normalised key.
     pub key: FlowKey,
     /// The key's hash.
@@ -201,12 +210,21 @@ pub struct Flow {
     pub tls: Option<TlsInfo>,
     /// The app, once known.
     pub app: Option<Box<Classification>>,
+    /// The tracker's per-app counter this flow's bytes go to (when `app` is set).
+    app_slot: u16,
+    /// `flow_update` events emitted so far.
+    pub updates: u32,
 }
 
 impl Flow {
     /// A new flow first seen at `ts`.
     pub fn new(key: FlowKey, hash: u64, client_is_lo: bool, ts: Timestamp) -> Self {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = foldhash::fast::FixedState::with_seed(FLOW_ID_SEED).build_hasher();
+        key.hash(&mut h);
+        ts.hash(&mut h);
         Flow {
+            id: h.finish(),
             key,
             hash,
             client_is_lo,
@@ -219,6 +237,29 @@ impl Flow {
             hello_done: false,
             tls: None,
             app: None,
+            app_slot: 0,
+            updates: 0,
+        }
+    }
+
+    /// A copy of the flow's state for an event (without its reassembly buffer).
+    pub fn snapshot(&self) -> Flow {
+        Flow {
+            id: self.id,
+            key: self.key,
+            hash: self.hash,
+            client_is_lo: self.client_is_lo,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            to_server: self.to_server,
+            to_client: self.to_client,
+            tcp: self.tcp,
+            hello: None,
+            hello_done: self.hello_done,
+            tls: self.tls.clone(),
+            app: self.app.clone(),
+            app_slot: self.app_slot,
+            updates: self.updates,
         }
     }
 
@@ -276,6 +317,43 @@ impl Flow {
             || self.to_client.payload > 0
             || !from_client
     }
+}
+
+/// Per-app counts since the last report, counted as flows are classified and as their packets
+/// pass (not only when flows end), so a dashboard sees a call while it lasts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppCount {
+    /// App id.
+    pub app: Arc<str>,
+    /// Its verdict when counted.
+    pub verdict: crate::rules::Verdict,
+    /// Flows classified as this app.
+    pub flows: u64,
+    /// Bytes on the wire of those flows.
+    pub bytes: u64,
+}
+
+/// What a worker emits, in the order it happened there.
+#[derive(Debug)]
+pub enum Event {
+    /// A flow was first classified with an app that alerts; `ts` is the deciding packet's time.
+    Alert {
+        /// Packet time of the deciding packet.
+        ts: Timestamp,
+        /// The flow as it was then.
+        flow: Flow,
+    },
+    /// A long flow's counters so far; `ts` is the interval's boundary.
+    Update {
+        /// The time the update is for.
+        ts: Timestamp,
+        /// The flow as it was then.
+        flow: Flow,
+    },
+    /// A flow ended.
+    Flow(FlowRecord),
+    /// Per-app counts since the previous report.
+    Counts(Vec<AppCount>),
 }
 
 /// An ended flow, on its way to the event writer.
@@ -372,6 +450,8 @@ pub struct FlowTracker {
     scratch: Vec<u8>,
     clock: Clock,
     next_sweep: Timestamp,
+    /// Per-app counts since the last report; flows point at their slot.
+    apps: Vec<AppCount>,
     /// Counters.
     pub stats: TrackerStats,
 }
@@ -396,6 +476,7 @@ impl FlowTracker {
             scratch: Vec::with_capacity(4096),
             clock: Clock::default(),
             next_sweep: Timestamp(0),
+            apps: Vec::new(),
             stats: TrackerStats::default(),
         }
     }
@@ -411,7 +492,7 @@ impl FlowTracker {
     }
 
     /// Processes one packet; flows that end on the way are pushed to `out`.
-    pub fn packet(&mut self, m: &PacketMeta, hash: u64, payload: &[u8], out: &mut Vec<FlowRecord>) {
+    pub fn packet(&mut self, m: &PacketMeta, hash: u64, payload: &[u8], out: &mut Vec<Event>) {
         self.stats.packets += 1;
         self.stats.bytes += u64::from(m.wire_len);
         self.advance(m.ts, out);
@@ -460,6 +541,24 @@ impl FlowTracker {
         if m.ts > f.last_ts {
             f.last_ts = m.ts;
         }
+        if f.app.is_some() {
+            if let Some(a) = self.apps.get_mut(usize::from(f.app_slot)) {
+                a.bytes += u64::from(m.wire_len);
+            }
+        }
+        let every = self.cfg.update_ns;
+        if every > 0 {
+            let age = m.ts.0.saturating_sub(f.first_ts.0);
+            let due = u64::from(f.updates) + 1;
+            if age >= due.saturating_mul(every) {
+                let n = age / every;
+                f.updates = u32::try_from(n).unwrap_or(u32::MAX);
+                out.push(Event::Update {
+                    ts: f.first_ts.plus_nanos(n * every),
+                    flow: f.snapshot(),
+                });
+            }
+        }
         if is_tcp {
             track_tcp(f, m, from_client);
             if from_client && !payload.is_empty() && !f.hello_done {
@@ -469,7 +568,7 @@ impl FlowTracker {
                 } else {
                     m.seq
                 };
-                self.client_bytes(i, seq, payload);
+                self.client_bytes(i, seq, payload, m.ts, out);
             }
         }
         if let Some(f) = self.table.get(i) {
@@ -484,7 +583,7 @@ impl FlowTracker {
         hash: u64,
         src_is_lo: bool,
         m: &PacketMeta,
-        out: &mut Vec<FlowRecord>,
+        out: &mut Vec<Event>,
     ) -> u32 {
         if self.table.is_full() {
             if let Some(old) = self.table.oldest_overall() {
@@ -509,7 +608,14 @@ impl FlowTracker {
     }
 
     /// Feeds client payload to the handshake search, and classifies when a hello completes.
-    fn client_bytes(&mut self, i: u32, seq: u32, payload: &[u8]) {
+    fn client_bytes(
+        &mut self,
+        i: u32,
+        seq: u32,
+        payload: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
         let Some(f) = self.table.get_mut(i) else {
             return;
         };
@@ -539,6 +645,35 @@ impl FlowTracker {
                         .and_then(|name| classify::by_server_name(&self.rules, name))
                         .map(Box::new);
                     f.tls = Some(tls);
+                    if let Some(c) = f.app.as_deref() {
+                        let slot = match self
+                            .apps
+                            .iter()
+                            .position(|a| a.app == c.app && a.verdict == c.verdict)
+                        {
+                            Some(s) => s,
+                            None => {
+                                self.apps.push(AppCount {
+                                    app: Arc::clone(&c.app),
+                                    verdict: c.verdict,
+                                    flows: 0,
+                                    bytes: 0,
+                                });
+                                self.apps.len() - 1
+                            }
+                        };
+                        f.app_slot = u16::try_from(slot).unwrap_or(u16::MAX);
+                        if let Some(a) = self.apps.get_mut(slot) {
+                            a.flows += 1;
+                            a.bytes += f.to_server.bytes + f.to_client.bytes;
+                        }
+                        if c.alert {
+                            out.push(Event::Alert {
+                                ts,
+                                flow: f.snapshot(),
+                            });
+                        }
+                    }
                     true
                 }
                 HelloScan::GiveUp => {
@@ -555,13 +690,14 @@ impl FlowTracker {
     }
 
     /// Moves packet time forward and ends the flows that went quiet.
-    pub fn advance(&mut self, now: Timestamp, out: &mut Vec<FlowRecord>) {
+    pub fn advance(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         self.clock.observe(now);
         let now = self.clock.now();
         if now < self.next_sweep {
             return;
         }
         self.next_sweep = now.plus_nanos(SWEEP_EVERY);
+        self.report_counts(out);
         for class in [TimeoutClass::Closing, TimeoutClass::Udp, TimeoutClass::Tcp] {
             let timeout = self.cfg.timeout(class);
             while let Some(i) = self.table.oldest(class) {
@@ -581,7 +717,7 @@ impl FlowTracker {
     /// `now` is the whole sensor's final time: a flow already past its timeout then ends as idle
     /// whether or not a sweep of this worker came to it first, so the events do not depend on how
     /// flows were spread over workers.
-    pub fn finish(&mut self, now: Timestamp, batch: usize, mut emit: impl FnMut(Vec<FlowRecord>)) {
+    pub fn finish(&mut self, now: Timestamp, batch: usize, mut emit: impl FnMut(Vec<Event>)) {
         let mut out = Vec::with_capacity(batch.min(self.table.len()));
         while let Some(mut flow) = self.table.pop_oldest() {
             let expired = flow
@@ -595,7 +731,7 @@ impl FlowTracker {
                 EndReason::Eof
             };
             flow.hello = None;
-            out.push(FlowRecord { flow, reason });
+            out.push(Event::Flow(FlowRecord { flow, reason }));
             if out.len() >= batch {
                 emit(std::mem::replace(&mut out, Vec::with_capacity(batch)));
             }
@@ -605,10 +741,29 @@ impl FlowTracker {
         }
     }
 
-    fn end(&mut self, i: u32, reason: EndReason, out: &mut Vec<FlowRecord>) {
+    /// Emits the per-app counts gathered since the last report.
+    fn report_counts(&mut self, out: &mut Vec<Event>) {
+        if self.apps.iter().all(|a| a.flows == 0 && a.bytes == 0) {
+            return;
+        }
+        let counts = self
+            .apps
+            .iter_mut()
+            .filter(|a| a.flows > 0 || a.bytes > 0)
+            .map(|a| {
+                let c = a.clone();
+                a.flows = 0;
+                a.bytes = 0;
+                c
+            })
+            .collect();
+        out.push(Event::Counts(counts));
+    }
+
+    fn end(&mut self, i: u32, reason: EndReason, out: &mut Vec<Event>) {
         if let Some(mut flow) = self.table.remove(i) {
             flow.hello = None;
-            out.push(FlowRecord { flow, reason });
+            out.push(Event::Flow(FlowRecord { flow, reason }));
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct App {
     pub category: Category,
     /// Verdict (policy applied).
     pub verdict: Verdict,
+    /// Its flows raise alerts.
+    pub alert: bool,
 }
 
 /// The app and rule a name matched.
@@ -76,6 +78,7 @@ impl CompiledRules {
                     name: Arc::from(a.name.as_str()),
                     category: a.category,
                     verdict: a.verdict,
+                    alert: a.verdict == Verdict::Flag || a.alert,
                 }
             })
             .collect();

@@ -61,6 +61,8 @@ pub struct AppDef {
     pub category: Category,
     /// Verdict after the policy was applied.
     pub verdict: Verdict,
+    /// The policy asks for alerts on this app even though its verdict is `observe`.
+    pub alert: bool,
     /// The file name, as events cite it.
     pub file: String,
     /// Domain entries in file order.
@@ -90,6 +92,9 @@ struct AppFile {
 struct PolicyFile {
     #[serde(default)]
     verdicts: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Apps that raise alerts whatever their verdict.
+    #[serde(default)]
+    alert: Vec<Spanned<String>>,
 }
 
 /// The name of the optional policy file inside a rules folder.
@@ -313,6 +318,7 @@ fn parse_app(
         name: file.name.into_inner(),
         category: category?,
         verdict: verdict?,
+        alert: false,
         file: src.name.clone(),
         domains,
     })
@@ -344,6 +350,18 @@ fn apply_policy(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
         };
         match set.apps.iter_mut().find(|a| a.id == *app.get_ref()) {
             Some(a) => a.verdict = v,
+            None => cx.err(
+                app.span(),
+                format!(
+                    "policy names app '{}', which no rule file defines",
+                    app.get_ref()
+                ),
+            ),
+        }
+    }
+    for app in &file.alert {
+        match set.apps.iter_mut().find(|a| a.id == *app.get_ref()) {
+            Some(a) => a.alert = true,
             None => cx.err(
                 app.span(),
                 format!(
@@ -475,6 +493,13 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
         let pol = src("policy.toml", "[verdicts]\nchat = \"observe\"\n");
         let set = RuleSet::parse(&[src("chat.toml", GOOD), pol], None).unwrap();
         assert_eq!(set.apps[0].verdict, Verdict::Observe);
+        assert!(!set.apps[0].alert);
+        let pol = src(
+            "policy.toml",
+            "alert = [\"chat\"]\n[verdicts]\nchat = \"observe\"\n",
+        );
+        let set = RuleSet::parse(&[src("chat.toml", GOOD), pol], None).unwrap();
+        assert!(set.apps[0].alert && set.apps[0].verdict == Verdict::Observe);
         let extra = src(
             "mine.toml",
             "[verdicts]\nchat = \"flag\"\nnope = \"flag\"\n",

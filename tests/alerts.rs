@@ -1,0 +1,238 @@
+//! Alerts, flow ids, long-flow updates and alert suppression through the real binary, on
+//! captures the project's generator writes.
+
+use picket::synth::{
+    self, client_hello, ClientHelloSpec, Packet, Path as SynthPath, PcapFormat, TcpConv,
+};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const T0: u64 = 1_700_000_000_000_000_000;
+const SEC: u64 = 1_000_000_000;
+
+/// A TLS connection to `name` from `client` starting at `start`, with `exchanges` more
+/// request/response pairs `gap` apart, then closed.
+fn tls_conn(
+    client: &str,
+    server: &str,
+    name: &str,
+    start: u64,
+    exchanges: u32,
+    gap: u64,
+) -> Vec<Packet> {
+    let path = SynthPath::new(client.parse().expect("addr"), server.parse().expect("addr"));
+    let mut c = TcpConv::new(path, start, start ^ 0x5eed);
+    c.handshake();
+    c.client_send(&client_hello(&ClientHelloSpec::new(name, start)));
+    c.server_send(&[0x16; 3000]);
+    for _ in 0..exchanges {
+        c.wait(gap);
+        c.client_send(&[0x17; 200]);
+        c.server_send(&[0x17; 1200]);
+    }
+    c.close();
+    c.take_packets()
+}
+
+fn write(dir: &Path, name: &str, mut packets: Vec<Packet>) -> std::path::PathBuf {
+    packets.sort_by_key(|p| p.ts_ns);
+    let p = dir.join(name);
+    let f = std::fs::File::create(&p).expect("create");
+    synth::write_pcap(f, PcapFormat::default(), packets).expect("write");
+    p
+}
+
+fn replay(cap: &Path, extra: &[&str]) -> Vec<Value> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ev = dir.path().join("ev.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["replay", "--quiet", "--events", ev.to_str().expect("utf-8")])
+        .args(extra)
+        .arg(cap)
+        .output()
+        .expect("picket runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(&ev)
+        .expect("events")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect()
+}
+
+fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+fn sorted(events: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = events.iter().map(Value::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn fifty_connections_of_one_client_give_one_alert_and_a_suppressed_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets = Vec::new();
+    for i in 0..50u64 {
+        packets.extend(tls_conn(
+            &format!("10.3.0.1:{}", 40_000 + i),
+            &format!("192.0.2.{}:443", 10 + i % 5),
+            "g.whatsapp.net",
+            T0 + i * SEC / 2,
+            0,
+            0,
+        ));
+    }
+    // Another client: its own alert. A Telegram user (verdict observe): none.
+    packets.extend(tls_conn(
+        "10.3.0.2:41000",
+        "192.0.2.10:443",
+        "mmg.whatsapp.net",
+        T0 + 3 * SEC,
+        0,
+        0,
+    ));
+    packets.extend(tls_conn(
+        "10.3.0.3:41000",
+        "203.0.113.5:443",
+        "web.telegram.org",
+        T0 + 4 * SEC,
+        0,
+        0,
+    ));
+    let cap = write(dir.path(), "fifty.pcap", packets);
+    let events = replay(&cap, &[]);
+    let alerts = of(&events, "alert");
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    let first = alerts
+        .iter()
+        .find(|a| a["src_ip"] == "10.3.0.1")
+        .expect("the busy client's alert");
+    assert_eq!(first["app"], "whatsapp");
+    assert_eq!(first["verdict"], "flag");
+    assert_eq!(first["src_port"], 40_000, "the first connection alerts");
+    let sup = of(&events, "alert_suppressed");
+    assert_eq!(sup.len(), 1);
+    assert_eq!(sup[0]["suppressed"], 49);
+    assert_eq!(sup[0]["flow_id"], first["flow_id"]);
+    assert_eq!(sup[0]["src_ip"], "10.3.0.1");
+    assert!(!alerts.iter().any(|a| a["app"] == "telegram"));
+    assert_eq!(of(&events, "flow").len(), 52);
+    // With suppression off, every flagged connection alerts.
+    let every = replay(&cap, &["--alert-interval", "0"]);
+    assert_eq!(of(&every, "alert").len(), 51);
+    // The same events at any worker count.
+    for w in ["2", "4", "2"] {
+        assert_eq!(
+            sorted(&events),
+            sorted(&replay(&cap, &["--workers", w])),
+            "--workers {w}"
+        );
+    }
+}
+
+#[test]
+fn alert_comes_before_its_flow_and_shares_its_id() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/demo.pcap");
+    let events = replay(&demo, &["--sensor-name", "hq-span1"]);
+    let alerts = of(&events, "alert");
+    assert!(!alerts.is_empty());
+    for a in &alerts {
+        let id = a["flow_id"].as_str().expect("flow_id");
+        assert!(id.starts_with("hq-span1-"), "{id}");
+        assert_eq!(a["sensor"], "hq-span1");
+        let at = events.iter().position(|e| e == *a).expect("present");
+        let flow = events
+            .iter()
+            .position(|e| e["event"] == "flow" && e["flow_id"] == a["flow_id"])
+            .expect("the alerted flow ends with a flow event");
+        assert!(at < flow, "alert after its flow: {a}");
+        assert_eq!(events[flow]["app"], a["app"]);
+        assert_eq!(events[flow]["sni"], a["sni"]);
+    }
+    // Only flagged apps alert, and every flow id is unique among flow events.
+    assert!(alerts.iter().all(|a| a["verdict"] == "flag"));
+    let mut ids: Vec<&str> = of(&events, "flow")
+        .iter()
+        .filter_map(|e| e["flow_id"].as_str())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+    // Alerts come out in packet-time order.
+    let ts: Vec<&str> = alerts.iter().filter_map(|a| a["ts"].as_str()).collect();
+    let mut sorted_ts = ts.clone();
+    sorted_ts.sort();
+    assert_eq!(ts, sorted_ts);
+}
+
+#[test]
+fn an_hour_long_call_is_visible_while_it_lasts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A Zoom session: a request and answer every 10 s for an hour.
+    let packets = tls_conn(
+        "10.4.0.1:50000",
+        "198.51.100.20:443",
+        "zoom.us",
+        T0,
+        360,
+        10 * SEC,
+    );
+    let cap = write(dir.path(), "call.pcap", packets);
+    let events = replay(&cap, &["--flow-update", "300"]);
+    let updates = of(&events, "flow_update");
+    let flows = of(&events, "flow");
+    assert_eq!(flows.len(), 1);
+    let flow = flows[0];
+    assert_eq!(updates.len(), 12, "an hour at 300 s");
+    let mut last = 0;
+    for (i, u) in updates.iter().enumerate() {
+        assert_eq!(u["flow_id"], flow["flow_id"]);
+        assert_eq!(u["app"], "zoom");
+        let p = u["packets_to_server"].as_u64().expect("count");
+        assert!(p > last, "update {i} does not grow: {p} after {last}");
+        last = p;
+    }
+    // Counters so far add up to the final flow's.
+    assert!(last <= flow["packets_to_server"].as_u64().expect("count"));
+    let bytes = |e: &Value| {
+        e["bytes_to_server"].as_u64().unwrap_or(0) + e["bytes_to_client"].as_u64().unwrap_or(0)
+    };
+    assert!(bytes(updates[11]) <= bytes(flow));
+    assert!(
+        bytes(updates[11]) * 10 > bytes(flow) * 9,
+        "the last update is near the end"
+    );
+    // Off means none.
+    assert!(of(&replay(&cap, &["--flow-update", "0"]), "flow_update").is_empty());
+    for w in ["2", "4"] {
+        assert_eq!(
+            sorted(&events),
+            sorted(&replay(&cap, &["--flow-update", "300", "--workers", w]))
+        );
+    }
+}
+
+#[test]
+fn alerts_file_gets_alerts_alone() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/demo.pcap");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let alerts = dir.path().join("alerts.jsonl");
+    let events = replay(&demo, &["--alerts", alerts.to_str().expect("utf-8")]);
+    let only: Vec<Value> = std::fs::read_to_string(&alerts)
+        .expect("alerts file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert!(!only.is_empty());
+    assert!(only
+        .iter()
+        .all(|e| e["event"] == "alert" || e["event"] == "alert_suppressed"));
+    let in_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "alert" || e["event"] == "alert_suppressed")
+        .collect();
+    assert_eq!(only.iter().collect::<Vec<_>>(), in_events);
+}
