@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
     });
     for workers in [1, 2] {
         let cfg = EngineConfig {
+            low_latency: false,
             workers,
             flow: FlowConfig::default(),
         };

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 pub struct EngineConfig {
     /// Worker threads (at least 1).
     pub workers: usize,
+    /// Live capture: favour latency (partly filled batches are sent after a short while).
+    pub low_latency: bool,
     /// Flow timeouts and limits, for the whole sensor (split across workers).
     pub flow: FlowConfig,
 }
@@ -34,6 +36,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             workers: default_workers(),
+            low_latency: false,
             flow: FlowConfig::default(),
         }
     }
@@ -277,7 +280,8 @@ where
                 on_records(out);
             }
         });
-        let pipe = Pipeline::start(scope, cfg.workers, cfg.flow, rules, tx, hooks.metrics);
+        let mut pipe = Pipeline::start(scope, cfg.workers, cfg.flow, rules, tx, hooks.metrics);
+        pipe.set_low_latency(cfg.low_latency);
         let mut feeder = Feeder {
             pipe,
             read: ReadStats::default(),

@@ -45,6 +45,7 @@ const FLOWS: usize = 12;
 fn replay_counting(path: &Path, workers: usize) -> (u64, u64) {
     let rules = Arc::new(picket::rules::defaults().expect("embedded rules"));
     let cfg = EngineConfig {
+        low_latency: false,
         workers,
         flow: FlowConfig::default(),
     };

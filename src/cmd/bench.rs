@@ -124,6 +124,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     row("read + decode", &dec, &read);
     for w in &a.workers {
         let cfg = EngineConfig {
+            low_latency: false,
             workers: usize::from(*w),
             flow: FlowConfig {
                 max_flows: a.max_flows,

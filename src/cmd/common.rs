@@ -83,6 +83,7 @@ impl CommonArgs {
     /// The engine configuration these options describe.
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
+            low_latency: false,
             workers: self
                 .workers
                 .map_or_else(engine::default_workers, usize::from),

@@ -3,7 +3,7 @@
 use super::common::{self, CommonArgs, Sink};
 use anyhow::{Context, Result};
 use picket::capture::live::{LiveConfig, LiveSource};
-use picket::engine::{self, Control, Hooks, PumpEnd};
+use picket::engine::{self, Control, EngineConfig, Hooks, PumpEnd};
 use picket::export::metrics::Metrics;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -45,7 +45,10 @@ pub struct Args {
 pub fn run(a: Args) -> Result<ExitCode> {
     common::init_logs(a.common.log_format);
     let rules = Arc::new(a.common.load_rules()?);
-    let cfg = a.common.engine();
+    let cfg = EngineConfig {
+        low_latency: true,
+        ..a.common.engine()
+    };
     let mut src = LiveSource::open(&LiveConfig {
         interface: a.interface.clone(),
         bpf: a.bpf.clone(),

@@ -40,8 +40,9 @@ pub struct WorkerOutput {
     pub events: Vec<Event>,
 }
 
-/// A worker reports progress without events at most this often (packet time).
-const WATERMARK_EVERY_NS: u64 = 10_000_000;
+/// A worker reports progress without events at most once per this many batches (and at every
+/// tick of a quiet link), so the consumer is not woken per batch.
+const WATERMARK_EVERY_BATCHES: u32 = 32;
 
 /// One packet of a batch: its summary, its key hash and where its frame lies.
 #[derive(Clone, Copy, Debug)]
@@ -114,6 +115,7 @@ pub struct Pipeline<'scope> {
     joins: Vec<thread::ScopedJoinHandle<'scope, TrackerStats>>,
     hasher: FlowHasher,
     clock: Clock,
+    low_latency: bool,
 }
 
 impl<'scope> Pipeline<'scope> {
@@ -158,7 +160,15 @@ impl<'scope> Pipeline<'scope> {
             joins,
             hasher: FlowHasher::default(),
             clock: Clock::default(),
+            low_latency: false,
         }
+    }
+
+    /// Live capture: send a partly filled batch once it is [`BATCH_MAX_AGE_NS`] old, so packets
+    /// of a slow link reach their workers promptly. Replay does not need it (and its captures
+    /// may have long gaps in time, which would make every batch small).
+    pub fn set_low_latency(&mut self, on: bool) {
+        self.low_latency = on;
     }
 
     /// Number of workers.
@@ -196,7 +206,7 @@ impl<'scope> Pipeline<'scope> {
         });
         if b.items.len() >= BATCH_PACKETS
             || b.chunks.len() > MAX_BATCH_CHUNKS
-            || meta.ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS
+            || (self.low_latency && meta.ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS)
         {
             send_batch(h, self.clock.now());
         }
@@ -277,6 +287,7 @@ fn worker_loop(
     let mut tracker = FlowTracker::new(cfg, rules);
     let mut out: Vec<Event> = Vec::new();
     let mut sent_mark = Timestamp(0);
+    let mut quiet_batches = 0u32;
     let send = |events: Vec<Event>, watermark: Timestamp| {
         let _ = records.send(WorkerOutput {
             worker,
@@ -285,7 +296,7 @@ fn worker_loop(
         });
     };
     while let Ok(msg) = rx.recv() {
-        let mark = match msg {
+        let (mark, tick) = match msg {
             Msg::Batch(mut b) => {
                 for it in &b.items {
                     tracker.packet(&it.meta, it.hash, b.payload(it), &mut out);
@@ -295,7 +306,7 @@ fn worker_loop(
                 b.chunks.clear();
                 let now = b.now;
                 let _ = free.try_send(b);
-                now
+                (now, false)
             }
             Msg::Rules(r) => {
                 tracker.set_rules(r);
@@ -303,7 +314,7 @@ fn worker_loop(
             }
             Msg::Tick(now) => {
                 tracker.advance(now, &mut out);
-                now
+                (now, true)
             }
             Msg::Finish(now) => {
                 if !out.is_empty() {
@@ -320,8 +331,10 @@ fn worker_loop(
             p.publish(&tracker.stats, tracker.active());
         }
         // Events go out as they happen; a bare progress mark (which lets the consumer release
-        // alerts in time order) only when time has moved on noticeably.
-        if !out.is_empty() || mark.0 >= sent_mark.0.saturating_add(WATERMARK_EVERY_NS) {
+        // events in time order) on a quiet link's tick or every few batches.
+        quiet_batches += 1;
+        if !out.is_empty() || tick || quiet_batches >= WATERMARK_EVERY_BATCHES {
+            quiet_batches = 0;
             sent_mark = mark.max(sent_mark);
             send(std::mem::take(&mut out), sent_mark);
         }

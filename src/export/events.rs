@@ -1,7 +1,27 @@
 //! JSON-lines events: one JSON object per line, each with an `"event"` tag naming its type.
 //!
 //! Fields that are unknown are **absent**, never `null` or an empty string. Addresses are text
-//! (`"10.1.0.5"`, `"2001:db8::1"`); times are RFC 3339 in UTC with microseconds.
+//! (`"10.1.0.5"`, `"2001:db8::1"`); times are RFC 3339 in UTC with microseconds. Every event of a
+//! flow carries the same `flow_id` (16 hex digits, a hash of the flow's key and first packet
+//! time; with a sensor name, prefixed by it and a dash, and a `sensor` field is added).
+//!
+//! # `alert`
+//!
+//! The moment a flow is first classified as an app that alerts (verdict `flag`, or named by the
+//! policy): `ts` (the deciding packet's time), `flow_id`, `transport`, `src_ip`, `src_port`,
+//! `dst_ip`, `dst_port`, `vlan`, `app`, `app_source`, `rule`, `sni`, `verdict`, and `suppressed`
+//! (always 0: later alerts of the same client and app within the interval are reported by
+//! `alert_suppressed`).
+//!
+//! # `alert_suppressed`
+//!
+//! When a suppression interval with suppressed alerts closes: `ts` (close), `since` (open),
+//! `flow_id` (of the alert that opened it), `src_ip`, `app`, `suppressed` (count).
+//!
+//! # `flow_update`
+//!
+//! Every update interval of a long flow's life: the `flow` fields (counters so far) without
+//! `end_reason`, plus `ts`, the interval boundary.
 //!
 //! # `flow`
 //!
@@ -11,6 +31,7 @@
 //! | field | type | meaning |
 //! |---|---|---|
 //! | `event` | `"flow"` | event type |
+//! | `flow_id`, `sensor` | string | the flow's id; the sensor's name when given |
 //! | `ts_start`, `ts_end` | string | first and last packet time |
 //! | `transport` | `"tcp"` / `"udp"` | |
 //! | `src_ip`, `src_port` | string, int | the client: the side that sent the SYN; lacking one, the side with the port ≥ 1024 when the other is below 1024; else the first sender |
