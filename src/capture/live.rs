@@ -84,6 +84,8 @@ pub struct LiveSource {
     /// Frames copied into `buf`, handed out from `next` on.
     pending: Vec<Pending>,
     next: usize,
+    /// The last fill emptied libpcap's ring.
+    drained: bool,
     pool: Vec<Chunk>,
     chunk_size: usize,
     max_frame: usize,
@@ -152,6 +154,7 @@ impl LiveSource {
             buf: Arc::new(vec![0; chunk_size]),
             pending: Vec::with_capacity(MAX_PENDING),
             next: 0,
+            drained: false,
             pool: Vec::new(),
             chunk_size,
             max_frame,
@@ -167,7 +170,8 @@ impl LiveSource {
         self.link
     }
 
-    /// The next frame, or `Ok(None)` when nothing arrived within the read timeout.
+    /// The next frame, or `Ok(None)` when nothing arrived within the read timeout or the ring
+    /// has just been emptied.
     ///
     /// Frames are copied out of libpcap's ring a chunk at a time: while the chunk is still ours
     /// alone, every frame that is ready is copied in, and then they are handed out one by one
@@ -176,6 +180,12 @@ impl LiveSource {
     /// timeout is not honoured everywhere (Linux's TPACKET_V3 keeps waiting on a silent link),
     /// and the reader must come back regularly to flush batches, publish counters and stop.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, LiveError> {
+        if self.next >= self.pending.len() && self.drained {
+            // The ring was empty after the last frames: say so once, so the reader sends what it
+            // holds now instead of waiting for more traffic (an alert should not wait for it).
+            self.drained = false;
+            return Ok(None);
+        }
         if self.next >= self.pending.len() {
             self.fill()?;
             if self.pending.is_empty() {
@@ -242,7 +252,10 @@ impl LiveSource {
                     });
                     used += len;
                 }
-                Err(pcap::Error::TimeoutExpired) => break,
+                Err(pcap::Error::TimeoutExpired) => {
+                    self.drained = !self.pending.is_empty();
+                    break;
+                }
                 Err(e) => return Err(self.error("capture failed on", e.to_string())),
             }
         }
