@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub enum AppSource {
     /// The TLS ClientHello's server name over TCP.
     Sni,
+    /// The server name of a ClientHello in QUIC Initial packets.
+    QuicSni,
 }
 
 impl AppSource {
@@ -17,6 +19,7 @@ impl AppSource {
     pub fn as_str(self) -> &'static str {
         match self {
             AppSource::Sni => "sni",
+            AppSource::QuicSni => "quic_sni",
         }
     }
 }
@@ -36,13 +39,17 @@ pub struct Classification {
     pub alert: bool,
 }
 
-/// Classifies a server name; `None` when no rule claims it.
-pub fn by_server_name(rules: &CompiledRules, name: &[u8]) -> Option<Classification> {
+/// Classifies a server name seen by `source`; `None` when no rule claims it.
+pub fn by_server_name(
+    rules: &CompiledRules,
+    name: &[u8],
+    source: AppSource,
+) -> Option<Classification> {
     let m = rules.match_host(name)?;
     let app = rules.apps().get(usize::from(m.app))?;
     Some(Classification {
         app: Arc::clone(&app.id),
-        source: AppSource::Sni,
+        source,
         rule: Arc::clone(&m.rule),
         verdict: app.verdict,
         alert: app.alert,
@@ -56,13 +63,13 @@ mod tests {
     #[test]
     fn by_server_name_with_default_rules() {
         let rules = crate::rules::defaults().unwrap();
-        let c = by_server_name(&rules, b"g.whatsapp.net").unwrap();
+        let c = by_server_name(&rules, b"g.whatsapp.net", AppSource::Sni).unwrap();
         assert_eq!(&*c.app, "whatsapp");
         assert_eq!(c.verdict, Verdict::Flag);
         assert!(c.rule.starts_with("whatsapp.toml:"), "{}", c.rule);
-        assert!(by_server_name(&rules, b"www.example.com").is_none());
+        assert!(by_server_name(&rules, b"www.example.com", AppSource::Sni).is_none());
         // Meta's shared infrastructure is not WhatsApp.
-        let fb = by_server_name(&rules, b"static.xx.fbcdn.net");
+        let fb = by_server_name(&rules, b"static.xx.fbcdn.net", AppSource::Sni);
         assert!(fb.as_ref().is_none_or(|c| &*c.app != "whatsapp"), "{fb:?}");
     }
 }

@@ -46,8 +46,9 @@
 //! | `alpn` | array of string | ALPN protocols offered |
 //! | `tls_version` | string | highest TLS version offered: `"1.3"`, `"1.2"`, `"1.1"`, `"1.0"`, `"ssl3"`, or `"0x…"` |
 //! | `ech` | bool | the ClientHello carried ECH (or ESNI): `sni` is then only the outer, public name (present whenever a ClientHello was seen) |
+//! | `ja4` | string | JA4 client fingerprint of the ClientHello (FoxIO specification) |
 //! | `app` | string | app id from the rules |
-//! | `app_source` | string | the signal that decided `app`: `"sni"` |
+//! | `app_source` | string | the signal that decided `app`: `"sni"` (TCP), `"quic_sni"` (QUIC Initial) |
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
@@ -97,6 +98,8 @@ struct FlowEvent<'a> {
     tls_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ech: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja4: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     app: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -313,6 +316,7 @@ impl<W: Write> EventWriter<W> {
                     .map_or_else(|| format!("{:#06x}", t.version), str::to_string)
             }),
             ech: tls.map(|t| t.ech || t.esni),
+            ja4: tls.map(|t| t.ja4()).filter(|j| !j.is_empty()),
             app: app.map(|a| &*a.app),
             app_source: app.map(|a| a.source.as_str()),
             rule: app.map(|a| &*a.rule),
@@ -360,6 +364,7 @@ mod tests {
         flow.tcp.syn = true;
         if tls {
             flow.tls = Some(TlsInfo::new(
+                "t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb",
                 Some(b"g.whatsapp.net"),
                 &[b"h2"],
                 0x0304,

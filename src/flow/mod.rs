@@ -12,8 +12,9 @@ pub mod table;
 pub use key::{FlowHasher, FlowKey};
 
 use crate::capture::Timestamp;
-use crate::classify::{self, Classification};
+use crate::classify::{self, AppSource, Classification};
 use crate::decode::{tcp_flags, PacketMeta, Transport};
+use crate::proto::quic;
 use crate::proto::tls::ClientHello;
 use crate::rules::CompiledRules;
 use reasm::{ClientPrefix, HelloScan};
@@ -77,8 +78,8 @@ pub struct DirStats {
 /// What a flow's ClientHello said, kept once per flow in one allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsInfo {
-    /// The server name (if any) and the ALPN protocols, each followed by a NUL; NULs inside
-    /// a name are replaced, and names are lossy UTF-8.
+    /// The JA4 fingerprint, the server name (if any) and the ALPN protocols, each followed by a
+    /// NUL; NULs inside a name are replaced, and names are lossy UTF-8.
     names: Box<str>,
     has_sni: bool,
     /// Highest version offered.
@@ -92,8 +93,17 @@ pub struct TlsInfo {
 
 impl TlsInfo {
     /// Builds the summary from the hello's raw fields.
-    pub fn new(sni: Option<&[u8]>, alpn: &[&[u8]], version: u16, ech: bool, esni: bool) -> Self {
-        let mut names = String::new();
+    pub fn new(
+        ja4: &str,
+        sni: Option<&[u8]>,
+        alpn: &[&[u8]],
+        version: u16,
+        ech: bool,
+        esni: bool,
+    ) -> Self {
+        let mut names = String::with_capacity(64);
+        names.push_str(ja4);
+        names.push('\0');
         for n in sni.iter().chain(alpn.iter()) {
             names.push_str(&String::from_utf8_lossy(n).replace('\0', "\u{fffd}"));
             names.push('\0');
@@ -107,26 +117,108 @@ impl TlsInfo {
         }
     }
 
+    /// From a parsed hello; `quic` when it came in QUIC Initials (for JA4).
+    pub fn from_hello(ch: &ClientHello<'_>, quic: bool) -> Self {
+        TlsInfo::new(
+            &ch.ja4(quic),
+            ch.sni,
+            &ch.alpn,
+            ch.max_version(),
+            ch.ech,
+            ch.esni,
+        )
+    }
+
+    fn parts(&self) -> std::str::SplitTerminator<'_, char> {
+        self.names.split_terminator('\0')
+    }
+
+    /// The JA4 client fingerprint.
+    pub fn ja4(&self) -> &str {
+        self.parts().next().unwrap_or("")
+    }
+
     /// The server name.
     pub fn sni(&self) -> Option<&str> {
-        self.has_sni
-            .then(|| self.names.split('\0').next())
-            .flatten()
+        if self.has_sni {
+            self.parts().nth(1)
+        } else {
+            None
+        }
     }
 
     /// The ALPN protocols offered, in order.
     pub fn alpn(&self) -> impl Iterator<Item = &str> {
-        let mut parts = self.names.split_terminator('\0');
-        if self.has_sni {
-            parts.next();
-        }
-        parts
+        self.parts().skip(1 + usize::from(self.has_sni))
     }
 }
 
-impl From<&ClientHello<'_>> for TlsInfo {
-    fn from(ch: &ClientHello<'_>) -> Self {
-        TlsInfo::new(ch.sni, &ch.alpn, ch.max_version(), ch.ech, ch.esni)
+/// A handshake being gathered, boxed in its flow only while it lasts.
+#[derive(Debug)]
+pub enum Hello {
+    /// TCP: the client's first stream bytes.
+    Tcp(ClientPrefix),
+    /// QUIC: the CRYPTO stream of the client's Initial packets, and the connection id their
+    /// keys derive from (the destination of the client's first Initial).
+    Quic {
+        /// The original destination connection id, once the first Initial was read.
+        dcid: Option<quic::ConnId>,
+        /// CRYPTO data by offset.
+        crypto: ClientPrefix,
+        /// Client datagrams looked at.
+        datagrams: u8,
+    },
+}
+
+/// Most client datagrams of a UDP flow looked at for QUIC Initials before giving up.
+const MAX_QUIC_DATAGRAMS: u8 = 8;
+
+/// What adopting a ClientHello needs besides the flow.
+struct Adopt<'a> {
+    rules: &'a CompiledRules,
+    apps: &'a mut Vec<AppCount>,
+    ts: Timestamp,
+    out: &'a mut Vec<Event>,
+}
+
+impl Adopt<'_> {
+    /// Records what a ClientHello says, classifies the flow, counts it and raises its alert.
+    fn adopt(self, f: &mut Flow, ch: &ClientHello<'_>, source: AppSource) {
+        f.tls = Some(TlsInfo::from_hello(ch, source == AppSource::QuicSni));
+        f.app = ch
+            .sni
+            .and_then(|name| classify::by_server_name(self.rules, name, source))
+            .map(Box::new);
+        let Some(c) = f.app.as_deref() else {
+            return;
+        };
+        let slot = match self
+            .apps
+            .iter()
+            .position(|a| a.app == c.app && a.verdict == c.verdict)
+        {
+            Some(s) => s,
+            None => {
+                self.apps.push(AppCount {
+                    app: Arc::clone(&c.app),
+                    verdict: c.verdict,
+                    flows: 0,
+                    bytes: 0,
+                });
+                self.apps.len() - 1
+            }
+        };
+        f.app_slot = u16::try_from(slot).unwrap_or(u16::MAX);
+        if let Some(a) = self.apps.get_mut(slot) {
+            a.flows += 1;
+            a.bytes += f.to_server.bytes + f.to_client.bytes;
+        }
+        if c.alert {
+            self.out.push(Event::Alert {
+                ts: self.ts,
+                flow: f.snapshot(),
+            });
+        }
     }
 }
 
@@ -202,8 +294,8 @@ pub struct Flow {
     pub to_client: DirStats,
     /// TCP tracking (unused for UDP).
     pub tcp: TcpTrack,
-    /// Client bytes being reassembled until the handshake is found.
-    pub hello: Option<Box<ClientPrefix>>,
+    /// The handshake being reassembled, until it is found.
+    pub hello: Option<Box<Hello>>,
     /// No more handshake search for this flow.
     pub hello_done: bool,
     /// What the ClientHello said.
@@ -448,6 +540,8 @@ pub struct FlowTracker {
     cfg: FlowConfig,
     rules: Arc<CompiledRules>,
     scratch: Vec<u8>,
+    /// Decrypted QUIC Initial payloads.
+    quic_scratch: Vec<u8>,
     clock: Clock,
     next_sweep: Timestamp,
     /// Per-app counts since the last report; flows point at their slot.
@@ -474,6 +568,7 @@ impl FlowTracker {
             cfg,
             rules,
             scratch: Vec::with_capacity(4096),
+            quic_scratch: Vec::with_capacity(2048),
             clock: Clock::default(),
             next_sweep: Timestamp(0),
             apps: Vec::new(),
@@ -559,7 +654,11 @@ impl FlowTracker {
                 });
             }
         }
-        if is_tcp {
+        if !is_tcp {
+            if from_client && !payload.is_empty() && !f.hello_done {
+                self.quic_datagram(i, payload, m.ts, out);
+            }
+        } else {
             track_tcp(f, m, from_client);
             if from_client && !payload.is_empty() && !f.hello_done {
                 // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
@@ -620,9 +719,15 @@ impl FlowTracker {
             return;
         };
         let base = f.tcp.client_base.unwrap_or(seq);
-        let prefix = f
+        // Taken out while it is read, so what it says can go into the flow.
+        let mut hello = f
             .hello
-            .get_or_insert_with(|| Box::new(ClientPrefix::new(base)));
+            .take()
+            .unwrap_or_else(|| Box::new(Hello::Tcp(ClientPrefix::new(base))));
+        let Hello::Tcp(prefix) = &mut *hello else {
+            f.hello_done = true;
+            return;
+        };
         let ins = prefix.insert(seq, payload);
         self.stats.overlap_conflicts += u64::from(ins.conflict);
         self.stats.reasm_dropped += u64::from(ins.beyond_cap || ins.too_many_holes);
@@ -638,42 +743,14 @@ impl FlowTracker {
         } else {
             match prefix.scan_hello(&mut self.scratch) {
                 HelloScan::Found(ch) => {
-                    let tls = TlsInfo::from(&ch);
                     self.stats.hellos += 1;
-                    f.app = ch
-                        .sni
-                        .and_then(|name| classify::by_server_name(&self.rules, name))
-                        .map(Box::new);
-                    f.tls = Some(tls);
-                    if let Some(c) = f.app.as_deref() {
-                        let slot = match self
-                            .apps
-                            .iter()
-                            .position(|a| a.app == c.app && a.verdict == c.verdict)
-                        {
-                            Some(s) => s,
-                            None => {
-                                self.apps.push(AppCount {
-                                    app: Arc::clone(&c.app),
-                                    verdict: c.verdict,
-                                    flows: 0,
-                                    bytes: 0,
-                                });
-                                self.apps.len() - 1
-                            }
-                        };
-                        f.app_slot = u16::try_from(slot).unwrap_or(u16::MAX);
-                        if let Some(a) = self.apps.get_mut(slot) {
-                            a.flows += 1;
-                            a.bytes += f.to_server.bytes + f.to_client.bytes;
-                        }
-                        if c.alert {
-                            out.push(Event::Alert {
-                                ts,
-                                flow: f.snapshot(),
-                            });
-                        }
-                    }
+                    let cx = Adopt {
+                        rules: &self.rules,
+                        apps: &mut self.apps,
+                        ts,
+                        out,
+                    };
+                    cx.adopt(f, &ch, AppSource::Sni);
                     true
                 }
                 HelloScan::GiveUp => {
@@ -685,7 +762,84 @@ impl FlowTracker {
         };
         if done {
             f.hello_done = true;
-            f.hello = None;
+        } else {
+            f.hello = Some(hello);
+        }
+    }
+
+    /// Looks for QUIC client Initials in a client datagram, gathers their CRYPTO data and
+    /// classifies when the ClientHello is complete. A UDP flow whose first client datagram is no
+    /// Initial is not looked at again.
+    fn quic_datagram(&mut self, i: u32, payload: &[u8], ts: Timestamp, out: &mut Vec<Event>) {
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        if f.hello.is_none() && !quic::looks_like_client_initial(payload) {
+            f.hello_done = true;
+            return;
+        }
+        // Taken out while it is read, so what it says can go into the flow.
+        let mut hello = f.hello.take().unwrap_or_else(|| {
+            Box::new(Hello::Quic {
+                dcid: None,
+                crypto: ClientPrefix::new(0),
+                datagrams: 0,
+            })
+        });
+        let Hello::Quic {
+            dcid,
+            crypto,
+            datagrams,
+        } = &mut *hello
+        else {
+            f.hello_done = true;
+            return;
+        };
+        *datagrams = datagrams.saturating_add(1);
+        let known = *dcid;
+        let mut conflict = false;
+        let got = quic::client_initials(
+            payload,
+            known.as_ref(),
+            &mut self.quic_scratch,
+            |off, data| {
+                if let Ok(off) = u32::try_from(off) {
+                    conflict |= crypto.insert(off, data).conflict;
+                }
+            },
+        );
+        self.stats.overlap_conflicts += u64::from(conflict);
+        if let Ok(info) = got {
+            if dcid.is_none() {
+                *dcid = Some(info.dcid);
+            }
+        }
+        let done = match crypto.scan_handshake_message() {
+            HelloScan::Found(ch) => {
+                self.stats.hellos += 1;
+                let cx = Adopt {
+                    rules: &self.rules,
+                    apps: &mut self.apps,
+                    ts,
+                    out,
+                };
+                cx.adopt(f, &ch, AppSource::QuicSni);
+                true
+            }
+            HelloScan::GiveUp => {
+                self.stats.hello_gave_up += 1;
+                true
+            }
+            HelloScan::Pending if *datagrams >= MAX_QUIC_DATAGRAMS || dcid.is_none() => {
+                self.stats.hello_gave_up += 1;
+                true
+            }
+            HelloScan::Pending => false,
+        };
+        if done {
+            f.hello_done = true;
+        } else {
+            f.hello = Some(hello);
         }
     }
 

@@ -238,6 +238,21 @@ impl ClientPrefix {
     }
 }
 
+impl ClientPrefix {
+    /// Looks for a complete ClientHello handshake message at the very start of the stream, as a
+    /// QUIC CRYPTO stream carries it (no records, no preamble).
+    pub fn scan_handshake_message(&self) -> HelloScan<'_> {
+        let contig = self.contiguous_len() as usize;
+        match tls::parse_client_hello_message(&self.buf[..contig]) {
+            Ok(ch) => HelloScan::Found(ch),
+            Err(TlsError::Incomplete { needed }) if needed <= MAX_PREFIX as usize => {
+                HelloScan::Pending
+            }
+            Err(_) => HelloScan::GiveUp,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

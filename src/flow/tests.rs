@@ -130,18 +130,20 @@ fn app(r: &FlowRecord) -> Option<&str> {
 #[test]
 fn tls_info_names_round_trip() {
     let t = TlsInfo::new(
+        "t13d",
         Some(b"a.example"),
         &[b"h2", b"http/1.1"],
         0x0304,
         false,
         false,
     );
+    assert_eq!(t.ja4(), "t13d");
     assert_eq!(t.sni(), Some("a.example"));
     assert_eq!(t.alpn().collect::<Vec<_>>(), ["h2", "http/1.1"]);
-    let t = TlsInfo::new(None, &[b"h\0x"], 0x0303, false, false);
+    let t = TlsInfo::new("j", None, &[b"h\0x"], 0x0303, false, false);
     assert_eq!(t.sni(), None);
     assert_eq!(t.alpn().collect::<Vec<_>>(), ["h\u{fffd}x"]);
-    let t = TlsInfo::new(Some(b"b.example"), &[], 0x0303, false, false);
+    let t = TlsInfo::new("j", Some(b"b.example"), &[], 0x0303, false, false);
     assert_eq!((t.sni(), t.alpn().count()), (Some("b.example"), 0));
 }
 

@@ -1,4 +1,5 @@
 //! Protocol parsers: pure functions from bytes to typed summaries, one file per protocol.
 //! No state, no allocation beyond the summary, no panics on any input.
 
+pub mod quic;
 pub mod tls;

@@ -29,6 +29,7 @@ pub const MAX_HELLO: usize = 64 * 1024;
 /// Extension numbers that matter here (IANA "TLS ExtensionType Values").
 mod ext {
     pub const SERVER_NAME: u16 = 0;
+    pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const ALPN: u16 = 16;
     pub const SUPPORTED_VERSIONS: u16 = 43;
     pub const ECH: u16 = 0xfe0d;
@@ -69,6 +70,12 @@ pub struct ClientHello<'a> {
     pub esni: bool,
     /// Stream bytes the hello took, record headers included.
     pub consumed: usize,
+    /// Cipher suites offered, in order (GREASE included, as on the wire).
+    pub ciphers: Vec<u16>,
+    /// Extension types, in order (GREASE included).
+    pub extensions: Vec<u16>,
+    /// The signature_algorithms extension's list, in order.
+    pub signature_algorithms: Vec<u16>,
 }
 
 impl ClientHello<'_> {
@@ -79,6 +86,102 @@ impl ClientHello<'_> {
             .copied()
             .max()
             .unwrap_or(self.legacy_version)
+    }
+}
+
+impl ClientHello<'_> {
+    /// The JA4 client fingerprint (FoxIO's JA4 specification, the BSD-licensed part of JA4+):
+    /// `{t|q}{version}{d|i}{ciphers:02}{extensions:02}{alpn first+last}_{sha256(sorted ciphers)
+    /// [..12]}_{sha256(sorted extensions without SNI and ALPN "_" signature algorithms)[..12]}`,
+    /// GREASE values left out everywhere.
+    pub fn ja4(&self, quic: bool) -> String {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write as _;
+        let hex_list = |v: &[u16]| {
+            let mut s = String::with_capacity(v.len() * 5);
+            for (i, x) in v.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                let _ = write!(s, "{x:04x}");
+            }
+            s
+        };
+        let hash12 = |text: &str| {
+            if text.is_empty() {
+                return "000000000000".to_string();
+            }
+            let d = Sha256::digest(text.as_bytes());
+            let mut s = String::with_capacity(12);
+            for b in &d[..6] {
+                let _ = write!(s, "{b:02x}");
+            }
+            s
+        };
+        let version = match self.max_version() {
+            0x0304 => "13",
+            0x0303 => "12",
+            0x0302 => "11",
+            0x0301 => "10",
+            0x0300 => "s3",
+            0x0200 => "s2",
+            0xfeff => "d1",
+            0xfefd => "d2",
+            0xfefc => "d3",
+            _ => "00",
+        };
+        let mut ciphers: Vec<u16> = self
+            .ciphers
+            .iter()
+            .copied()
+            .filter(|&c| !is_grease(c))
+            .collect();
+        let exts: Vec<u16> = self
+            .extensions
+            .iter()
+            .copied()
+            .filter(|&e| !is_grease(e))
+            .collect();
+        let alpn = match self.alpn.first() {
+            Some(a) if !a.is_empty() => {
+                let (f, l) = (a[0], a[a.len() - 1]);
+                if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
+                    format!("{}{}", f as char, l as char)
+                } else {
+                    let h = |b: u8| format!("{b:02x}");
+                    let (hf, hl) = (h(f), h(l));
+                    format!("{}{}", &hf[..1], &hl[1..])
+                }
+            }
+            _ => "00".to_string(),
+        };
+        let a = format!(
+            "{}{}{}{:02}{:02}{}",
+            if quic { 'q' } else { 't' },
+            version,
+            if self.sni.is_some() { 'd' } else { 'i' },
+            ciphers.len().min(99),
+            exts.len().min(99),
+            alpn
+        );
+        ciphers.sort_unstable();
+        let mut sorted: Vec<u16> = exts
+            .into_iter()
+            .filter(|&e| e != ext::SERVER_NAME && e != ext::ALPN)
+            .collect();
+        sorted.sort_unstable();
+        let sigs: Vec<u16> = self
+            .signature_algorithms
+            .iter()
+            .copied()
+            .filter(|&x| !is_grease(x))
+            .collect();
+        let mut c = hex_list(&sorted);
+        if !sigs.is_empty() {
+            c.push('_');
+            c.push_str(&hex_list(&sigs));
+        }
+        format!("{a}_{}_{}", hash12(&hex_list(&ciphers)), hash12(&c))
     }
 }
 
@@ -150,7 +253,29 @@ pub fn parse_client_hello<'a>(
         }
         scratch.as_slice()
     };
-    let body = &hs[4..];
+    let mut out = parse_client_hello_message(hs)?;
+    out.consumed = at;
+    Ok(out)
+}
+
+/// Reads a ClientHello handshake message that is not wrapped in TLS records, as QUIC carries it
+/// in CRYPTO frames (RFC 9001 §4). `Incomplete` asks for more bytes.
+pub fn parse_client_hello_message(hs: &[u8]) -> Result<ClientHello<'_>, TlsError> {
+    match hs.first() {
+        None => return Err(TlsError::Incomplete { needed: 4 }),
+        Some(&HS_CLIENT_HELLO) => {}
+        Some(_) => return Err(TlsError::NotClientHello),
+    }
+    if hs.len() < 4 {
+        return Err(TlsError::Incomplete { needed: 4 });
+    }
+    let need = 4 + hs_len(hs);
+    if need > MAX_HELLO {
+        return Err(TlsError::Malformed("ClientHello longer than 64 KiB"));
+    }
+    let body = hs
+        .get(4..need)
+        .ok_or(TlsError::Incomplete { needed: need })?;
     let (_, ch) = parse_tls_handshake_client_hello(body)
         .map_err(|_| TlsError::Malformed("ClientHello body does not parse"))?;
     let mut out = ClientHello {
@@ -160,7 +285,10 @@ pub fn parse_client_hello<'a>(
         alpn: Vec::new(),
         ech: false,
         esni: false,
-        consumed: at,
+        consumed: need,
+        ciphers: ch.ciphers.iter().map(|c| c.0).collect(),
+        extensions: Vec::new(),
+        signature_algorithms: Vec::new(),
     };
     if let Some(exts) = ch.ext {
         read_extensions(exts, &mut out);
@@ -205,6 +333,7 @@ fn read_extensions<'a>(mut exts: &'a [u8], out: &mut ClientHello<'a>) {
             break;
         };
         exts = &exts[4 + len..];
+        out.extensions.push(ty);
         match ty {
             ext::SERVER_NAME => {
                 if let Ok((_, TlsExtension::SNI(names))) = parse_tls_extension_sni_content(data) {
@@ -228,6 +357,21 @@ fn read_extensions<'a>(mut exts: &'a [u8], out: &mut ClientHello<'a>) {
                         .chunks_exact(2)
                         .map(|c| u16::from_be_bytes([c[0], c[1]]))
                         .filter(|&v| !is_grease(v))
+                        .collect();
+                }
+            }
+            ext::SIGNATURE_ALGORITHMS => {
+                // A 2-byte list length, then 2-byte scheme values.
+                if let Some(list) = data.get(2..) {
+                    let n = usize::from(u16::from_be_bytes([
+                        data[0],
+                        data.get(1).copied().unwrap_or(0),
+                    ]));
+                    out.signature_algorithms = list
+                        .get(..n.min(list.len()))
+                        .unwrap_or(list)
+                        .chunks_exact(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
                         .collect();
                 }
             }
@@ -401,6 +545,53 @@ pub(crate) mod tests {
             let cut = (x as usize >> 8) % (s.len() + 1);
             let _ = parse_client_hello(&s[..cut], &mut scratch);
         }
+    }
+
+    #[test]
+    fn parse_client_hello_message_without_records() {
+        let hs = big_hello("www.google.com");
+        let ch = parse_client_hello_message(&hs).unwrap();
+        assert_eq!(ch.sni, Some(&b"www.google.com"[..]));
+        assert_eq!(ch.consumed, hs.len());
+        assert_eq!(
+            parse_client_hello_message(&hs[..100]),
+            Err(TlsError::Incomplete { needed: hs.len() })
+        );
+        assert_eq!(
+            parse_client_hello_message(&[2, 0, 0, 1, 0]),
+            Err(TlsError::NotClientHello)
+        );
+    }
+
+    /// The JA4 specification's worked example (FoxIO, JA4 technical details): a Chrome-like
+    /// hello with 15 ciphers and 16 extensions gives `t13d1516h2_8daaf6152771_e5627efa2ab1`.
+    #[test]
+    fn ja4_specification_example() {
+        let ciphers: &[u16] = &[
+            0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014,
+            0x009c, 0x009d, 0x002f, 0x0035,
+        ];
+        let exts: &[u16] = &[
+            0x001b, 0x0000, 0x0033, 0x0010, 0x4469, 0x0017, 0x002d, 0x000d, 0x0005, 0x0023, 0x0012,
+            0x002b, 0xff01, 0x000b, 0x000a, 0x0015,
+        ];
+        let sigs: &[u16] = &[
+            0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
+        ];
+        let ch = ClientHello {
+            legacy_version: 0x0303,
+            supported_versions: vec![0x0304, 0x0303],
+            sni: Some(b"example.com"),
+            alpn: vec![b"h2", b"http/1.1"],
+            ech: false,
+            esni: false,
+            consumed: 0,
+            ciphers: ciphers.to_vec(),
+            extensions: exts.to_vec(),
+            signature_algorithms: sigs.to_vec(),
+        };
+        assert_eq!(ch.ja4(false), "t13d1516h2_8daaf6152771_e5627efa2ab1");
+        assert!(ch.ja4(true).starts_with("q13d1516h2_"));
     }
 
     #[test]
