@@ -12,6 +12,8 @@ pub enum AppSource {
     Sni,
     /// The server name of a ClientHello in QUIC Initial packets.
     QuicSni,
+    /// The server's address is in the app's IP prefix list (no server name decided).
+    Ip,
 }
 
 impl AppSource {
@@ -20,6 +22,7 @@ impl AppSource {
         match self {
             AppSource::Sni => "sni",
             AppSource::QuicSni => "quic_sni",
+            AppSource::Ip => "ip",
         }
     }
 }
@@ -50,6 +53,19 @@ pub fn by_server_name(
     Some(Classification {
         app: Arc::clone(&app.id),
         source,
+        rule: Arc::clone(&m.rule),
+        verdict: app.verdict,
+        alert: app.alert,
+    })
+}
+
+/// Classifies an address by the rules' IP prefixes; `None` when no list holds it.
+pub fn by_address(rules: &CompiledRules, ip: std::net::IpAddr) -> Option<Classification> {
+    let m = rules.match_addr(ip)?;
+    let app = rules.apps().get(usize::from(m.app))?;
+    Some(Classification {
+        app: Arc::clone(&app.id),
+        source: AppSource::Ip,
         rule: Arc::clone(&m.rule),
         verdict: app.verdict,
         alert: app.alert,

@@ -32,5 +32,15 @@ pub fn load_rules(dir: Option<&Path>, policy: Option<&Path>) -> Result<CompiledR
         ),
         None => None,
     };
-    ruleset::load(&sources, policy.as_ref()).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))
+    let rules = ruleset::load(&sources, policy.as_ref())
+        .map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
+    let stale = rules.stale_lists(ruleset::today());
+    if let Some(oldest) = stale.iter().max_by_key(|s| s.age_days) {
+        tracing::warn!(
+            "{} IP prefix list(s) past their max age (oldest: {}); `picket rules check` lists them",
+            stale.len(),
+            oldest
+        );
+    }
+    Ok(rules)
 }

@@ -50,10 +50,14 @@ pub fn run(cmd: RulesCmd) -> Result<ExitCode> {
                 .filter(|a| a.verdict == rules::Verdict::Flag)
                 .map(|a| &*a.id)
                 .collect();
+            for s in r.stale_lists(rules::today()) {
+                eprintln!("warning: {s}");
+            }
             println!(
-                "ok: {} apps, {} domain rules, flagged: {}",
+                "ok: {} apps, {} domain rules, {} IP prefixes, flagged: {}",
                 r.apps().len(),
                 r.domain_count(),
+                r.prefix_count(),
                 if flagged.is_empty() {
                     "none".to_string()
                 } else {

@@ -92,6 +92,7 @@ pub struct Metrics {
     conflicts: IntCounter,
     queue_depth: IntGaugeVec,
     rules_loaded: IntGauge,
+    stale_lists: IntGauge,
     reloads: IntCounterVec,
     events_written: IntCounter,
     events_dropped: IntCounter,
@@ -215,6 +216,11 @@ impl Metrics {
             )?,
             queue_depth,
             rules_loaded: gauge(&r, "picket_rules_loaded", "Domain rules in the loaded rule set.")?,
+            stale_lists: gauge(
+                &r,
+                "picket_rules_stale_prefix_lists",
+                "IP prefix lists of the loaded rules older than their max_age_days.",
+            )?,
             reloads: counter_vec(
                 &r,
                 "picket_rules_reloads_total",
@@ -267,6 +273,8 @@ impl Metrics {
     /// series for each of its apps, so dashboards see them before their first flow.
     pub fn rules_loaded(&self, rules: &CompiledRules) {
         self.rules_loaded.set(rules.domain_count() as i64);
+        self.stale_lists
+            .set(rules.stale_lists(crate::rules::today()).len() as i64);
         for app in rules.apps() {
             self.flows
                 .with_label_values(&[&app.id, app.verdict.as_str()]);

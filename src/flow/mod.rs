@@ -183,12 +183,45 @@ struct Adopt<'a> {
 
 impl Adopt<'_> {
     /// Records what a ClientHello says, classifies the flow, counts it and raises its alert.
+    /// A hello without a server name (or with ECH, whose name is only the outer, public one)
+    /// leaves the flow to its address.
     fn adopt(self, f: &mut Flow, ch: &ClientHello<'_>, source: AppSource) {
-        f.tls = Some(TlsInfo::from_hello(ch, source == AppSource::QuicSni));
-        f.app = ch
+        let info = TlsInfo::from_hello(ch, source == AppSource::QuicSni);
+        let by_name = ch
             .sni
             .and_then(|name| classify::by_server_name(self.rules, name, source))
             .map(Box::new);
+        let named = ch.sni.is_some() && !(info.ech || info.esni);
+        f.tls = Some(info);
+        f.app = by_name;
+        if f.app.is_some() || named {
+            self.counted(f);
+        } else {
+            self.by_address(f);
+        }
+    }
+
+    /// Classifies a flow that no server name decided by its server's address (or the other
+    /// side's, when which side is the server was only a guess).
+    fn by_address(self, f: &mut Flow) {
+        if f.app.is_some() {
+            return;
+        }
+        let (server, client) = (f.server().0.ip(), f.client().0.ip());
+        f.app = classify::by_address(self.rules, server)
+            .or_else(|| {
+                if f.tcp.syn {
+                    None
+                } else {
+                    classify::by_address(self.rules, client)
+                }
+            })
+            .map(Box::new);
+        self.counted(f);
+    }
+
+    /// Counts a newly classified flow and raises its alert.
+    fn counted(self, f: &mut Flow) {
         let Some(c) = f.app.as_deref() else {
             return;
         };
@@ -762,6 +795,15 @@ impl FlowTracker {
         };
         if done {
             f.hello_done = true;
+            if f.tls.is_none() {
+                Adopt {
+                    rules: &self.rules,
+                    apps: &mut self.apps,
+                    ts,
+                    out,
+                }
+                .by_address(f);
+            }
         } else {
             f.hello = Some(hello);
         }
@@ -776,6 +818,13 @@ impl FlowTracker {
         };
         if f.hello.is_none() && !quic::looks_like_client_initial(payload) {
             f.hello_done = true;
+            Adopt {
+                rules: &self.rules,
+                apps: &mut self.apps,
+                ts,
+                out,
+            }
+            .by_address(f);
             return;
         }
         // Taken out while it is read, so what it says can go into the flow.
@@ -838,6 +887,15 @@ impl FlowTracker {
         };
         if done {
             f.hello_done = true;
+            if f.tls.is_none() {
+                Adopt {
+                    rules: &self.rules,
+                    apps: &mut self.apps,
+                    ts,
+                    out,
+                }
+                .by_address(f);
+            }
         } else {
             f.hello = Some(hello);
         }
@@ -885,11 +943,13 @@ impl FlowTracker {
                 EndReason::Eof
             };
             flow.hello = None;
+            self.settle(&mut flow, &mut out);
             out.push(Event::Flow(FlowRecord { flow, reason }));
             if out.len() >= batch {
                 emit(std::mem::replace(&mut out, Vec::with_capacity(batch)));
             }
         }
+        self.report_counts(&mut out);
         if !out.is_empty() {
             emit(out);
         }
@@ -917,7 +977,27 @@ impl FlowTracker {
     fn end(&mut self, i: u32, reason: EndReason, out: &mut Vec<Event>) {
         if let Some(mut flow) = self.table.remove(i) {
             flow.hello = None;
+            self.settle(&mut flow, out);
             out.push(Event::Flow(FlowRecord { flow, reason }));
+        }
+    }
+
+    /// A flow that no server name decided is classified by its address, at the latest when it
+    /// ends (a server name, when the flow had one, always wins).
+    fn settle(&mut self, f: &mut Flow, out: &mut Vec<Event>) {
+        let named = f
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.sni().is_some() && !t.ech && !t.esni);
+        if f.app.is_none() && !named {
+            let ts = f.last_ts;
+            Adopt {
+                rules: &self.rules,
+                apps: &mut self.apps,
+                ts,
+                out,
+            }
+            .by_address(f);
         }
     }
 }

@@ -159,7 +159,11 @@ impl ClientHello<'_> {
             "{}{}{}{:02}{:02}{}",
             if quic { 'q' } else { 't' },
             version,
-            if self.extensions.contains(&ext::SERVER_NAME) { 'd' } else { 'i' },
+            if self.extensions.contains(&ext::SERVER_NAME) {
+                'd'
+            } else {
+                'i'
+            },
             ciphers.len().min(99),
             exts.len().min(99),
             alpn

@@ -37,12 +37,78 @@ struct Entry {
     suffix: Option<DomainMatch>,
 }
 
+/// Longest-prefix tables, one hash map per prefix length, longest first.
+#[derive(Clone, Debug, Default)]
+struct Prefixes {
+    v4: Vec<(u8, HashMap<u32, DomainMatch, foldhash::fast::FixedState>)>,
+    v6: Vec<(u8, HashMap<u128, DomainMatch, foldhash::fast::FixedState>)>,
+}
+
+fn mask4(a: u32, len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        a & (u32::MAX << (32 - u32::from(len)))
+    }
+}
+
+fn mask6(a: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        a & (u128::MAX << (128 - u32::from(len)))
+    }
+}
+
+/// A prefix list past its age, to be reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleList {
+    /// App id.
+    pub app: Arc<str>,
+    /// `file:line` of the list.
+    pub rule: Arc<str>,
+    /// The day the list was taken.
+    pub as_of: String,
+    /// Its age in days.
+    pub age_days: i64,
+    /// The age it may reach.
+    pub max_age_days: u32,
+}
+
 /// Rules compiled for matching; build once, share behind an `Arc`.
 #[derive(Clone, Debug)]
 pub struct CompiledRules {
     apps: Vec<App>,
     names: HashMap<Box<[u8]>, Entry, foldhash::fast::FixedState>,
     domain_count: usize,
+    prefixes: Prefixes,
+    prefix_count: usize,
+    lists: Vec<ListAge>,
+}
+
+/// A compiled prefix list's provenance: app, `file:line`, as-of date and day, max age.
+#[derive(Clone, Debug)]
+struct ListAge {
+    app: Arc<str>,
+    rule: Arc<str>,
+    as_of: String,
+    day: i64,
+    max_age: u32,
+}
+
+/// The table of one prefix length, made on first use.
+fn table_for<K>(
+    tables: &mut Vec<(u8, HashMap<K, DomainMatch, foldhash::fast::FixedState>)>,
+    len: u8,
+) -> &mut HashMap<K, DomainMatch, foldhash::fast::FixedState> {
+    let i = match tables.iter().position(|(l, _)| *l == len) {
+        Some(i) => i,
+        None => {
+            tables.push((len, HashMap::default()));
+            tables.len() - 1
+        }
+    };
+    &mut tables[i].1
 }
 
 /// Longest name looked up; longer names match nothing.
@@ -53,6 +119,9 @@ impl CompiledRules {
     pub fn build(set: &RuleSet) -> Self {
         let mut names: HashMap<Box<[u8]>, Entry, _> = HashMap::default();
         let mut domain_count = 0;
+        let mut prefixes = Prefixes::default();
+        let mut prefix_count = 0;
+        let mut lists = Vec::new();
         let apps = set
             .apps
             .iter()
@@ -73,6 +142,32 @@ impl CompiledRules {
                     }
                     domain_count += 1;
                 }
+                if let Some(p) = &a.prefixes {
+                    lists.push(ListAge {
+                        app: Arc::from(a.id.as_str()),
+                        rule: Arc::from(format!("{}:{}", a.file, p.line)),
+                        as_of: p.as_of.clone(),
+                        day: p.as_of_day,
+                        max_age: p.max_age_days,
+                    });
+                    for &(ip, len, line) in &p.entries {
+                        let m = DomainMatch {
+                            app: i as u16,
+                            rule: Arc::from(format!("{}:{}", a.file, line)),
+                        };
+                        prefix_count += 1;
+                        match ip {
+                            std::net::IpAddr::V4(v) => {
+                                let t = table_for(&mut prefixes.v4, len);
+                                t.entry(mask4(u32::from(v), len)).or_insert(m);
+                            }
+                            std::net::IpAddr::V6(v) => {
+                                let t = table_for(&mut prefixes.v6, len);
+                                t.entry(mask6(u128::from(v), len)).or_insert(m);
+                            }
+                        }
+                    }
+                }
                 App {
                     id: Arc::from(a.id.as_str()),
                     name: Arc::from(a.name.as_str()),
@@ -82,11 +177,57 @@ impl CompiledRules {
                 }
             })
             .collect();
+        prefixes.v4.sort_by_key(|t| std::cmp::Reverse(t.0));
+        prefixes.v6.sort_by_key(|t| std::cmp::Reverse(t.0));
         CompiledRules {
             apps,
             names,
             domain_count,
+            prefixes,
+            prefix_count,
+            lists,
         }
+    }
+
+    /// Number of IP prefixes compiled.
+    pub fn prefix_count(&self) -> usize {
+        self.prefix_count
+    }
+
+    /// The rule whose prefix holds `ip`, longest prefix first.
+    pub fn match_addr(&self, ip: std::net::IpAddr) -> Option<&DomainMatch> {
+        match ip {
+            std::net::IpAddr::V4(v) => {
+                let a = u32::from(v);
+                self.prefixes
+                    .v4
+                    .iter()
+                    .find_map(|(len, t)| t.get(&mask4(a, *len)))
+            }
+            std::net::IpAddr::V6(v) => {
+                let a = u128::from(v);
+                self.prefixes
+                    .v6
+                    .iter()
+                    .find_map(|(len, t)| t.get(&mask6(a, *len)))
+            }
+        }
+    }
+
+    /// Prefix lists older than they may be on `today` (days since 1970-01-01): an IP list that
+    /// goes stale is reported, never trusted silently.
+    pub fn stale_lists(&self, today: i64) -> Vec<StaleList> {
+        self.lists
+            .iter()
+            .filter(|l| today - l.day > i64::from(l.max_age))
+            .map(|l| StaleList {
+                app: Arc::clone(&l.app),
+                rule: Arc::clone(&l.rule),
+                as_of: l.as_of.clone(),
+                age_days: today - l.day,
+                max_age_days: l.max_age,
+            })
+            .collect()
     }
 
     /// The apps, indexed by [`DomainMatch::app`].
@@ -197,6 +338,62 @@ domains = [
             Some("teams@teams.toml:7")
         );
         assert_eq!(app_of(&r, "a.login.example"), None);
+    }
+
+    #[test]
+    fn match_addr_longest_prefix_wins_and_stale_lists_are_reported() {
+        let a = r#"id = "wide"
+name = "Wide"
+category = "social"
+verdict = "observe"
+[prefixes]
+source = "test"
+as_of = "2024-01-01"
+list = ["198.51.100.0/24", "2001:db8::/32"]
+"#;
+        let b = r#"id = "narrow"
+name = "Narrow"
+category = "messaging"
+verdict = "flag"
+[prefixes]
+source = "test"
+as_of = "2024-06-01"
+max_age_days = 30
+list = [
+  "198.51.100.128/25",
+  "2001:db8:1::/48",
+]
+"#;
+        let src = |n: &str, t: &str| Source {
+            path: PathBuf::from(n),
+            name: n.into(),
+            text: t.into(),
+        };
+        let r = load(&[src("wide.toml", a), src("narrow.toml", b)], None).unwrap();
+        let app = |ip: &str| {
+            r.match_addr(ip.parse().unwrap())
+                .map(|m| format!("{}@{}", r.apps()[m.app as usize].id, m.rule))
+        };
+        assert_eq!(
+            app("198.51.100.200").as_deref(),
+            Some("narrow@narrow.toml:10")
+        );
+        assert_eq!(app("198.51.100.7").as_deref(), Some("wide@wide.toml:8"));
+        assert_eq!(
+            app("2001:db8:1::5").as_deref(),
+            Some("narrow@narrow.toml:11")
+        );
+        assert_eq!(app("2001:db8:2::5").as_deref(), Some("wide@wide.toml:8"));
+        assert_eq!(app("192.0.2.1"), None);
+        assert_eq!(r.prefix_count(), 4);
+        let day = super::super::day_number("2024-08-01").unwrap();
+        let stale = r.stale_lists(day);
+        assert_eq!(stale.len(), 1);
+        assert_eq!(&*stale[0].app, "narrow");
+        assert_eq!(stale[0].age_days, 61);
+        assert!(r
+            .stale_lists(super::super::day_number("2024-06-15").unwrap())
+            .is_empty());
     }
 
     #[test]

@@ -7,8 +7,25 @@
 mod compile;
 mod parse;
 
-pub use compile::{CompiledRules, DomainMatch};
-pub use parse::{AppDef, Category, DomainEntry, RuleSet};
+pub use compile::{CompiledRules, DomainMatch, StaleList};
+
+/// Today, as days since 1970-01-01 (for the age of prefix lists; read when rules load).
+pub fn today() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| (d.as_secs() / 86_400) as i64)
+}
+
+impl std::fmt::Display for StaleList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: the IP prefix list of {} is {} days old (as of {}, max {}): refresh it from its source",
+            self.rule, self.app, self.age_days, self.as_of, self.max_age_days
+        )
+    }
+}
+pub use parse::{day_number, AppDef, Category, DomainEntry, PrefixList, RuleSet};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

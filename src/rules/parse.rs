@@ -67,6 +67,71 @@ pub struct AppDef {
     pub file: String,
     /// Domain entries in file order.
     pub domains: Vec<DomainEntry>,
+    /// The app's IP prefix list, if it has one.
+    pub prefixes: Option<PrefixList>,
+}
+
+/// An app's IP prefixes, with where they come from and how old they may grow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixList {
+    /// Where the list comes from.
+    pub source: String,
+    /// The day the list was taken, as days since 1970-01-01.
+    pub as_of_day: i64,
+    /// The same day as written (YYYY-MM-DD).
+    pub as_of: String,
+    /// Past this age the list is reported stale.
+    pub max_age_days: u32,
+    /// Line of the `[prefixes]` table.
+    pub line: usize,
+    /// The prefixes: (network, prefix length, line).
+    pub entries: Vec<(std::net::IpAddr, u8, usize)>,
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
+pub fn day_number(date: &str) -> Option<i64> {
+    let mut it = date.split('-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let d: i64 = it.next()?.parse().ok()?;
+    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// Parses `a.b.c.d/n` or `x::y/n`; the address must have no bits set past the prefix.
+fn parse_prefix(text: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let (addr, len) = text
+        .split_once('/')
+        .ok_or_else(|| format!("'{text}': a prefix needs a length, as in 192.0.2.0/24"))?;
+    let ip: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| format!("'{text}': not an IP address"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("'{text}': bad prefix length"))?;
+    let bits = if ip.is_ipv4() { 32 } else { 128 };
+    if len > bits {
+        return Err(format!("'{text}': prefix length over {bits}"));
+    }
+    let host_bits_set = match ip {
+        std::net::IpAddr::V4(v) => len < 32 && u32::from(v) << len != 0,
+        std::net::IpAddr::V6(v) => len < 128 && u128::from(v) << len != 0,
+    };
+    if host_bits_set {
+        return Err(format!(
+            "'{text}': address has bits set past the prefix length"
+        ));
+    }
+    Ok((ip, len))
 }
 
 /// A validated set of apps, ready to compile.
@@ -85,7 +150,25 @@ struct AppFile {
     verdict: Spanned<String>,
     #[serde(default)]
     domains: Vec<Spanned<String>>,
+    prefixes: Option<Spanned<PrefixFile>>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrefixFile {
+    source: Spanned<String>,
+    as_of: Spanned<String>,
+    #[serde(default = "default_max_age")]
+    max_age_days: Spanned<u32>,
+    list: Vec<Spanned<String>>,
+}
+
+fn default_max_age() -> Spanned<u32> {
+    Spanned::new(0..0, DEFAULT_MAX_AGE_DAYS)
+}
+
+/// A prefix list older than this many days (unless the file says otherwise) is stale.
+pub const DEFAULT_MAX_AGE_DAYS: u32 = 365;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -310,6 +393,38 @@ fn parse_app(
             Err(msg) => cx.err(d.span(), msg),
         }
     }
+    let prefixes = file.prefixes.as_ref().and_then(|p| {
+        let (line, _) = cx.lines.at(p.span().start);
+        let p = p.get_ref();
+        let Some(as_of_day) = day_number(p.as_of.get_ref()) else {
+            cx.err(
+                p.as_of.span(),
+                format!("'{}': as_of must be a date YYYY-MM-DD", p.as_of.get_ref()),
+            );
+            return None;
+        };
+        if p.source.get_ref().trim().is_empty() {
+            cx.err(
+                p.source.span(),
+                "a prefix list must say where it comes from (source)",
+            );
+        }
+        let mut entries = Vec::with_capacity(p.list.len());
+        for e in &p.list {
+            match parse_prefix(e.get_ref()) {
+                Ok((ip, len)) => entries.push((ip, len, cx.lines.at(e.span().start).0)),
+                Err(msg) => cx.err(e.span(), msg),
+            }
+        }
+        Some(PrefixList {
+            source: p.source.get_ref().clone(),
+            as_of_day,
+            as_of: p.as_of.get_ref().clone(),
+            max_age_days: *p.max_age_days.get_ref(),
+            line,
+            entries,
+        })
+    });
     if cx.errors.len() > before {
         return None;
     }
@@ -321,6 +436,7 @@ fn parse_app(
         alert: false,
         file: src.name.clone(),
         domains,
+        prefixes,
     })
 }
 
@@ -478,6 +594,50 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
             errs[0].to_string(),
             "r/other.toml:7:3: 'Chat.Example.' is already listed at r/chat.toml:7"
         );
+    }
+
+    #[test]
+    fn parse_prefix_lists_with_provenance() {
+        let text = format!(
+            "{GOOD}\n[prefixes]\nsource = \"AS64500 announcements\"\nas_of = \"2024-10-01\"\nlist = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n"
+        );
+        let set = RuleSet::parse(&[src("chat.toml", &text)], None).unwrap();
+        let p = set.apps[0].prefixes.as_ref().unwrap();
+        assert_eq!(p.as_of_day, day_number("2024-10-01").unwrap());
+        assert_eq!(p.max_age_days, DEFAULT_MAX_AGE_DAYS);
+        assert_eq!(p.entries.len(), 2);
+        assert_eq!(p.entries[1].1, 32);
+        let bad = format!(
+            "{GOOD}\n[prefixes]\nsource = \"x\"\nas_of = \"yesterday\"\nlist = [\"192.0.2.1/24\"]\n"
+        );
+        let errs = RuleSet::parse(&[src("chat.toml", &bad)], None)
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0].message.contains("as_of must be a date"),
+            "{}",
+            errs[0]
+        );
+        let bad = format!(
+            "{GOOD}\n[prefixes]\nsource = \"x\"\nas_of = \"2024-01-01\"\nlist = [\"192.0.2.1/24\", \"10.0.0.0/33\", \"nope/8\"]\n"
+        );
+        let errs = RuleSet::parse(&[src("chat.toml", &bad)], None)
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].to_string().starts_with("r/chat.toml:14:"),
+            "{}",
+            errs[0]
+        );
+        assert!(errs[0].message.contains("bits set past the prefix"));
+    }
+
+    #[test]
+    fn day_number_known_dates() {
+        assert_eq!(day_number("1970-01-01"), Some(0));
+        assert_eq!(day_number("2000-03-01"), Some(11_017));
+        assert_eq!(day_number("2024-13-01"), None);
     }
 
     #[test]

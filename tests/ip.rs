@@ -1,0 +1,91 @@
+//! IP prefix rules through the real binary: a flow to an address in an app's list with no server
+//! name of its own gets the app (`app_source` "ip"); a server name always wins over the address.
+
+use picket::synth::{
+    self, client_hello, ClientHelloSpec, Packet, Path as SynthPath, PcapFormat, TcpConv, UdpConv,
+};
+use serde_json::Value;
+use std::process::Command;
+
+const T0: u64 = 1_700_000_000_000_000_000;
+
+fn tcp(client: &str, server: &str, sni: Option<&str>, at: u64) -> Vec<Packet> {
+    let path = SynthPath::new(client.parse().expect("addr"), server.parse().expect("addr"));
+    let mut c = TcpConv::new(path, T0 + at, at);
+    c.handshake();
+    match sni {
+        Some(n) => c.client_send(&client_hello(&ClientHelloSpec::new(n, at))),
+        None => c.client_send(&[0x45, 0x44, 0, 1, 0, 0, 2, 8]),
+    }
+    c.server_send(&[0x17; 600]);
+    c.close();
+    c.take_packets()
+}
+
+#[test]
+fn ip_lists_classify_flows_without_a_server_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets = Vec::new();
+    // Zoom's published range (rules/zoom.toml), no TLS: the address decides.
+    packets.extend(tcp("10.6.0.1:40001", "3.7.35.10:443", None, 0));
+    // The same address, but the hello names an unrelated site: the name wins, no app.
+    packets.extend(tcp(
+        "10.6.0.2:40002",
+        "3.7.35.10:443",
+        Some("www.example.com"),
+        1_000_000_000,
+    ));
+    // A Telegram address over UDP (media, no QUIC).
+    let path = SynthPath::new(
+        "10.6.0.3:40003".parse().expect("addr"),
+        "91.105.192.10:599".parse().expect("addr"),
+    );
+    let mut u = UdpConv::new(path, T0 + 2_000_000_000, 3);
+    u.media(20, 20_000_000);
+    packets.extend(u.take_packets());
+    // Nothing known.
+    packets.extend(tcp("10.6.0.4:40004", "192.0.2.44:443", None, 3_000_000_000));
+    packets.sort_by_key(|p| p.ts_ns);
+    let cap = dir.path().join("ip.pcap");
+    synth::write_pcap(
+        std::fs::File::create(&cap).expect("create"),
+        PcapFormat::default(),
+        packets,
+    )
+    .expect("write");
+    let ev = dir.path().join("ev.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["replay", "--quiet", "--events", ev.to_str().expect("utf-8")])
+        .arg(&cap)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events: Vec<Value> = std::fs::read_to_string(&ev)
+        .expect("events")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let flow = |c: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "flow" && e["src_ip"] == c)
+            .unwrap_or_else(|| panic!("no flow from {c}"))
+    };
+    assert_eq!(flow("10.6.0.1")["app"], "zoom");
+    assert_eq!(flow("10.6.0.1")["app_source"], "ip");
+    assert!(flow("10.6.0.1")["rule"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("zoom.toml:")));
+    assert!(
+        flow("10.6.0.2").get("app").is_none(),
+        "{}",
+        flow("10.6.0.2")
+    );
+    assert_eq!(flow("10.6.0.3")["app"], "telegram");
+    assert_eq!(flow("10.6.0.3")["app_source"], "ip");
+    assert!(flow("10.6.0.4").get("app").is_none());
+    // Zoom is flagged: the address-classified flow alerts too.
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "alert" && e["src_ip"] == "10.6.0.1" && e["app_source"] == "ip"));
+}
