@@ -14,6 +14,8 @@ pub enum AppSource {
     QuicSni,
     /// The server's address is in the app's IP prefix list (no server name decided).
     Ip,
+    /// A DNS flow asked for one of the app's names.
+    DnsQuery,
 }
 
 impl AppSource {
@@ -23,6 +25,7 @@ impl AppSource {
             AppSource::Sni => "sni",
             AppSource::QuicSni => "quic_sni",
             AppSource::Ip => "ip",
+            AppSource::DnsQuery => "dns_query",
         }
     }
 }

@@ -14,8 +14,8 @@ pub use key::{FlowHasher, FlowKey};
 use crate::capture::Timestamp;
 use crate::classify::{self, AppSource, Classification};
 use crate::decode::{tcp_flags, PacketMeta, Transport};
-use crate::proto::quic;
 use crate::proto::tls::ClientHello;
+use crate::proto::{dns, quic};
 use crate::rules::CompiledRules;
 use reasm::{ClientPrefix, HelloScan};
 use std::sync::Arc;
@@ -169,6 +169,9 @@ pub enum Hello {
         datagrams: u8,
     },
 }
+
+/// UDP port of DNS.
+const DNS_PORT: u16 = 53;
 
 /// Most client datagrams of a UDP flow looked at for QUIC Initials before giving up.
 const MAX_QUIC_DATAGRAMS: u8 = 8;
@@ -688,8 +691,12 @@ impl FlowTracker {
             }
         }
         if !is_tcp {
-            if from_client && !payload.is_empty() && !f.hello_done {
-                self.quic_datagram(i, payload, m.ts, out);
+            if !payload.is_empty() && !f.hello_done {
+                if m.sport == DNS_PORT || m.dport == DNS_PORT {
+                    self.dns_datagram(i, payload, m.ts, out);
+                } else if from_client {
+                    self.quic_datagram(i, payload, m.ts, out);
+                }
             }
         } else {
             track_tcp(f, m, from_client);
@@ -807,6 +814,28 @@ impl FlowTracker {
         } else {
             f.hello = Some(hello);
         }
+    }
+
+    /// Reads the question of a DNS message (a query, or the response to one when only that
+    /// direction is captured) and classifies the flow by the name asked for.
+    fn dns_datagram(&mut self, i: u32, payload: &[u8], ts: Timestamp, out: &mut Vec<Event>) {
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        f.hello_done = true;
+        let mut name = [0u8; dns::MAX_NAME];
+        let Ok(q) = dns::first_question(payload, &mut name) else {
+            return;
+        };
+        let name = &name[..q.name_len];
+        f.app = classify::by_server_name(&self.rules, name, AppSource::DnsQuery).map(Box::new);
+        Adopt {
+            rules: &self.rules,
+            apps: &mut self.apps,
+            ts,
+            out,
+        }
+        .counted(f);
     }
 
     /// Looks for QUIC client Initials in a client datagram, gathers their CRYPTO data and

@@ -1,5 +1,6 @@
 //! Protocol parsers: pure functions from bytes to typed summaries, one file per protocol.
 //! No state, no allocation beyond the summary, no panics on any input.
 
+pub mod dns;
 pub mod quic;
 pub mod tls;
