@@ -1,5 +1,6 @@
-//! IP prefix rules through the real binary: a flow to an address in an app's list with no server
-//! name of its own gets the app (`app_source` "ip"); a server name always wins over the address.
+//! Signals beyond the TLS server name through the real binary: IP prefix rules (a flow to an
+//! address in an app's list with no server name of its own gets the app, `app_source` "ip"; a
+//! server name always wins over the address) and payload signatures (`app_source` "signature").
 
 use picket::synth::{
     self, client_hello, ClientHelloSpec, Packet, Path as SynthPath, PcapFormat, TcpConv, UdpConv,
@@ -10,12 +11,16 @@ use std::process::Command;
 const T0: u64 = 1_700_000_000_000_000_000;
 
 fn tcp(client: &str, server: &str, sni: Option<&str>, at: u64) -> Vec<Packet> {
+    tcp_with(client, server, sni, &[0x17; 8], at)
+}
+
+fn tcp_with(client: &str, server: &str, sni: Option<&str>, first: &[u8], at: u64) -> Vec<Packet> {
     let path = SynthPath::new(client.parse().expect("addr"), server.parse().expect("addr"));
     let mut c = TcpConv::new(path, T0 + at, at);
     c.handshake();
     match sni {
         Some(n) => c.client_send(&client_hello(&ClientHelloSpec::new(n, at))),
-        None => c.client_send(&[0x45, 0x44, 0, 1, 0, 0, 2, 8]),
+        None => c.client_send(first),
     }
     c.server_send(&[0x17; 600]);
     c.close();
@@ -45,6 +50,24 @@ fn ip_lists_classify_flows_without_a_server_name() {
     packets.extend(u.take_packets());
     // Nothing known.
     packets.extend(tcp("10.6.0.4:40004", "192.0.2.44:443", None, 3_000_000_000));
+    // WhatsApp's chat prologue to an address no list holds: the signature decides.
+    let prologue = [0x45, 0x44, 0, 1, 0, 0, 2, 8, 0x12, 0x34];
+    packets.extend(tcp_with(
+        "10.6.0.5:40005",
+        "192.0.2.55:5222",
+        None,
+        &prologue,
+        4_000_000_000,
+    ));
+    // The same bytes one position later: no match.
+    let shifted = [0, 0x45, 0x44, 0, 1, 0, 0, 2, 8, 0x12];
+    packets.extend(tcp_with(
+        "10.6.0.6:40006",
+        "192.0.2.55:5222",
+        None,
+        &shifted,
+        5_000_000_000,
+    ));
     packets.sort_by_key(|p| p.ts_ns);
     let cap = dir.path().join("ip.pcap");
     synth::write_pcap(
@@ -84,6 +107,12 @@ fn ip_lists_classify_flows_without_a_server_name() {
     assert_eq!(flow("10.6.0.3")["app"], "telegram");
     assert_eq!(flow("10.6.0.3")["app_source"], "ip");
     assert!(flow("10.6.0.4").get("app").is_none());
+    assert_eq!(flow("10.6.0.5")["app"], "whatsapp");
+    assert_eq!(flow("10.6.0.5")["app_source"], "signature");
+    assert!(flow("10.6.0.5")["rule"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("whatsapp.toml:")));
+    assert!(flow("10.6.0.6").get("app").is_none());
     // Zoom is flagged: the address-classified flow alerts too.
     assert!(events
         .iter()

@@ -16,6 +16,8 @@ pub enum AppSource {
     Ip,
     /// A DNS flow asked for one of the app's names.
     DnsQuery,
+    /// The start of the client's payload matched one of the app's byte signatures.
+    Signature,
 }
 
 impl AppSource {
@@ -26,6 +28,7 @@ impl AppSource {
             AppSource::QuicSni => "quic_sni",
             AppSource::Ip => "ip",
             AppSource::DnsQuery => "dns_query",
+            AppSource::Signature => "signature",
         }
     }
 }
@@ -56,6 +59,24 @@ pub fn by_server_name(
     Some(Classification {
         app: Arc::clone(&app.id),
         source,
+        rule: Arc::clone(&m.rule),
+        verdict: app.verdict,
+        alert: app.alert,
+    })
+}
+
+/// Classifies the start of a flow's client payload by the rules' byte signatures.
+pub fn by_payload(
+    rules: &CompiledRules,
+    transport: crate::decode::Transport,
+    server_port: u16,
+    data: &[u8],
+) -> Option<Classification> {
+    let m = rules.match_payload(transport, server_port, data)?;
+    let app = rules.apps().get(usize::from(m.app))?;
+    Some(Classification {
+        app: Arc::clone(&app.id),
+        source: AppSource::Signature,
         rule: Arc::clone(&m.rule),
         verdict: app.verdict,
         alert: app.alert,

@@ -771,6 +771,25 @@ impl FlowTracker {
         let ins = prefix.insert(seq, payload);
         self.stats.overlap_conflicts += u64::from(ins.conflict);
         self.stats.reasm_dropped += u64::from(ins.beyond_cap || ins.too_many_holes);
+        let reach = self.rules.signature_reach();
+        if ins.grew && f.app.is_none() && reach > 0 && prefix.contiguous_len() as usize >= reach {
+            let port = f.server().1;
+            if let Some(c) =
+                classify::by_payload(&self.rules, Transport::Tcp, port, prefix.contiguous())
+            {
+                // A signature decides at once: no handshake is coming.
+                f.app = Some(Box::new(c));
+                f.hello_done = true;
+                Adopt {
+                    rules: &self.rules,
+                    apps: &mut self.apps,
+                    ts,
+                    out,
+                }
+                .counted(f);
+                return;
+            }
+        }
         let done = if !ins.grew {
             // The client is past the cap and the prefix still has a hole: the missing bytes
             // are not coming back in time. Stop and free the buffer.
@@ -845,6 +864,22 @@ impl FlowTracker {
         let Some(f) = self.table.get_mut(i) else {
             return;
         };
+        if f.hello.is_none() {
+            if let Some(c) =
+                classify::by_payload(&self.rules, Transport::Udp, f.server().1, payload)
+            {
+                f.app = Some(Box::new(c));
+                f.hello_done = true;
+                Adopt {
+                    rules: &self.rules,
+                    apps: &mut self.apps,
+                    ts,
+                    out,
+                }
+                .counted(f);
+                return;
+            }
+        }
         if f.hello.is_none() && !quic::looks_like_client_initial(payload) {
             f.hello_done = true;
             Adopt {

@@ -74,6 +74,11 @@ impl ClientPrefix {
         }
     }
 
+    /// The contiguous prefix from offset 0.
+    pub fn contiguous(&self) -> &[u8] {
+        &self.buf[..self.contiguous_len() as usize]
+    }
+
     /// Bytes held, holes included (the buffer's size).
     pub fn buffered(&self) -> usize {
         self.buf.len()

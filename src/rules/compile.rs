@@ -84,6 +84,9 @@ pub struct CompiledRules {
     prefixes: Prefixes,
     prefix_count: usize,
     lists: Vec<ListAge>,
+    signatures: Vec<(super::Signature, DomainMatch)>,
+    /// Client bytes the longest signature needs.
+    signature_reach: usize,
 }
 
 /// A compiled prefix list's provenance: app, `file:line`, as-of date and day, max age.
@@ -122,6 +125,7 @@ impl CompiledRules {
         let mut prefixes = Prefixes::default();
         let mut prefix_count = 0;
         let mut lists = Vec::new();
+        let mut signatures = Vec::new();
         let apps = set
             .apps
             .iter()
@@ -141,6 +145,15 @@ impl CompiledRules {
                         e.suffix = Some(m);
                     }
                     domain_count += 1;
+                }
+                for sig in &a.signatures {
+                    signatures.push((
+                        sig.clone(),
+                        DomainMatch {
+                            app: i as u16,
+                            rule: Arc::from(format!("{}:{}", a.file, sig.line)),
+                        },
+                    ));
                 }
                 if let Some(p) = &a.prefixes {
                     lists.push(ListAge {
@@ -179,6 +192,11 @@ impl CompiledRules {
             .collect();
         prefixes.v4.sort_by_key(|t| std::cmp::Reverse(t.0));
         prefixes.v6.sort_by_key(|t| std::cmp::Reverse(t.0));
+        let signature_reach = signatures
+            .iter()
+            .map(|(s, _)| usize::from(s.offset) + s.pattern.len())
+            .max()
+            .unwrap_or(0);
         CompiledRules {
             apps,
             names,
@@ -186,7 +204,35 @@ impl CompiledRules {
             prefixes,
             prefix_count,
             lists,
+            signatures,
+            signature_reach,
         }
+    }
+
+    /// Client bytes the longest payload signature needs (0: there are none).
+    pub fn signature_reach(&self) -> usize {
+        self.signature_reach
+    }
+
+    /// The signature that the start of a flow's client payload matches.
+    pub fn match_payload(
+        &self,
+        transport: crate::decode::Transport,
+        server_port: u16,
+        data: &[u8],
+    ) -> Option<&DomainMatch> {
+        self.signatures.iter().find_map(|(s, m)| {
+            let hit = s.transport == transport
+                && (s.ports.is_empty() || s.ports.contains(&server_port))
+                && data.get(usize::from(s.offset)..).is_some_and(|d| {
+                    d.len() >= s.pattern.len()
+                        && s.pattern.iter().zip(d).all(|(p, b)| match p {
+                            super::BytePattern::Any => true,
+                            super::BytePattern::OneOf(v) => v.contains(b),
+                        })
+                });
+            hit.then_some(m)
+        })
     }
 
     /// Number of IP prefixes compiled.
@@ -394,6 +440,69 @@ list = [
         assert!(r
             .stale_lists(super::super::day_number("2024-06-15").unwrap())
             .is_empty());
+    }
+
+    #[test]
+    fn match_payload_patterns_ports_and_transport() {
+        let a = r#"id = "chat"
+name = "Chat"
+category = "messaging"
+verdict = "flag"
+[[signatures]]
+transport = "tcp"
+ports = [5222]
+bytes = "45 44 ?? (02|04) 08 aa"
+[[signatures]]
+transport = "udp"
+offset = 2
+bytes = "ff ff ff ff"
+"#;
+        let r = load(
+            &[Source {
+                path: PathBuf::from("chat.toml"),
+                name: "chat.toml".into(),
+                text: a.into(),
+            }],
+            None,
+        )
+        .unwrap();
+        use crate::decode::Transport::{Tcp, Udp};
+        let hit = |t, port, d: &[u8]| r.match_payload(t, port, d).map(|m| m.rule.to_string());
+        assert_eq!(
+            hit(Tcp, 5222, &[0x45, 0x44, 0x99, 0x04, 0x08, 0xaa, 1]).as_deref(),
+            Some("chat.toml:5")
+        );
+        assert_eq!(
+            hit(Tcp, 5222, &[0x45, 0x44, 0x99, 0x03, 0x08, 0xaa]),
+            None,
+            "not an alternative"
+        );
+        assert_eq!(
+            hit(Tcp, 443, &[0x45, 0x44, 0x99, 0x04, 0x08, 0xaa]),
+            None,
+            "other port"
+        );
+        assert_eq!(
+            hit(Tcp, 5222, &[0x45, 0x44, 0x99, 0x04, 0x08]),
+            None,
+            "too short"
+        );
+        assert_eq!(
+            hit(Udp, 9, &[0, 0, 0xff, 0xff, 0xff, 0xff]).as_deref(),
+            Some("chat.toml:9")
+        );
+        assert_eq!(r.signature_reach(), 6);
+        let weak = a.replace("bytes = \"ff ff ff ff\"", "bytes = \"ff ?? ff\"");
+        let e = load(
+            &[Source {
+                path: PathBuf::from("chat.toml"),
+                name: "chat.toml".into(),
+                text: weak,
+            }],
+            None,
+        )
+        .unwrap_err();
+        assert!(e.0[0].message.contains("at least 4 fixed bytes"), "{e}");
     }
 
     #[test]

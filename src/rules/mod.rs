@@ -25,7 +25,9 @@ impl std::fmt::Display for StaleList {
         )
     }
 }
-pub use parse::{day_number, AppDef, Category, DomainEntry, PrefixList, RuleSet};
+pub use parse::{
+    day_number, AppDef, BytePattern, Category, DomainEntry, PrefixList, RuleSet, Signature,
+};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

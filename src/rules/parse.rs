@@ -69,6 +69,63 @@ pub struct AppDef {
     pub domains: Vec<DomainEntry>,
     /// The app's IP prefix list, if it has one.
     pub prefixes: Option<PrefixList>,
+    /// Payload signatures: byte patterns at the start of a flow's client data.
+    pub signatures: Vec<Signature>,
+}
+
+/// One byte position of a signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BytePattern {
+    /// Any byte (`??`).
+    Any,
+    /// One of these bytes (`45`, or `(02|04)`).
+    OneOf(Vec<u8>),
+}
+
+/// A payload signature: bytes at an offset of the first client payload of a flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// TCP (the client's stream) or UDP (the client's first datagram).
+    pub transport: crate::decode::Transport,
+    /// Server ports it applies to (empty: any).
+    pub ports: Vec<u16>,
+    /// Offset of the first byte.
+    pub offset: u16,
+    /// The bytes.
+    pub pattern: Vec<BytePattern>,
+    /// Line of the entry.
+    pub line: usize,
+}
+
+/// Parses `45 44 ?? (02|04) 08`: hex bytes, `??` for any byte, `(a|b|...)` for alternatives.
+fn parse_pattern(text: &str) -> Result<Vec<BytePattern>, String> {
+    let hex = |t: &str| {
+        u8::from_str_radix(t, 16).map_err(|_| format!("'{t}' is not a hex byte in '{text}'"))
+    };
+    let mut out = Vec::new();
+    for tok in text.split_whitespace() {
+        if tok == "??" {
+            out.push(BytePattern::Any);
+        } else if let Some(inner) = tok.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+            let alts = inner.split('|').map(hex).collect::<Result<Vec<u8>, _>>()?;
+            out.push(BytePattern::OneOf(alts));
+        } else {
+            out.push(BytePattern::OneOf(vec![hex(tok)?]));
+        }
+    }
+    let fixed = out
+        .iter()
+        .filter(|b| matches!(b, BytePattern::OneOf(v) if v.len() == 1))
+        .count();
+    if fixed < 4 {
+        return Err(format!(
+            "'{text}': a signature needs at least 4 fixed bytes, or it matches by chance"
+        ));
+    }
+    if out.len() > 64 {
+        return Err(format!("'{text}': longer than 64 bytes"));
+    }
+    Ok(out)
 }
 
 /// An app's IP prefixes, with where they come from and how old they may grow.
@@ -151,6 +208,19 @@ struct AppFile {
     #[serde(default)]
     domains: Vec<Spanned<String>>,
     prefixes: Option<Spanned<PrefixFile>>,
+    #[serde(default)]
+    signatures: Vec<Spanned<SignatureFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureFile {
+    transport: Spanned<String>,
+    #[serde(default)]
+    ports: Vec<u16>,
+    #[serde(default)]
+    offset: u16,
+    bytes: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -425,6 +495,32 @@ fn parse_app(
             entries,
         })
     });
+    let mut signatures = Vec::new();
+    for sig in &file.signatures {
+        let (line, _) = cx.lines.at(sig.span().start);
+        let sig = sig.get_ref();
+        let transport = match sig.transport.get_ref().as_str() {
+            "tcp" => crate::decode::Transport::Tcp,
+            "udp" => crate::decode::Transport::Udp,
+            other => {
+                cx.err(
+                    sig.transport.span(),
+                    format!("unknown transport '{other}' (expected tcp or udp)"),
+                );
+                continue;
+            }
+        };
+        match parse_pattern(sig.bytes.get_ref()) {
+            Ok(pattern) => signatures.push(Signature {
+                transport,
+                ports: sig.ports.clone(),
+                offset: sig.offset,
+                pattern,
+                line,
+            }),
+            Err(msg) => cx.err(sig.bytes.span(), msg),
+        }
+    }
     if cx.errors.len() > before {
         return None;
     }
@@ -437,6 +533,7 @@ fn parse_app(
         file: src.name.clone(),
         domains,
         prefixes,
+        signatures,
     })
 }
 
