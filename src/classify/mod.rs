@@ -18,6 +18,8 @@ pub enum AppSource {
     DnsQuery,
     /// The start of the client's payload matched one of the app's byte signatures.
     Signature,
+    /// A STUN/TURN message of the flow carried one of the app's marks.
+    Stun,
 }
 
 impl AppSource {
@@ -29,6 +31,7 @@ impl AppSource {
             AppSource::Ip => "ip",
             AppSource::DnsQuery => "dns_query",
             AppSource::Signature => "signature",
+            AppSource::Stun => "stun",
         }
     }
 }
@@ -77,6 +80,22 @@ pub fn by_payload(
     Some(Classification {
         app: Arc::clone(&app.id),
         source: AppSource::Signature,
+        rule: Arc::clone(&m.rule),
+        verdict: app.verdict,
+        alert: app.alert,
+    })
+}
+
+/// Classifies a STUN/TURN message by the rules' STUN marks.
+pub fn by_stun(
+    rules: &CompiledRules,
+    msg: &crate::proto::stun::Message<'_>,
+) -> Option<Classification> {
+    let m = rules.match_stun(msg)?;
+    let app = rules.apps().get(usize::from(m.app))?;
+    Some(Classification {
+        app: Arc::clone(&app.id),
+        source: AppSource::Stun,
         rule: Arc::clone(&m.rule),
         verdict: app.verdict,
         alert: app.alert,

@@ -15,7 +15,7 @@ use crate::capture::Timestamp;
 use crate::classify::{self, AppSource, Classification};
 use crate::decode::{tcp_flags, PacketMeta, Transport};
 use crate::proto::tls::ClientHello;
-use crate::proto::{dns, quic};
+use crate::proto::{dns, quic, stun};
 use crate::rules::CompiledRules;
 use reasm::{ClientPrefix, HelloScan};
 use std::sync::Arc;
@@ -169,6 +169,9 @@ pub enum Hello {
         datagrams: u8,
     },
 }
+
+/// Datagrams of a UDP flow looked at for STUN, QUIC and signatures.
+const MAX_UDP_LOOK: u8 = 8;
 
 /// UDP port of DNS.
 const DNS_PORT: u16 = 53;
@@ -342,6 +345,8 @@ pub struct Flow {
     app_slot: u16,
     /// `flow_update` events emitted so far.
     pub updates: u32,
+    /// UDP datagrams looked at for an app.
+    looked: u8,
 }
 
 impl Flow {
@@ -367,6 +372,7 @@ impl Flow {
             app: None,
             app_slot: 0,
             updates: 0,
+            looked: 0,
         }
     }
 
@@ -388,6 +394,7 @@ impl Flow {
             app: self.app.clone(),
             app_slot: self.app_slot,
             updates: self.updates,
+            looked: self.looked,
         }
     }
 
@@ -694,8 +701,8 @@ impl FlowTracker {
             if !payload.is_empty() && !f.hello_done {
                 if m.sport == DNS_PORT || m.dport == DNS_PORT {
                     self.dns_datagram(i, payload, m.ts, out);
-                } else if from_client {
-                    self.quic_datagram(i, payload, m.ts, out);
+                } else {
+                    self.udp_datagram(i, payload, from_client, m.ts, out);
                 }
             }
         } else {
@@ -857,40 +864,54 @@ impl FlowTracker {
         .counted(f);
     }
 
-    /// Looks for QUIC client Initials in a client datagram, gathers their CRYPTO data and
-    /// classifies when the ClientHello is complete. A UDP flow whose first client datagram is no
-    /// Initial is not looked at again.
+    /// Looks at one of the first datagrams of a UDP flow: STUN/TURN messages (either direction),
+    /// QUIC Initials and payload signatures (the client's). After [`MAX_UDP_LOOK`] datagrams
+    /// without an answer, the flow is left to its address.
+    fn udp_datagram(
+        &mut self,
+        i: u32,
+        payload: &[u8],
+        from_client: bool,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        f.looked = f.looked.saturating_add(1);
+        let found = if let Some(msg) = stun::parse(payload) {
+            classify::by_stun(&self.rules, &msg)
+        } else if from_client && (f.hello.is_some() || quic::looks_like_client_initial(payload)) {
+            self.quic_datagram(i, payload, ts, out);
+            return;
+        } else if from_client {
+            classify::by_payload(&self.rules, Transport::Udp, f.server().1, payload)
+        } else {
+            None
+        };
+        let cx = Adopt {
+            rules: &self.rules,
+            apps: &mut self.apps,
+            ts,
+            out,
+        };
+        if let Some(c) = found {
+            f.app = Some(Box::new(c));
+            f.hello_done = true;
+            f.hello = None;
+            cx.counted(f);
+        } else if f.looked >= MAX_UDP_LOOK && f.hello.is_none() {
+            f.hello_done = true;
+            cx.by_address(f);
+        }
+    }
+
+    /// Gathers the CRYPTO data of QUIC client Initials and classifies when the ClientHello is
+    /// complete.
     fn quic_datagram(&mut self, i: u32, payload: &[u8], ts: Timestamp, out: &mut Vec<Event>) {
         let Some(f) = self.table.get_mut(i) else {
             return;
         };
-        if f.hello.is_none() {
-            if let Some(c) =
-                classify::by_payload(&self.rules, Transport::Udp, f.server().1, payload)
-            {
-                f.app = Some(Box::new(c));
-                f.hello_done = true;
-                Adopt {
-                    rules: &self.rules,
-                    apps: &mut self.apps,
-                    ts,
-                    out,
-                }
-                .counted(f);
-                return;
-            }
-        }
-        if f.hello.is_none() && !quic::looks_like_client_initial(payload) {
-            f.hello_done = true;
-            Adopt {
-                rules: &self.rules,
-                apps: &mut self.apps,
-                ts,
-                out,
-            }
-            .by_address(f);
-            return;
-        }
         // Taken out while it is read, so what it says can go into the flow.
         let mut hello = f.hello.take().unwrap_or_else(|| {
             Box::new(Hello::Quic {

@@ -3,4 +3,5 @@
 
 pub mod dns;
 pub mod quic;
+pub mod stun;
 pub mod tls;

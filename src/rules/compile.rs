@@ -87,6 +87,7 @@ pub struct CompiledRules {
     signatures: Vec<(super::Signature, DomainMatch)>,
     /// Client bytes the longest signature needs.
     signature_reach: usize,
+    stun: Vec<(super::StunRule, DomainMatch)>,
 }
 
 /// A compiled prefix list's provenance: app, `file:line`, as-of date and day, max age.
@@ -126,6 +127,7 @@ impl CompiledRules {
         let mut prefix_count = 0;
         let mut lists = Vec::new();
         let mut signatures = Vec::new();
+        let mut stun = Vec::new();
         let apps = set
             .apps
             .iter()
@@ -145,6 +147,15 @@ impl CompiledRules {
                         e.suffix = Some(m);
                     }
                     domain_count += 1;
+                }
+                if let Some(r) = &a.stun {
+                    stun.push((
+                        r.clone(),
+                        DomainMatch {
+                            app: i as u16,
+                            rule: Arc::from(format!("{}:{}", a.file, r.line)),
+                        },
+                    ));
                 }
                 for sig in &a.signatures {
                     signatures.push((
@@ -206,6 +217,7 @@ impl CompiledRules {
             lists,
             signatures,
             signature_reach,
+            stun,
         }
     }
 
@@ -230,6 +242,36 @@ impl CompiledRules {
                             super::BytePattern::Any => true,
                             super::BytePattern::OneOf(v) => v.contains(b),
                         })
+                });
+            hit.then_some(m)
+        })
+    }
+
+    /// The rule that a STUN/TURN message matches: by message type, attribute type, or a
+    /// substring of its REALM or SOFTWARE.
+    pub fn match_stun(&self, msg: &crate::proto::stun::Message<'_>) -> Option<&DomainMatch> {
+        use crate::proto::stun::{ATTR_REALM, ATTR_SOFTWARE};
+        if self.stun.is_empty() {
+            return None;
+        }
+        let mut text = [0u8; 128];
+        self.stun.iter().find_map(|(r, m)| {
+            let hit = r.message_types.contains(&msg.msg_type)
+                || msg.attributes().any(|(ty, v)| {
+                    if r.attributes.contains(&ty) {
+                        return true;
+                    }
+                    if (ty == ATTR_REALM || ty == ATTR_SOFTWARE) && !r.realms.is_empty() {
+                        let n = v.len().min(text.len());
+                        text[..n].copy_from_slice(&v[..n]);
+                        text[..n].make_ascii_lowercase();
+                        let t = &text[..n];
+                        return r
+                            .realms
+                            .iter()
+                            .any(|s| t.windows(s.len()).any(|w| w == s.as_bytes()));
+                    }
+                    false
                 });
             hit.then_some(m)
         })

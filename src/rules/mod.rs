@@ -27,6 +27,7 @@ impl std::fmt::Display for StaleList {
 }
 pub use parse::{
     day_number, AppDef, BytePattern, Category, DomainEntry, PrefixList, RuleSet, Signature,
+    StunRule,
 };
 
 use std::fmt;

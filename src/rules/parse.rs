@@ -71,6 +71,21 @@ pub struct AppDef {
     pub prefixes: Option<PrefixList>,
     /// Payload signatures: byte patterns at the start of a flow's client data.
     pub signatures: Vec<Signature>,
+    /// What marks the app's STUN/TURN messages.
+    pub stun: Option<StunRule>,
+}
+
+/// What marks an app's STUN/TURN messages: any one of these facts is enough.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StunRule {
+    /// Message types only this app sends.
+    pub message_types: Vec<u16>,
+    /// Attribute types only this app sends.
+    pub attributes: Vec<u16>,
+    /// Substrings (lower case) of the REALM or SOFTWARE attribute.
+    pub realms: Vec<String>,
+    /// Line of the `[stun]` table.
+    pub line: usize,
 }
 
 /// One byte position of a signature.
@@ -210,6 +225,18 @@ struct AppFile {
     prefixes: Option<Spanned<PrefixFile>>,
     #[serde(default)]
     signatures: Vec<Spanned<SignatureFile>>,
+    stun: Option<Spanned<StunFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StunFile {
+    #[serde(default)]
+    message_types: Vec<u16>,
+    #[serde(default)]
+    attributes: Vec<u16>,
+    #[serde(default)]
+    realms: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -521,6 +548,30 @@ fn parse_app(
             Err(msg) => cx.err(sig.bytes.span(), msg),
         }
     }
+    let stun = file.stun.as_ref().map(|t| {
+        let (line, _) = cx.lines.at(t.span().start);
+        let t = t.get_ref();
+        let mut realms = Vec::new();
+        for r in &t.realms {
+            if r.get_ref().trim().len() < 4 {
+                cx.err(
+                    r.span(),
+                    format!(
+                        "'{}': a realm substring needs at least 4 characters",
+                        r.get_ref()
+                    ),
+                );
+            } else {
+                realms.push(r.get_ref().to_ascii_lowercase());
+            }
+        }
+        StunRule {
+            message_types: t.message_types.clone(),
+            attributes: t.attributes.clone(),
+            realms,
+            line,
+        }
+    });
     if cx.errors.len() > before {
         return None;
     }
@@ -534,6 +585,7 @@ fn parse_app(
         domains,
         prefixes,
         signatures,
+        stun,
     })
 }
 
