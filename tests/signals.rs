@@ -27,6 +27,95 @@ fn tcp_with(client: &str, server: &str, sni: Option<&str>, first: &[u8], at: u64
     c.take_packets()
 }
 
+/// A STUN message with the RFC 5389 cookie and the given attributes.
+fn stun(ty: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut a = Vec::new();
+    for (t, v) in attrs {
+        a.extend(t.to_be_bytes());
+        a.extend((v.len() as u16).to_be_bytes());
+        a.extend(*v);
+        while a.len() % 4 != 0 {
+            a.push(0);
+        }
+    }
+    let mut m = ty.to_be_bytes().to_vec();
+    m.extend((a.len() as u16).to_be_bytes());
+    m.extend(0x2112_A442u32.to_be_bytes());
+    m.extend([0x5a; 12]);
+    m.extend(a);
+    m
+}
+
+fn udp(client: &str, server: &str, datagrams: &[Vec<u8>], at: u64) -> Vec<Packet> {
+    let path = SynthPath::new(client.parse().expect("addr"), server.parse().expect("addr"));
+    let mut u = UdpConv::new(path, T0 + at, at);
+    for d in datagrams {
+        u.send(true, d);
+    }
+    u.take_packets()
+}
+
+#[test]
+fn stun_marks_classify_calls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets = Vec::new();
+    // WhatsApp's own attribute in a binding request.
+    packets.extend(udp(
+        "10.7.0.1:50001",
+        "192.0.2.70:3478",
+        &[stun(0x0001, &[(0x4003, b"wa")])],
+        0,
+    ));
+    // A TURN allocate whose REALM names Signal's relays, after a plain binding request.
+    packets.extend(udp(
+        "10.7.0.2:50002",
+        "192.0.2.71:3478",
+        &[
+            stun(0x0001, &[]),
+            stun(0x0003, &[(0x0014, b"turn.Signal.org")]),
+        ],
+        1_000_000_000,
+    ));
+    // Plain STUN says nothing; RTP-like media afterwards neither.
+    packets.extend(udp(
+        "10.7.0.3:50003",
+        "192.0.2.72:3478",
+        &[stun(0x0001, &[]), vec![0x80; 200], vec![0x80; 200]],
+        2_000_000_000,
+    ));
+    packets.sort_by_key(|p| p.ts_ns);
+    let cap = dir.path().join("stun.pcap");
+    synth::write_pcap(
+        std::fs::File::create(&cap).expect("create"),
+        PcapFormat::default(),
+        packets,
+    )
+    .expect("write");
+    let ev = dir.path().join("ev.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["replay", "--quiet", "--events", ev.to_str().expect("utf-8")])
+        .arg(&cap)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events: Vec<Value> = std::fs::read_to_string(&ev)
+        .expect("events")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .filter(|e: &Value| e["event"] == "flow")
+        .collect();
+    let flow = |c: &str| events.iter().find(|e| e["src_ip"] == c).expect("flow");
+    assert_eq!(flow("10.7.0.1")["app"], "whatsapp");
+    assert_eq!(flow("10.7.0.1")["app_source"], "stun");
+    assert_eq!(flow("10.7.0.2")["app"], "signal");
+    assert_eq!(flow("10.7.0.2")["app_source"], "stun");
+    assert!(
+        flow("10.7.0.3").get("app").is_none(),
+        "{}",
+        flow("10.7.0.3")
+    );
+}
+
 #[test]
 fn ip_lists_classify_flows_without_a_server_name() {
     let dir = tempfile::tempdir().expect("temp dir");
