@@ -106,12 +106,13 @@ impl Summary {
         }
         let _ = writeln!(
             s,
-            "{:<14} {:<8} {:>8} {:>12} {:>8}",
+            "{:<14} {:<8} {:>8} {:>12} {:>8} {:>7}",
             "(no app)",
             "",
             self.other.flows,
             human_bytes(self.other.bytes),
-            self.other.clients_text()
+            self.other.clients_text(),
+            "-"
         );
         let r = &run.read;
         let secs = run.elapsed.as_secs_f64().max(1e-9);
