@@ -7,7 +7,7 @@
 //! checks are plain loads of flags; nothing is locked per packet.
 
 use crate::capture::file::FileSource;
-use crate::capture::{PacketSource, Read};
+use crate::capture::{PacketSource, Read, Timestamp};
 use crate::decode::{self, Skip};
 use crate::dispatch::WorkerOutput;
 use crate::dispatch::{Pipeline, WorkerReport};
@@ -180,6 +180,8 @@ impl Feeder<'_, '_> {
                     since_tick += 1;
                     if since_tick == TICK_EVERY {
                         since_tick = 0;
+                        // Every worker's progress moves on, even one that gets no packets.
+                        self.pipe.tick(Timestamp(0));
                         if self.tick(src) {
                             return PumpEnd::Stopped;
                         }

@@ -236,3 +236,71 @@ fn alerts_file_gets_alerts_alone() {
         .collect();
     assert_eq!(only.iter().collect::<Vec<_>>(), in_events);
 }
+
+/// Regressions found in review: a flow classified by its address only when it ends must not
+/// change which alert of a client is written, and packets out of time order must age flows the
+/// same way whichever worker holds them.
+#[test]
+fn late_address_alerts_and_out_of_order_time_same_at_any_width() {
+    use picket::synth::UdpConv;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets = Vec::new();
+    // UDP to a WhatsApp prefix at t=0 (classified by address when it ends), TLS to WhatsApp at
+    // t=10 from the same client.
+    let path = SynthPath::new(
+        "10.8.0.5:40000".parse().expect("addr"),
+        "3.33.221.48:3478".parse().expect("addr"),
+    );
+    let mut u = UdpConv::new(path, T0, 1);
+    u.send(true, &[0x80; 100]);
+    packets.extend(u.take_packets());
+    packets.extend(tls_conn(
+        "10.8.0.5:40001",
+        "192.0.2.80:443",
+        "g.whatsapp.net",
+        T0 + 10 * SEC,
+        0,
+        0,
+    ));
+    let cap = write(dir.path(), "late.pcap", packets);
+    let one = replay(&cap, &["--workers", "1"]);
+    assert_eq!(of(&one, "alert").len(), 1);
+    for w in ["2", "3", "4", "2", "3"] {
+        assert_eq!(
+            sorted(&one),
+            sorted(&replay(&cap, &["--workers", w])),
+            "--workers {w}"
+        );
+    }
+    // Out of time order: X at t=0 and t=1, Y at t=100, X again at t=2 (not sorted on purpose).
+    let mut packets = Vec::new();
+    for (at, client) in [
+        (0, "10.8.1.1:5000"),
+        (1, "10.8.1.1:5000"),
+        (100, "10.8.1.2:5000"),
+        (2, "10.8.1.1:5000"),
+    ] {
+        let path = SynthPath::new(
+            client.parse().expect("addr"),
+            "192.0.2.81:6000".parse().expect("addr"),
+        );
+        let mut u = UdpConv::new(path, T0 + at * SEC, at);
+        u.send(true, &[0x11; 40]);
+        packets.extend(u.take_packets());
+    }
+    let p = dir.path().join("disorder.pcap");
+    synth::write_pcap(
+        std::fs::File::create(&p).expect("create"),
+        PcapFormat::default(),
+        packets,
+    )
+    .expect("write");
+    let one = replay(&p, &["--workers", "1"]);
+    for w in ["2", "3", "4", "2", "3", "4"] {
+        assert_eq!(
+            sorted(&one),
+            sorted(&replay(&p, &["--workers", w])),
+            "--workers {w}"
+        );
+    }
+}

@@ -49,6 +49,8 @@ const WATERMARK_EVERY_BATCHES: u32 = 32;
 struct Item {
     meta: PacketMeta,
     hash: u64,
+    /// The dispatcher's clock when the packet was read.
+    now: Timestamp,
     /// Index into the batch's chunks.
     chunk: u16,
     /// Offset of the frame in that chunk.
@@ -190,6 +192,7 @@ impl<'scope> Pipeline<'scope> {
         let hash = key.hash_with(&self.hasher);
         let w = worker_of(hash, self.workers.len());
         self.clock.observe(meta.ts);
+        let now = self.clock.now();
         let h = &mut self.workers[w];
         let b = &mut h.current;
         if b.items.is_empty() {
@@ -201,6 +204,7 @@ impl<'scope> Pipeline<'scope> {
         b.items.push(Item {
             meta: *meta,
             hash,
+            now,
             chunk: (b.chunks.len() - 1) as u16,
             frame_off: off as u32,
         });
@@ -223,7 +227,9 @@ impl<'scope> Pipeline<'scope> {
         }
     }
 
-    /// Flushes every batch and tells every worker the time, so flows expire on a quiet link.
+    /// Flushes every batch and tells every worker the time (replay calls this with the clock's
+    /// own time every few thousand packets), so every worker's progress moves on even when it
+    /// gets no packets, and flows expire on a quiet link.
     pub fn tick(&mut self, now: Timestamp) {
         self.clock.observe(now);
         self.flush();
@@ -299,7 +305,7 @@ fn worker_loop(
         let (mark, tick) = match msg {
             Msg::Batch(mut b) => {
                 for it in &b.items {
-                    tracker.packet(&it.meta, it.hash, b.payload(it), &mut out);
+                    tracker.packet(&it.meta, it.hash, b.payload(it), it.now, &mut out);
                 }
                 tracker.advance(b.now, &mut out);
                 b.items.clear();

@@ -382,6 +382,7 @@ mod tests {
         FlowRecord {
             flow,
             reason: EndReason::Fin,
+            at: Timestamp(1_700_000_006_500_000_000),
         }
     }
 

@@ -1,9 +1,11 @@
 //! The event gate: merges the workers' event streams into packet-time order and keeps alerts
 //! from flooding. One consumer thread owns it.
 //!
-//! Each worker reports its progress (a watermark: every packet of it before that time has been
-//! processed). An event is released once every worker has passed its time, so the output is in
-//! time order and the same for the same packets at any worker count — which matters for alert
+//! Every event carries the sensor's time it happened (`at`: the dispatcher's clock over all
+//! packets, or a flow's deterministic end time). Each worker reports its progress (a watermark:
+//! every packet of it read before that time has been processed). An event is released once every
+//! worker has passed its time, so the output is in time order and the same for the same packets
+//! at any worker count — which matters for alert
 //! suppression, where "the first alert of a client for an app" must not depend on which worker
 //! ran faster.
 //!
@@ -149,9 +151,9 @@ impl Gate {
     ) {
         for event in events {
             let (ts, rank, id) = match &event {
-                Event::Alert { ts, flow } => (*ts, 0, flow.id),
-                Event::Update { ts, flow } => (*ts, 1, flow.id),
-                Event::Flow(r) => (r.flow.last_ts, 2, r.flow.id),
+                Event::Alert { at, flow, .. } => (*at, 0, flow.id),
+                Event::Update { at, flow, .. } => (*at, 1, flow.id),
+                Event::Flow(r) => (r.at, 2, r.flow.id),
                 Event::Counts(_) => {
                     if let Event::Counts(c) = event {
                         counts(c);
@@ -205,8 +207,8 @@ impl Gate {
             };
             self.close_windows(p.ts, out);
             match p.event {
-                Event::Alert { ts, flow } => self.alert(ts, flow, out),
-                Event::Update { ts, flow } => out(Released::Update { ts, flow }),
+                Event::Alert { ts, at, flow } => self.alert(ts, at, flow, out),
+                Event::Update { ts, flow, .. } => out(Released::Update { ts, flow }),
                 Event::Flow(r) => out(Released::Flow(r)),
                 Event::Counts(_) => {}
             }
@@ -216,7 +218,8 @@ impl Gate {
         }
     }
 
-    fn alert(&mut self, ts: Timestamp, flow: Flow, out: &mut impl FnMut(Released)) {
+    /// `ts` is the deciding packet's time (reported); `at` the sensor's time (decides windows).
+    fn alert(&mut self, ts: Timestamp, at: Timestamp, flow: Flow, out: &mut impl FnMut(Released)) {
         let Some(app) = flow.app.as_ref().map(|a| Arc::clone(&a.app)) else {
             return;
         };
@@ -226,7 +229,7 @@ impl Gate {
         }
         let key = (flow.client().0, app);
         match self.windows.get_mut(&key) {
-            Some(w) if ts.0 < w.since.0.saturating_add(self.interval) => {
+            Some(w) if at.0 < w.since.0.saturating_add(self.interval) => {
                 w.suppressed += 1;
                 out(Released::SuppressedOne { app: key.1 });
             }
@@ -238,7 +241,7 @@ impl Gate {
                     self.windows.insert(
                         key,
                         Window {
-                            since: ts,
+                            since: at,
                             alert_flow_id: flow.id,
                             suppressed: 0,
                         },

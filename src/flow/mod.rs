@@ -183,7 +183,10 @@ const MAX_QUIC_DATAGRAMS: u8 = 8;
 struct Adopt<'a> {
     rules: &'a CompiledRules,
     apps: &'a mut Vec<AppCount>,
+    /// The deciding packet's time.
     ts: Timestamp,
+    /// The sensor's time.
+    at: Timestamp,
     out: &'a mut Vec<Event>,
 }
 
@@ -255,6 +258,7 @@ impl Adopt<'_> {
         if c.alert {
             self.out.push(Event::Alert {
                 ts: self.ts,
+                at: self.at,
                 flow: f.snapshot(),
             });
         }
@@ -475,6 +479,8 @@ pub enum Event {
     Alert {
         /// Packet time of the deciding packet.
         ts: Timestamp,
+        /// The sensor's time when it happened (orders events; the same at any worker count).
+        at: Timestamp,
         /// The flow as it was then.
         flow: Flow,
     },
@@ -482,6 +488,8 @@ pub enum Event {
     Update {
         /// The time the update is for.
         ts: Timestamp,
+        /// The sensor's time when it happened.
+        at: Timestamp,
         /// The flow as it was then.
         flow: Flow,
     },
@@ -498,6 +506,9 @@ pub struct FlowRecord {
     pub flow: Flow,
     /// Why it ended.
     pub reason: EndReason,
+    /// The sensor's time it ended: its last packet plus its timeout when it went quiet, the
+    /// packet that ended it, or the end of the input (orders events).
+    pub at: Timestamp,
 }
 
 /// Plain counters of one tracker; summed by whoever owns the trackers.
@@ -586,15 +597,18 @@ pub struct FlowTracker {
     /// Decrypted QUIC Initial payloads.
     quic_scratch: Vec<u8>,
     clock: Clock,
-    next_sweep: Timestamp,
+    /// Time of the last look for quiet flows.
+    swept: Timestamp,
+    /// When per-app counts are next reported.
+    next_report: Timestamp,
     /// Per-app counts since the last report; flows point at their slot.
     apps: Vec<AppCount>,
     /// Counters.
     pub stats: TrackerStats,
 }
 
-/// How often (in packet time) idle flows are looked for.
-const SWEEP_EVERY: u64 = SEC;
+/// How often (in packet time) per-app counts are reported.
+const REPORT_EVERY: u64 = SEC;
 
 /// Whether the sender of a packet without SYN information looks like the client: a port below
 /// 1024 on one side only marks that side as the server; otherwise the first packet's sender is
@@ -613,7 +627,8 @@ impl FlowTracker {
             scratch: Vec::with_capacity(4096),
             quic_scratch: Vec::with_capacity(2048),
             clock: Clock::default(),
-            next_sweep: Timestamp(0),
+            swept: Timestamp(0),
+            next_report: Timestamp(0),
             apps: Vec::new(),
             stats: TrackerStats::default(),
         }
@@ -629,11 +644,21 @@ impl FlowTracker {
         self.rules = rules;
     }
 
-    /// Processes one packet; flows that end on the way are pushed to `out`.
-    pub fn packet(&mut self, m: &PacketMeta, hash: u64, payload: &[u8], out: &mut Vec<Event>) {
+    /// Processes one packet; what happens on the way is pushed to `out`. `now` is the sensor's
+    /// time when the packet was read (the dispatcher's clock over all packets), so flows age the
+    /// same way whichever worker holds them.
+    pub fn packet(
+        &mut self,
+        m: &PacketMeta,
+        hash: u64,
+        payload: &[u8],
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
         self.stats.packets += 1;
         self.stats.bytes += u64::from(m.wire_len);
-        self.advance(m.ts, out);
+        self.advance(now.max(m.ts), out);
+        let now = self.clock.now();
         let (key, src_is_lo) = FlowKey::of(m);
         let is_tcp = m.transport == Transport::Tcp;
         let syn_only = is_tcp && m.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
@@ -641,20 +666,20 @@ impl FlowTracker {
         if let Some(i) = slot {
             if let Some(f) = self.table.get(i) {
                 let from_client = src_is_lo == f.client_is_lo;
-                let idle = m.ts.0 > f.last_ts.0.saturating_add(self.cfg.timeout(f.class()));
-                let end = if idle {
-                    Some(f.quiet_end())
+                let quiet_at = f.last_ts.plus_nanos(self.cfg.timeout(f.class()));
+                let end = if now > quiet_at {
+                    Some((f.quiet_end(), quiet_at))
                 } else if syn_only && f.is_new_connection(m, from_client) {
                     Some(if f.closing() {
-                        f.quiet_end()
+                        (f.quiet_end(), now)
                     } else {
-                        EndReason::Reused
+                        (EndReason::Reused, now)
                     })
                 } else {
                     None
                 };
-                if let Some(reason) = end {
-                    self.end(i, reason, out);
+                if let Some((reason, at)) = end {
+                    self.end(i, reason, at, out);
                     slot = None;
                 }
             }
@@ -693,6 +718,7 @@ impl FlowTracker {
                 f.updates = u32::try_from(n).unwrap_or(u32::MAX);
                 out.push(Event::Update {
                     ts: f.first_ts.plus_nanos(n * every),
+                    at: now,
                     flow: f.snapshot(),
                 });
             }
@@ -734,7 +760,8 @@ impl FlowTracker {
         if self.table.is_full() {
             if let Some(old) = self.table.oldest_overall() {
                 self.stats.evicted += 1;
-                self.end(old, EndReason::Evicted, out);
+                let at = self.clock.now();
+                self.end(old, EndReason::Evicted, at, out);
             }
         }
         let syn = m.flags & tcp_flags::SYN != 0;
@@ -791,6 +818,7 @@ impl FlowTracker {
                     rules: &self.rules,
                     apps: &mut self.apps,
                     ts,
+                    at: self.clock.now(),
                     out,
                 }
                 .counted(f);
@@ -814,6 +842,7 @@ impl FlowTracker {
                         rules: &self.rules,
                         apps: &mut self.apps,
                         ts,
+                        at: self.clock.now(),
                         out,
                     };
                     cx.adopt(f, &ch, AppSource::Sni);
@@ -833,6 +862,7 @@ impl FlowTracker {
                     rules: &self.rules,
                     apps: &mut self.apps,
                     ts,
+                    at: self.clock.now(),
                     out,
                 }
                 .by_address(f);
@@ -859,6 +889,7 @@ impl FlowTracker {
             rules: &self.rules,
             apps: &mut self.apps,
             ts,
+            at: self.clock.now(),
             out,
         }
         .counted(f);
@@ -893,6 +924,7 @@ impl FlowTracker {
             rules: &self.rules,
             apps: &mut self.apps,
             ts,
+            at: self.clock.now(),
             out,
         };
         if let Some(c) = found {
@@ -955,6 +987,7 @@ impl FlowTracker {
                     rules: &self.rules,
                     apps: &mut self.apps,
                     ts,
+                    at: self.clock.now(),
                     out,
                 };
                 cx.adopt(f, &ch, AppSource::QuicSni);
@@ -977,6 +1010,7 @@ impl FlowTracker {
                     rules: &self.rules,
                     apps: &mut self.apps,
                     ts,
+                    at: self.clock.now(),
                     out,
                 }
                 .by_address(f);
@@ -987,23 +1021,31 @@ impl FlowTracker {
     }
 
     /// Moves packet time forward and ends the flows that went quiet.
+    ///
+    /// Every flow whose timeout has passed is ended as soon as time passes it (a look at the
+    /// oldest flow of each timeout class: cheap when nothing expires), with its deterministic
+    /// end time, so ended flows never come after the progress mark that covers them.
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         self.clock.observe(now);
         let now = self.clock.now();
-        if now < self.next_sweep {
+        if now <= self.swept {
             return;
         }
-        self.next_sweep = now.plus_nanos(SWEEP_EVERY);
-        self.report_counts(out);
+        self.swept = now;
+        if now >= self.next_report {
+            self.next_report = now.plus_nanos(REPORT_EVERY);
+            self.report_counts(out);
+        }
         for class in [TimeoutClass::Closing, TimeoutClass::Udp, TimeoutClass::Tcp] {
             let timeout = self.cfg.timeout(class);
             while let Some(i) = self.table.oldest(class) {
                 let Some(f) = self.table.get(i) else { break };
-                if f.last_ts.0.saturating_add(timeout) >= now.0 {
+                let quiet_at = f.last_ts.plus_nanos(timeout);
+                if quiet_at >= now {
                     break;
                 }
                 let reason = f.quiet_end();
-                self.end(i, reason, out);
+                self.end(i, reason, quiet_at, out);
             }
         }
     }
@@ -1017,19 +1059,17 @@ impl FlowTracker {
     pub fn finish(&mut self, now: Timestamp, batch: usize, mut emit: impl FnMut(Vec<Event>)) {
         let mut out = Vec::with_capacity(batch.min(self.table.len()));
         while let Some(mut flow) = self.table.pop_oldest() {
-            let expired = flow
-                .last_ts
-                .0
-                .saturating_add(self.cfg.timeout(flow.class()))
-                < now.0;
-            let reason = if flow.closing() || expired {
-                flow.quiet_end()
+            let quiet_at = flow.last_ts.plus_nanos(self.cfg.timeout(flow.class()));
+            let (reason, at) = if quiet_at < now {
+                (flow.quiet_end(), quiet_at)
+            } else if flow.closing() {
+                (flow.quiet_end(), now)
             } else {
-                EndReason::Eof
+                (EndReason::Eof, now)
             };
             flow.hello = None;
-            self.settle(&mut flow, &mut out);
-            out.push(Event::Flow(FlowRecord { flow, reason }));
+            self.settle(&mut flow, at, &mut out);
+            out.push(Event::Flow(FlowRecord { flow, reason, at }));
             if out.len() >= batch {
                 emit(std::mem::replace(&mut out, Vec::with_capacity(batch)));
             }
@@ -1059,27 +1099,27 @@ impl FlowTracker {
         out.push(Event::Counts(counts));
     }
 
-    fn end(&mut self, i: u32, reason: EndReason, out: &mut Vec<Event>) {
+    fn end(&mut self, i: u32, reason: EndReason, at: Timestamp, out: &mut Vec<Event>) {
         if let Some(mut flow) = self.table.remove(i) {
             flow.hello = None;
-            self.settle(&mut flow, out);
-            out.push(Event::Flow(FlowRecord { flow, reason }));
+            self.settle(&mut flow, at, out);
+            out.push(Event::Flow(FlowRecord { flow, reason, at }));
         }
     }
 
     /// A flow that no server name decided is classified by its address, at the latest when it
     /// ends (a server name, when the flow had one, always wins).
-    fn settle(&mut self, f: &mut Flow, out: &mut Vec<Event>) {
+    fn settle(&mut self, f: &mut Flow, at: Timestamp, out: &mut Vec<Event>) {
         let named = f
             .tls
             .as_ref()
             .is_some_and(|t| t.sni().is_some() && !t.ech && !t.esni);
         if f.app.is_none() && !named {
-            let ts = f.last_ts;
             Adopt {
                 rules: &self.rules,
                 apps: &mut self.apps,
-                ts,
+                ts: at,
+                at,
                 out,
             }
             .by_address(f);

@@ -74,7 +74,7 @@ fn run_events(t: &mut FlowTracker, h: &FlowHasher, pkts: &[Pkt]) -> Vec<Event> {
     let mut out = Vec::new();
     for p in pkts {
         let hash = FlowKey::of(&p.m).0.hash_with(h);
-        t.packet(&p.m, hash, &p.payload, &mut out);
+        t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
     }
     let end = pkts.iter().map(|p| p.m.ts).max().unwrap_or_default();
     t.finish(end, 3, |v| out.extend(v));
@@ -181,11 +181,11 @@ fn finish_ends_flows_past_their_timeout_as_idle() {
     let mut out = Vec::new();
     let p = pkt(0, true, PA, 1, 1, b"x");
     let hash = FlowKey::of(&p.m).0.hash_with(&h);
-    t.packet(&p.m, hash, &p.payload, &mut out);
+    t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
     t.finish(Timestamp(301 * SEC), 8, |v| out.extend(v));
     assert_eq!(ended_at(&out, 0).reason, EndReason::Idle);
     let p = pkt(0, true, PA, 1, 1, b"x");
-    t.packet(&p.m, hash, &p.payload, &mut out);
+    t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
     t.finish(Timestamp(299 * SEC), 8, |v| out.extend(v));
     assert_eq!(ended_at(&out, 1).reason, EndReason::Eof);
 }
@@ -335,7 +335,7 @@ fn advance_expires_quiet_flows_without_new_packets_for_them() {
     let mut out = Vec::new();
     let p = pkt(0, true, SYN, 1, 0, b"");
     let hash = FlowKey::of(&p.m).0.hash_with(&h);
-    t.packet(&p.m, hash, &p.payload, &mut out);
+    t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
     t.advance(Timestamp(299 * SEC), &mut out);
     assert!(out.is_empty());
     t.advance(Timestamp(302 * SEC), &mut out);
@@ -382,7 +382,7 @@ fn packet_rst_ends_after_grace_with_reason_rst() {
     let mut out = Vec::new();
     for p in &pkts {
         let hash = FlowKey::of(&p.m).0.hash_with(&h);
-        t.packet(&p.m, hash, &p.payload, &mut out);
+        t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
     }
     assert_eq!(out.len(), 1);
     assert_eq!(ended_at(&out, 0).reason, EndReason::Rst);
