@@ -233,3 +233,26 @@ fn replay_with_broken_rules_refuses_to_start() {
         "{err}"
     );
 }
+
+#[test]
+fn replay_events_sink_full_still_reports_and_says_so() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("SKIPPED: no /dev/full here");
+        return;
+    }
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/demo.pcap");
+    let o = picket(&["replay", "--events", "/dev/full", s(&demo)]);
+    no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("writing events failed"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Everything was still classified and summarised.
+    assert!(
+        text(&o.stdout).contains("whatsapp       flag"),
+        "{}",
+        text(&o.stdout)
+    );
+}

@@ -165,7 +165,11 @@ struct Output {
     writer: Writer,
     sensor: Option<String>,
     failed: bool,
+    dropped_since: u64,
 }
+
+/// A failed output is reopened after this many dropped events.
+const RETRY_EVERY: u64 = 1000;
 
 impl Output {
     fn open(path: &PathBuf, sensor: Option<String>) -> Result<Self> {
@@ -176,6 +180,7 @@ impl Output {
             writer: EventWriter::new(f, sensor.clone()),
             sensor,
             failed: false,
+            dropped_since: 0,
         })
     }
 
@@ -193,12 +198,25 @@ impl Output {
         }
     }
 
-    /// Writes one event; false when the sink failed (logged once until it works again).
+    /// Writes one event; false when the sink failed. After a failure nothing more is written
+    /// to the broken writer (no half lines): events are dropped and counted, and every
+    /// [`RETRY_EVERY`] dropped events (or on SIGHUP) the file is reopened for appending.
     fn write(&mut self, f: impl FnOnce(&mut Writer) -> io::Result<()>) -> bool {
+        if self.failed {
+            self.dropped_since += 1;
+            if self.dropped_since % RETRY_EVERY != 0 {
+                return false;
+            }
+            self.reopen();
+            if self.failed {
+                return false;
+            }
+        }
         let ok = f(&mut self.writer).is_ok();
-        if !ok && !self.failed {
-            tracing::error!(path = %self.path.display(), "writing failed; events are dropped and counted until SIGHUP reopens the file");
+        if !ok {
+            tracing::error!(path = %self.path.display(), "writing failed; events are dropped and counted until the file can be written again");
             self.failed = true;
+            self.dropped_since = 0;
         }
         ok
     }

@@ -725,9 +725,9 @@ impl FlowTracker {
         }
         if !is_tcp {
             if !payload.is_empty() && !f.hello_done {
-                if m.sport == DNS_PORT || m.dport == DNS_PORT {
-                    self.dns_datagram(i, payload, m.ts, out);
-                } else {
+                let dns = (m.sport == DNS_PORT || m.dport == DNS_PORT)
+                    && self.dns_datagram(i, payload, m.ts, out);
+                if !dns {
                     self.udp_datagram(i, payload, from_client, m.ts, out);
                 }
             }
@@ -805,7 +805,7 @@ impl FlowTracker {
         let ins = prefix.insert(seq, payload);
         self.stats.overlap_conflicts += u64::from(ins.conflict);
         self.stats.reasm_dropped += u64::from(ins.beyond_cap || ins.too_many_holes);
-        let reach = self.rules.signature_reach();
+        let reach = self.rules.signature_reach(Transport::Tcp);
         if ins.grew && f.app.is_none() && reach > 0 && prefix.contiguous_len() as usize >= reach {
             let port = f.server().1;
             if let Some(c) =
@@ -874,15 +874,23 @@ impl FlowTracker {
 
     /// Reads the question of a DNS message (a query, or the response to one when only that
     /// direction is captured) and classifies the flow by the name asked for.
-    fn dns_datagram(&mut self, i: u32, payload: &[u8], ts: Timestamp, out: &mut Vec<Event>) {
+    /// False when the datagram is no DNS message (something else uses port 53), so the other
+    /// UDP signals get their look.
+    fn dns_datagram(
+        &mut self,
+        i: u32,
+        payload: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> bool {
         let Some(f) = self.table.get_mut(i) else {
-            return;
+            return true;
         };
-        f.hello_done = true;
         let mut name = [0u8; dns::MAX_NAME];
         let Ok(q) = dns::first_question(payload, &mut name) else {
-            return;
+            return false;
         };
+        f.hello_done = true;
         let name = &name[..q.name_len];
         f.app = classify::by_server_name(&self.rules, name, AppSource::DnsQuery).map(Box::new);
         Adopt {
@@ -893,6 +901,7 @@ impl FlowTracker {
             out,
         }
         .counted(f);
+        true
     }
 
     /// Looks at one of the first datagrams of a UDP flow: STUN/TURN messages (either direction),

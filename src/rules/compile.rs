@@ -85,7 +85,7 @@ pub struct CompiledRules {
     prefix_count: usize,
     lists: Vec<ListAge>,
     signatures: Vec<(super::Signature, DomainMatch)>,
-    /// Client bytes the longest signature needs.
+    /// Client bytes the longest TCP signature needs.
     signature_reach: usize,
     stun: Vec<(super::StunRule, DomainMatch)>,
 }
@@ -205,6 +205,7 @@ impl CompiledRules {
         prefixes.v6.sort_by_key(|t| std::cmp::Reverse(t.0));
         let signature_reach = signatures
             .iter()
+            .filter(|(s, _)| s.transport == crate::decode::Transport::Tcp)
             .map(|(s, _)| usize::from(s.offset) + s.pattern.len())
             .max()
             .unwrap_or(0);
@@ -221,9 +222,13 @@ impl CompiledRules {
         }
     }
 
-    /// Client bytes the longest payload signature needs (0: there are none).
-    pub fn signature_reach(&self) -> usize {
-        self.signature_reach
+    /// Client stream bytes the longest TCP signature needs (0: there are none). UDP signatures
+    /// are matched on whole datagrams.
+    pub fn signature_reach(&self, transport: crate::decode::Transport) -> usize {
+        match transport {
+            crate::decode::Transport::Tcp => self.signature_reach,
+            crate::decode::Transport::Udp => 0,
+        }
     }
 
     /// The signature that the start of a flow's client payload matches.
@@ -533,7 +538,7 @@ bytes = "ff ff ff ff"
             hit(Udp, 9, &[0, 0, 0xff, 0xff, 0xff, 0xff]).as_deref(),
             Some("chat.toml:9")
         );
-        assert_eq!(r.signature_reach(), 6);
+        assert_eq!(r.signature_reach(Tcp), 6);
         let weak = a.replace("bytes = \"ff ff ff ff\"", "bytes = \"ff ?? ff\"");
         let e = load(
             &[Source {
