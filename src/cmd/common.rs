@@ -113,6 +113,13 @@ impl CommonArgs {
         }
     }
 
+    /// Loads the rules again (SIGHUP), as a shareable set or the reason it was refused.
+    pub fn reload(&self) -> Result<Arc<CompiledRules>, String> {
+        self.load_rules()
+            .map(Arc::new)
+            .map_err(|e| format!("{e:#}"))
+    }
+
     /// Whether events go to standard output.
     pub fn events_to_stdout(&self) -> bool {
         self.events.as_ref().is_some_and(|p| p.as_os_str() == "-")
@@ -388,6 +395,16 @@ fn handle(
             }
             write(events, &|w| w.flow(&rec));
         }
+    }
+}
+
+/// Prints the run summary: to standard output, or to standard error when the events go there.
+pub fn print_summary(sink: &Sink, report: &picket::engine::RunReport, events_to_stdout: bool) {
+    let text = sink.summary.render(report);
+    if events_to_stdout {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
     }
 }
 

@@ -77,12 +77,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         Some(Arc::clone(&metrics)),
         reopen,
     )?;
-    let reload_rules = || -> Result<Arc<picket::rules::CompiledRules>, String> {
-        a.common
-            .load_rules()
-            .map(Arc::new)
-            .map_err(|e| format!("{e:#}"))
-    };
+    let reload_rules = || a.common.reload();
     let hooks = Hooks {
         control: Some(&control),
         metrics: Some(&metrics),
@@ -120,12 +115,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "stopped"
     );
     if !a.quiet {
-        let text = sink.summary.render(&report);
-        if a.common.events_to_stdout() {
-            eprint!("{text}");
-        } else {
-            print!("{text}");
-        }
+        common::print_summary(&sink, &report, a.common.events_to_stdout());
     }
     if let Some(e) = failure {
         anyhow::bail!("{e}");

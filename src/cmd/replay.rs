@@ -76,12 +76,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             b.set_position(pos);
         }
     };
-    let reload_rules = || -> Result<Arc<picket::rules::CompiledRules>, String> {
-        a.common
-            .load_rules()
-            .map(Arc::new)
-            .map_err(|e| format!("{e:#}"))
-    };
+    let reload_rules = || a.common.reload();
     let hooks = Hooks {
         control: Some(&control),
         metrics: metrics.as_deref(),
@@ -97,12 +92,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         eprintln!("picket: {e}");
     }
     if !a.quiet {
-        let text = sink.summary.render(&report);
-        if a.common.events_to_stdout() {
-            eprint!("{text}");
-        } else {
-            print!("{text}");
-        }
+        common::print_summary(&sink, &report, a.common.events_to_stdout());
     }
     if let Err(e) = flushed {
         anyhow::bail!("writing events failed: {e}");

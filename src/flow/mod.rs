@@ -190,7 +190,37 @@ struct Adopt<'a> {
     out: &'a mut Vec<Event>,
 }
 
-impl Adopt<'_> {
+impl<'a> Adopt<'a> {
+    /// A classifier for a flow decided by a packet of time `ts`, at the sensor's present time.
+    fn new(
+        rules: &'a CompiledRules,
+        apps: &'a mut Vec<AppCount>,
+        clock: &Clock,
+        ts: Timestamp,
+        out: &'a mut Vec<Event>,
+    ) -> Self {
+        Adopt {
+            rules,
+            apps,
+            ts,
+            at: clock.now(),
+            out,
+        }
+    }
+
+    /// Ends a handshake search: a search that is over leaves the flow to its address when it
+    /// found no hello; one that goes on keeps its buffer.
+    fn conclude(self, f: &mut Flow, hello: Box<Hello>, done: bool) {
+        if !done {
+            f.hello = Some(hello);
+            return;
+        }
+        f.hello_done = true;
+        if f.tls.is_none() {
+            self.by_address(f);
+        }
+    }
+
     /// Records what a ClientHello says, classifies the flow, counts it and raises its alert.
     /// A hello without a server name (or with ECH, whose name is only the outer, public one)
     /// leaves the flow to its address.
@@ -814,14 +844,7 @@ impl FlowTracker {
                 // A signature decides at once: no handshake is coming.
                 f.app = Some(Box::new(c));
                 f.hello_done = true;
-                Adopt {
-                    rules: &self.rules,
-                    apps: &mut self.apps,
-                    ts,
-                    at: self.clock.now(),
-                    out,
-                }
-                .counted(f);
+                Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).counted(f);
                 return;
             }
         }
@@ -838,13 +861,7 @@ impl FlowTracker {
             match prefix.scan_hello(&mut self.scratch) {
                 HelloScan::Found(ch) => {
                     self.stats.hellos += 1;
-                    let cx = Adopt {
-                        rules: &self.rules,
-                        apps: &mut self.apps,
-                        ts,
-                        at: self.clock.now(),
-                        out,
-                    };
+                    let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                     cx.adopt(f, &ch, AppSource::Sni);
                     true
                 }
@@ -855,21 +872,7 @@ impl FlowTracker {
                 HelloScan::Pending => false,
             }
         };
-        if done {
-            f.hello_done = true;
-            if f.tls.is_none() {
-                Adopt {
-                    rules: &self.rules,
-                    apps: &mut self.apps,
-                    ts,
-                    at: self.clock.now(),
-                    out,
-                }
-                .by_address(f);
-            }
-        } else {
-            f.hello = Some(hello);
-        }
+        Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).conclude(f, hello, done);
     }
 
     /// Reads the question of a DNS message (a query, or the response to one when only that
@@ -893,14 +896,7 @@ impl FlowTracker {
         f.hello_done = true;
         let name = &name[..q.name_len];
         f.app = classify::by_server_name(&self.rules, name, AppSource::DnsQuery).map(Box::new);
-        Adopt {
-            rules: &self.rules,
-            apps: &mut self.apps,
-            ts,
-            at: self.clock.now(),
-            out,
-        }
-        .counted(f);
+        Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).counted(f);
         true
     }
 
@@ -929,13 +925,7 @@ impl FlowTracker {
         } else {
             None
         };
-        let cx = Adopt {
-            rules: &self.rules,
-            apps: &mut self.apps,
-            ts,
-            at: self.clock.now(),
-            out,
-        };
+        let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
         if let Some(c) = found {
             f.app = Some(Box::new(c));
             f.hello_done = true;
@@ -992,13 +982,7 @@ impl FlowTracker {
         let done = match crypto.scan_handshake_message() {
             HelloScan::Found(ch) => {
                 self.stats.hellos += 1;
-                let cx = Adopt {
-                    rules: &self.rules,
-                    apps: &mut self.apps,
-                    ts,
-                    at: self.clock.now(),
-                    out,
-                };
+                let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                 cx.adopt(f, &ch, AppSource::QuicSni);
                 true
             }
@@ -1012,21 +996,7 @@ impl FlowTracker {
             }
             HelloScan::Pending => false,
         };
-        if done {
-            f.hello_done = true;
-            if f.tls.is_none() {
-                Adopt {
-                    rules: &self.rules,
-                    apps: &mut self.apps,
-                    ts,
-                    at: self.clock.now(),
-                    out,
-                }
-                .by_address(f);
-            }
-        } else {
-            f.hello = Some(hello);
-        }
+        Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).conclude(f, hello, done);
     }
 
     /// Moves packet time forward and ends the flows that went quiet.
