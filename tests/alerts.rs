@@ -6,7 +6,9 @@ use picket::synth::{
 };
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
+
+mod common;
+use common::{of, replay, sorted, write_capture as write};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -33,41 +35,6 @@ fn tls_conn(
     }
     c.close();
     c.take_packets()
-}
-
-fn write(dir: &Path, name: &str, mut packets: Vec<Packet>) -> std::path::PathBuf {
-    packets.sort_by_key(|p| p.ts_ns);
-    let p = dir.join(name);
-    let f = std::fs::File::create(&p).expect("create");
-    synth::write_pcap(f, PcapFormat::default(), packets).expect("write");
-    p
-}
-
-fn replay(cap: &Path, extra: &[&str]) -> Vec<Value> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ev = dir.path().join("ev.jsonl");
-    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["replay", "--quiet", "--events", ev.to_str().expect("utf-8")])
-        .args(extra)
-        .arg(cap)
-        .output()
-        .expect("picket runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read_to_string(&ev)
-        .expect("events")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect()
-}
-
-fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["event"] == kind).collect()
-}
-
-fn sorted(events: &[Value]) -> Vec<String> {
-    let mut v: Vec<String> = events.iter().map(Value::to_string).collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -2,11 +2,10 @@
 //! Initial packets and datagrams, out of order, QUIC v1 and v2, gives the server name and app.
 
 use picket::proto::quic;
-use picket::synth::{
-    self, client_hello, ClientHelloSpec, Packet, Path as SynthPath, PcapFormat, UdpConv,
-};
-use serde_json::Value;
-use std::process::Command;
+use picket::synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, UdpConv};
+
+mod common;
+use common::{flow_of, replay, write_capture};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 
@@ -57,15 +56,7 @@ fn capture(dir: &std::path::Path, flows: &[(&str, Vec<Vec<u8>>)]) -> std::path::
         u.send(false, &[0xc0; 1200]);
         packets.extend(u.take_packets());
     }
-    packets.sort_by_key(|p| p.ts_ns);
-    let p = dir.join("quic.pcap");
-    synth::write_pcap(
-        std::fs::File::create(&p).expect("create"),
-        PcapFormat::default(),
-        packets,
-    )
-    .expect("write");
-    p
+    write_capture(dir, "quic.pcap", packets)
 }
 
 #[test]
@@ -87,20 +78,8 @@ fn quic_initials_give_the_server_name_and_app() {
             ("10.5.0.4:50004", vec![vec![0x17; 300], vec![0x17; 300]]),
         ],
     );
-    let ev = dir.path().join("ev.jsonl");
-    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["replay", "--quiet", "--events", ev.to_str().expect("utf-8")])
-        .arg(&cap)
-        .output()
-        .expect("runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let flows: Vec<Value> = std::fs::read_to_string(&ev)
-        .expect("events")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .filter(|e: &Value| e["event"] == "flow")
-        .collect();
-    let by = |c: &str| flows.iter().find(|e| e["src_ip"] == c).expect("flow");
+    let events = replay(&cap, &[]);
+    let by = |c: &str| flow_of(&events, c);
     for c in ["10.5.0.1", "10.5.0.2"] {
         let f = by(c);
         assert_eq!(f["sni"], "mmg.whatsapp.net", "{f}");

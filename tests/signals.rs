@@ -2,11 +2,10 @@
 //! address in an app's list with no server name of its own gets the app, `app_source` "ip"; a
 //! server name always wins over the address) and payload signatures (`app_source` "signature").
 
-use picket::synth::{
-    self, client_hello, ClientHelloSpec, Packet, Path as SynthPath, PcapFormat, TcpConv, UdpConv,
-};
-use serde_json::Value;
-use std::process::Command;
+use picket::synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, TcpConv, UdpConv};
+
+mod common;
+use common::{flow_of, replay, write_capture};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 
@@ -83,28 +82,9 @@ fn stun_marks_classify_calls() {
         &[stun(0x0001, &[]), vec![0x80; 200], vec![0x80; 200]],
         2_000_000_000,
     ));
-    packets.sort_by_key(|p| p.ts_ns);
-    let cap = dir.path().join("stun.pcap");
-    synth::write_pcap(
-        std::fs::File::create(&cap).expect("create"),
-        PcapFormat::default(),
-        packets,
-    )
-    .expect("write");
-    let ev = dir.path().join("ev.jsonl");
-    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["replay", "--quiet", "--events", ev.to_str().expect("utf-8")])
-        .arg(&cap)
-        .output()
-        .expect("runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let events: Vec<Value> = std::fs::read_to_string(&ev)
-        .expect("events")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .filter(|e: &Value| e["event"] == "flow")
-        .collect();
-    let flow = |c: &str| events.iter().find(|e| e["src_ip"] == c).expect("flow");
+    let cap = write_capture(dir.path(), "stun.pcap", packets);
+    let events = replay(&cap, &[]);
+    let flow = |c: &str| flow_of(&events, c);
     assert_eq!(flow("10.7.0.1")["app"], "whatsapp");
     assert_eq!(flow("10.7.0.1")["app_source"], "stun");
     assert_eq!(flow("10.7.0.2")["app"], "signal");
@@ -157,32 +137,9 @@ fn ip_lists_classify_flows_without_a_server_name() {
         &shifted,
         5_000_000_000,
     ));
-    packets.sort_by_key(|p| p.ts_ns);
-    let cap = dir.path().join("ip.pcap");
-    synth::write_pcap(
-        std::fs::File::create(&cap).expect("create"),
-        PcapFormat::default(),
-        packets,
-    )
-    .expect("write");
-    let ev = dir.path().join("ev.jsonl");
-    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["replay", "--quiet", "--events", ev.to_str().expect("utf-8")])
-        .arg(&cap)
-        .output()
-        .expect("runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let events: Vec<Value> = std::fs::read_to_string(&ev)
-        .expect("events")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
-    let flow = |c: &str| {
-        events
-            .iter()
-            .find(|e| e["event"] == "flow" && e["src_ip"] == c)
-            .unwrap_or_else(|| panic!("no flow from {c}"))
-    };
+    let cap = write_capture(dir.path(), "ip.pcap", packets);
+    let events = replay(&cap, &[]);
+    let flow = |c: &str| flow_of(&events, c);
     assert_eq!(flow("10.6.0.1")["app"], "zoom");
     assert_eq!(flow("10.6.0.1")["app_source"], "ip");
     assert!(flow("10.6.0.1")["rule"]
