@@ -113,27 +113,20 @@ impl LiveSource {
             interface: cfg.interface.clone(),
             message: e.to_string(),
         };
-        let inactive = Capture::from_device(cfg.interface.as_str())
-            .map_err(|e| err("cannot find interface", e))?
-            .snaplen(cfg.snaplen)
-            .promisc(cfg.promisc)
-            .buffer_size(cfg.buffer_mib.saturating_mul(1 << 20))
-            .timeout(cfg.timeout_ms)
-            .immediate_mode(true)
-            .precision(Precision::Nano);
-        let (cap, nano) = match inactive.open() {
+        let configured = || -> Result<Capture<pcap::Inactive>, LiveError> {
+            Ok(Capture::from_device(cfg.interface.as_str())
+                .map_err(|e| err("cannot find interface", e))?
+                .snaplen(cfg.snaplen)
+                .promisc(cfg.promisc)
+                .buffer_size(cfg.buffer_mib.saturating_mul(1 << 20))
+                .timeout(cfg.timeout_ms)
+                .immediate_mode(true))
+        };
+        let (cap, nano) = match configured()?.precision(Precision::Nano).open() {
             Ok(c) => (c, true),
             Err(_) => {
                 // Some systems have no nanosecond timestamps; microseconds then.
-                let c = Capture::from_device(cfg.interface.as_str())
-                    .map_err(|e| err("cannot find interface", e))?
-                    .snaplen(cfg.snaplen)
-                    .promisc(cfg.promisc)
-                    .buffer_size(cfg.buffer_mib.saturating_mul(1 << 20))
-                    .timeout(cfg.timeout_ms)
-                    .immediate_mode(true)
-                    .open()
-                    .map_err(|e| err("cannot open", e))?;
+                let c = configured()?.open().map_err(|e| err("cannot open", e))?;
                 (c, false)
             }
         };

@@ -293,19 +293,10 @@ impl Sink {
                 out.reopen();
             }
         }
-        let Sink {
-            events,
-            alerts,
-            gate,
-            summary,
-            metrics,
-            dropped,
-            ..
-        } = self;
-        let mut handle =
-            |r: Released| handle(r, events, alerts, summary, metrics.as_deref(), dropped);
+        let (gate, mut out) = self.parts();
+        let metrics = out.metrics;
         let mut counts = |c: Vec<AppCount>| {
-            if let Some(m) = metrics.as_deref() {
+            if let Some(m) = metrics {
                 m.app_counts(&c);
             }
         };
@@ -313,7 +304,7 @@ impl Sink {
             usize::from(o.worker),
             o.watermark,
             o.events,
-            &mut handle,
+            &mut |r| out.handle(r),
             &mut counts,
         );
         self.flush_quietly();
@@ -321,6 +312,16 @@ impl Sink {
 
     /// Releases what is left (end of input) and flushes.
     pub fn finish(&mut self) -> io::Result<()> {
+        let (gate, mut out) = self.parts();
+        gate.finish(&mut |r| out.handle(r));
+        for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
+            out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The gate, and everything released events go to, borrowed apart.
+    fn parts(&mut self) -> (&mut Gate, Outputs<'_>) {
         let Sink {
             events,
             alerts,
@@ -330,11 +331,16 @@ impl Sink {
             dropped,
             ..
         } = self;
-        gate.finish(&mut |r| handle(r, events, alerts, summary, metrics.as_deref(), dropped));
-        for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
-            out.flush()?;
-        }
-        Ok(())
+        (
+            gate,
+            Outputs {
+                events,
+                alerts,
+                summary,
+                metrics: metrics.as_deref(),
+                dropped,
+            },
+        )
     }
 
     fn flush_quietly(&mut self) {
@@ -347,53 +353,73 @@ impl Sink {
     }
 }
 
-/// Writes one released event where it belongs and counts it.
-fn handle(
-    r: Released,
-    events: &mut Option<Output>,
-    alerts: &mut Option<Output>,
-    summary: &mut Summary,
-    metrics: Option<&Metrics>,
-    dropped: &mut u64,
-) {
-    let mut write = |out: &mut Option<Output>, f: &dyn Fn(&mut Writer) -> io::Result<()>| {
-        if let Some(o) = out.as_mut() {
-            let ok = o.write(f);
-            *dropped += u64::from(!ok);
-            if let Some(m) = metrics {
-                m.event(ok);
-            }
-        }
-    };
-    match r {
-        Released::Alert { ts, flow } => {
-            if let Some(a) = flow.app.as_deref() {
-                summary.alert(&a.app);
+/// Where released events go.
+struct Outputs<'a> {
+    events: &'a mut Option<Output>,
+    alerts: &'a mut Option<Output>,
+    summary: &'a mut Summary,
+    metrics: Option<&'a Metrics>,
+    dropped: &'a mut u64,
+}
+
+impl Outputs<'_> {
+    /// Writes one released event where it belongs and counts it.
+    fn handle(&mut self, r: Released) {
+        let Outputs {
+            events,
+            alerts,
+            summary,
+            metrics,
+            dropped,
+        } = self;
+        let (events, alerts, summary, dropped, metrics) = (
+            &mut **events,
+            &mut **alerts,
+            &mut **summary,
+            &mut **dropped,
+            *metrics,
+        );
+        let mut write = |out: &mut Option<Output>, f: &dyn Fn(&mut Writer) -> io::Result<()>| {
+            if let Some(o) = out.as_mut() {
+                let ok = o.write(f);
+                *dropped += u64::from(!ok);
                 if let Some(m) = metrics {
-                    m.alert(&a.app, true);
+                    m.event(ok);
                 }
             }
-            write(events, &|w| w.alert(ts, &flow));
-            write(alerts, &|w| w.alert(ts, &flow));
-        }
-        Released::SuppressedOne { app } => {
-            if let Some(m) = metrics {
-                m.alert(&app, false);
+        };
+        match r {
+            Released::Alert { ts, flow } => {
+                if let Some(a) = flow.app.as_deref() {
+                    summary.alert(&a.app);
+                    if let Some(m) = metrics {
+                        m.alert(&a.app, true);
+                    }
+                }
+                write(events, &|w| w.alert(ts, &flow));
+                write(alerts, &|w| w.alert(ts, &flow));
             }
-        }
-        Released::Suppressed(s) => {
-            write(events, &|w| w.suppressed(&s));
-            write(alerts, &|w| w.suppressed(&s));
-        }
-        Released::Update { ts, flow } => write(events, &|w| w.update(ts, &flow)),
-        Released::Flow(rec) => {
-            summary.add(&rec);
-            if rec.flow.app.is_none() {
+            Released::SuppressedOne { app } => {
                 if let Some(m) = metrics {
-                    m.unclassified_flow_ended(rec.flow.to_server.bytes + rec.flow.to_client.bytes);
+                    m.alert(&app, false);
                 }
             }
-            write(events, &|w| w.flow(&rec));
+            Released::Suppressed(s) => {
+                write(events, &|w| w.suppressed(&s));
+                write(alerts, &|w| w.suppressed(&s));
+            }
+            Released::Update { ts, flow } => write(events, &|w| w.update(ts, &flow)),
+            Released::Flow(rec) => {
+                summary.add(&rec);
+                if rec.flow.app.is_none() {
+                    if let Some(m) = metrics {
+                        m.unclassified_flow_ended(
+                            rec.flow.to_server.bytes + rec.flow.to_client.bytes,
+                        );
+                    }
+                }
+                write(events, &|w| w.flow(&rec));
+            }
         }
     }
 }
