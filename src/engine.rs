@@ -8,7 +8,7 @@
 
 use crate::capture::file::FileSource;
 use crate::capture::{PacketSource, Read, Timestamp};
-use crate::decode::{self, Skip};
+use crate::decode::{DecodeStats, Decoded, Decoder, Skip};
 use crate::dispatch::WorkerOutput;
 use crate::dispatch::{Pipeline, WorkerReport};
 use crate::export::metrics::Metrics;
@@ -58,10 +58,12 @@ pub struct ReadStats {
     pub packets: u64,
     /// Their bytes on the wire.
     pub bytes: u64,
-    /// Packets handed to the workers (TCP/UDP over IP).
+    /// Packets handed to the workers (TCP/UDP over IP; a reassembled datagram counts once).
     pub decoded: u64,
     /// Packets skipped, by [`Skip::index`].
     pub skips: [u64; Skip::ALL.len()],
+    /// Tunnels seen and fragment reassembly.
+    pub decode: DecodeStats,
     /// Errors, each naming its source (file, packet and byte offset for captures).
     pub errors: Vec<String>,
 }
@@ -153,6 +155,10 @@ pub enum PumpEnd {
 /// Feeds sources into the running pipeline.
 pub struct Feeder<'s, 'h> {
     pipe: Pipeline<'s>,
+    /// Decoding, with the reassembly of fragments.
+    decoder: Decoder,
+    /// Time of the latest packet read.
+    last_ts: Timestamp,
     /// Reading and decoding counters so far.
     pub read: ReadStats,
     hooks: Hooks<'h>,
@@ -170,10 +176,15 @@ impl Feeder<'_, '_> {
                 Ok(Read::Packet(p)) => {
                     self.read.packets += 1;
                     self.read.bytes += u64::from(p.orig_len);
-                    match decode::decode(p.link, p.ts, p.orig_len, p.data) {
-                        Ok(meta) => {
+                    self.last_ts = p.ts;
+                    match self.decoder.decode(p.link, p.ts, p.orig_len, p.data) {
+                        Ok(Decoded::Frame(meta)) => {
                             self.read.decoded += 1;
                             self.pipe.push(&meta, p.data, p.chunk);
+                        }
+                        Ok(Decoded::Reassembled { meta, frame, chunk }) => {
+                            self.read.decoded += 1;
+                            self.pipe.push(&meta, frame, chunk);
                         }
                         Err(skip) => self.read.skips[skip.index()] += 1,
                     }
@@ -189,7 +200,10 @@ impl Feeder<'_, '_> {
                 }
                 Ok(Read::Idle) => {
                     match src.now() {
-                        Some(now) => self.pipe.tick(now),
+                        Some(now) => {
+                            self.pipe.tick(now);
+                            self.decoder.expire(now);
+                        }
                         None => self.pipe.flush(),
                     }
                     if self.tick(src) {
@@ -212,6 +226,8 @@ impl Feeder<'_, '_> {
 
     /// Publishes counters, reports progress, applies a reload; true when a stop was requested.
     fn tick<S: PacketSource + ?Sized>(&mut self, src: &mut S) -> bool {
+        self.decoder.expire(self.last_ts);
+        self.read.decode = self.decoder.stats();
         if let Some(m) = self.hooks.metrics {
             let r = &m.reader;
             r.packets.store(self.read.packets, Ordering::Relaxed);
@@ -219,6 +235,7 @@ impl Feeder<'_, '_> {
             for (a, v) in r.skips.iter().zip(self.read.skips) {
                 a.store(v, Ordering::Relaxed);
             }
+            r.publish_decode(&self.read.decode);
             if let Some(d) = src.drops() {
                 r.kernel_drops.store(d.kernel, Ordering::Relaxed);
                 r.interface_drops.store(d.interface, Ordering::Relaxed);
@@ -286,12 +303,20 @@ where
         pipe.set_low_latency(cfg.low_latency);
         let mut feeder = Feeder {
             pipe,
+            decoder: Decoder::new(),
+            last_ts: Timestamp(0),
             read: ReadStats::default(),
             hooks,
             done_bytes: 0,
         };
         let stopped = feed(&mut feeder);
-        let Feeder { pipe, read, .. } = feeder;
+        let Feeder {
+            pipe,
+            mut read,
+            decoder,
+            ..
+        } = feeder;
+        read.decode = decoder.stats();
         let report = pipe.finish();
         // The workers' senders are gone; the consumer drains what is left and stops.
         if let Err(p) = consumer.join() {

@@ -21,9 +21,10 @@ use std::thread;
 pub const BATCH_PACKETS: usize = 256;
 /// Batches queued per worker before the dispatcher waits (backpressure, bounded memory).
 pub const QUEUE_BATCHES: usize = 16;
-/// A batch that holds frames of more read chunks than this is sent: it keeps those chunks
-/// alive, and a worker that gets few packets must not pin the reader's memory.
-pub const MAX_BATCH_CHUNKS: usize = 4;
+/// A batch whose frames lie in read chunks of more than this many bytes in all is sent: it keeps
+/// those chunks alive, and a worker that gets few packets must not pin the reader's memory. (Four
+/// 1 MiB chunks of a capture file; reassembled datagrams' small buffers count by their size.)
+pub const MAX_BATCH_PINNED_BYTES: usize = 4 << 20;
 /// A batch older than this (in packet time) is sent even if not full, so a slow link's packets
 /// reach their workers promptly; on a quiet link the source's read timeout flushes instead.
 pub const BATCH_MAX_AGE_NS: u64 = 50_000_000;
@@ -62,6 +63,8 @@ struct Item {
 struct Batch {
     items: Vec<Item>,
     chunks: Vec<Chunk>,
+    /// Bytes of the chunks held.
+    pinned: usize,
     /// Packet time of the first item.
     first: Timestamp,
     /// Packet time at the dispatcher when sent: lets a quiet worker expire its flows.
@@ -73,6 +76,7 @@ impl Batch {
         Batch {
             items: Vec::with_capacity(BATCH_PACKETS),
             chunks: Vec::with_capacity(8),
+            pinned: 0,
             first: Timestamp(0),
             now: Timestamp(0),
         }
@@ -198,18 +202,31 @@ impl<'scope> Pipeline<'scope> {
         if b.items.is_empty() {
             b.first = meta.ts;
         }
-        if !b.chunks.last().is_some_and(|c| Arc::ptr_eq(c, chunk)) {
-            b.chunks.push(Arc::clone(chunk));
-        }
+        // Frames mostly come from the chunk of the previous one; a reassembled datagram's buffer
+        // comes between two frames of the same chunk.
+        let at = match b
+            .chunks
+            .iter()
+            .rev()
+            .take(3)
+            .position(|c| Arc::ptr_eq(c, chunk))
+        {
+            Some(back) => b.chunks.len() - 1 - back,
+            None => {
+                b.chunks.push(Arc::clone(chunk));
+                b.pinned += chunk.len();
+                b.chunks.len() - 1
+            }
+        };
         b.items.push(Item {
             meta: *meta,
             hash,
             now,
-            chunk: (b.chunks.len() - 1) as u16,
+            chunk: at as u16,
             frame_off: off as u32,
         });
         if b.items.len() >= BATCH_PACKETS
-            || b.chunks.len() > MAX_BATCH_CHUNKS
+            || b.pinned > MAX_BATCH_PINNED_BYTES
             || (self.low_latency && meta.ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS)
         {
             send_batch(h, self.clock.now());
@@ -310,6 +327,7 @@ fn worker_loop(
                 tracker.advance(b.now, &mut out);
                 b.items.clear();
                 b.chunks.clear();
+                b.pinned = 0;
                 let now = b.now;
                 let _ = free.try_send(b);
                 (now, false)

@@ -352,6 +352,7 @@ mod tests {
             transport: Transport::Tcp,
             vlans: [10, 20, 0],
             nvlan: 2,
+            segment: crate::decode::Segment::NONE,
         };
         let mut flow = Flow::new(key, 0, false, Timestamp(1_700_000_000_000_000_000));
         flow.last_ts = Timestamp(1_700_000_001_500_000_000);

@@ -5,7 +5,8 @@
 //! Labels come only from closed sets (app ids of the loaded rules, verdicts, stages, reasons,
 //! worker indexes), never addresses, names or ports: per-host detail goes in events.
 
-use crate::decode::Skip;
+use crate::decode::frag::ReasmEnd;
+use crate::decode::{DecodeStats, Skip, TunnelKind};
 use crate::flow::TrackerStats;
 use crate::rules::CompiledRules;
 use prometheus::{
@@ -29,6 +30,33 @@ pub struct ReaderPub {
     pub interface_drops: AtomicU64,
     /// Packets dropped because a worker queue was full.
     pub queue_drops: AtomicU64,
+    /// Packets through tunnels, by [`TunnelKind::index`].
+    pub tunnels: [AtomicU64; TunnelKind::ALL.len()],
+    /// Datagrams by how their reassembly ended, by [`ReasmEnd::index`].
+    pub reassembly: [AtomicU64; ReasmEnd::ALL.len()],
+    /// Duplicate fragments dropped.
+    pub fragment_duplicates: AtomicU64,
+    /// Datagrams being reassembled now.
+    pub reassembly_pending: AtomicU64,
+    /// Bytes the reassembly holds now.
+    pub reassembly_bytes: AtomicU64,
+}
+
+impl ReaderPub {
+    /// Publishes the decoder's counters.
+    pub fn publish_decode(&self, s: &DecodeStats) {
+        for (a, v) in self.tunnels.iter().zip(s.tunnels) {
+            a.store(v, Ordering::Relaxed);
+        }
+        let r = &s.reassembly;
+        for (a, v) in self.reassembly.iter().zip(r.ended) {
+            a.store(v, Ordering::Relaxed);
+        }
+        self.fragment_duplicates
+            .store(r.duplicates, Ordering::Relaxed);
+        self.reassembly_pending.store(r.pending, Ordering::Relaxed);
+        self.reassembly_bytes.store(r.held_bytes, Ordering::Relaxed);
+    }
 }
 
 /// Values published by one worker (one writer) or, for the queue depth, by the reader.
@@ -65,6 +93,9 @@ struct Last {
     packets: u64,
     bytes: u64,
     skips: [u64; Skip::ALL.len()],
+    tunnels: [u64; TunnelKind::ALL.len()],
+    reassembly: [u64; ReasmEnd::ALL.len()],
+    duplicates: u64,
     drops: [u64; 3],
     evicted: u64,
     hellos: u64,
@@ -84,6 +115,11 @@ pub struct Metrics {
     dropped: IntCounterVec,
     decode_errors: IntCounterVec,
     skipped: IntCounterVec,
+    tunnels: IntCounterVec,
+    reassembly: IntCounterVec,
+    duplicates: IntCounter,
+    reassembly_pending: IntGauge,
+    reassembly_bytes: IntGauge,
     flows: IntCounterVec,
     app_bytes: IntCounterVec,
     flows_active: IntGauge,
@@ -183,8 +219,35 @@ impl Metrics {
             skipped: counter_vec(
                 &r,
                 "picket_packets_skipped_total",
-                "Packets not tracked as flows: not IP, not TCP/UDP, IP fragments, unsupported link types.",
+                "Packets not tracked as flows: not IP, not TCP/UDP, IP fragments held for reassembly, unsupported link types.",
                 &["reason"],
+            )?,
+            tunnels: counter_vec(
+                &r,
+                "picket_tunnel_packets_total",
+                "Packets decapsulated, by tunnel kind (a packet through several kinds counts once for each).",
+                &["kind"],
+            )?,
+            reassembly: counter_vec(
+                &r,
+                "picket_ip_reassembly_total",
+                "Fragmented IP datagrams, by how their reassembly ended.",
+                &["result"],
+            )?,
+            duplicates: counter(
+                &r,
+                "picket_ip_fragment_duplicates_total",
+                "Exact duplicates of IP fragments already held, dropped.",
+            )?,
+            reassembly_pending: gauge(
+                &r,
+                "picket_ip_reassembly_pending",
+                "Fragmented IP datagrams waiting for more fragments now.",
+            )?,
+            reassembly_bytes: gauge(
+                &r,
+                "picket_ip_reassembly_bytes",
+                "Bytes IP reassembly holds now (fragments waiting, datagrams on their way to workers).",
             )?,
             flows: counter_vec(
                 &r,
@@ -262,6 +325,12 @@ impl Metrics {
         }
         for res in ["ok", "error"] {
             m.reloads.with_label_values(&[res]);
+        }
+        for k in TunnelKind::ALL {
+            m.tunnels.with_label_values(&[k.as_str()]);
+        }
+        for e in ReasmEnd::ALL {
+            m.reassembly.with_label_values(&[e.as_str()]);
         }
         for w in 0..m.workers.len() {
             m.queue_depth.with_label_values(&[&w.to_string()]);
@@ -355,6 +424,29 @@ impl Metrics {
             let c = vec.with_label_values(&[k.as_str()]);
             step(&c, load(&self.reader.skips[i]), &mut last.skips[i]);
         }
+        for k in TunnelKind::ALL {
+            let i = k.index();
+            let c = self.tunnels.with_label_values(&[k.as_str()]);
+            step(&c, load(&self.reader.tunnels[i]), &mut last.tunnels[i]);
+        }
+        for e in ReasmEnd::ALL {
+            let i = e.index();
+            let c = self.reassembly.with_label_values(&[e.as_str()]);
+            step(
+                &c,
+                load(&self.reader.reassembly[i]),
+                &mut last.reassembly[i],
+            );
+        }
+        step(
+            &self.duplicates,
+            load(&self.reader.fragment_duplicates),
+            &mut last.duplicates,
+        );
+        self.reassembly_pending
+            .set(load(&self.reader.reassembly_pending) as i64);
+        self.reassembly_bytes
+            .set(load(&self.reader.reassembly_bytes) as i64);
         let drops = [
             load(&self.reader.kernel_drops),
             load(&self.reader.interface_drops),
@@ -411,6 +503,11 @@ mod tests {
         m.rules_loaded(&rules);
         m.reader.packets.store(100, Ordering::Relaxed);
         m.reader.skips[Skip::Fragment.index()].store(3, Ordering::Relaxed);
+        let mut d = DecodeStats::default();
+        d.tunnels[TunnelKind::Vxlan.index()] = 4;
+        d.reassembly.ended[ReasmEnd::Overlap.index()] = 2;
+        d.reassembly.pending = 1;
+        m.reader.publish_decode(&d);
         m.workers[0].active.store(5, Ordering::Relaxed);
         m.workers[1].active.store(7, Ordering::Relaxed);
         m.app_counts(&[crate::flow::AppCount {
@@ -453,6 +550,26 @@ mod tests {
         );
         assert_eq!(
             value(&t, "picket_alerts_suppressed_total{app=\"zoom\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&t, "picket_tunnel_packets_total{kind=\"vxlan\"}"),
+            Some(4.0)
+        );
+        assert_eq!(
+            value(&t, "picket_tunnel_packets_total{kind=\"gre\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&t, "picket_ip_reassembly_total{result=\"overlap\"}"),
+            Some(2.0)
+        );
+        assert_eq!(value(&t, "picket_ip_reassembly_pending"), Some(1.0));
+        assert_eq!(
+            value(
+                &t,
+                "picket_decode_errors_total{reason=\"malformed_tunnel\"}"
+            ),
             Some(0.0)
         );
         assert!(t.contains("# HELP picket_build_info "));

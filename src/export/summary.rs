@@ -1,7 +1,8 @@
 //! The run summary: per-app totals gathered from ended flows, and the pipeline's counters, as a
 //! readable table.
 
-use crate::decode::{Addr, Skip};
+use crate::decode::frag::ReasmEnd;
+use crate::decode::{Addr, Skip, TunnelKind};
 use crate::engine::RunReport;
 use crate::flow::FlowRecord;
 use crate::rules::Verdict;
@@ -138,6 +139,29 @@ impl Summary {
             .collect();
         if !kinds.is_empty() {
             let _ = writeln!(s, "skipped   {}", kinds.join(", "));
+        }
+        let d = &r.decode;
+        let tunnels: Vec<String> = TunnelKind::ALL
+            .iter()
+            .filter(|k| d.tunnels[k.index()] > 0)
+            .map(|k| format!("{} {}", k, d.tunnels[k.index()]))
+            .collect();
+        if !tunnels.is_empty() {
+            let _ = writeln!(s, "tunnels   {}", tunnels.join(", "));
+        }
+        let mut frags: Vec<String> = ReasmEnd::ALL
+            .iter()
+            .filter(|e| d.reassembly.count(**e) > 0)
+            .map(|e| format!("{} {}", d.reassembly.count(*e), e.as_str()))
+            .collect();
+        if d.reassembly.duplicates > 0 {
+            frags.push(format!("{} duplicate", d.reassembly.duplicates));
+        }
+        if d.reassembly.pending > 0 {
+            frags.push(format!("{} pending", d.reassembly.pending));
+        }
+        if !frags.is_empty() {
+            let _ = writeln!(s, "fragments {} (datagrams)", frags.join(", "));
         }
         let _ = writeln!(
             s,

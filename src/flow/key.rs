@@ -1,10 +1,11 @@
 //! Direction-normalised flow keys: both directions of a conversation give the same key, so the
 //! same hash, the same worker and the same table slot.
 
-use crate::decode::{Addr, PacketMeta, Transport, MAX_VLANS};
+use crate::decode::{Addr, PacketMeta, Segment, Transport, MAX_VLANS};
 use std::hash::BuildHasher;
 
-/// A flow's identity: transport, both endpoints (lower one first) and the VLAN ids.
+/// A flow's identity: transport, both endpoints (lower one first), the VLAN ids and the tunnel
+/// segment (VXLAN VNI, NVGRE VSID, ERSPAN session) the packets came in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// The endpoint that sorts first (address, then port).
@@ -17,6 +18,8 @@ pub struct FlowKey {
     pub vlans: [u16; MAX_VLANS],
     /// Number of VLAN tags.
     pub nvlan: u8,
+    /// The tunnel segment ([`Segment::NONE`] outside such tunnels).
+    pub segment: Segment,
 }
 
 impl FlowKey {
@@ -33,13 +36,15 @@ impl FlowKey {
                 transport: m.transport,
                 vlans: m.vlans,
                 nvlan: m.nvlan,
+                segment: m.segment,
             },
             src_is_lo,
         )
     }
 
     /// The key's hash under the process's hasher; the same for both directions. The key is
-    /// fed as six words rather than field by field (this runs once per packet).
+    /// fed as six words rather than field by field (this runs once per packet), a seventh for
+    /// a tunnel segment.
     pub fn hash_with(&self, state: &FlowHasher) -> u64 {
         use std::hash::Hasher;
         let word = |b: &[u8; 16], half: usize| {
@@ -63,6 +68,9 @@ impl FlowKey {
                 | u64::from(self.vlans[1]) << 16
                 | u64::from(self.vlans[2]) << 32,
         );
+        if !self.segment.is_none() {
+            h.write_u32(self.segment.to_bits());
+        }
         h.finish()
     }
 
@@ -99,6 +107,7 @@ mod tests {
             transport: Transport::Tcp,
             vlans: [7, 0, 0],
             nvlan: 1,
+            segment: Segment::NONE,
             flags: 0,
             seq: 0,
             ack: 0,
@@ -132,5 +141,23 @@ mod tests {
         let mut c = a;
         c.transport = Transport::Udp;
         assert_ne!(FlowKey::of(&a).0, FlowKey::of(&c).0);
+    }
+
+    #[test]
+    fn of_distinguishes_tunnel_segments() {
+        let h = FlowHasher::default();
+        let a = meta([10, 0, 0, 1], 40000, [192, 0, 2, 1], 443);
+        let mut b = a;
+        b.segment = Segment::vxlan(5001);
+        let mut c = a;
+        c.segment = Segment::erspan(5001);
+        let keys = [FlowKey::of(&a).0, FlowKey::of(&b).0, FlowKey::of(&c).0];
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[1], keys[2], "same number, different kinds");
+        assert_ne!(keys[0].hash_with(&h), keys[1].hash_with(&h));
+        // Both directions of a segment's flow still meet.
+        let mut back = meta([192, 0, 2, 1], 443, [10, 0, 0, 1], 40000);
+        back.segment = b.segment;
+        assert_eq!(FlowKey::of(&back).0.hash_with(&h), keys[1].hash_with(&h));
     }
 }

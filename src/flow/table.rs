@@ -231,6 +231,7 @@ mod tests {
             transport: Transport::Tcp,
             vlans: [0; 3],
             nvlan: 0,
+            segment: crate::decode::Segment::NONE,
         };
         // A deliberately poor hash: collisions must still resolve by key.
         Flow::new(key, u64::from(n % 4), true, Timestamp(ts))

@@ -30,6 +30,7 @@ fn pkt(ts_ms: u64, from_client: bool, flags: u8, seq: u32, ack: u32, payload: &[
             transport: Transport::Tcp,
             vlans: [0; MAX_VLANS],
             nvlan: 0,
+            segment: crate::decode::Segment::NONE,
             flags,
             seq,
             ack,
@@ -210,9 +211,10 @@ fn clock_ignores_one_far_jump_until_confirmed() {
 
 #[test]
 fn flow_size_stays_small() {
-    // The per-flow budget is 256 bytes; buffers are boxed and freed after classification.
+    // The per-flow budget is 256 bytes; buffers are boxed and freed after classification. (The
+    // key's tunnel segment took it from 208 to 216.)
     assert!(
-        std::mem::size_of::<Flow>() <= 208,
+        std::mem::size_of::<Flow>() <= 216,
         "{}",
         std::mem::size_of::<Flow>()
     );
