@@ -59,7 +59,17 @@ impl From<IpAddr> for Addr {
 
 impl From<Ipv4Addr> for Addr {
     fn from(ip: Ipv4Addr) -> Self {
-        Addr(ip.to_ipv6_mapped().octets())
+        Addr::v4(ip.octets())
+    }
+}
+
+impl Addr {
+    /// An IPv4 address in its mapped form, built as one 128-bit value: the per-packet path then
+    /// stores it whole, and a later copy reads what one store wrote.
+    #[inline]
+    fn v4(octets: [u8; 4]) -> Self {
+        let mapped = 0xffff_0000_0000u128 | u128::from(u32::from_be_bytes(octets));
+        Addr(mapped.to_be_bytes())
     }
 }
 
@@ -638,6 +648,8 @@ fn first_layer(link: LinkType, data: &[u8]) -> Result<Next<'_>, Skip> {
 
 /// Walks layers from `next` to a TCP/UDP packet or an IP fragment, opening tunnels on the way.
 /// Every slice lies in `frame`, which payload offsets are taken against.
+///
+/// Straight-line for the common case (link, IP, TCP/UDP); the loop turns once per tunnel.
 fn walk<'a>(
     mut next: Next<'a>,
     frame: &'a [u8],
@@ -645,95 +657,113 @@ fn walk<'a>(
     wire_len: u32,
     cx: &mut Ctx,
 ) -> Result<Walked<'a>, Skip> {
-    let link_trunc = Skip::Truncated(DecodeLayer::Link);
     loop {
-        next = match next {
-            Next::Ether(b) => {
-                let t = be16(b, 12).ok_or(link_trunc)?;
-                cx.vlans = [0; MAX_VLANS];
-                cx.nvlan = 0;
-                Next::Type(t, &b[ETH_LEN..])
+        let mut u = match next {
+            Next::Upper(u) => u,
+            Next::Ip(b) => match ip_header(b)? {
+                IpHeader::Whole(u) => u,
+                IpHeader::Fragment(f) => return Ok(Walked::Fragment(f)),
+            },
+            Next::Ether(_) | Next::Type(..) | Next::Mpls(_) => match ip_header(link(next, cx)?)? {
+                IpHeader::Whole(u) => u,
+                IpHeader::Fragment(f) => return Ok(Walked::Fragment(f)),
+            },
+        };
+        if u.v6 && is_ipv6_ext(u.proto) {
+            if let Some(f) = ipv6_exts(&mut u)? {
+                return Ok(Walked::Fragment(f));
             }
-            Next::Type(ETH_IPV4 | ETH_IPV6, b) => Next::Ip(b),
-            Next::Type(ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD, b) => {
-                let tci = be16(b, 0).ok_or(link_trunc)?;
-                let t = be16(b, 2).ok_or(link_trunc)?;
+        }
+        let d = match u.proto {
+            IpNumber::TCP => return tcp(&u, frame, ts, wire_len, cx).map(Walked::Packet),
+            IpNumber::UDP => {
+                let (sport, dport, body) = udp(u.body)?;
+                let decap = match (sport, dport) {
+                    (_, VXLAN_PORT | VXLAN_LINUX_PORT) => tunnel::vxlan(body),
+                    (GTP_U_PORT, _) | (_, GTP_U_PORT) => tunnel::gtp_u(body),
+                    _ => None,
+                };
+                match decap {
+                    Some(d) => d,
+                    None => {
+                        let l4 = L4 {
+                            sport,
+                            dport,
+                            transport: Transport::Udp,
+                            flags: 0,
+                            seq: 0,
+                            ack: 0,
+                        };
+                        return Ok(Walked::Packet(meta(&u, l4, body, frame, ts, wire_len, cx)));
+                    }
+                }
+            }
+            IpNumber::GRE => tunnel::gre(u.body)?,
+            IpNumber::IPV4 | IpNumber::IPV6 => {
+                let want = if u.proto == IpNumber::IPV4 { 4 } else { 6 };
+                match u.body.first().map(|b| b >> 4) {
+                    Some(v) if v == want => {}
+                    Some(_) => return Err(Skip::Malformed(DecodeLayer::Tunnel)),
+                    None => return Err(Skip::Truncated(DecodeLayer::Tunnel)),
+                }
+                Decap {
+                    kind: TunnelKind::IpIp,
+                    next: Next::Ip(u.body),
+                    segment: None,
+                }
+            }
+            _ => return Err(Skip::OtherTransport),
+        };
+        cx.enter(&d)?;
+        next = d.next;
+    }
+}
+
+/// Walks link layers (Ethernet, VLAN tags, MPLS label stacks) down to an IP packet.
+#[inline]
+fn link<'a>(next: Next<'a>, cx: &mut Ctx) -> Result<&'a [u8], Skip> {
+    let trunc = Skip::Truncated(DecodeLayer::Link);
+    let ether = |b: &'a [u8], cx: &mut Ctx| -> Result<(u16, &'a [u8]), Skip> {
+        let t = be16(b, 12).ok_or(trunc)?;
+        cx.vlans = [0; MAX_VLANS];
+        cx.nvlan = 0;
+        Ok((t, &b[ETH_LEN..]))
+    };
+    let (mut t, mut rest) = match next {
+        Next::Ether(b) => ether(b, cx)?,
+        Next::Type(t, b) => (t, b),
+        Next::Mpls(b) => (ETH_MPLS, b),
+        Next::Ip(b) => return Ok(b),
+        Next::Upper(u) => return Ok(u.body), // not reached: the walk reads these itself
+    };
+    loop {
+        match t {
+            ETH_IPV4 | ETH_IPV6 => return Ok(rest),
+            ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
+                let tci = be16(rest, 0).ok_or(trunc)?;
+                t = be16(rest, 2).ok_or(trunc)?;
                 if usize::from(cx.nvlan) == MAX_VLANS {
                     return Err(Skip::Malformed(DecodeLayer::Link)); // more tags than any real network uses
                 }
                 cx.vlans[usize::from(cx.nvlan)] = tci & 0x0FFF;
                 cx.nvlan += 1;
-                Next::Type(t, &b[4..])
+                rest = &rest[4..];
             }
-            Next::Type(ETH_MPLS | ETH_MPLS_MC, b) => Next::Mpls(b),
-            Next::Type(..) => return Err(Skip::NotIp),
-            Next::Mpls(b) => {
-                let inner = tunnel::mpls(b)?;
+            ETH_MPLS | ETH_MPLS_MC => {
+                let inner = tunnel::mpls(rest)?;
                 cx.enter(&Decap {
                     kind: TunnelKind::Mpls,
                     next: inner,
                     segment: None,
                 })?;
-                inner
-            }
-            Next::Ip(b) => match ip_header(b)? {
-                IpHeader::Whole(u) => Next::Upper(u),
-                IpHeader::Fragment(f) => return Ok(Walked::Fragment(f)),
-            },
-            Next::Upper(mut u) => {
-                if u.v6 && is_ipv6_ext(u.proto) {
-                    match ipv6_exts(&mut u)? {
-                        None => {}
-                        Some(f) => return Ok(Walked::Fragment(f)),
-                    }
-                }
-                match u.proto {
-                    IpNumber::TCP => return tcp(&u, frame, ts, wire_len, cx).map(Walked::Packet),
-                    IpNumber::UDP => {
-                        let (sport, dport, body) = udp(u.body)?;
-                        let decap = match (sport, dport) {
-                            (_, VXLAN_PORT | VXLAN_LINUX_PORT) => tunnel::vxlan(body),
-                            (GTP_U_PORT, _) | (_, GTP_U_PORT) => tunnel::gtp_u(body),
-                            _ => None,
-                        };
-                        let Some(d) = decap else {
-                            let l4 = L4 {
-                                sport,
-                                dport,
-                                transport: Transport::Udp,
-                                flags: 0,
-                                seq: 0,
-                                ack: 0,
-                            };
-                            return Ok(Walked::Packet(meta(&u, l4, body, frame, ts, wire_len, cx)));
-                        };
-                        cx.enter(&d)?;
-                        d.next
-                    }
-                    IpNumber::GRE => {
-                        let d = tunnel::gre(u.body)?;
-                        cx.enter(&d)?;
-                        d.next
-                    }
-                    IpNumber::IPV4 | IpNumber::IPV6 => {
-                        let want = if u.proto == IpNumber::IPV4 { 4 } else { 6 };
-                        match u.body.first().map(|b| b >> 4) {
-                            Some(v) if v == want => {}
-                            Some(_) => return Err(Skip::Malformed(DecodeLayer::Tunnel)),
-                            None => return Err(Skip::Truncated(DecodeLayer::Tunnel)),
-                        }
-                        let d = Decap {
-                            kind: TunnelKind::IpIp,
-                            next: Next::Ip(u.body),
-                            segment: None,
-                        };
-                        cx.enter(&d)?;
-                        d.next
-                    }
-                    _ => return Err(Skip::OtherTransport),
+                match inner {
+                    Next::Ether(b) => (t, rest) = ether(b, cx)?,
+                    Next::Ip(b) => return Ok(b),
+                    _ => return Err(Skip::NotIp), // mpls() gives only these two
                 }
             }
-        };
+            _ => return Err(Skip::NotIp),
+        }
     }
 }
 
@@ -743,7 +773,10 @@ enum IpHeader<'a> {
     Fragment(frag::Frag<'a>),
 }
 
-/// Reads an IPv4 or IPv6 header (not the IPv6 extension headers).
+/// Reads an IPv4 or IPv6 header (not the IPv6 extension headers). Inlined: returned through
+/// memory, its addresses would be read back in pieces other than they were written, and the
+/// store-forwarding stalls cost more than the rest of decoding.
+#[inline(always)]
 fn ip_header(ip: &[u8]) -> Result<IpHeader<'_>, Skip> {
     use etherparse::err::{ipv4, ipv6};
     match ip.first().map(|b| b >> 4) {
@@ -762,8 +795,8 @@ fn ip_header(ip: &[u8]) -> Result<IpHeader<'_>, Skip> {
             if total < hlen {
                 return Err(Skip::Malformed(DecodeLayer::Ip));
             }
-            let src = Addr::from(Ipv4Addr::from(h.source()));
-            let dst = Addr::from(Ipv4Addr::from(h.destination()));
+            let src = Addr::v4(h.source());
+            let dst = Addr::v4(h.destination());
             if h.is_fragmenting_payload() {
                 // A fragment cut by the snaplen cannot be reassembled.
                 let data = ip
@@ -889,6 +922,7 @@ struct L4 {
     ack: u32,
 }
 
+#[inline]
 fn tcp(
     u: &Upper<'_>,
     frame: &[u8],
@@ -920,6 +954,7 @@ fn tcp(
 }
 
 /// A UDP header's ports and the datagram's payload.
+#[inline]
 fn udp(payload: &[u8]) -> Result<(u16, u16, &[u8]), Skip> {
     let u = UdpHeaderSlice::from_slice(payload).map_err(|_| Skip::Truncated(DecodeLayer::Udp))?;
     let len = usize::from(u.length());
@@ -935,6 +970,7 @@ fn udp(payload: &[u8]) -> Result<(u16, u16, &[u8]), Skip> {
     Ok((u.source_port(), u.destination_port(), &payload[8..end]))
 }
 
+#[inline]
 fn meta(
     u: &Upper<'_>,
     l4: L4,
