@@ -1,5 +1,6 @@
 //! Picket's own traffic generator: deterministic TLS hellos, Ethernet frames, TCP/UDP
-//! conversations, capture-file writers and named scenarios, all from `std` only.
+//! conversations, tunnels and fragments, capture-file writers and named scenarios, all from
+//! `std` only.
 
 pub mod conv;
 pub mod packet;
@@ -9,6 +10,7 @@ pub mod scenario;
 #[cfg(test)]
 mod testutil;
 pub mod tls;
+pub mod tunnel;
 
 pub use conv::{segments, Path, TcpConv, UdpConv};
 pub use pcap::{
@@ -17,6 +19,7 @@ pub use pcap::{
 pub use rng::Rng;
 pub use scenario::{bulk, demo, demo_manifest, many_flows, FlowExpect, Transport};
 pub use tls::{app_data, client_hello, server_hello_and_more, ClientHelloSpec};
+pub use tunnel::{fragment_flood, fragments, tunnels, TunnelFlow};
 
 /// One captured Ethernet frame with its capture time.
 #[derive(Clone, Debug, PartialEq, Eq)]
