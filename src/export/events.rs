@@ -9,7 +9,7 @@
 //!
 //! The moment a flow is first classified as an app that alerts (verdict `flag`, or named by the
 //! policy): `ts` (the deciding packet's time), `flow_id`, `transport`, `src_ip`, `src_port`,
-//! `dst_ip`, `dst_port`, `vlan`, `app`, `app_source`, `rule`, `sni`, `verdict`, and `suppressed`
+//! `dst_ip`, `dst_port`, `vlan`, `segment`, `app`, `app_source`, `rule`, `sni`, `verdict`, and `suppressed`
 //! (always 0: later alerts of the same client and app within the interval are reported by
 //! `alert_suppressed`).
 //!
@@ -37,6 +37,7 @@
 //! | `src_ip`, `src_port` | string, int | the client: the side that sent the SYN; lacking one, the side with the port ≥ 1024 when the other is below 1024; else the first sender |
 //! | `dst_ip`, `dst_port` | string, int | the server |
 //! | `vlan` | array of int | VLAN ids, outermost first (absent when untagged) |
+//! | `segment` | object | the tunnel segment the flow came in, part of its identity: `{"kind": "vxlan", "id": 5001}`; kinds `vxlan` (VNI), `nvgre` (VSID), `erspan` (session id); absent outside such tunnels |
 //! | `packets_to_server`, `packets_to_client` | int | packets per direction |
 //! | `bytes_to_server`, `bytes_to_client` | int | frame bytes on the wire per direction |
 //! | `payload_bytes_to_server`, `payload_bytes_to_client` | int | captured TCP/UDP payload bytes per direction |
@@ -54,7 +55,7 @@
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
 
 use crate::capture::Timestamp;
-use crate::decode::Transport;
+use crate::decode::{Segment, Transport};
 use crate::export::gate::SuppressedAlerts;
 use crate::flow::{DirStats, Flow, FlowRecord};
 use crate::proto::tls;
@@ -78,6 +79,8 @@ struct FlowEvent<'a> {
     dst_port: u16,
     #[serde(skip_serializing_if = "<[u16]>::is_empty")]
     vlan: &'a [u16],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segment: Option<SegmentField>,
     packets_to_server: u64,
     packets_to_client: u64,
     bytes_to_server: u64,
@@ -112,6 +115,17 @@ struct FlowEvent<'a> {
     end_reason: Option<&'static str>,
 }
 
+/// A tunnel segment as written.
+#[derive(Serialize)]
+struct SegmentField {
+    kind: &'static str,
+    id: u32,
+}
+
+fn segment_field(s: Segment) -> Option<SegmentField> {
+    s.kind().map(|kind| SegmentField { kind, id: s.id() })
+}
+
 #[derive(Serialize)]
 struct AlertEvent<'a> {
     event: &'static str,
@@ -126,6 +140,8 @@ struct AlertEvent<'a> {
     dst_port: u16,
     #[serde(skip_serializing_if = "<[u16]>::is_empty")]
     vlan: &'a [u16],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segment: Option<SegmentField>,
     app: &'a str,
     app_source: &'static str,
     rule: &'a str,
@@ -233,6 +249,7 @@ impl<W: Write> EventWriter<W> {
             dst_ip: server.0.ip().to_string(),
             dst_port: server.1,
             vlan: f.key.vlan_ids(),
+            segment: segment_field(f.key.segment),
             app: &app.app,
             app_source: app.source.as_str(),
             rule: &app.rule,
@@ -298,6 +315,7 @@ impl<W: Write> EventWriter<W> {
             dst_ip: server.0.ip().to_string(),
             dst_port: server.1,
             vlan: f.key.vlan_ids(),
+            segment: segment_field(f.key.segment),
             packets_to_server: f.to_server.packets,
             packets_to_client: f.to_client.packets,
             bytes_to_server: f.to_server.bytes,
@@ -407,6 +425,7 @@ mod tests {
         assert_eq!(v["dst_ip"], "2001:db8::1");
         assert_eq!(v["dst_port"], 443);
         assert_eq!(v["vlan"], serde_json::json!([10, 20]));
+        assert!(v.get("segment").is_none(), "no tunnel segment");
         assert_eq!(v["tcp_flags_to_server"], "SA");
         assert_eq!(v["sni"], "g.whatsapp.net");
         assert_eq!(v["alpn"], serde_json::json!(["h2"]));
@@ -437,5 +456,12 @@ mod tests {
             assert!(!obj.contains_key(absent), "{absent} should be absent: {v}");
         }
         assert!(obj.values().all(|x| x != ""), "{v}");
+    }
+
+    #[test]
+    fn segment_field_names_kind_and_id() {
+        let v = serde_json::to_value(segment_field(Segment::vxlan(5001))).unwrap();
+        assert_eq!(v, serde_json::json!({"kind": "vxlan", "id": 5001}));
+        assert!(segment_field(Segment::NONE).is_none());
     }
 }
