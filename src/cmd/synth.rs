@@ -1,4 +1,5 @@
-//! `picket synth`: writes the project's generated captures (the demo, bulk load, many flows).
+//! `picket synth`: writes the project's generated captures (the demo, bulk load, many flows,
+//! tunnels and fragments).
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
@@ -18,6 +19,14 @@ enum Kind {
     Bulk,
     /// Many distinct short TCP flows, for memory bounds.
     ManyFlows,
+    /// TLS sessions in every tunnel kind: GRE, NVGRE, ERSPAN I-III, VXLAN, IP-in-IP, MPLS,
+    /// GTP-U, nested, and with fragmented outer packets.
+    Tunnels,
+    /// ClientHellos in IPv4 and IPv6 fragments: in order, reversed, duplicated, overlapping.
+    Fragments,
+    /// First fragments that never complete, past every reassembly cap (--flows of them), with
+    /// two TLS sessions that must still be classified.
+    FragmentFlood,
 }
 
 /// Link type of the written frames.
@@ -39,7 +48,7 @@ pub struct Args {
     /// Output file.
     #[arg(value_name = "OUT")]
     out: PathBuf,
-    /// Flows (bulk, many-flows).
+    /// Flows (bulk, many-flows), or incomplete datagrams (fragment-flood).
     #[arg(long, default_value_t = 200)]
     flows: usize,
     /// Packets per flow (bulk).
@@ -62,6 +71,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         Kind::Demo => Box::new(synth::demo().into_iter()),
         Kind::Bulk => Box::new(synth::bulk(a.flows, a.packets_per_flow, a.seed)),
         Kind::ManyFlows => Box::new(synth::many_flows(a.flows, a.seed)),
+        Kind::Tunnels => Box::new(synth::tunnels().0.into_iter()),
+        Kind::Fragments => Box::new(synth::fragments().0.into_iter()),
+        Kind::FragmentFlood => Box::new(synth::fragment_flood(a.flows, 2048).0.into_iter()),
     };
     let link = match a.link {
         Link::Ethernet => LinkType::Ethernet,
