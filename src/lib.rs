@@ -11,8 +11,9 @@
 //!
 //! - [`capture`]: packet sources (capture files; live interfaces with the `live` feature). Hands
 //!   out frames with timestamps; never parses.
-//! - [`decode`]: link layer, IPv4/IPv6, TCP/UDP headers into a `Copy` [`decode::PacketMeta`];
-//!   zero-copy, never panics.
+//! - [`decode`]: link layer, tunnels (GRE, ERSPAN, VXLAN, IP-in-IP, MPLS, GTP-U), IPv4/IPv6,
+//!   TCP/UDP headers into a `Copy` [`decode::PacketMeta`]; zero-copy, never panics. The reader's
+//!   [`decode::Decoder`] also reassembles IP fragments, within hard caps, before flows are keyed.
 //! - [`dispatch`]: a symmetric flow hash picks one worker per flow; batches travel over bounded
 //!   crossbeam channels and are recycled. No lock on the per-packet path.
 //! - [`flow`]: each worker's flow table, TCP tracking, timeouts in packet time, and the client's
