@@ -727,4 +727,73 @@ mod tests {
         assert!(out.take(60_000).is_some());
         assert!(n > 10);
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            /// Any cutting of a datagram into pieces (multiples of 8, within the caps) and any
+            /// delivery order, with duplicates, reassembles the same bytes, once.
+            #[test]
+            fn any_cutting_and_order_reassembles_the_same_bytes(
+                len in 1usize..4000,
+                cuts in proptest::collection::btree_set(1usize..500, 1..20),
+                order_seed in any::<u64>(),
+                dup in proptest::option::of(0usize..20),
+            ) {
+                let data = bytes(len, order_seed as u8);
+                let mut at: Vec<usize> = cuts.into_iter().map(|c| c * 8).filter(|&c| c < len).collect();
+                at.insert(0, 0);
+                let pieces: Vec<(usize, usize)> = at
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &s)| (s, at.get(i + 1).copied().unwrap_or(len)))
+                    .collect();
+                let n = pieces.len();
+                prop_assume!(n >= 2, "one piece at offset 0 and last is no fragment");
+                let mut order: Vec<usize> = (0..n).collect();
+                let mut x = order_seed | 1;
+                for i in (1..n).rev() {
+                    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                    order.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+                if let Some(d) = dup.filter(|&d| d < n) {
+                    order.insert(d, order[d]);
+                }
+                let mut r = R::new();
+                let mut got = Vec::new();
+                for &i in &order {
+                    let (s, e) = pieces[i];
+                    if let Some(p) = r.add(frag(1, s as u32, e < len, &data[s..e]), 0) {
+                        got.push(p);
+                    }
+                }
+                prop_assert_eq!(got.len(), 1);
+                prop_assert_eq!(&got[0], &data);
+                // A copy arriving after the datagram completed starts another, which waits.
+                prop_assert!(r.table.stats().pending <= u64::from(dup.is_some()));
+            }
+
+            /// Arbitrary fragments never panic, and the caps always hold.
+            #[test]
+            fn arbitrary_fragments_keep_the_caps(
+                frags in proptest::collection::vec(
+                    (0u32..8, 0u32..70_000, any::<bool>(), 0usize..3000, 0u64..100),
+                    1..300,
+                ),
+            ) {
+                let data = bytes(3000, 1);
+                let mut r = R::new();
+                for (id, off, more, len, ts) in frags {
+                    let _ = r.add(frag(id, off & !7, more, &data[..len]), ts);
+                    let s = r.table.stats();
+                    prop_assert!(s.pending <= MAX_DATAGRAMS as u64);
+                    prop_assert!(s.held_bytes <= MAX_HELD_BYTES as u64);
+                }
+            }
+        }
+    }
 }

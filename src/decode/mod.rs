@@ -1720,4 +1720,66 @@ mod tests {
             Some(Skip::Truncated(DecodeLayer::Ip))
         );
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Tunnelled and fragmented frames to mutate.
+        fn seeds() -> Vec<Vec<u8>> {
+            let v = ipv4(17, &udp(1, VXLAN_PORT, &vxlan(77, &inner_tagged_frame(1))));
+            let g = gre(0x0800, IPV4_TCP_SYN_ACK_PAYLOAD);
+            vec![
+                eth_with(ETH_IPV4, &ipv4(47, &gre(0x0800, &v))),
+                eth_with(ETH_IPV6, &ipv6(41, &ipv6(4, IPV4_TCP_SYN_ACK_PAYLOAD))),
+                eth_with(
+                    ETH_IPV4,
+                    &ipv4_frag(47, [10, 0, 0, 1], 9, 0, true, &g[..24]),
+                ),
+                eth_with(
+                    ETH_IPV4,
+                    &ipv4_frag(47, [10, 0, 0, 1], 9, 24, false, &g[24..]),
+                ),
+                eth_with(
+                    0x8847,
+                    &[&[0, 1, 1, 0x40][..], IPV4_TCP_SYN_ACK_PAYLOAD].concat(),
+                ),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            /// Any bytes changed in tunnelled frames and fragments, fed to one decoder in any
+            /// order: a packet or a skip, never a panic; a payload always lies in its frame.
+            #[test]
+            fn mutated_tunnels_and_fragments_never_panic(
+                edits in proptest::collection::vec((0usize..5, 0usize..200, any::<u8>()), 0..40),
+                cut in proptest::collection::vec(0usize..200, 5),
+            ) {
+                let mut frames = seeds();
+                for (f, at, v) in edits {
+                    let fr = &mut frames[f];
+                    let i = at % fr.len();
+                    fr[i] = v;
+                }
+                let mut d = Decoder::new();
+                for (f, c) in frames.iter().zip(cut) {
+                    let f = &f[..f.len() - c.min(f.len()) / 4];
+                    if let Ok(m) = decode(LinkType::Ethernet, Timestamp(0), 0, f) {
+                        prop_assert!((m.payload_off + m.payload_len) as usize <= f.len());
+                    }
+                    match d.decode(LinkType::Ethernet, Timestamp(0), 0, f) {
+                        Ok(Decoded::Frame(m)) => {
+                            prop_assert!((m.payload_off + m.payload_len) as usize <= f.len());
+                        }
+                        Ok(Decoded::Reassembled { meta, frame, .. }) => {
+                            prop_assert!((meta.payload_off + meta.payload_len) as usize <= frame.len());
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+    }
 }
