@@ -182,9 +182,9 @@ impl Feeder<'_, '_> {
                             self.read.decoded += 1;
                             self.pipe.push(&meta, p.data, p.chunk);
                         }
-                        Ok(Decoded::Reassembled { meta, frame, chunk }) => {
+                        Ok(Decoded::Reassembled { meta, frame }) => {
                             self.read.decoded += 1;
-                            self.pipe.push(&meta, frame, chunk);
+                            self.pipe.push_copy(&meta, frame);
                         }
                         Err(skip) => self.read.skips[skip.index()] += 1,
                     }

@@ -4,7 +4,7 @@
 //! leaves other flows classified, malformed and too-deep tunnels are counted, and the answers are
 //! the same at any worker count. Counts are checked in the summary and in the metrics.
 
-use picket::decode::frag::{MAX_DATAGRAMS, MAX_HELD_BYTES, MAX_OUT_BYTES};
+use picket::decode::frag::{MAX_DATAGRAMS, MAX_DATAGRAM_BYTES, MAX_HELD_BYTES};
 use picket::engine::{self, EngineConfig, Hooks};
 use picket::export::metrics::Metrics;
 use picket::flow::FlowConfig;
@@ -245,7 +245,9 @@ fn fragment_flood_holds_the_caps_and_other_flows_are_classified() {
         "{evicted}\n{summary}"
     );
     assert!(metric(&m, "picket_ip_reassembly_pending") <= MAX_DATAGRAMS as f64);
-    assert!(metric(&m, "picket_ip_reassembly_bytes") <= (MAX_HELD_BYTES + MAX_OUT_BYTES) as f64);
+    assert!(
+        metric(&m, "picket_ip_reassembly_bytes") <= (MAX_HELD_BYTES + MAX_DATAGRAM_BYTES) as f64
+    );
     assert!(metric(&m, "picket_ip_reassembly_total{result=\"reassembled\"}") >= 1.0);
 }
 

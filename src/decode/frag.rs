@@ -18,18 +18,16 @@
 //!   the oldest datagrams. A datagram longer than [`MAX_DATAGRAM_BYTES`] or in more than
 //!   [`MAX_FRAGMENTS`] pieces is oversize. A datagram not complete [`TIMEOUT_NS`] after its first
 //!   fragment arrived is dropped.
-//! - A completed datagram's payload is copied into a small shared buffer (at most
-//!   [`MAX_OUT_BYTES`] in all, recycled once the worker it went to is done with it); with none
-//!   free the datagram is dropped as `no_buffer`.
+//! - A completed datagram's payload is assembled in one scratch buffer (64 KiB at most), which the
+//!   reader copies into the batch bound for the flow's worker (see [`crate::dispatch`]).
 //!
-//! Memory is bounded by `MAX_HELD_BYTES + MAX_OUT_BYTES` plus per-datagram bookkeeping (about
-//! 1 KiB each, so `MAX_DATAGRAMS` KiB): under 10 MiB. Nothing is allocated until the first
+//! Memory is bounded by `MAX_HELD_BYTES`, the scratch buffer and per-datagram bookkeeping (about
+//! 1 KiB each, so `MAX_DATAGRAMS` KiB): about 5 MiB. Nothing is allocated until the first
 //! fragment; after warm-up, reassembly reuses its buffers.
 
 use super::{Addr, Ctx, Segment, Upper, MAX_VLANS};
-use crate::capture::{Chunk, Timestamp};
+use crate::capture::Timestamp;
 use etherparse::IpNumber;
-use std::sync::Arc;
 
 /// Most datagrams being reassembled at once.
 pub const MAX_DATAGRAMS: usize = 1024;
@@ -43,12 +41,6 @@ pub const MAX_HELD_BYTES: usize = 4 << 20;
 /// How long a datagram may wait for its missing fragments, in packet time (Linux's
 /// `ipfrag_time`).
 pub const TIMEOUT_NS: u64 = 30_000_000_000;
-/// Most bytes of reassembled datagrams on their way to the workers.
-pub const MAX_OUT_BYTES: usize = 4 << 20;
-/// Most buffers for reassembled datagrams.
-pub const MAX_OUT_BUFFERS: usize = 1024;
-/// Smallest buffer made for a reassembled datagram.
-const MIN_OUT_BUFFER: usize = 2048;
 /// Idle buffers are kept for reuse while the bytes held stay under this.
 const KEEP_IDLE_BELOW: usize = MAX_HELD_BYTES / 2;
 /// End of a list.
@@ -69,20 +61,17 @@ pub enum ReasmEnd {
     Oversize,
     /// A fragment other than the last whose length is not a multiple of 8, or empty.
     Invalid,
-    /// Complete, but every buffer for reassembled datagrams was still in use.
-    NoBuffer,
 }
 
 impl ReasmEnd {
     /// All outcomes, in the order summaries list them.
-    pub const ALL: [ReasmEnd; 7] = [
+    pub const ALL: [ReasmEnd; 6] = [
         ReasmEnd::Reassembled,
         ReasmEnd::Timeout,
         ReasmEnd::Overlap,
         ReasmEnd::Evicted,
         ReasmEnd::Oversize,
         ReasmEnd::Invalid,
-        ReasmEnd::NoBuffer,
     ];
 
     /// Dense index into [`ReasmEnd::ALL`].
@@ -99,7 +88,6 @@ impl ReasmEnd {
             ReasmEnd::Evicted => "evicted",
             ReasmEnd::Oversize => "oversize",
             ReasmEnd::Invalid => "invalid",
-            ReasmEnd::NoBuffer => "no_buffer",
         }
     }
 }
@@ -113,7 +101,7 @@ pub struct ReassemblyStats {
     pub duplicates: u64,
     /// Datagrams being reassembled now.
     pub pending: u64,
-    /// Bytes of buffers held now: fragments waiting, and reassembled datagrams on their way.
+    /// Bytes of buffers held now (fragments waiting, the scratch buffer).
     pub held_bytes: u64,
 }
 
@@ -172,14 +160,12 @@ impl FragKey {
     }
 }
 
-/// A completed datagram, copied into an out buffer.
+/// A completed datagram, assembled in the caller's scratch buffer.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Done {
     key: FragKey,
     /// The fragments' wire lengths summed.
     pub wire: u32,
-    /// Index of the out buffer holding the payload.
-    pub buf: usize,
 }
 
 impl Done {
@@ -352,27 +338,20 @@ impl Reassembler {
         (s.end == Some(s.got)).then_some(slot)
     }
 
-    /// Copies a complete datagram into an out buffer and frees its slot.
-    pub fn emit(&mut self, slot: u32, out: &mut OutBuffers) -> Option<Done> {
+    /// Assembles a complete datagram's payload in `out` and frees its slot.
+    pub fn emit(&mut self, slot: u32, out: &mut Vec<u8>) -> Done {
         let s = &self.slots[slot as usize];
-        let len = s.got as usize;
-        let Some(buf) = out.take(len) else {
-            self.drop_slot(slot, ReasmEnd::NoBuffer);
-            return None;
-        };
-        if let Some(v) = out.vec_mut(buf) {
-            v.clear();
-            for p in &s.pieces {
-                v.extend_from_slice(&s.buf[p.at as usize..(p.at + p.len) as usize]);
-            }
+        out.clear();
+        out.reserve_exact(s.got as usize);
+        for p in &s.pieces {
+            out.extend_from_slice(&s.buf[p.at as usize..(p.at + p.len) as usize]);
         }
         let done = Done {
             key: s.key,
             wire: u32::try_from(s.wire).unwrap_or(u32::MAX),
-            buf,
         };
         self.drop_slot(slot, ReasmEnd::Reassembled);
-        Some(done)
+        done
     }
 
     /// Drops datagrams whose first fragment came [`TIMEOUT_NS`] or more before `now`.
@@ -486,62 +465,6 @@ impl Reassembler {
     }
 }
 
-/// Buffers that reassembled datagrams travel to the workers in: shared like capture chunks, and
-/// reused once no batch holds them.
-#[derive(Debug, Default)]
-pub(crate) struct OutBuffers {
-    bufs: Vec<Chunk>,
-    /// Their capacities summed.
-    bytes: usize,
-    /// Where the search for a free buffer starts.
-    cursor: usize,
-}
-
-impl OutBuffers {
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// The payload in buffer `i`, and the buffer.
-    pub fn get(&self, i: usize) -> (&[u8], &Chunk) {
-        let c = &self.bufs[i];
-        (c.as_slice(), c)
-    }
-
-    fn vec_mut(&mut self, i: usize) -> Option<&mut Vec<u8>> {
-        self.bufs.get_mut(i).and_then(Arc::get_mut)
-    }
-
-    /// A buffer nobody else holds with room for `len` bytes: a free one, a new one within the
-    /// caps, or a free one too small replaced by a bigger one. None when all are in use.
-    fn take(&mut self, len: usize) -> Option<usize> {
-        let n = self.bufs.len();
-        let free = |c: &Chunk| Arc::strong_count(c) == 1;
-        for k in 0..n {
-            let i = (self.cursor + k) % n;
-            if free(&self.bufs[i]) && self.bufs[i].capacity() >= len {
-                self.cursor = i + 1;
-                return Some(i);
-            }
-        }
-        let size = len.next_power_of_two().max(MIN_OUT_BUFFER);
-        if n < MAX_OUT_BUFFERS && self.bytes + size <= MAX_OUT_BYTES {
-            self.bufs.push(Arc::new(Vec::with_capacity(size)));
-            self.bytes += size;
-            return Some(n);
-        }
-        let i = self.bufs.iter().position(free)?;
-        let old = self.bufs[i].capacity();
-        if self.bytes - old + size > MAX_OUT_BYTES {
-            return None;
-        }
-        self.bufs[i] = Arc::new(Vec::with_capacity(size));
-        self.bytes = self.bytes - old + size;
-        Some(i)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,14 +485,14 @@ mod tests {
 
     struct R {
         table: Reassembler,
-        out: OutBuffers,
+        out: Vec<u8>,
     }
 
     impl R {
         fn new() -> Self {
             R {
                 table: Reassembler::default(),
-                out: OutBuffers::default(),
+                out: Vec::new(),
             }
         }
 
@@ -579,8 +502,8 @@ mod tests {
             let slot = self
                 .table
                 .add(key, &f, Timestamp(ts_s * 1_000_000_000), 100)?;
-            let d = self.table.emit(slot, &mut self.out)?;
-            Some(self.out.get(d.buf).0.to_vec())
+            self.table.emit(slot, &mut self.out);
+            Some(self.out.clone())
         }
 
         fn ended(&self, e: ReasmEnd) -> u64 {
@@ -706,26 +629,6 @@ mod tests {
             r.add(frag(7_777_777, 16, false, &data[16..]), 1),
             Some(data)
         );
-    }
-
-    #[test]
-    fn out_buffers_reused_when_free_and_bounded_when_held() {
-        let mut out = OutBuffers::default();
-        let a = out.take(100).unwrap();
-        assert_eq!(out.take(100), Some(a), "a free buffer is reused");
-        let in_use = Arc::clone(&out.bufs[a]);
-        assert_ne!(out.take(100), Some(a), "a buffer a batch holds is not");
-        drop(in_use);
-        // Held by a "worker": never handed out again until released.
-        let held: Vec<Chunk> = (0..MAX_OUT_BUFFERS)
-            .map_while(|_| out.take(60_000).map(|i| Arc::clone(&out.bufs[i])))
-            .collect();
-        assert!(out.bytes() <= MAX_OUT_BYTES);
-        assert!(held.len() < MAX_OUT_BUFFERS);
-        let n = held.len();
-        drop(held);
-        assert!(out.take(60_000).is_some());
-        assert!(n > 10);
     }
 
     mod prop {

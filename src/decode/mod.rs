@@ -26,12 +26,12 @@
 pub mod frag;
 mod tunnel;
 
-use crate::capture::{Chunk, LinkType, Timestamp};
+use crate::capture::{LinkType, Timestamp};
 use etherparse::{
     IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6FragmentHeaderSlice, Ipv6HeaderSlice,
     Ipv6RawExtHeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
 };
-use frag::{FragKey, OutBuffers, Reassembler, ReassemblyStats};
+use frag::{FragKey, Reassembler, ReassemblyStats};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use tunnel::{Decap, ETH_MPLS, ETH_MPLS_MC};
@@ -414,15 +414,13 @@ pub enum Decoded<'a> {
     /// A flow packet whose payload lies in the frame it was decoded from.
     Frame(PacketMeta),
     /// A datagram reassembled from fragments (this frame held the last missing one). Its payload
-    /// lies in `frame`, a buffer of the decoder's that lies in `chunk`, so it travels to a worker
-    /// like any frame.
+    /// lies in `frame`, the decoder's scratch buffer, valid until the next call: the caller
+    /// copies it on (the dispatcher into the batch bound for the flow's worker).
     Reassembled {
         /// The datagram's summary; its payload offset is into `frame`.
         meta: PacketMeta,
         /// The reassembled IP payload.
         frame: &'a [u8],
-        /// The shared buffer `frame` lies in.
-        chunk: &'a Chunk,
     },
 }
 
@@ -444,7 +442,8 @@ pub struct DecodeStats {
 #[derive(Debug, Default)]
 pub struct Decoder {
     table: Reassembler,
-    out: OutBuffers,
+    /// Where a completed datagram is assembled.
+    scratch: Vec<u8>,
     tunnels: [u64; TunnelKind::ALL.len()],
 }
 
@@ -486,11 +485,11 @@ impl Decoder {
             .table
             .add(FragKey::new(f, &cx), f, ts, wire_len)
             .ok_or(Skip::Fragment)?;
-        let mut done = self.table.emit(slot, &mut self.out).ok_or(Skip::Fragment)?;
+        let mut done = self.table.emit(slot, &mut self.scratch);
         let mut inner_round = false;
         let mut base = cx;
         let meta = loop {
-            let (frame, _) = self.out.get(done.buf);
+            let frame = self.scratch.as_slice();
             let mut icx = Ctx { tunnels: 0, ..base };
             let walked = walk(
                 Next::Upper(done.upper(frame)),
@@ -508,14 +507,16 @@ impl Decoder {
                         .table
                         .add(FragKey::new(&inner, &icx), &inner, ts, done.wire)
                         .ok_or(Skip::Fragment)?;
-                    done = self.table.emit(slot, &mut self.out).ok_or(Skip::Fragment)?;
+                    done = self.table.emit(slot, &mut self.scratch);
                     inner_round = true;
                     base = icx;
                 }
             }
         };
-        let (frame, chunk) = self.out.get(done.buf);
-        Ok(Decoded::Reassembled { meta, frame, chunk })
+        Ok(Decoded::Reassembled {
+            meta,
+            frame: &self.scratch,
+        })
     }
 
     /// Ends reassemblies that timed out by `now` (packet time). Fragments do this as they come;
@@ -527,7 +528,7 @@ impl Decoder {
     /// The counters so far.
     pub fn stats(&self) -> DecodeStats {
         let mut reassembly = self.table.stats();
-        reassembly.held_bytes += self.out.bytes() as u64;
+        reassembly.held_bytes += self.scratch.capacity() as u64;
         DecodeStats {
             tunnels: self.tunnels,
             reassembly,
@@ -1563,8 +1564,7 @@ mod tests {
         let mut got = None;
         for (i, f) in frames.iter().enumerate() {
             match d.decode(LinkType::Ethernet, Timestamp(i as u64), 0, f) {
-                Ok(Decoded::Reassembled { meta, frame, chunk }) => {
-                    assert!(chunk.as_ptr() <= frame.as_ptr());
+                Ok(Decoded::Reassembled { meta, frame }) => {
                     got = Some((meta, meta.payload(frame).to_vec()));
                 }
                 Ok(Decoded::Frame(_)) => panic!("a fragment decoded as a frame"),

@@ -4,7 +4,8 @@
 //! Per packet, the dispatcher hashes the key once and records where the frame lies in the
 //! capture's shared read chunk; the worker never re-hashes and no payload is copied. A batch
 //! holds a reference to each chunk its frames lie in (one reference count change per chunk and
-//! batch, not per packet). No lock, no atomic read-modify-write, no clock read and no allocation
+//! batch, not per packet). The one exception is a datagram reassembled from IP fragments: it
+//! lies in no chunk, and its payload is copied into the batch's own bytes, recycled with it. No lock, no atomic read-modify-write, no clock read and no allocation
 //! on the per-packet path once the batches have warmed up.
 
 use crate::capture::{Chunk, Timestamp};
@@ -21,10 +22,12 @@ use std::thread;
 pub const BATCH_PACKETS: usize = 256;
 /// Batches queued per worker before the dispatcher waits (backpressure, bounded memory).
 pub const QUEUE_BATCHES: usize = 16;
-/// A batch whose frames lie in read chunks of more than this many bytes in all is sent: it keeps
-/// those chunks alive, and a worker that gets few packets must not pin the reader's memory. (Four
-/// 1 MiB chunks of a capture file; reassembled datagrams' small buffers count by their size.)
-pub const MAX_BATCH_PINNED_BYTES: usize = 4 << 20;
+/// A batch that holds frames of more read chunks than this is sent: it keeps those chunks
+/// alive, and a worker that gets few packets must not pin the reader's memory.
+pub const MAX_BATCH_CHUNKS: usize = 4;
+/// A batch holding more copied bytes (reassembled datagrams) than this is sent, so a batch's own
+/// bytes stay under 128 KiB (a datagram is at most 64 KiB).
+pub const MAX_BATCH_OWN_BYTES: usize = 64 << 10;
 /// A batch older than this (in packet time) is sent even if not full, so a slow link's packets
 /// reach their workers promptly; on a quiet link the source's read timeout flushes instead.
 pub const BATCH_MAX_AGE_NS: u64 = 50_000_000;
@@ -52,19 +55,22 @@ struct Item {
     hash: u64,
     /// The dispatcher's clock when the packet was read.
     now: Timestamp,
-    /// Index into the batch's chunks.
+    /// Index into the batch's chunks, or [`OWN`].
     chunk: u16,
-    /// Offset of the frame in that chunk.
+    /// Offset of the frame in that chunk (or in the batch's own bytes).
     frame_off: u32,
 }
+
+/// The chunk index of an item whose frame was copied into the batch's own bytes.
+const OWN: u16 = u16::MAX;
 
 /// Packets bound for one worker, with references to the chunks their frames lie in.
 #[derive(Debug, Default)]
 struct Batch {
     items: Vec<Item>,
     chunks: Vec<Chunk>,
-    /// Bytes of the chunks held.
-    pinned: usize,
+    /// Frames copied in (reassembled datagrams).
+    own: Vec<u8>,
     /// Packet time of the first item.
     first: Timestamp,
     /// Packet time at the dispatcher when sent: lets a quiet worker expire its flows.
@@ -76,7 +82,7 @@ impl Batch {
         Batch {
             items: Vec::with_capacity(BATCH_PACKETS),
             chunks: Vec::with_capacity(8),
-            pinned: 0,
+            own: Vec::new(),
             first: Timestamp(0),
             now: Timestamp(0),
         }
@@ -85,8 +91,11 @@ impl Batch {
     /// The payload of an item.
     fn payload(&self, it: &Item) -> &[u8] {
         let frame_at = it.frame_off as usize + it.meta.payload_off as usize;
-        self.chunks
-            .get(usize::from(it.chunk))
+        let bytes = match it.chunk {
+            OWN => Some(self.own.as_slice()),
+            i => self.chunks.get(usize::from(i)).map(|c| c.as_slice()),
+        };
+        bytes
             .and_then(|c| c.get(frame_at..frame_at + it.meta.payload_len as usize))
             .unwrap_or(&[])
     }
@@ -192,6 +201,28 @@ impl<'scope> Pipeline<'scope> {
         {
             return false;
         }
+        self.push_with(meta, |b| {
+            if !b.chunks.last().is_some_and(|c| Arc::ptr_eq(c, chunk)) {
+                b.chunks.push(Arc::clone(chunk));
+            }
+            ((b.chunks.len() - 1) as u16, off as u32)
+        });
+        true
+    }
+
+    /// Hands one decoded packet whose frame lies in no shared chunk (a reassembled datagram) to
+    /// the worker that owns its flow: the frame is copied into the batch. Cold path: copies, and
+    /// the batch's bytes grow on first use (then are recycled with it).
+    pub fn push_copy(&mut self, meta: &PacketMeta, frame: &[u8]) {
+        self.push_with(meta, |b| {
+            let off = b.own.len() as u32;
+            b.own.extend_from_slice(frame);
+            (OWN, off)
+        });
+    }
+
+    /// Appends a packet to its worker's batch; `place` records where its frame lies.
+    fn push_with(&mut self, meta: &PacketMeta, place: impl FnOnce(&mut Batch) -> (u16, u32)) {
         let (key, _) = FlowKey::of(meta);
         let hash = key.hash_with(&self.hasher);
         let w = worker_of(hash, self.workers.len());
@@ -202,36 +233,21 @@ impl<'scope> Pipeline<'scope> {
         if b.items.is_empty() {
             b.first = meta.ts;
         }
-        // Frames mostly come from the chunk of the previous one; a reassembled datagram's buffer
-        // comes between two frames of the same chunk.
-        let at = match b
-            .chunks
-            .iter()
-            .rev()
-            .take(3)
-            .position(|c| Arc::ptr_eq(c, chunk))
-        {
-            Some(back) => b.chunks.len() - 1 - back,
-            None => {
-                b.chunks.push(Arc::clone(chunk));
-                b.pinned += chunk.len();
-                b.chunks.len() - 1
-            }
-        };
+        let (chunk, frame_off) = place(b);
         b.items.push(Item {
             meta: *meta,
             hash,
             now,
-            chunk: at as u16,
-            frame_off: off as u32,
+            chunk,
+            frame_off,
         });
         if b.items.len() >= BATCH_PACKETS
-            || b.pinned > MAX_BATCH_PINNED_BYTES
+            || b.chunks.len() > MAX_BATCH_CHUNKS
+            || b.own.len() > MAX_BATCH_OWN_BYTES
             || (self.low_latency && meta.ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS)
         {
             send_batch(h, self.clock.now());
         }
-        true
     }
 
     /// Sends every partly filled batch now (live capture does this when the link is quiet).
@@ -327,7 +343,7 @@ fn worker_loop(
                 tracker.advance(b.now, &mut out);
                 b.items.clear();
                 b.chunks.clear();
-                b.pinned = 0;
+                b.own.clear();
                 let now = b.now;
                 let _ = free.try_send(b);
                 (now, false)

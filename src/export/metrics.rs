@@ -247,7 +247,7 @@ impl Metrics {
             reassembly_bytes: gauge(
                 &r,
                 "picket_ip_reassembly_bytes",
-                "Bytes IP reassembly holds now (fragments waiting, datagrams on their way to workers).",
+                "Bytes of buffers IP reassembly holds now.",
             )?,
             flows: counter_vec(
                 &r,
