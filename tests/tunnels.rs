@@ -214,7 +214,7 @@ fn fragmented_hellos_are_reassembled_and_overlapping_ones_dropped() {
     let count = |k: &str| frags.iter().find(|(n, _)| n == k).map_or(0, |(_, v)| *v);
     assert!(count("reassembled") >= 6, "{summary}");
     assert!(count("overlap") >= 2, "{summary}");
-    assert!(count("duplicate") >= 1, "{summary}");
+    assert!(count("duplicates") >= 1, "{summary}");
     let m = metrics(&cap);
     assert_eq!(
         metric(&m, "picket_ip_reassembly_total{result=\"reassembled\"}"),
@@ -222,7 +222,7 @@ fn fragmented_hellos_are_reassembled_and_overlapping_ones_dropped() {
     );
     assert_eq!(
         metric(&m, "picket_ip_fragment_duplicates_total"),
-        count("duplicate") as f64
+        count("duplicates") as f64
     );
     assert_eq!(
         metric(&m, "picket_tunnel_packets_total{kind=\"vxlan\"}"),

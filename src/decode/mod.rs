@@ -19,7 +19,8 @@
 //!   outer frame's; for VXLAN, Ethernet over GRE and ERSPAN the mirrored or bridged frame's);
 //! - the innermost [`Segment`] a tunnel names: a VXLAN VNI, an NVGRE VSID or an ERSPAN session
 //!   id. Mirrors and overlays from several sites often reuse private inner addresses; their
-//!   flows stay apart by segment. GTP-U TEIDs and GRE keys differ per direction and are not used.
+//!   flows stay apart by segment. GTP-U TEIDs (one per direction) and the keys of GRE carrying IP
+//!   (which may differ per direction) are not used.
 //!
 //! Which tunnels a packet went through is counted per kind ([`TunnelKind`]), not kept per flow.
 

@@ -5,8 +5,9 @@
 //! capture's shared read chunk; the worker never re-hashes and no payload is copied. A batch
 //! holds a reference to each chunk its frames lie in (one reference count change per chunk and
 //! batch, not per packet). The one exception is a datagram reassembled from IP fragments: it
-//! lies in no chunk, and its payload is copied into the batch's own bytes, recycled with it. No lock, no atomic read-modify-write, no clock read and no allocation
-//! on the per-packet path once the batches have warmed up.
+//! lies in no chunk, and is copied into the batch's own bytes, recycled with the batch. No lock,
+//! no atomic read-modify-write, no clock read and no allocation on the per-packet path once the
+//! batches have warmed up.
 
 use crate::capture::{Chunk, Timestamp};
 use crate::decode::PacketMeta;

@@ -154,14 +154,14 @@ impl Summary {
             .filter(|e| d.reassembly.count(**e) > 0)
             .map(|e| format!("{} {}", d.reassembly.count(*e), e.as_str()))
             .collect();
-        if d.reassembly.duplicates > 0 {
-            frags.push(format!("{} duplicate", d.reassembly.duplicates));
-        }
         if d.reassembly.pending > 0 {
             frags.push(format!("{} pending", d.reassembly.pending));
         }
+        if d.reassembly.duplicates > 0 {
+            frags.push(format!("{} duplicates dropped", d.reassembly.duplicates));
+        }
         if !frags.is_empty() {
-            let _ = writeln!(s, "fragments {} (datagrams)", frags.join(", "));
+            let _ = writeln!(s, "fragments {}", frags.join(", "));
         }
         let _ = writeln!(
             s,
