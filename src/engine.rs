@@ -8,13 +8,15 @@
 
 use crate::capture::file::FileSource;
 use crate::capture::{PacketSource, Read, Timestamp};
-use crate::decode::{self, Skip};
+use crate::classify::hints::{HintWriter, Hints};
+use crate::decode::{self, Skip, Transport};
 use crate::dispatch::WorkerOutput;
 use crate::dispatch::{Pipeline, WorkerReport};
 use crate::export::metrics::Metrics;
 use crate::flow::FlowConfig;
 use crate::rules::CompiledRules;
 use crossbeam_channel::bounded;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub struct EngineConfig {
     pub low_latency: bool,
     /// Flow timeouts and limits, for the whole sensor (split across workers).
     pub flow: FlowConfig,
+    /// Entries in each of the shared caches (DNS answers, call endpoints).
+    pub hint_capacity: usize,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +42,7 @@ impl Default for EngineConfig {
             workers: default_workers(),
             low_latency: false,
             flow: FlowConfig::default(),
+            hint_capacity: crate::classify::hints::DEFAULT_CAPACITY,
         }
     }
 }
@@ -158,6 +163,10 @@ pub struct Feeder<'s, 'h> {
     hooks: Hooks<'h>,
     /// Bytes of finished inputs, for progress.
     done_bytes: u64,
+    /// The rules in force (the hint writer classifies DNS names and STUN marks with them).
+    rules: Arc<CompiledRules>,
+    /// Fills the caches of DNS answers and call endpoints, in capture order.
+    hints: HintWriter,
 }
 
 impl Feeder<'_, '_> {
@@ -173,6 +182,17 @@ impl Feeder<'_, '_> {
                     match decode::decode(p.link, p.ts, p.orig_len, p.data) {
                         Ok(meta) => {
                             self.read.decoded += 1;
+                            if may_hint(&meta, p.data) {
+                                let (src, dst) = (meta.src.ip(), meta.dst.ip());
+                                self.hints.observe(
+                                    &self.rules,
+                                    meta.transport == Transport::Tcp,
+                                    SocketAddr::new(src, meta.sport),
+                                    SocketAddr::new(dst, meta.dport),
+                                    meta.payload(p.data),
+                                    meta.ts,
+                                );
+                            }
                             self.pipe.push(&meta, p.data, p.chunk);
                         }
                         Err(skip) => self.read.skips[skip.index()] += 1,
@@ -247,6 +267,7 @@ impl Feeder<'_, '_> {
                             m.rules_loaded(&rules);
                         }
                         self.pipe.set_rules(&rules);
+                        self.rules = rules;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "rule reload refused; the old rules stay");
@@ -259,6 +280,18 @@ impl Feeder<'_, '_> {
         }
         c.stop.load(Ordering::Relaxed)
     }
+}
+
+/// Whether the reader gives a packet to the hint writer: a DNS response (from port 53, UDP or
+/// TCP) or a UDP datagram that could be STUN. A few compares per packet.
+fn may_hint(m: &crate::decode::PacketMeta, frame: &[u8]) -> bool {
+    if m.payload_len == 0 {
+        return false;
+    }
+    m.sport == 53
+        || (m.transport == Transport::Udp
+            && m.payload_len >= 20
+            && crate::proto::stun::looks_like_stun(m.payload(frame)))
 }
 
 /// Runs the pipeline: `feed` pumps sources into it; `on_records` sees every worker output
@@ -282,13 +315,24 @@ where
                 on_records(out);
             }
         });
-        let mut pipe = Pipeline::start(scope, cfg.workers, cfg.flow, rules, tx, hooks.metrics);
+        let hints = Arc::new(Hints::new(cfg.hint_capacity));
+        let mut pipe = Pipeline::start(
+            scope,
+            cfg.workers,
+            cfg.flow,
+            Arc::clone(&rules),
+            &hints,
+            tx,
+            hooks.metrics,
+        );
         pipe.set_low_latency(cfg.low_latency);
         let mut feeder = Feeder {
             pipe,
             read: ReadStats::default(),
             hooks,
             done_bytes: 0,
+            rules,
+            hints: HintWriter::new(hints),
         };
         let stopped = feed(&mut feeder);
         let Feeder { pipe, read, .. } = feeder;

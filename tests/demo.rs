@@ -152,7 +152,8 @@ fn demo_every_flow_has_its_sni_and_app() {
     assert_eq!(events.len(), manifest.len());
     // Specific hard cases.
     let by_sni = |n: &str| -> Vec<&Value> { events.iter().filter(|e| e["sni"] == n).collect() };
-    assert_eq!(by_sni("cloudflare-ech.com")[0]["ech"], true);
+    assert_eq!(by_sni("cloudflare-ech.com")[0]["ech"], "real");
+    assert_eq!(by_sni("cloudflare-ech.com")[0]["sni_trusted"], false);
     assert!(by_sni("web.telegram.org")
         .iter()
         .any(|e| e["packets_to_client"] == 0));

@@ -1,6 +1,9 @@
-//! Classification: the facts a flow revealed (today its TLS server name) against the compiled
+//! Classification: the facts a flow revealed (its server name, payload, STUN marks, address, and
+//! what other flows revealed of its endpoints) against the compiled
 //! rules, giving an app, the rule that decided and the policy verdict. Allocates only the small
 //! result, once per classified flow.
+
+pub mod hints;
 
 use crate::rules::{CompiledRules, Verdict};
 use std::sync::Arc;
@@ -20,6 +23,10 @@ pub enum AppSource {
     Signature,
     /// A STUN/TURN message of the flow carried one of the app's marks.
     Stun,
+    /// The server's address came in a DNS answer for one of the app's names.
+    DnsAnswer,
+    /// An endpoint of the flow was revealed by the app's STUN/TURN exchange (a call's media).
+    PeerCache,
 }
 
 impl AppSource {
@@ -32,6 +39,8 @@ impl AppSource {
             AppSource::DnsQuery => "dns_query",
             AppSource::Signature => "signature",
             AppSource::Stun => "stun",
+            AppSource::DnsAnswer => "dns_answer",
+            AppSource::PeerCache => "peer_cache",
         }
     }
 }

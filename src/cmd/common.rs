@@ -77,6 +77,11 @@ pub struct CommonArgs {
     /// fleet.
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,
+    /// Most entries in each shared cache: addresses from DNS answers for app names
+    /// (`dns_answer`) and endpoints of calls' STUN exchanges (`peer_cache`); the oldest go first.
+    #[arg(long, value_name = "N", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub hint_cache: u64,
 }
 
 impl CommonArgs {
@@ -94,6 +99,7 @@ impl CommonArgs {
                 max_flows: usize::try_from(self.max_flows).unwrap_or(usize::MAX),
                 update_ns: self.flow_update.saturating_mul(SEC),
             },
+            hint_capacity: usize::try_from(self.hint_cache).unwrap_or(usize::MAX),
         }
     }
 

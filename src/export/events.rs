@@ -45,10 +45,12 @@
 //! | `sni` | string | TLS server name from the ClientHello |
 //! | `alpn` | array of string | ALPN protocols offered |
 //! | `tls_version` | string | highest TLS version offered: `"1.3"`, `"1.2"`, `"1.1"`, `"1.0"`, `"ssl3"`, or `"0x…"` |
-//! | `ech` | bool | the ClientHello carried ECH (or ESNI): `sni` is then only the outer, public name (present whenever a ClientHello was seen) |
+//! | `ech` | string | `"real"`: an ECH extension with the public name of a known ECH client-facing server (`rules/ech.toml`): `sni` is only the outer name and does not decide `app`; `"grease"`: an ECH extension with any other name, taken for the GREASE placeholder browsers send, `sni` is the real name; `"esni"`: the older ESNI extension, `sni` does not decide; `"none"`. Present whenever a ClientHello was seen |
+//! | `sni_trusted` | bool | `sni` names the server the client wants and could decide `app` (false for real ECH, ESNI, or an IP address written as a name); present with `sni` |
+//! | `dns_name` | string | with `app_source` `"dns_answer"`: the name whose DNS answer gave the server's address |
 //! | `ja4` | string | JA4 client fingerprint of the ClientHello (FoxIO specification) |
 //! | `app` | string | app id from the rules |
-//! | `app_source` | string | the signal that decided `app`: `"sni"` (TCP), `"quic_sni"` (QUIC Initial) |
+//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
@@ -97,7 +99,11 @@ struct FlowEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ech: Option<bool>,
+    ech: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni_trusted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ja4: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,6 +137,8 @@ struct AlertEvent<'a> {
     rule: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     sni: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_name: Option<&'a str>,
     verdict: &'static str,
     suppressed: u64,
 }
@@ -167,6 +175,28 @@ fn flag_letters(flags: u8) -> String {
 
 fn tcp_flags_of(d: &DirStats, transport: Transport) -> Option<String> {
     (transport == Transport::Tcp && d.packets > 0).then(|| flag_letters(d.flags))
+}
+
+/// The `ech` field: what the hello's ECH or ESNI extension was taken for.
+fn ech_kind(t: &crate::flow::TlsInfo) -> &'static str {
+    if t.esni {
+        "esni"
+    } else if t.ech_outer {
+        "real"
+    } else if t.ech {
+        "grease"
+    } else {
+        "none"
+    }
+}
+
+/// The DNS name behind a `dns_answer` classification.
+fn dns_name(f: &Flow) -> Option<&str> {
+    let app = f.app.as_deref()?;
+    if app.source != crate::classify::AppSource::DnsAnswer {
+        return None;
+    }
+    f.hint.as_deref()?.name.as_deref()
 }
 
 /// A flow id as text: 16 hex digits, prefixed with the sensor name when there is one.
@@ -237,6 +267,7 @@ impl<W: Write> EventWriter<W> {
             app_source: app.source.as_str(),
             rule: &app.rule,
             sni: f.tls.as_ref().and_then(|t| t.sni()),
+            dns_name: dns_name(f),
             verdict: app.verdict.as_str(),
             suppressed: 0,
         };
@@ -315,7 +346,11 @@ impl<W: Write> EventWriter<W> {
                 tls::version_name(t.version)
                     .map_or_else(|| format!("{:#06x}", t.version), str::to_string)
             }),
-            ech: tls.map(|t| t.ech || t.esni),
+            ech: tls.map(ech_kind),
+            sni_trusted: tls
+                .filter(|t| t.sni().is_some())
+                .map(|t| t.trusted_sni().is_some()),
+            dns_name: dns_name(f),
             ja4: tls.map(|t| t.ja4()).filter(|j| !j.is_empty()),
             app: app.map(|a| &*a.app),
             app_source: app.map(|a| a.source.as_str()),
@@ -410,7 +445,8 @@ mod tests {
         assert_eq!(v["sni"], "g.whatsapp.net");
         assert_eq!(v["alpn"], serde_json::json!(["h2"]));
         assert_eq!(v["tls_version"], "1.3");
-        assert_eq!(v["ech"], false);
+        assert_eq!(v["ech"], "none");
+        assert_eq!(v["sni_trusted"], true);
         assert_eq!(v["app"], "whatsapp");
         assert_eq!(v["app_source"], "sni");
         assert_eq!(v["rule"], "whatsapp.toml:12");

@@ -12,6 +12,7 @@ pub mod table;
 pub use key::{FlowHasher, FlowKey};
 
 use crate::capture::Timestamp;
+use crate::classify::hints::{Hint, Hints};
 use crate::classify::{self, AppSource, Classification};
 use crate::decode::{tcp_flags, PacketMeta, Transport};
 use crate::proto::tls::ClientHello;
@@ -89,6 +90,10 @@ pub struct TlsInfo {
     pub ech: bool,
     /// An ESNI extension was present.
     pub esni: bool,
+    /// Real ECH: the ECH extension came with the public name of a known ECH client-facing
+    /// server (rules' `ech.toml`), so the server name is only the outer one. An ECH extension
+    /// with any other name is taken for GREASE.
+    pub ech_outer: bool,
 }
 
 impl TlsInfo {
@@ -114,6 +119,7 @@ impl TlsInfo {
             version,
             ech,
             esni,
+            ech_outer: false,
         }
     }
 
@@ -127,6 +133,18 @@ impl TlsInfo {
             ch.ech,
             ch.esni,
         )
+    }
+
+    /// The server name, when it names the server the client wants: not the outer name of real
+    /// ECH, not beside ESNI, and not an IP address written as a name.
+    pub fn trusted_sni(&self) -> Option<&str> {
+        let sni = self.sni()?;
+        let literal = sni.parse::<std::net::IpAddr>().is_ok()
+            || sni
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok());
+        (!self.ech_outer && !self.esni && !literal).then_some(sni)
     }
 
     fn parts(&self) -> std::str::SplitTerminator<'_, char> {
@@ -222,15 +240,16 @@ impl<'a> Adopt<'a> {
     }
 
     /// Records what a ClientHello says, classifies the flow, counts it and raises its alert.
-    /// A hello without a server name (or with ECH, whose name is only the outer, public one)
-    /// leaves the flow to its address.
+    /// A hello without a trusted server name (none, the outer name of real ECH, an IP literal)
+    /// leaves the flow to its hints and its address.
     fn adopt(self, f: &mut Flow, ch: &ClientHello<'_>, source: AppSource) {
-        let info = TlsInfo::from_hello(ch, source == AppSource::QuicSni);
-        let by_name = ch
-            .sni
-            .and_then(|name| classify::by_server_name(self.rules, name, source))
+        let mut info = TlsInfo::from_hello(ch, source == AppSource::QuicSni);
+        info.ech_outer = info.ech && info.sni().is_some_and(|n| self.rules.is_ech_public(n));
+        let by_name = info
+            .trusted_sni()
+            .and_then(|name| classify::by_server_name(self.rules, name.as_bytes(), source))
             .map(Box::new);
-        let named = ch.sni.is_some() && !(info.ech || info.esni);
+        let named = info.trusted_sni().is_some();
         f.tls = Some(info);
         f.app = by_name;
         if f.app.is_some() || named {
@@ -240,10 +259,16 @@ impl<'a> Adopt<'a> {
         }
     }
 
-    /// Classifies a flow that no server name decided by its server's address (or the other
-    /// side's, when which side is the server was only a guess).
+    /// Classifies a flow that no server name decided: by what the shared caches said of its
+    /// endpoints when it started, else by its server's address (or the other side's, when which
+    /// side is the server was only a guess).
     fn by_address(self, f: &mut Flow) {
         if f.app.is_some() {
+            return;
+        }
+        if let Some(h) = &f.hint {
+            f.app = Some(Box::new(h.class.clone()));
+            self.counted(f);
             return;
         }
         let (server, client) = (f.server().0.ip(), f.client().0.ip());
@@ -343,7 +368,7 @@ pub struct TcpTrack {
     pub rst: bool,
 }
 
-/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 208 bytes on
+/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 216 bytes on
 /// 64-bit targets); the handshake buffer is boxed and freed once the handshake is read, the TLS
 /// names take one allocation per TLS flow, the app one per classified flow.
 #[derive(Debug)]
@@ -375,6 +400,9 @@ pub struct Flow {
     pub tls: Option<TlsInfo>,
     /// The app, once known.
     pub app: Option<Box<Classification>>,
+    /// What the shared caches said of the flow's endpoints when it started (a DNS answer or a
+    /// call's STUN exchange): it decides when the flow's own signals name nothing.
+    pub hint: Option<Box<Hint>>,
     /// The tracker's per-app counter this flow's bytes go to (when `app` is set).
     app_slot: u16,
     /// `flow_update` events emitted so far.
@@ -404,6 +432,7 @@ impl Flow {
             hello_done: false,
             tls: None,
             app: None,
+            hint: None,
             app_slot: 0,
             updates: 0,
             looked: 0,
@@ -426,6 +455,7 @@ impl Flow {
             hello_done: self.hello_done,
             tls: self.tls.clone(),
             app: self.app.clone(),
+            hint: self.hint.clone(),
             app_slot: self.app_slot,
             updates: self.updates,
             looked: self.looked,
@@ -633,6 +663,8 @@ pub struct FlowTracker {
     next_report: Timestamp,
     /// Per-app counts since the last report; flows point at their slot.
     apps: Vec<AppCount>,
+    /// The caches of DNS answers and call endpoints, shared with the reader.
+    hints: Arc<Hints>,
     /// Counters.
     pub stats: TrackerStats,
 }
@@ -660,8 +692,15 @@ impl FlowTracker {
             swept: Timestamp(0),
             next_report: Timestamp(0),
             apps: Vec::new(),
+            hints: Arc::new(Hints::new(1)),
             stats: TrackerStats::default(),
         }
+    }
+
+    /// Reads flow hints from `hints` (the caches the reader fills).
+    pub fn with_hints(mut self, hints: Arc<Hints>) -> Self {
+        self.hints = hints;
+        self
     }
 
     /// Flows held now.
@@ -802,7 +841,20 @@ impl FlowTracker {
             _ => sender_looks_like_client(m.sport, m.dport),
         };
         let client_is_lo = src_is_lo == src_is_client;
-        let flow = Flow::new(key, hash, client_is_lo, m.ts);
+        let mut flow = Flow::new(key, hash, client_is_lo, m.ts);
+        if !self.hints.is_empty() {
+            let sock = |(a, p): (crate::decode::Addr, u16)| std::net::SocketAddr::new(a.ip(), p);
+            flow.hint = self
+                .hints
+                .lookup(
+                    &self.rules,
+                    m.transport == Transport::Udp,
+                    sock(flow.server()),
+                    sock(flow.client()),
+                    m.ts,
+                )
+                .map(Box::new);
+        }
         let class = flow.class();
         self.stats.flows += 1;
         let i = self.table.insert(flow, class);
@@ -931,7 +983,9 @@ impl FlowTracker {
             f.hello_done = true;
             f.hello = None;
             cx.counted(f);
-        } else if f.looked >= MAX_UDP_LOOK && f.hello.is_none() {
+        } else if (f.hint.is_some() || f.looked >= MAX_UDP_LOOK) && f.hello.is_none() {
+            // A datagram that is neither STUN, nor a QUIC Initial, nor a signature: a hint
+            // decides at once (a call's media, a flow to an address a DNS answer gave).
             f.hello_done = true;
             cx.by_address(f);
         }
@@ -1089,10 +1143,7 @@ impl FlowTracker {
     /// A flow that no server name decided is classified by its address, at the latest when it
     /// ends (a server name, when the flow had one, always wins).
     fn settle(&mut self, f: &mut Flow, at: Timestamp, out: &mut Vec<Event>) {
-        let named = f
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.sni().is_some() && !t.ech && !t.esni);
+        let named = f.tls.as_ref().is_some_and(|t| t.trusted_sni().is_some());
         if f.app.is_none() && !named {
             Adopt {
                 rules: &self.rules,

@@ -88,6 +88,8 @@ pub struct CompiledRules {
     /// Client bytes the longest TCP signature needs.
     signature_reach: usize,
     stun: Vec<(super::StunRule, DomainMatch)>,
+    /// Public names of ECH client-facing servers: (name, exact only).
+    ech_public: Vec<(Box<str>, bool)>,
 }
 
 /// A compiled prefix list's provenance: app, `file:line`, as-of date and day, max age.
@@ -219,7 +221,25 @@ impl CompiledRules {
             signatures,
             signature_reach,
             stun,
+            ech_public: set
+                .ech_public_names
+                .iter()
+                .map(|d| (d.name.clone().into_boxed_str(), d.exact))
+                .collect(),
         }
+    }
+
+    /// Whether `host` is the public name of an ECH client-facing server (from `ech.toml`): a
+    /// ClientHello naming it with an ECH extension hides its real server name.
+    pub fn is_ech_public(&self, host: &str) -> bool {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        self.ech_public.iter().any(|(n, exact)| {
+            host.eq_ignore_ascii_case(n)
+                || (!exact
+                    && host.len() > n.len()
+                    && host.as_bytes()[host.len() - n.len() - 1] == b'.'
+                    && host[host.len() - n.len()..].eq_ignore_ascii_case(n))
+        })
     }
 
     /// Client stream bytes the longest TCP signature needs (0: there are none). UDP signatures
@@ -259,24 +279,17 @@ impl CompiledRules {
         if self.stun.is_empty() {
             return None;
         }
-        let mut text = [0u8; 128];
         self.stun.iter().find_map(|(r, m)| {
             let hit = r.message_types.contains(&msg.msg_type)
                 || msg.attributes().any(|(ty, v)| {
                     if r.attributes.contains(&ty) {
                         return true;
                     }
-                    if (ty == ATTR_REALM || ty == ATTR_SOFTWARE) && !r.realms.is_empty() {
-                        let n = v.len().min(text.len());
-                        text[..n].copy_from_slice(&v[..n]);
-                        text[..n].make_ascii_lowercase();
-                        let t = &text[..n];
-                        return r
-                            .realms
-                            .iter()
-                            .any(|s| t.windows(s.len()).any(|w| w == s.as_bytes()));
-                    }
-                    false
+                    (ty == ATTR_REALM || ty == ATTR_SOFTWARE)
+                        && r.realms.iter().any(|s| {
+                            v.windows(s.len())
+                                .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
+                        })
                 });
             hit.then_some(m)
         })

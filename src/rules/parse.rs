@@ -211,6 +211,43 @@ fn parse_prefix(text: &str) -> Result<(std::net::IpAddr, u8), String> {
 pub struct RuleSet {
     /// The apps, in file-name order.
     pub apps: Vec<AppDef>,
+    /// Public names of ECH client-facing servers (`ech.toml`): a ClientHello with an ECH
+    /// extension whose server name is one of these carries real ECH, and its name is only the
+    /// outer one.
+    pub ech_public_names: Vec<DomainEntry>,
+}
+
+/// The file of ECH client-facing servers' public names.
+pub const ECH_FILE: &str = "ech.toml";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EchFile {
+    public_names: Vec<Spanned<String>>,
+}
+
+fn parse_ech(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
+    let file: EchFile = match toml::from_str(&src.text) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.push(toml_error(&src.path, &src.text, &e));
+            return;
+        }
+    };
+    let mut cx = FileCtx {
+        path: &src.path,
+        lines: Lines { text: &src.text },
+        errors,
+    };
+    for n in &file.public_names {
+        match normalise_domain(n.get_ref()) {
+            Ok((name, exact)) => {
+                let (line, _) = cx.lines.at(n.span().start);
+                set.ech_public_names.push(DomainEntry { name, exact, line });
+            }
+            Err(msg) => cx.err(n.span(), msg),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -381,6 +418,10 @@ impl RuleSet {
         for src in sources {
             if src.name == POLICY_FILE {
                 policies.push(src);
+                continue;
+            }
+            if src.name == ECH_FILE {
+                parse_ech(src, &mut set, &mut errors);
                 continue;
             }
             if let Some(app) = parse_app(src, &mut errors, &mut seen) {
