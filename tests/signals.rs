@@ -381,3 +381,128 @@ fn call_endpoints_from_stun_name_the_media_flows() {
         assert!(late.get("app").is_none(), "{late}");
     }
 }
+
+fn udp_first(client: &str, server: &str, first: &[u8], at: u64) -> Vec<Packet> {
+    let path = SynthPath::new(client.parse().expect("addr"), server.parse().expect("addr"));
+    let mut u = UdpConv::new(path, T0 + at, at);
+    u.send(true, first);
+    u.media(4, 20_000_000);
+    u.take_packets()
+}
+
+#[test]
+fn payload_signatures_of_calls_and_framed_chat() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets = Vec::new();
+    // Discord voice IP discovery: 74 bytes, type 1, length 70, SSRC, zero address.
+    let mut disc = vec![0, 1, 0, 70, 0, 0, 0x4b, 0x18];
+    disc.resize(74, 0);
+    packets.extend(udp_first("10.11.0.1:50001", "192.0.2.101:50003", &disc, 0));
+    // The same bytes one byte longer: the length field no longer fits.
+    let mut long = disc.clone();
+    long.push(0);
+    packets.extend(udp_first(
+        "10.11.0.2:50002",
+        "192.0.2.102:50003",
+        &long,
+        SEC,
+    ));
+    // Telegram's reflector: a 16-byte peer tag, then twelve 0xFF.
+    let mut tg = vec![0x3c; 16];
+    tg.extend([0xff; 12]);
+    tg.extend([0x6e, 0x0b, 0xb5, 0xc0, 0, 0, 0, 0]);
+    packets.extend(udp_first(
+        "10.11.0.3:50003",
+        "192.0.2.103:599",
+        &tg,
+        2 * SEC,
+    ));
+    // Zoom's connect request to a media server port.
+    let mut zoom = vec![0x01, 0x00, 0x02, 0x7d];
+    zoom.resize(107, 0x42);
+    packets.extend(udp_first(
+        "10.11.0.4:50004",
+        "192.0.2.104:8801",
+        &zoom,
+        3 * SEC,
+    ));
+    // The same datagram to another port is nothing.
+    packets.extend(udp_first(
+        "10.11.0.5:50005",
+        "192.0.2.105:9000",
+        &zoom,
+        4 * SEC,
+    ));
+    // Viber: UDP keep-alive, and TCP chat framed by its little-endian length.
+    let mut vb = vec![0xed, 0xf6, 0x01, 0x00, 0x05, 0x00];
+    vb.resize(72, 0x11);
+    packets.extend(udp_first(
+        "10.11.0.6:50006",
+        "192.0.2.106:7985",
+        &vb,
+        5 * SEC,
+    ));
+    let mut framed = 60u16.to_le_bytes().to_vec();
+    framed.resize(60, 0x5a);
+    packets.extend(tcp_with(
+        "10.11.0.7:50007",
+        "192.0.2.107:4244",
+        None,
+        &framed,
+        6 * SEC,
+    ));
+    // The same framing on another port says nothing.
+    packets.extend(tcp_with(
+        "10.11.0.8:50008",
+        "192.0.2.108:4245",
+        None,
+        &framed,
+        7 * SEC,
+    ));
+    // STUN over TCP, framed as ICE-TCP: an allocate without a realm, then its retry with
+    // Google's TURN realm.
+    let first = stun(0x0003, &[(0x0019, &[17, 0, 0, 0])]);
+    let retry = stun(0x0003, &[(0x0014, b"turn.l.google.com")]);
+    let mut stream = Vec::new();
+    for m in [&first, &retry] {
+        stream.extend((m.len() as u16).to_be_bytes());
+        stream.extend(m);
+    }
+    let path = SynthPath::new(
+        "10.11.0.9:50009".parse().expect("addr"),
+        "192.0.2.109:3478".parse().expect("addr"),
+    );
+    let mut c = TcpConv::new(path, T0 + 8 * SEC, 9);
+    c.handshake();
+    c.client_send(&stream[..first.len() + 2]);
+    c.server_send(&[0x01, 0x13, 0, 0]);
+    c.client_send(&stream[first.len() + 2..]);
+    c.close();
+    packets.extend(c.take_packets());
+    // Meet's media range, UDP media with no STUN of its own.
+    packets.extend(udp_first(
+        "10.11.0.10:50010",
+        "142.250.82.99:19305",
+        &[0x80; 100],
+        9 * SEC,
+    ));
+    let cap = write_capture(dir.path(), "sigs.pcap", packets);
+    let events = replay(&cap, &[]);
+    let flow = |c: &str| flow_of(&events, c);
+    let want = [
+        ("10.11.0.1", "discord", "signature"),
+        ("10.11.0.3", "telegram", "signature"),
+        ("10.11.0.4", "zoom", "signature"),
+        ("10.11.0.6", "viber", "signature"),
+        ("10.11.0.7", "viber", "signature"),
+        ("10.11.0.9", "google_meet", "stun"),
+        ("10.11.0.10", "google_meet", "ip"),
+    ];
+    for (client, app, source) in want {
+        assert_eq!(flow(client)["app"], app, "{}", flow(client));
+        assert_eq!(flow(client)["app_source"], source, "{}", flow(client));
+    }
+    for client in ["10.11.0.2", "10.11.0.5", "10.11.0.8"] {
+        assert!(flow(client).get("app").is_none(), "{}", flow(client));
+    }
+}

@@ -77,14 +77,16 @@ pub fn by_server_name(
     })
 }
 
-/// Classifies the start of a flow's client payload by the rules' byte signatures.
+/// Classifies the start of a flow's client payload by the rules' byte signatures; `frame_len`
+/// is what length fields are compared with (see [`CompiledRules::match_payload`]).
 pub fn by_payload(
     rules: &CompiledRules,
     transport: crate::decode::Transport,
     server_port: u16,
     data: &[u8],
+    frame_len: usize,
 ) -> Option<Classification> {
-    let m = rules.match_payload(transport, server_port, data)?;
+    let m = rules.match_payload(transport, server_port, data, frame_len)?;
     let app = rules.apps().get(usize::from(m.app))?;
     Some(Classification {
         app: Arc::clone(&app.id),

@@ -194,6 +194,9 @@ const MAX_UDP_LOOK: u8 = 8;
 /// UDP port of DNS.
 const DNS_PORT: u16 = 53;
 
+/// Most STUN messages read at the start of a TCP stream.
+const MAX_TCP_STUN: usize = 4;
+
 /// Most client datagrams of a UDP flow looked at for QUIC Initials before giving up.
 const MAX_QUIC_DATAGRAMS: u8 = 8;
 
@@ -890,15 +893,46 @@ impl FlowTracker {
         let reach = self.rules.signature_reach(Transport::Tcp);
         if ins.grew && f.app.is_none() && reach > 0 && prefix.contiguous_len() as usize >= reach {
             let port = f.server().1;
-            if let Some(c) =
-                classify::by_payload(&self.rules, Transport::Tcp, port, prefix.contiguous())
-            {
+            // Length fields count the client's first segment only.
+            let frame = if seq == base {
+                payload.len()
+            } else {
+                usize::MAX
+            };
+            if let Some(c) = classify::by_payload(
+                &self.rules,
+                Transport::Tcp,
+                port,
+                prefix.contiguous(),
+                frame,
+            ) {
                 // A signature decides at once: no handshake is coming.
                 f.app = Some(Box::new(c));
                 f.hello_done = true;
                 Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).counted(f);
                 return;
             }
+        }
+        if ins.grew && f.app.is_none() && stun::parse_stream(prefix.contiguous()).is_some() {
+            // STUN/TURN over TCP (RFC 8489 §6.2.2, or framed as ICE-TCP does): no TLS is coming.
+            // The client's first messages are read as they come (an allocation's first try
+            // usually carries no realm; its retry after the 401 does).
+            let data = prefix.contiguous();
+            let found = stun::stream_messages(data, MAX_TCP_STUN)
+                .find_map(|msg| classify::by_stun(&self.rules, &msg));
+            let whole = stun::stream_messages(data, MAX_TCP_STUN).count();
+            let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
+            if let Some(c) = found {
+                f.app = Some(Box::new(c));
+                f.hello_done = true;
+                cx.counted(f);
+            } else if whole >= MAX_TCP_STUN || ins.beyond_cap {
+                f.hello_done = true;
+                cx.by_address(f);
+            } else {
+                f.hello = Some(hello);
+            }
+            return;
         }
         let done = if !ins.grew {
             // The client is past the cap and the prefix still has a hole: the missing bytes
@@ -973,7 +1007,13 @@ impl FlowTracker {
             self.quic_datagram(i, payload, ts, out);
             return;
         } else if from_client {
-            classify::by_payload(&self.rules, Transport::Udp, f.server().1, payload)
+            classify::by_payload(
+                &self.rules,
+                Transport::Udp,
+                f.server().1,
+                payload,
+                payload.len(),
+            )
         } else {
             None
         };

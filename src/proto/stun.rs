@@ -78,14 +78,27 @@ pub fn looks_like_stun(b: &[u8]) -> bool {
 
 /// Reads a STUN message at the start of a TCP stream: directly (RFC 8489 §6.2.2: messages follow
 /// each other on the stream, the magic cookie required) or framed by a 2-byte length as ICE-TCP
-/// does (RFC 6544, RFC 4571).
-pub fn parse_stream(b: &[u8]) -> Option<Message<'_>> {
+/// does (RFC 6544, RFC 4571). Returns the message and the stream bytes it takes.
+pub fn parse_stream(b: &[u8]) -> Option<(Message<'_>, usize)> {
     if let Some(m) = parse(b).filter(|m| !m.classic) {
-        return Some(m);
+        return Some((m, 20 + m.attrs.len()));
     }
     let frame = usize::from(u16::from_be_bytes([*b.first()?, *b.get(1)?]));
     let body = b.get(2..2 + frame)?;
-    parse(body).filter(|m| !m.classic && 20 + m.attrs.len() == frame)
+    parse(body)
+        .filter(|m| !m.classic && 20 + m.attrs.len() == frame)
+        .map(|m| (m, 2 + frame))
+}
+
+/// The STUN messages at the start of a TCP stream, in order, as far as they are whole; at most
+/// `max`.
+pub fn stream_messages(mut b: &[u8], max: usize) -> impl Iterator<Item = Message<'_>> {
+    std::iter::from_fn(move || {
+        let (m, used) = parse_stream(b)?;
+        b = b.get(used..).unwrap_or(&[]);
+        Some(m)
+    })
+    .take(max)
 }
 
 /// A TURN ChannelData message (RFC 8656 §12.4): a channel number 0x4000-0x4FFF, a length, the
@@ -312,11 +325,20 @@ mod tests {
     #[test]
     fn stream_direct_and_framed() {
         let m = message(0x0003, &[(ATTR_REALM, b"example.org")], true);
-        assert_eq!(parse_stream(&m).unwrap().msg_type, 0x0003);
+        assert_eq!(parse_stream(&m).unwrap().0.msg_type, 0x0003);
         let mut framed = (m.len() as u16).to_be_bytes().to_vec();
         framed.extend(&m);
         framed.extend([0x16, 0x03]); // the next bytes on the stream
-        assert_eq!(parse_stream(&framed).unwrap().msg_type, 0x0003);
+        assert_eq!(
+            parse_stream(&framed).unwrap(),
+            (parse(&m).unwrap(), m.len() + 2)
+        );
+        // Two messages back to back, then a partial one.
+        let mut two = m.clone();
+        two.extend(message(0x0101, &[], true));
+        two.extend(&m[..10]);
+        let types: Vec<u16> = stream_messages(&two, 8).map(|x| x.msg_type).collect();
+        assert_eq!(types, [0x0003, 0x0101]);
         framed[1] ^= 4; // a frame length that does not fit the message
         assert!(parse_stream(&framed).is_none());
         // Classic messages have no cookie to tell them from other bytes on a stream.

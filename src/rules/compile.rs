@@ -208,7 +208,12 @@ impl CompiledRules {
         let signature_reach = signatures
             .iter()
             .filter(|(s, _)| s.transport == crate::decode::Transport::Tcp)
-            .map(|(s, _)| usize::from(s.offset) + s.pattern.len())
+            .map(|(s, _)| {
+                let len = s
+                    .length
+                    .map_or(0, |l| usize::from(l.offset) + usize::from(l.size));
+                (usize::from(s.offset) + s.pattern.len()).max(len)
+            })
             .max()
             .unwrap_or(0);
         CompiledRules {
@@ -251,16 +256,20 @@ impl CompiledRules {
         }
     }
 
-    /// The signature that the start of a flow's client payload matches.
+    /// The signature that the start of a flow's client payload matches. `frame_len` is the
+    /// length of the datagram (UDP) or of the client's first segment (TCP), for length fields.
     pub fn match_payload(
         &self,
         transport: crate::decode::Transport,
         server_port: u16,
         data: &[u8],
+        frame_len: usize,
     ) -> Option<&DomainMatch> {
         self.signatures.iter().find_map(|(s, m)| {
             let hit = s.transport == transport
                 && (s.ports.is_empty() || s.ports.contains(&server_port))
+                && s.length
+                    .is_none_or(|l| l.read(data) == i64::try_from(frame_len).ok())
                 && data.get(usize::from(s.offset)..).is_some_and(|d| {
                     d.len() >= s.pattern.len()
                         && s.pattern.iter().zip(d).all(|(p, b)| match p {
@@ -527,7 +536,10 @@ bytes = "ff ff ff ff"
         )
         .unwrap();
         use crate::decode::Transport::{Tcp, Udp};
-        let hit = |t, port, d: &[u8]| r.match_payload(t, port, d).map(|m| m.rule.to_string());
+        let hit = |t, port, d: &[u8]| {
+            r.match_payload(t, port, d, d.len())
+                .map(|m| m.rule.to_string())
+        };
         assert_eq!(
             hit(Tcp, 5222, &[0x45, 0x44, 0x99, 0x04, 0x08, 0xaa, 1]).as_deref(),
             Some("chat.toml:5")
@@ -563,6 +575,42 @@ bytes = "ff ff ff ff"
         )
         .unwrap_err();
         assert!(e.0[0].message.contains("at least 4 fixed bytes"), "{e}");
+        // A length field and a port list make up for fixed bytes; alone they do not.
+        let framed = a.replace(
+            "bytes = \"ff ff ff ff\"",
+            "ports = [7000]\nbytes = \"ab\"\nlength = { offset = 0, size = 2, order = \"le\", adjust = 3 }",
+        );
+        let r = load(
+            &[Source {
+                path: PathBuf::from("chat.toml"),
+                name: "chat.toml".into(),
+                text: framed.clone(),
+            }],
+            None,
+        )
+        .unwrap();
+        let m = |d: &[u8], len| {
+            r.match_payload(Udp, 7000, d, len)
+                .map(|m| m.rule.to_string())
+        };
+        assert!(m(&[5, 0, 0xab, 9, 9], 8).is_some(), "5 + 3 = 8");
+        assert!(m(&[5, 0, 0xab, 9, 9], 9).is_none(), "wrong length");
+        assert!(m(&[5, 0, 0xac, 9, 9], 8).is_none(), "wrong byte");
+        assert!(
+            r.match_payload(Udp, 7001, &[5, 0, 0xab], 8).is_none(),
+            "port"
+        );
+        let portless = framed.replace("ports = [7000]\n", "");
+        let e = load(
+            &[Source {
+                path: PathBuf::from("chat.toml"),
+                name: "chat.toml".into(),
+                text: portless,
+            }],
+            None,
+        )
+        .unwrap_err();
+        assert!(e.0[0].message.contains("has 3.0"), "{e}");
     }
 
     #[test]
