@@ -81,9 +81,8 @@ fn yaml_docs(p: &Path) -> Vec<Value> {
         Command::new(SYSTEM_PYTHON)
             .arg("-c")
             .arg(
-                "import json, sys, yaml\n\
-         with open(sys.argv[1]) as f:\n    \
-         json.dump([d for d in yaml.safe_load_all(f) if d is not None], sys.stdout)",
+                "import json, sys, yaml; json.dump([d for d in \
+                 yaml.safe_load_all(open(sys.argv[1])) if d is not None], sys.stdout)",
             )
             .arg(p),
     );
@@ -792,7 +791,9 @@ fn every_query_uses_metrics_the_sensor_exports() {
                 continue;
             }
             let Some(known) = exported.get(&name) else {
-                bad.push(format!("{whence}: `{name}` is not exported by picket"));
+                bad.push(format!(
+                    "{whence}: `{name}` is neither exported by picket nor recorded in recording.yml"
+                ));
                 continue;
             };
             for l in labels {
