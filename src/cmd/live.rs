@@ -59,6 +59,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     })
     .context("live capture")?;
     let metrics = Arc::new(Metrics::new(cfg.workers)?);
+    metrics.flow_capacity(cfg.flow.max_flows);
     metrics.rules_loaded(&rules);
     let (server, http) = common::serve_metrics(a.listen, &metrics)?;
     let control = Arc::new(Control::default());

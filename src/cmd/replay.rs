@@ -46,6 +46,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let server = match (a.listen, &metrics) {
         (Some(addr), Some(m)) => {
+            m.flow_capacity(cfg.flow.max_flows);
             m.rules_loaded(&rules);
             Some(common::serve_metrics(addr, m)?)
         }

@@ -87,6 +87,7 @@ pub struct Metrics {
     flows: IntCounterVec,
     app_bytes: IntCounterVec,
     flows_active: IntGauge,
+    flows_max: IntGauge,
     evictions: IntCounter,
     hellos: IntCounter,
     conflicts: IntCounter,
@@ -199,6 +200,11 @@ impl Metrics {
                 &["app"],
             )?,
             flows_active: gauge(&r, "picket_flows_active", "Flows held in the flow tables now.")?,
+            flows_max: gauge(
+                &r,
+                "picket_flows_max",
+                "Flows the flow tables hold at most (--max-flows); past it the least recently seen is evicted.",
+            )?,
             evictions: counter(
                 &r,
                 "picket_flow_evictions_total",
@@ -284,6 +290,11 @@ impl Metrics {
                 self.alerts_suppressed.with_label_values(&[&app.id]);
             }
         }
+    }
+
+    /// Records the flow tables' capacity, for the whole sensor.
+    pub fn flow_capacity(&self, flows: usize) {
+        self.flows_max.set(i64::try_from(flows).unwrap_or(i64::MAX));
     }
 
     /// Counts a reload attempt.
@@ -421,8 +432,10 @@ mod tests {
         }]);
         m.unclassified_flow_ended(60);
         m.alert("whatsapp", true);
+        m.flow_capacity(1_000_000);
         let t = String::from_utf8(m.render()).unwrap();
         assert_eq!(value(&t, "picket_packets_total"), Some(100.0));
+        assert_eq!(value(&t, "picket_flows_max"), Some(1_000_000.0));
         m.reader.packets.store(150, Ordering::Relaxed);
         let t = String::from_utf8(m.render()).unwrap();
         assert_eq!(value(&t, "picket_packets_total"), Some(150.0));
