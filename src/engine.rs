@@ -243,6 +243,15 @@ impl Feeder<'_, '_> {
                 r.kernel_drops.store(d.kernel, Ordering::Relaxed);
                 r.interface_drops.store(d.interface, Ordering::Relaxed);
             }
+            let h = self.hints.shared();
+            let (dns, peers) = h.len();
+            let (dns_out, peers_out) = h.evicted();
+            for (a, v) in r.hint_entries.iter().zip([dns, peers]) {
+                a.store(v as u64, Ordering::Relaxed);
+            }
+            for (a, v) in r.hint_evictions.iter().zip([dns_out, peers_out]) {
+                a.store(v, Ordering::Relaxed);
+            }
             for (w, depth) in m.workers.iter().zip(self.pipe.queue_depths()) {
                 w.queue_depth.store(depth as u64, Ordering::Relaxed);
             }

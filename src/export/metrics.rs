@@ -29,7 +29,14 @@ pub struct ReaderPub {
     pub interface_drops: AtomicU64,
     /// Packets dropped because a worker queue was full.
     pub queue_drops: AtomicU64,
+    /// Entries of the hint caches now, by [`HINT_CACHES`].
+    pub hint_entries: [AtomicU64; 2],
+    /// Entries dropped from the hint caches to stay within their capacity, by [`HINT_CACHES`].
+    pub hint_evictions: [AtomicU64; 2],
 }
+
+/// The `cache` label values of the hint caches: DNS answers, call endpoints.
+pub const HINT_CACHES: [&str; 2] = ["dns_answer", "peer"];
 
 /// Values published by one worker (one writer) or, for the queue depth, by the reader.
 #[derive(Debug, Default)]
@@ -69,6 +76,7 @@ struct Last {
     evicted: u64,
     hellos: u64,
     conflicts: u64,
+    hint_evictions: [u64; 2],
 }
 
 /// The sensor's registry and the published values it is refreshed from.
@@ -99,6 +107,8 @@ pub struct Metrics {
     events_dropped: IntCounter,
     alerts: IntCounterVec,
     alerts_suppressed: IntCounterVec,
+    hint_entries: IntGaugeVec,
+    hint_evictions: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -162,7 +172,22 @@ impl Metrics {
             &["worker"],
         )?;
         r.register(Box::new(queue_depth.clone()))?;
+        let hint_entries = IntGaugeVec::new(
+            Opts::new(
+                "picket_hint_cache_entries",
+                "Entries in the shared hint caches: addresses from DNS answers for app names, endpoints of calls' STUN exchanges.",
+            ),
+            &["cache"],
+        )?;
+        r.register(Box::new(hint_entries.clone()))?;
         let m = Metrics {
+            hint_entries,
+            hint_evictions: counter_vec(
+                &r,
+                "picket_hint_cache_evictions_total",
+                "Hint cache entries dropped, oldest first, to stay within --hint-cache.",
+                &["cache"],
+            )?,
             packets: counter(&r, "picket_packets_total", "Packets read from the capture.")?,
             bytes: counter(
                 &r,
@@ -386,6 +411,17 @@ impl Metrics {
             sum(|w| &w.overlap_conflicts),
             &mut last.conflicts,
         );
+        for (i, c) in HINT_CACHES.iter().enumerate() {
+            self.hint_entries
+                .with_label_values(&[c])
+                .set(load(&self.reader.hint_entries[i]) as i64);
+            let e = self.hint_evictions.with_label_values(&[c]);
+            step(
+                &e,
+                load(&self.reader.hint_evictions[i]),
+                &mut last.hint_evictions[i],
+            );
+        }
         for (i, w) in self.workers.iter().enumerate() {
             self.queue_depth
                 .with_label_values(&[&i.to_string()])
@@ -437,8 +473,18 @@ mod tests {
         assert_eq!(value(&t, "picket_packets_total"), Some(100.0));
         assert_eq!(value(&t, "picket_flows_max"), Some(1_000_000.0));
         m.reader.packets.store(150, Ordering::Relaxed);
+        m.reader.hint_entries[0].store(9, Ordering::Relaxed);
+        m.reader.hint_evictions[1].store(4, Ordering::Relaxed);
         let t = String::from_utf8(m.render()).unwrap();
         assert_eq!(value(&t, "picket_packets_total"), Some(150.0));
+        assert_eq!(
+            value(&t, "picket_hint_cache_entries{cache=\"dns_answer\"}"),
+            Some(9.0)
+        );
+        assert_eq!(
+            value(&t, "picket_hint_cache_evictions_total{cache=\"peer\"}"),
+            Some(4.0)
+        );
         assert_eq!(value(&t, "picket_flows_active"), Some(12.0));
         assert_eq!(
             value(&t, "picket_packets_skipped_total{reason=\"ip_fragment\"}"),
