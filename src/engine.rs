@@ -292,15 +292,20 @@ impl Feeder<'_, '_> {
 }
 
 /// Whether the reader gives a packet to the hint writer: a DNS response (from port 53, UDP or
-/// TCP) or a UDP datagram that could be STUN. A few compares per packet.
+/// TCP) or a UDP datagram that could be STUN or TURN ChannelData. A few compares per packet.
 fn may_hint(m: &crate::decode::PacketMeta, frame: &[u8]) -> bool {
     if m.payload_len == 0 {
         return false;
     }
-    m.sport == 53
-        || (m.transport == Transport::Udp
-            && m.payload_len >= 20
-            && crate::proto::stun::looks_like_stun(m.payload(frame)))
+    if m.sport == 53 {
+        return true;
+    }
+    if m.transport != Transport::Udp || m.payload_len < 20 {
+        return false;
+    }
+    let p = m.payload(frame);
+    // STUN, or STUN inside a TURN ChannelData message (first byte 0x40-0x4f).
+    crate::proto::stun::looks_like_stun(p) || (p[0] & 0xf0 == 0x40 && p.len() >= 24)
 }
 
 /// Runs the pipeline: `feed` pumps sources into it; `on_records` sees every worker output

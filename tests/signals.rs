@@ -84,9 +84,22 @@ fn stun_marks_classify_calls() {
         &[stun(0x0001, &[]), vec![0x80; 200], vec![0x80; 200]],
         2_000_000_000,
     ));
+    // An ICE check relayed through a TURN channel: WhatsApp's STUN inside ChannelData.
+    let inner = stun(0x0801, &[]);
+    let mut chan = vec![0x40, 0x01];
+    chan.extend((inner.len() as u16).to_be_bytes());
+    chan.extend(&inner);
+    packets.extend(udp(
+        "10.7.0.4:50004",
+        "192.0.2.73:3478",
+        &[chan],
+        3_000_000_000,
+    ));
     let cap = write_capture(dir.path(), "stun.pcap", packets);
     let events = replay(&cap, &[]);
     let flow = |c: &str| flow_of(&events, c);
+    assert_eq!(flow("10.7.0.4")["app"], "whatsapp");
+    assert_eq!(flow("10.7.0.4")["app_source"], "stun");
     assert_eq!(flow("10.7.0.1")["app"], "whatsapp");
     assert_eq!(flow("10.7.0.1")["app_source"], "stun");
     assert_eq!(flow("10.7.0.2")["app"], "signal");

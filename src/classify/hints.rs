@@ -251,8 +251,11 @@ impl HintWriter {
             if let Some(msg) = msg {
                 self.dns_response(rules, msg, ts);
             }
-        } else if !tcp && crate::proto::stun::looks_like_stun(payload) {
-            self.stun(rules, src, dst, payload, ts);
+        } else if !tcp {
+            let inner = crate::proto::stun::channel_data(payload).map_or(payload, |c| c.data);
+            if crate::proto::stun::looks_like_stun(inner) {
+                self.stun(rules, src, dst, inner, ts);
+            }
         }
     }
 

@@ -1001,7 +1001,10 @@ impl FlowTracker {
             return;
         };
         f.looked = f.looked.saturating_add(1);
-        let found = if let Some(msg) = stun::parse(payload) {
+        // TURN ChannelData (a relayed channel) carries the relayed datagram: ICE checks through
+        // a relay are STUN messages inside it.
+        let stun_bytes = stun::channel_data(payload).map_or(payload, |c| c.data);
+        let found = if let Some(msg) = stun::parse(stun_bytes) {
             classify::by_stun(&self.rules, &msg)
         } else if from_client && (f.hello.is_some() || quic::looks_like_client_initial(payload)) {
             self.quic_datagram(i, payload, ts, out);
