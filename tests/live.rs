@@ -7,6 +7,16 @@
 #![cfg(feature = "live")]
 
 use serde_json::Value;
+
+/// Packets in the shipped demo capture.
+fn demo_packets() -> usize {
+    picket::synth::demo().len()
+}
+
+/// Flows in the shipped demo capture.
+fn demo_flows() -> usize {
+    picket::synth::demo_manifest().len()
+}
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -270,8 +280,8 @@ fn live_equals_replay_and_sigterm_loses_no_flow() {
     let veth = Veth::new("a");
     let sensor = Sensor::start(dir.path(), &veth.capture, &[]);
     send(&veth.send, &demo());
-    wait_for("all 1495 packets counted", 20, || {
-        metric(&sensor.metrics(), "picket_packets_total") == Some(1495.0)
+    wait_for("all the demo's packets counted", 20, || {
+        metric(&sensor.metrics(), "picket_packets_total") == Some(demo_packets() as f64)
     });
     let m = sensor.metrics();
     assert_eq!(
@@ -285,7 +295,7 @@ fn live_equals_replay_and_sigterm_loses_no_flow() {
     assert_eq!(code, Some(0), "{err}");
     let live = read_events(&events);
     let replayed = replay_events(dir.path());
-    assert_eq!(live.len(), 26, "{err}");
+    assert_eq!(live.len(), demo_flows(), "{err}");
     assert_eq!(essence(&live), essence(&replayed));
 }
 
@@ -326,7 +336,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
     send(&veth.send, &demo());
     wait_for("every flow to end", 30, || {
         metric(&sensor.metrics(), "picket_flows_active") == Some(0.0)
-            && read_events(&sensor.events).len() == 26
+            && read_events(&sensor.events).len() == demo_flows()
     });
     let m = sensor.metrics();
     // The exposition passes Prometheus's own linter.
@@ -368,7 +378,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
     );
     assert!(alerts >= 3, "flagged apps alerted: {alerts}");
     let events = read_events(&sensor.events);
-    assert_eq!(events.len(), 26);
+    assert_eq!(events.len(), demo_flows());
     let mut per_app: BTreeMap<String, usize> = BTreeMap::new();
     for e in &events {
         *per_app
@@ -385,6 +395,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
         assert_eq!(metric(&m, &series), Some(*n as f64), "{series}");
     }
     // A real Prometheus scraped it.
+    let whatsapp = events.iter().filter(|e| e["app"] == "whatsapp").count() as f64;
     let query = "/api/v1/query?query=picket_flows_total%7Bapp%3D%22whatsapp%22%7D";
     let mut last = String::new();
     let end = Instant::now() + Duration::from_secs(30);
@@ -397,7 +408,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
                     got = v["data"]["result"][0]["value"][1]
                         .as_str()
                         .and_then(|s| s.parse::<f64>().ok())
-                        .filter(|&x| x == 5.0);
+                        .filter(|&x| x == whatsapp);
                 }
             }
         }
@@ -405,7 +416,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
     }
     let _ = prom.kill();
     let _ = prom.wait();
-    assert_eq!(got, Some(5.0), "Prometheus answer: {last}");
+    assert_eq!(got, Some(whatsapp), "Prometheus answer: {last}");
     let (code, err) = sensor.stop();
     assert_eq!(code, Some(0), "{err}");
 }
@@ -446,7 +457,7 @@ fn live_sighup_with_broken_rules_keeps_the_old_ones() {
     });
     send(&veth.send, &demo());
     wait_for("all packets", 20, || {
-        metric(&sensor.metrics(), "picket_packets_total") == Some(1495.0)
+        metric(&sensor.metrics(), "picket_packets_total") == Some(demo_packets() as f64)
     });
     // Log rotation: the events file is moved away; SIGHUP reopens the path.
     let rotated = dir.path().join("live.jsonl.1");
@@ -480,10 +491,14 @@ fn live_sighup_with_broken_rules_keeps_the_old_ones() {
         ev.len()
     );
     ev.extend(before);
-    assert_eq!(ev.len(), 26);
+    assert_eq!(ev.len(), demo_flows());
     // The broken reload changed nothing: the demo's Zoom flows were classified by the old rules.
     let zoom: Vec<&Value> = ev.iter().filter(|e| e["app"] == "zoom").collect();
-    assert_eq!(zoom.len(), 3, "two TLS flows and one DNS lookup");
+    assert_eq!(
+        zoom.len(),
+        5,
+        "two TLS flows, two DNS lookups and the media flow the first one names"
+    );
     assert!(zoom.iter().all(|e| e["verdict"] == "flag"));
 }
 
