@@ -144,6 +144,10 @@ struct Sensor {
 impl Sensor {
     fn start(dir: &Path, iface: &str, extra: &[&str]) -> Self {
         let port = free_port();
+        // Started as root, the sensor runs as nobody once the capture is open: its events
+        // folder must be writable for that user, as a deployment's would be.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let events = dir.join("live.jsonl");
         let child = Command::new(env!("CARGO_BIN_EXE_picket"))
             .args(["live", "-i", iface, "--quiet", "--workers", "2"])
@@ -530,4 +534,79 @@ fn live_bad_bpf_filter_is_a_clear_error() {
         !err.contains("metrics on"),
         "nothing starts before the capture is open: {err}"
     );
+}
+
+/// The `Uid:`, `Gid:`, `Cap*:` and `NoNewPrivs:` lines of /proc/PID/status.
+fn proc_status(pid: u32) -> BTreeMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("/proc status")
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.starts_with("Cap") || ["Uid", "Gid", "Groups", "NoNewPrivs"].contains(k))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn live_drops_root_and_every_capability_after_opening_the_capture() {
+    if !can_run(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let veth = Veth::new("e");
+    let sensor = Sensor::start(dir.path(), &veth.capture, &[]);
+    let st = proc_status(sensor.child.id());
+    let nobody = "65534 65534 65534 65534";
+    assert_eq!(st["Uid"], nobody, "{st:?}");
+    assert_eq!(st["Gid"], nobody, "{st:?}");
+    assert_eq!(st["Groups"], "", "{st:?}");
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(st[cap], "0000000000000000", "{cap}: {st:?}");
+    }
+    assert_eq!(st["NoNewPrivs"], "1");
+    // Every thread, not only the main one.
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", sensor.child.id())).expect("tasks");
+    for t in tasks.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).expect("task status");
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("CapEff:\t0000000000000000")),
+            "{status}"
+        );
+        assert!(
+            status.lines().any(|l| l.starts_with("Uid:\t65534")),
+            "{status}"
+        );
+    }
+    // The open capture still works without privileges.
+    send(&veth.send, &demo());
+    wait_for("all the demo's packets counted", 20, || {
+        metric(&sensor.metrics(), "picket_packets_total") == Some(demo_packets() as f64)
+    });
+    let (code, err) = sensor.stop();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("privileges dropped"), "{err}");
+    // A user that does not exist, and root itself, are refused before capturing.
+    for (user, want) in [
+        (
+            "no-such-user-picket",
+            "user 'no-such-user-picket' does not exist",
+        ),
+        ("root", "is root"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["live", "-i", &veth.capture, "--quiet", "--user", user])
+            .args(["--listen", "127.0.0.1:0"])
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
 }

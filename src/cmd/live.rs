@@ -22,6 +22,10 @@ pub struct Args {
     /// Bytes kept per packet.
     #[arg(long, default_value_t = 262_144)]
     snaplen: i32,
+    /// Once the capture is open, run as this user [default: nobody when started as root; else
+    /// stay as started]. Every capability is shed either way.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
     /// Do not put the interface in promiscuous mode.
     #[arg(long)]
     no_promisc: bool,
@@ -58,6 +62,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
         timeout_ms: a.timeout_ms,
     })
     .context("live capture")?;
+    // Before any thread starts: every later thread inherits the reduced state.
+    let dropped = picket::capture::privilege::drop_privileges(a.user.as_deref())
+        .context("dropping privileges")?;
+    tracing::info!(
+        user = dropped.user.as_deref().unwrap_or("(unchanged)"),
+        uid = dropped.uid,
+        gid = dropped.gid,
+        "privileges dropped: no capabilities, no_new_privs"
+    );
     let metrics = Arc::new(Metrics::new(cfg.workers)?);
     metrics.flow_capacity(cfg.flow.max_flows);
     metrics.rules_loaded(&rules);
