@@ -5,7 +5,7 @@ use super::load_rules;
 use anyhow::{Context, Result};
 use picket::dispatch::WorkerOutput;
 use picket::engine::{self, Control, EngineConfig};
-use picket::export::events::EventWriter;
+use picket::export::events::{ClientAddrs, EventWriter};
 use picket::export::gate::{Gate, Released};
 use picket::export::http::{HttpServer, HttpState};
 use picket::export::metrics::Metrics;
@@ -82,6 +82,35 @@ pub struct CommonArgs {
     #[arg(long, value_name = "N", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub hint_cache: u64,
+    /// Client addresses in events: as captured, truncated to the network (/24, /48), or a keyed
+    /// hash; flow ids are keyed too in the last two, so they cannot be reversed.
+    #[arg(long, value_enum, default_value = "keep")]
+    pub client_addresses: ClientAddrMode,
+    /// Key for `--client-addresses hash`: a file of at least 32 bytes (the same key gives the
+    /// same hashes across runs and sensors) [default: a random key for this run].
+    #[arg(long, value_name = "FILE")]
+    pub client_hash_key: Option<PathBuf>,
+}
+
+/// `--client-addresses`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAddrMode {
+    /// As captured.
+    Keep,
+    /// IPv4 /24, IPv6 /48.
+    Truncate,
+    /// HMAC-SHA-256 under a key, 16 hex digits.
+    Hash,
+}
+
+/// 32 random bytes from the kernel.
+fn random_key() -> Result<[u8; 32]> {
+    use std::io::Read;
+    let mut k = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut k))
+        .context("reading /dev/urandom for a key")?;
+    Ok(k)
 }
 
 impl CommonArgs {
@@ -109,14 +138,49 @@ impl CommonArgs {
     }
 
     /// How the consumer writes, for `workers` workers.
-    pub fn sink(&self, workers: usize) -> SinkOptions {
-        SinkOptions {
+    pub fn sink(&self, workers: usize) -> Result<SinkOptions> {
+        Ok(SinkOptions {
             events: self.events.clone(),
             alerts: self.alerts.clone(),
             sensor: self.sensor_name.clone(),
             workers,
             alert_interval_ns: self.alert_interval.saturating_mul(SEC),
+            clients: self.client_addrs()?,
+        })
+    }
+
+    /// How client addresses appear in events.
+    pub fn client_addrs(&self) -> Result<ClientAddrs> {
+        if self.client_hash_key.is_some() && self.client_addresses != ClientAddrMode::Hash {
+            anyhow::bail!("--client-hash-key is only for --client-addresses hash");
         }
+        Ok(match self.client_addresses {
+            ClientAddrMode::Keep => ClientAddrs::Keep,
+            ClientAddrMode::Truncate => ClientAddrs::Truncate {
+                key: Arc::new(random_key()?),
+            },
+            ClientAddrMode::Hash => {
+                let key = match &self.client_hash_key {
+                    Some(path) => {
+                        let bytes = std::fs::read(path).with_context(|| {
+                            format!("cannot read the client hash key {}", path.display())
+                        })?;
+                        if bytes.len() < 32 {
+                            anyhow::bail!(
+                                "{}: a client hash key needs at least 32 bytes, this one has {}",
+                                path.display(),
+                                bytes.len()
+                            );
+                        }
+                        // Any length: condensed to 32 bytes.
+                        let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(None, &bytes);
+                        prk.into()
+                    }
+                    None => random_key()?,
+                };
+                ClientAddrs::Hash { key: Arc::new(key) }
+            }
+        })
     }
 
     /// Loads the rules again (SIGHUP), as a shareable set or the reason it was refused.
@@ -177,6 +241,7 @@ struct Output {
     path: PathBuf,
     writer: Writer,
     sensor: Option<String>,
+    clients: ClientAddrs,
     failed: bool,
     dropped_since: u64,
 }
@@ -185,13 +250,14 @@ struct Output {
 const RETRY_EVERY: u64 = 1000;
 
 impl Output {
-    fn open(path: &PathBuf, sensor: Option<String>) -> Result<Self> {
+    fn open(path: &PathBuf, sensor: Option<String>, clients: ClientAddrs) -> Result<Self> {
         let f =
             open_events(path, true).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(Output {
             path: path.clone(),
-            writer: EventWriter::new(f, sensor.clone()),
+            writer: EventWriter::new(f, sensor.clone()).with_client_addrs(clients.clone()),
             sensor,
+            clients,
             failed: false,
             dropped_since: 0,
         })
@@ -201,7 +267,8 @@ impl Output {
         let _ = self.writer.flush();
         match open_events(&self.path, false) {
             Ok(f) => {
-                self.writer = EventWriter::new(f, self.sensor.clone());
+                self.writer = EventWriter::new(f, self.sensor.clone())
+                    .with_client_addrs(self.clients.clone());
                 self.failed = false;
                 tracing::info!(path = %self.path.display(), "reopened");
             }
@@ -252,6 +319,8 @@ pub struct SinkOptions {
     pub workers: usize,
     /// At most one alert per (client, app) per this long (0: no suppression).
     pub alert_interval_ns: u64,
+    /// How client addresses appear in events.
+    pub clients: ClientAddrs,
 }
 
 /// The consumer side of a run: events in time order, alert suppression, the summary, the
@@ -277,7 +346,7 @@ impl Sink {
     ) -> Result<Self> {
         let open = |p: &Option<PathBuf>| -> Result<Option<Output>> {
             p.as_ref()
-                .map(|p| Output::open(p, opts.sensor.clone()))
+                .map(|p| Output::open(p, opts.sensor.clone(), opts.clients.clone()))
                 .transpose()
         };
         Ok(Sink {

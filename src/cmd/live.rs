@@ -87,7 +87,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "capturing"
     );
     let mut sink = Sink::new(
-        &a.common.sink(cfg.workers),
+        &a.common.sink(cfg.workers)?,
         Some(Arc::clone(&metrics)),
         reopen,
     )?;

@@ -55,7 +55,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Some((_, state)) = &server {
         state.ready.store(true, Ordering::Relaxed);
     }
-    let mut sink = Sink::new(&a.common.sink(cfg.workers), metrics.clone(), reopen)?;
+    let mut sink = Sink::new(&a.common.sink(cfg.workers)?, metrics.clone(), reopen)?;
     let total: u64 = a
         .files
         .iter()

@@ -62,6 +62,7 @@ use crate::flow::{DirStats, Flow, FlowRecord};
 use crate::proto::tls;
 use serde::Serialize;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 #[derive(Serialize)]
 struct FlowEvent<'a> {
@@ -225,10 +226,82 @@ impl<W: Write> Lines<W> {
     }
 }
 
+/// How client addresses appear in events, for privacy-restricted deployments.
+#[derive(Clone, Debug, Default)]
+pub enum ClientAddrs {
+    /// As captured.
+    #[default]
+    Keep,
+    /// Network part only: IPv4 to its /24 (`10.1.2.0`), IPv6 to its /48.
+    Truncate {
+        /// Key of the flow-id transform (random per run): flow ids of the unkeyed form would
+        /// let anyone with the events try every address.
+        key: Arc<[u8; 32]>,
+    },
+    /// A keyed hash (HMAC-SHA-256 under the key, first 16 hex digits, prefixed `h:`): the same
+    /// client gives the same value under the same key, and the address cannot be recovered
+    /// without the key. Flow ids are keyed the same way.
+    Hash {
+        /// The secret key.
+        key: Arc<[u8; 32]>,
+    },
+}
+
+/// HMAC-SHA-256 of `data` under `key` (HKDF-Extract is exactly that: RFC 5869 §2.2).
+fn keyed(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
+    let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(key), data);
+    prk.into()
+}
+
+impl ClientAddrs {
+    /// A client address as events show it.
+    pub fn show(&self, ip: std::net::IpAddr) -> String {
+        use std::net::IpAddr;
+        match self {
+            ClientAddrs::Keep => ip.to_string(),
+            ClientAddrs::Truncate { .. } => match ip {
+                IpAddr::V4(v) => {
+                    let o = v.octets();
+                    IpAddr::from([o[0], o[1], o[2], 0]).to_string()
+                }
+                IpAddr::V6(v) => {
+                    let s = v.segments();
+                    IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0]).to_string()
+                }
+            },
+            ClientAddrs::Hash { key } => {
+                let octets = match ip {
+                    IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+                    IpAddr::V6(v) => v.octets(),
+                };
+                let h = keyed(key, &octets);
+                let mut out = String::with_capacity(18);
+                out.push_str("h:");
+                for b in &h[..8] {
+                    out.push_str(&format!("{b:02x}"));
+                }
+                out
+            }
+        }
+    }
+
+    /// A flow id as events show it: keyed in the privacy modes.
+    fn flow_id(&self, id: u64) -> u64 {
+        match self {
+            ClientAddrs::Keep => id,
+            ClientAddrs::Truncate { key } | ClientAddrs::Hash { key } => {
+                let h = keyed(key, &id.to_be_bytes());
+                u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+            }
+        }
+    }
+}
+
 /// Writes events as JSON lines to any sink, one `write` per event.
 pub struct EventWriter<W: Write> {
     lines: Lines<W>,
     sensor: Option<String>,
+    clients: ClientAddrs,
 }
 
 impl<W: Write> EventWriter<W> {
@@ -242,7 +315,18 @@ impl<W: Write> EventWriter<W> {
                 written: 0,
             },
             sensor,
+            clients: ClientAddrs::Keep,
         }
+    }
+
+    /// Shows client addresses (and flow ids) as `clients` says.
+    pub fn with_client_addrs(mut self, clients: ClientAddrs) -> Self {
+        self.clients = clients;
+        self
+    }
+
+    fn id_text(&self, id: u64) -> String {
+        flow_id_text(self.sensor.as_deref(), self.clients.flow_id(id))
     }
 
     /// Writes one `alert` event.
@@ -251,14 +335,14 @@ impl<W: Write> EventWriter<W> {
             return Ok(());
         };
         let (client, server) = (f.client(), f.server());
-        let id = flow_id_text(self.sensor.as_deref(), f.id);
+        let id = self.id_text(f.id);
         let ev = AlertEvent {
             event: "alert",
             ts: ts.to_string(),
             flow_id: &id,
             sensor: self.sensor.as_deref(),
             transport: f.key.transport.as_str(),
-            src_ip: client.0.ip().to_string(),
+            src_ip: self.clients.show(client.0.ip()),
             src_port: client.1,
             dst_ip: server.0.ip().to_string(),
             dst_port: server.1,
@@ -276,14 +360,14 @@ impl<W: Write> EventWriter<W> {
 
     /// Writes one `alert_suppressed` event.
     pub fn suppressed(&mut self, s: &SuppressedAlerts) -> io::Result<()> {
-        let id = flow_id_text(self.sensor.as_deref(), s.alert_flow_id);
+        let id = self.id_text(s.alert_flow_id);
         let ev = SuppressedEvent {
             event: "alert_suppressed",
             ts: s.ts.to_string(),
             since: s.since.to_string(),
             flow_id: &id,
             sensor: self.sensor.as_deref(),
-            src_ip: s.client.ip().to_string(),
+            src_ip: self.clients.show(s.client.ip()),
             app: &s.app,
             suppressed: s.suppressed,
         };
@@ -313,7 +397,7 @@ impl<W: Write> EventWriter<W> {
         end_reason: Option<&'static str>,
     ) -> io::Result<()> {
         let (client, server) = (f.client(), f.server());
-        let id = flow_id_text(self.sensor.as_deref(), f.id);
+        let id = self.id_text(f.id);
         let tls = f.tls.as_ref();
         let app = f.app.as_deref();
         let ev = FlowEvent {
@@ -324,7 +408,7 @@ impl<W: Write> EventWriter<W> {
             ts_start: f.first_ts.to_string(),
             ts_end: f.last_ts.to_string(),
             transport: f.key.transport.as_str(),
-            src_ip: client.0.ip().to_string(),
+            src_ip: self.clients.show(client.0.ip()),
             src_port: client.1,
             dst_ip: server.0.ip().to_string(),
             dst_port: server.1,
@@ -472,5 +556,50 @@ mod tests {
             assert!(!obj.contains_key(absent), "{absent} should be absent: {v}");
         }
         assert!(obj.values().all(|x| x != ""), "{v}");
+    }
+
+    #[test]
+    fn client_addresses_truncated_or_hashed_and_flow_ids_keyed() {
+        let key = Arc::new([7u8; 32]);
+        let t = ClientAddrs::Truncate {
+            key: Arc::clone(&key),
+        };
+        assert_eq!(t.show("10.1.2.3".parse().unwrap()), "10.1.2.0");
+        assert_eq!(t.show("2001:db8:1:2:3::9".parse().unwrap()), "2001:db8:1::");
+        let h = ClientAddrs::Hash {
+            key: Arc::clone(&key),
+        };
+        let a = h.show("10.1.2.3".parse().unwrap());
+        assert!(a.starts_with("h:") && a.len() == 18, "{a}");
+        assert_eq!(
+            a,
+            h.show("10.1.2.3".parse().unwrap()),
+            "stable under one key"
+        );
+        assert_ne!(a, h.show("10.1.2.4".parse().unwrap()));
+        let other = ClientAddrs::Hash {
+            key: Arc::new([8u8; 32]),
+        };
+        assert_ne!(a, other.show("10.1.2.3".parse().unwrap()), "keyed");
+        assert_eq!(ClientAddrs::Keep.flow_id(42), 42);
+        assert_ne!(h.flow_id(42), 42);
+        assert_ne!(h.flow_id(42), other.flow_id(42));
+        // Through the writer: the client is hidden, the server is not, ids agree per flow.
+        let rec = record(true);
+        let mut w = EventWriter::new(Vec::new(), None).with_client_addrs(h.clone());
+        w.flow(&rec).unwrap();
+        w.alert(rec.flow.first_ts, &rec.flow).unwrap();
+        let text = String::from_utf8(w.lines.out.clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let client = rec.flow.client().0.ip();
+        let server = rec.flow.server().0.ip();
+        assert!(!text.contains(&client.to_string()), "{text}");
+        assert_eq!(lines[0]["src_ip"], h.show(client));
+        assert_eq!(lines[0]["dst_ip"], server.to_string());
+        assert_eq!(lines[0]["flow_id"], lines[1]["flow_id"]);
+        assert_ne!(lines[0]["flow_id"], flow_id_text(None, rec.flow.id));
     }
 }
