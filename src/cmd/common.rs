@@ -7,7 +7,7 @@ use picket::dispatch::WorkerOutput;
 use picket::engine::{self, Control, EngineConfig};
 use picket::export::events::{ClientAddrs, EventWriter};
 use picket::export::gate::{Gate, Released};
-use picket::export::http::{HttpServer, HttpState};
+use picket::export::http::{HttpServer, HttpState, WebState};
 use picket::export::metrics::Metrics;
 use picket::export::summary::Summary;
 use picket::flow::{AppCount, FlowConfig};
@@ -90,6 +90,11 @@ pub struct CommonArgs {
     /// same hashes across runs and sensors) [default: a random key for this run].
     #[arg(long, value_name = "FILE")]
     pub client_hash_key: Option<PathBuf>,
+    /// TLS and basic authentication for the metrics endpoint: a web config file in the
+    /// Prometheus exporter-toolkit format (tls_server_config, basic_auth_users with bcrypt
+    /// hashes); read again when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
 }
 
 /// `--client-addresses`.
@@ -543,14 +548,24 @@ pub fn watch_signals(control: Arc<Control>, reopen: Arc<AtomicBool>) -> Result<(
 pub fn serve_metrics(
     addr: SocketAddr,
     metrics: &Arc<Metrics>,
+    web_config: Option<&PathBuf>,
 ) -> Result<(HttpServer, Arc<HttpState>)> {
+    let web = web_config
+        .map(|p| WebState::load(p.clone()))
+        .transpose()
+        .context("--web-config")?;
+    let scheme = match &web {
+        Some(_) => "https or http per --web-config",
+        None => "http",
+    };
     let state = Arc::new(HttpState {
         metrics: Arc::clone(metrics),
         ready: AtomicBool::new(false),
         stop: AtomicBool::new(false),
+        web,
     });
     let srv = HttpServer::start(addr, Arc::clone(&state))
         .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(addr = %srv.addr(), "metrics on http://{}/metrics", srv.addr());
+    tracing::info!(addr = %srv.addr(), scheme, "metrics on {}/metrics", srv.addr());
     Ok((srv, state))
 }

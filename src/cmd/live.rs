@@ -74,7 +74,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let metrics = Arc::new(Metrics::new(cfg.workers)?);
     metrics.flow_capacity(cfg.flow.max_flows);
     metrics.rules_loaded(&rules);
-    let (server, http) = common::serve_metrics(a.listen, &metrics)?;
+    let (server, http) = common::serve_metrics(a.listen, &metrics, a.common.web_config.as_ref())?;
     let control = Arc::new(Control::default());
     let reopen = Arc::new(AtomicBool::new(false));
     common::watch_signals(Arc::clone(&control), Arc::clone(&reopen))?;

@@ -48,7 +48,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
         (Some(addr), Some(m)) => {
             m.flow_capacity(cfg.flow.max_flows);
             m.rules_loaded(&rules);
-            Some(common::serve_metrics(addr, m)?)
+            Some(common::serve_metrics(
+                addr,
+                m,
+                a.common.web_config.as_ref(),
+            )?)
         }
         _ => None,
     };

@@ -5,3 +5,4 @@ pub mod gate;
 pub mod http;
 pub mod metrics;
 pub mod summary;
+pub mod webconfig;
