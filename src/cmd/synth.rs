@@ -1,4 +1,5 @@
-//! `picket synth`: writes the project's generated captures (the demo, bulk load, many flows).
+//! `picket synth`: writes the project's generated captures (the demo, bulk load, many flows,
+//! hostile traffic).
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
@@ -18,6 +19,8 @@ enum Kind {
     Bulk,
     /// Many distinct short TCP flows, for memory bounds.
     ManyFlows,
+    /// Floods and evasions among ordinary app flows (`--flows` is the SYN flood's size).
+    Hostile,
 }
 
 /// Link type of the written frames.
@@ -62,6 +65,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         Kind::Demo => Box::new(synth::demo().into_iter()),
         Kind::Bulk => Box::new(synth::bulk(a.flows, a.packets_per_flow, a.seed)),
         Kind::ManyFlows => Box::new(synth::many_flows(a.flows, a.seed)),
+        Kind::Hostile => Box::new(synth::hostile(a.flows, a.seed)),
     };
     let link = match a.link {
         Link::Ethernet => LinkType::Ethernet,

@@ -6,7 +6,7 @@
 //! worker indexes), never addresses, names or ports: per-host detail goes in events.
 
 use crate::decode::Skip;
-use crate::flow::TrackerStats;
+use crate::flow::{Anomaly, TrackerStats};
 use crate::rules::CompiledRules;
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -53,6 +53,8 @@ pub struct WorkerPub {
     pub overlap_conflicts: AtomicU64,
     /// Packets waiting in the worker's queue (published by the reader).
     pub queue_depth: AtomicU64,
+    /// Protocol anomalies, by [`Anomaly::index`].
+    pub anomalies: [AtomicU64; Anomaly::ALL.len()],
 }
 
 impl WorkerPub {
@@ -64,6 +66,9 @@ impl WorkerPub {
         self.hellos.store(s.hellos, Ordering::Relaxed);
         self.overlap_conflicts
             .store(s.overlap_conflicts, Ordering::Relaxed);
+        for (a, v) in self.anomalies.iter().zip(s.anomalies) {
+            a.store(v, Ordering::Relaxed);
+        }
     }
 }
 
@@ -77,6 +82,7 @@ struct Last {
     hellos: u64,
     conflicts: u64,
     hint_evictions: [u64; 2],
+    anomalies: [u64; Anomaly::ALL.len()],
 }
 
 /// The sensor's registry and the published values it is refreshed from.
@@ -109,6 +115,7 @@ pub struct Metrics {
     alerts_suppressed: IntCounterVec,
     hint_entries: IntGaugeVec,
     hint_evictions: IntCounterVec,
+    anomalies: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -181,6 +188,12 @@ impl Metrics {
         )?;
         r.register(Box::new(hint_entries.clone()))?;
         let m = Metrics {
+            anomalies: counter_vec(
+                &r,
+                "picket_anomalies_total",
+                "Protocol anomalies a peer caused (the flow goes on): reassembly conflicts and limits, incomplete or malformed ClientHellos, oversized server names, undecryptable QUIC Initials, malformed DNS and STUN.",
+                &["kind"],
+            )?,
             hint_entries,
             hint_evictions: counter_vec(
                 &r,
@@ -411,6 +424,12 @@ impl Metrics {
             sum(|w| &w.overlap_conflicts),
             &mut last.conflicts,
         );
+        for k in Anomaly::ALL {
+            let i = k.index();
+            let total: u64 = self.workers.iter().map(|w| load(&w.anomalies[i])).sum();
+            let c = self.anomalies.with_label_values(&[k.as_str()]);
+            step(&c, total, &mut last.anomalies[i]);
+        }
         for (i, c) in HINT_CACHES.iter().enumerate() {
             self.hint_entries
                 .with_label_values(&[c])

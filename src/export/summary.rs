@@ -139,6 +139,15 @@ impl Summary {
         if !kinds.is_empty() {
             let _ = writeln!(s, "skipped   {}", kinds.join(", "));
         }
+        let anomalies: Vec<String> = crate::flow::Anomaly::ALL
+            .iter()
+            .map(|k| (k, run.workers.stats.anomalies[k.index()]))
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{} {n}", k.as_str()))
+            .collect();
+        if !anomalies.is_empty() {
+            let _ = writeln!(s, "anomalies {}", anomalies.join(", "));
+        }
         let _ = writeln!(
             s,
             "time      {:.3} s, {:.0} packets/s, {} worker(s), {} file(s)",

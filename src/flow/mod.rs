@@ -83,6 +83,8 @@ pub struct TlsInfo {
     /// NUL; NULs inside a name are replaced, and names are lossy UTF-8.
     names: Box<str>,
     has_sni: bool,
+    /// The server name was longer than a DNS name can be (cut in `names`; never trusted).
+    sni_oversized: bool,
     /// Highest version offered.
     pub version: u16,
     /// An ECH extension was present (with real ECH the SNI is the outer, public name; Chrome also
@@ -109,13 +111,20 @@ impl TlsInfo {
         let mut names = String::with_capacity(64);
         names.push_str(ja4);
         names.push('\0');
-        for n in sni.iter().chain(alpn.iter()) {
+        for (i, n) in sni.iter().chain(alpn.iter()).enumerate() {
+            // A server name is cut at MAX_SNI_KEPT bytes; an ALPN id is at most 255 by format.
+            let n = if i == 0 && sni.is_some() {
+                &n[..n.len().min(MAX_SNI_KEPT)]
+            } else {
+                n
+            };
             names.push_str(&String::from_utf8_lossy(n).replace('\0', "\u{fffd}"));
             names.push('\0');
         }
         TlsInfo {
             names: names.into_boxed_str(),
             has_sni: sni.is_some(),
+            sni_oversized: sni.is_some_and(|n| n.len() > MAX_SNI),
             version,
             ech,
             esni,
@@ -144,7 +153,7 @@ impl TlsInfo {
                 .strip_prefix('[')
                 .and_then(|s| s.strip_suffix(']'))
                 .is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok());
-        (!self.ech_outer && !self.esni && !literal).then_some(sni)
+        (!self.ech_outer && !self.esni && !literal && !self.sni_oversized).then_some(sni)
     }
 
     fn parts(&self) -> std::str::SplitTerminator<'_, char> {
@@ -193,6 +202,12 @@ const MAX_UDP_LOOK: u8 = 8;
 
 /// UDP port of DNS.
 const DNS_PORT: u16 = 53;
+
+/// Longest server name a DNS name allows (RFC 1035, in text form); longer ones are anomalies and
+/// are cut to [`MAX_SNI_KEPT`] bytes in events.
+const MAX_SNI: usize = 253;
+/// Bytes of a server name kept.
+const MAX_SNI_KEPT: usize = 255;
 
 /// Most STUN messages read at the start of a TCP stream.
 const MAX_TCP_STUN: usize = 4;
@@ -595,6 +610,63 @@ pub struct TrackerStats {
     pub reasm_dropped: u64,
     /// Most flows held at once.
     pub peak_flows: u64,
+    /// Protocol anomalies, by [`Anomaly::index`].
+    pub anomalies: [u64; Anomaly::ALL.len()],
+}
+
+/// Something a hostile or broken peer did, counted (`picket_anomalies_total{kind}`); the flow
+/// goes on being tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anomaly {
+    /// TCP segments whose bytes disagreed with bytes already reassembled (first arrival kept).
+    ReassemblyConflict,
+    /// Segments dropped by the reassembly limits (16 KiB, 8 holes).
+    ReassemblyLimit,
+    /// A ClientHello started but never completed (the flow ended or the cap was reached).
+    HelloIncomplete,
+    /// Bytes that looked like a ClientHello record but did not parse.
+    TlsMalformed,
+    /// A server name longer than a DNS name can be (253 bytes).
+    SniOversized,
+    /// A datagram that looked like a QUIC client Initial but did not decrypt or parse.
+    QuicUndecryptable,
+    /// A DNS message with a compression loop, a reserved label type or an overlong name.
+    DnsMalformed,
+    /// A datagram with the STUN magic cookie whose lengths do not hold.
+    StunMalformed,
+}
+
+impl Anomaly {
+    /// Every kind, in index order.
+    pub const ALL: [Anomaly; 8] = [
+        Anomaly::ReassemblyConflict,
+        Anomaly::ReassemblyLimit,
+        Anomaly::HelloIncomplete,
+        Anomaly::TlsMalformed,
+        Anomaly::SniOversized,
+        Anomaly::QuicUndecryptable,
+        Anomaly::DnsMalformed,
+        Anomaly::StunMalformed,
+    ];
+
+    /// Position in [`Anomaly::ALL`] and the counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `kind` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anomaly::ReassemblyConflict => "reassembly_conflict",
+            Anomaly::ReassemblyLimit => "reassembly_limit",
+            Anomaly::HelloIncomplete => "hello_incomplete",
+            Anomaly::TlsMalformed => "tls_malformed",
+            Anomaly::SniOversized => "sni_oversized",
+            Anomaly::QuicUndecryptable => "quic_undecryptable",
+            Anomaly::DnsMalformed => "dns_malformed",
+            Anomaly::StunMalformed => "stun_malformed",
+        }
+    }
 }
 
 impl TrackerStats {
@@ -609,6 +681,14 @@ impl TrackerStats {
         self.overlap_conflicts += o.overlap_conflicts;
         self.reasm_dropped += o.reasm_dropped;
         self.peak_flows += o.peak_flows;
+        for (a, b) in self.anomalies.iter_mut().zip(o.anomalies) {
+            *a += b;
+        }
+    }
+
+    /// Counts one anomaly.
+    pub fn anomaly(&mut self, kind: Anomaly, n: u64) {
+        self.anomalies[kind.index()] += n;
     }
 }
 
@@ -890,6 +970,12 @@ impl FlowTracker {
         let ins = prefix.insert(seq, payload);
         self.stats.overlap_conflicts += u64::from(ins.conflict);
         self.stats.reasm_dropped += u64::from(ins.beyond_cap || ins.too_many_holes);
+        self.stats
+            .anomaly(Anomaly::ReassemblyConflict, u64::from(ins.conflict));
+        self.stats.anomaly(
+            Anomaly::ReassemblyLimit,
+            u64::from(ins.beyond_cap || ins.too_many_holes),
+        );
         let reach = self.rules.signature_reach(Transport::Tcp);
         if ins.grew && f.app.is_none() && reach > 0 && prefix.contiguous_len() as usize >= reach {
             let port = f.server().1;
@@ -947,6 +1033,9 @@ impl FlowTracker {
             match prefix.scan_hello(&mut self.scratch) {
                 HelloScan::Found(ch) => {
                     self.stats.hellos += 1;
+                    if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
+                        self.stats.anomaly(Anomaly::SniOversized, 1);
+                    }
                     let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                     cx.adopt(f, &ch, AppSource::Sni);
                     true
@@ -958,6 +1047,11 @@ impl FlowTracker {
                 HelloScan::Pending => false,
             }
         };
+        let bad = prefix.take_malformed();
+        self.stats.anomaly(Anomaly::TlsMalformed, u64::from(bad));
+        if done && f.tls.is_none() && prefix.hello_started() {
+            self.stats.anomaly(Anomaly::HelloIncomplete, 1);
+        }
         Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).conclude(f, hello, done);
     }
 
@@ -976,8 +1070,14 @@ impl FlowTracker {
             return true;
         };
         let mut name = [0u8; dns::MAX_NAME];
-        let Ok(q) = dns::first_question(payload, &mut name) else {
-            return false;
+        let q = match dns::first_question(payload, &mut name) {
+            Ok(q) => q,
+            Err(e) => {
+                if matches!(e, dns::DnsError::Malformed(_)) {
+                    self.stats.anomaly(Anomaly::DnsMalformed, 1);
+                }
+                return false;
+            }
         };
         f.hello_done = true;
         let name = &name[..q.name_len];
@@ -1004,7 +1104,11 @@ impl FlowTracker {
         // TURN ChannelData (a relayed channel) carries the relayed datagram: ICE checks through
         // a relay are STUN messages inside it.
         let stun_bytes = stun::channel_data(payload).map_or(payload, |c| c.data);
-        let found = if let Some(msg) = stun::parse(stun_bytes) {
+        let msg = stun::parse(stun_bytes);
+        if msg.is_none() && stun::has_cookie(stun_bytes) {
+            self.stats.anomaly(Anomaly::StunMalformed, 1);
+        }
+        let found = if let Some(msg) = msg {
             classify::by_stun(&self.rules, &msg)
         } else if from_client && (f.hello.is_some() || quic::looks_like_client_initial(payload)) {
             self.quic_datagram(i, payload, ts, out);
@@ -1071,6 +1175,16 @@ impl FlowTracker {
             },
         );
         self.stats.overlap_conflicts += u64::from(conflict);
+        self.stats
+            .anomaly(Anomaly::ReassemblyConflict, u64::from(conflict));
+        if matches!(
+            got,
+            Err(quic::QuicError::Decrypt
+                | quic::QuicError::Malformed(_)
+                | quic::QuicError::BadLength)
+        ) {
+            self.stats.anomaly(Anomaly::QuicUndecryptable, 1);
+        }
         if let Ok(info) = got {
             if dcid.is_none() {
                 *dcid = Some(info.dcid);
@@ -1079,6 +1193,9 @@ impl FlowTracker {
         let done = match crypto.scan_handshake_message() {
             HelloScan::Found(ch) => {
                 self.stats.hellos += 1;
+                if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
+                    self.stats.anomaly(Anomaly::SniOversized, 1);
+                }
                 let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                 cx.adopt(f, &ch, AppSource::QuicSni);
                 true
@@ -1143,7 +1260,7 @@ impl FlowTracker {
             } else {
                 (EndReason::Eof, now)
             };
-            flow.hello = None;
+            self.drop_hello(&mut flow);
             self.settle(&mut flow, at, &mut out);
             out.push(Event::Flow(FlowRecord { flow, reason, at }));
             if out.len() >= batch {
@@ -1154,6 +1271,17 @@ impl FlowTracker {
         if !out.is_empty() {
             emit(out);
         }
+    }
+
+    /// Frees an ending flow's handshake buffer, counting a ClientHello that started and never
+    /// completed.
+    fn drop_hello(&mut self, flow: &mut Flow) {
+        if let Some(Hello::Tcp(p)) = flow.hello.as_deref() {
+            if p.hello_started() {
+                self.stats.anomaly(Anomaly::HelloIncomplete, 1);
+            }
+        }
+        flow.hello = None;
     }
 
     /// Emits the per-app counts gathered since the last report.
@@ -1177,7 +1305,7 @@ impl FlowTracker {
 
     fn end(&mut self, i: u32, reason: EndReason, at: Timestamp, out: &mut Vec<Event>) {
         if let Some(mut flow) = self.table.remove(i) {
-            flow.hello = None;
+            self.drop_hello(&mut flow);
             self.settle(&mut flow, at, out);
             out.push(Event::Flow(FlowRecord { flow, reason, at }));
         }

@@ -68,6 +68,12 @@ pub fn parse(b: &[u8]) -> Option<Message<'_>> {
     })
 }
 
+/// Whether a datagram carries the RFC 5389 magic cookie where a STUN header has it, with the
+/// top bits clear: a message that claims to be STUN (whether or not its lengths hold).
+pub fn has_cookie(b: &[u8]) -> bool {
+    b.len() >= 8 && b[0] & 0xC0 == 0 && b[4..8] == MAGIC_COOKIE.to_be_bytes()
+}
+
 /// A cheap first look for the reader thread: whether a datagram could be a STUN message (top
 /// bits clear, a length that fills the datagram). [`parse`] decides.
 pub fn looks_like_stun(b: &[u8]) -> bool {

@@ -2,6 +2,7 @@
 //! conversations, capture-file writers and named scenarios, all from `std` only.
 
 pub mod conv;
+pub mod hostile;
 pub mod packet;
 pub mod pcap;
 pub mod rng;
@@ -11,6 +12,7 @@ mod testutil;
 pub mod tls;
 
 pub use conv::{segments, Path, TcpConv, UdpConv};
+pub use hostile::hostile;
 pub use pcap::{
     to_linktype, write_pcap, Interface, LinkType, PcapFormat, PcapWriter, PcapngWriter,
 };

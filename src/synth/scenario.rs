@@ -11,7 +11,7 @@ use std::iter::Peekable;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Start of every scenario: 2024-05-01 12:00:00 UTC, in ns since the Unix epoch.
-const EPOCH_NS: u64 = 1_714_564_800_000_000_000;
+pub(super) const EPOCH_NS: u64 = 1_714_564_800_000_000_000;
 /// Seed of the demo capture.
 const DEMO_SEED: u64 = 0x5049_434b_4554;
 /// Server names used by the bulk and many-flows captures.
@@ -403,7 +403,7 @@ pub fn many_flows(n: usize, seed: u64) -> impl Iterator<Item = Packet> {
 }
 
 /// A resumable flow generator: each call yields its next packets in time order, `None` when done.
-type Source = Box<dyn FnMut() -> Option<Vec<Packet>>>;
+pub(super) type Source = Box<dyn FnMut() -> Option<Vec<Packet>>>;
 
 /// Heap entry popped smallest `(key, tie)` first.
 struct Entry<T> {
@@ -436,7 +436,7 @@ impl<T> Ord for Entry<T> {
 }
 
 /// Lazily merges sources, given in start order, into one time-ordered packet stream.
-struct Mixer<I: Iterator<Item = (u64, Source)>> {
+pub(super) struct Mixer<I: Iterator<Item = (u64, Source)>> {
     /// Sources not started yet, with their start times.
     pending: Peekable<I>,
     /// Started sources keyed by the time of the last packet they produced.
@@ -449,7 +449,7 @@ struct Mixer<I: Iterator<Item = (u64, Source)>> {
 
 impl<I: Iterator<Item = (u64, Source)>> Mixer<I> {
     /// Wraps sources that come in non-decreasing start order.
-    fn new(sources: I) -> Self {
+    pub(super) fn new(sources: I) -> Self {
         Self {
             pending: sources.peekable(),
             live: BinaryHeap::new(),
