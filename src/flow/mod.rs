@@ -624,7 +624,8 @@ pub enum Anomaly {
     ReassemblyLimit,
     /// A ClientHello started but never completed (the flow ended or the cap was reached).
     HelloIncomplete,
-    /// Bytes that looked like a ClientHello record but did not parse.
+    /// Bytes that looked like a ClientHello record but did not parse, or a ClientHello whose
+    /// extension list does not hold together.
     TlsMalformed,
     /// A server name longer than a DNS name can be (253 bytes).
     SniOversized,
@@ -1036,6 +1037,9 @@ impl FlowTracker {
                     if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
                         self.stats.anomaly(Anomaly::SniOversized, 1);
                     }
+                    if ch.malformed_extensions {
+                        self.stats.anomaly(Anomaly::TlsMalformed, 1);
+                    }
                     let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                     cx.adopt(f, &ch, AppSource::Sni);
                     true
@@ -1195,6 +1199,9 @@ impl FlowTracker {
                 self.stats.hellos += 1;
                 if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
                     self.stats.anomaly(Anomaly::SniOversized, 1);
+                }
+                if ch.malformed_extensions {
+                    self.stats.anomaly(Anomaly::TlsMalformed, 1);
                 }
                 let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                 cx.adopt(f, &ch, AppSource::QuicSni);

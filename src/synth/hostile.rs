@@ -230,12 +230,19 @@ pub fn hostile(syns: usize, seed: u64) -> impl Iterator<Item = Packet> {
     let mut rng = Rng::new(seed ^ 6);
     let mut quic = vec![0xc3, 0, 0, 0, 1, 8];
     quic.extend(rng.bytes(8));
-    quic.extend([0, 0, 0x44, 0xd0]);
+    // SCID length 0, token length 0, Length (2-byte varint) = the bytes that follow.
+    quic.extend([0, 0, 0x44, 0x9e]);
     quic.extend(rng.bytes(1200 - quic.len()));
-    for (i, (port, payload)) in [(53, dns), (3478, stun), (443, quic)].into_iter().enumerate() {
+    for (i, (port, payload)) in [(53, dns), (3478, stun), (443, quic)]
+        .into_iter()
+        .enumerate()
+    {
         let at = at + i as u64 * 200 * MS;
         let mut u = UdpConv::new(
-            Path::new(sa([10, 66, 6, 1 + i as u8], 56_000), sa([192, 0, 2, 67], port)),
+            Path::new(
+                sa([10, 66, 6, 1 + i as u8], 56_000),
+                sa([192, 0, 2, 67], port),
+            ),
             at,
             seed ^ 7,
         );
@@ -244,7 +251,10 @@ pub fn hostile(syns: usize, seed: u64) -> impl Iterator<Item = Packet> {
     }
     // After the flood: ordinary flows again.
     let after = t0 + 100 * MS + syns as u64 * 2_000 + 1000 * MS;
-    for (k, (sni, client)) in [("zoom.us", 2u8), ("chat.signal.org", 3)].into_iter().enumerate() {
+    for (k, (sni, client)) in [("zoom.us", 2u8), ("chat.signal.org", 3)]
+        .into_iter()
+        .enumerate()
+    {
         let at = after + k as u64 * 100 * MS;
         tail.push((
             at,
