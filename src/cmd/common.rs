@@ -430,9 +430,31 @@ impl Outputs<'_> {
     }
 }
 
+/// How the run summary is printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFormat {
+    /// A table for people.
+    #[default]
+    Table,
+    /// One JSON object on one line, for scripts (its fields are listed in README.md).
+    Json,
+}
+
 /// Prints the run summary: to standard output, or to standard error when the events go there.
-pub fn print_summary(sink: &Sink, report: &picket::engine::RunReport, events_to_stdout: bool) {
-    let text = sink.summary.render(report);
+pub fn print_summary(
+    sink: &Sink,
+    report: &picket::engine::RunReport,
+    events_to_stdout: bool,
+    format: SummaryFormat,
+) {
+    let text = match format {
+        SummaryFormat::Table => sink.summary.render(report),
+        SummaryFormat::Json => {
+            let json = serde_json::to_string(&sink.summary.json(report))
+                .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string());
+            json + "\n"
+        }
+    };
     if events_to_stdout {
         eprint!("{text}");
     } else {

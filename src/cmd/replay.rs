@@ -1,6 +1,6 @@
 //! `picket replay FILE...`: classify every flow of capture files.
 
-use super::common::{self, CommonArgs, Sink};
+use super::common::{self, CommonArgs, Sink, SummaryFormat};
 use super::{EXIT_DAMAGED, EXIT_UNREADABLE};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -30,6 +30,9 @@ pub struct Args {
     /// No summary and no progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Summary format: a table, or one JSON object for scripts.
+    #[arg(long, value_enum, default_value = "table")]
+    format: SummaryFormat,
 }
 
 /// Runs `picket replay`.
@@ -93,7 +96,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         eprintln!("picket: {e}");
     }
     if !a.quiet {
-        common::print_summary(&sink, &report, a.common.events_to_stdout());
+        common::print_summary(&sink, &report, a.common.events_to_stdout(), a.format);
     }
     if let Err(e) = flushed {
         anyhow::bail!("writing events failed: {e}");
