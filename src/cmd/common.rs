@@ -9,6 +9,7 @@ use picket::export::events::EventWriter;
 use picket::export::gate::{Gate, Released};
 use picket::export::http::{HttpServer, HttpState};
 use picket::export::metrics::Metrics;
+use picket::export::report::Report;
 use picket::export::summary::Summary;
 use picket::flow::{AppCount, FlowConfig};
 use picket::rules::CompiledRules;
@@ -262,6 +263,8 @@ pub struct Sink {
     gate: Gate,
     /// Per-app totals.
     pub summary: Summary,
+    /// The HTML report's aggregates, when one was asked for.
+    pub report: Option<Report>,
     metrics: Option<Arc<Metrics>>,
     reopen: Arc<AtomicBool>,
     /// Events that could not be written.
@@ -285,6 +288,7 @@ impl Sink {
             alerts: open(&opts.alerts)?,
             gate: Gate::new(opts.workers, opts.alert_interval_ns),
             summary: Summary::default(),
+            report: None,
             metrics,
             reopen,
             dropped: 0,
@@ -333,6 +337,7 @@ impl Sink {
             alerts,
             gate,
             summary,
+            report,
             metrics,
             dropped,
             ..
@@ -343,6 +348,7 @@ impl Sink {
                 events,
                 alerts,
                 summary,
+                report,
                 metrics: metrics.as_deref(),
                 dropped,
             },
@@ -364,6 +370,7 @@ struct Outputs<'a> {
     events: &'a mut Option<Output>,
     alerts: &'a mut Option<Output>,
     summary: &'a mut Summary,
+    report: &'a mut Option<Report>,
     metrics: Option<&'a Metrics>,
     dropped: &'a mut u64,
 }
@@ -375,13 +382,15 @@ impl Outputs<'_> {
             events,
             alerts,
             summary,
+            report,
             metrics,
             dropped,
         } = self;
-        let (events, alerts, summary, dropped, metrics) = (
+        let (events, alerts, summary, report, dropped, metrics) = (
             &mut **events,
             &mut **alerts,
             &mut **summary,
+            &mut **report,
             &mut **dropped,
             *metrics,
         );
@@ -417,6 +426,9 @@ impl Outputs<'_> {
             Released::Update { ts, flow } => write(events, &|w| w.update(ts, &flow)),
             Released::Flow(rec) => {
                 summary.add(&rec);
+                if let Some(r) = report.as_mut() {
+                    r.add(&rec);
+                }
                 if rec.flow.app.is_none() {
                     if let Some(m) = metrics {
                         m.unclassified_flow_ended(

@@ -191,7 +191,7 @@ fn ech_kind(t: &crate::flow::TlsInfo) -> &'static str {
 }
 
 /// The DNS name behind a `dns_answer` classification.
-fn dns_name(f: &Flow) -> Option<&str> {
+pub(crate) fn dns_name(f: &Flow) -> Option<&str> {
     let app = f.app.as_deref()?;
     if app.source != crate::classify::AppSource::DnsAnswer {
         return None;
