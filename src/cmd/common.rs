@@ -9,6 +9,7 @@ use picket::export::events::{ClientAddrs, EventWriter};
 use picket::export::gate::{Gate, Released};
 use picket::export::http::{HttpServer, HttpState, WebState};
 use picket::export::metrics::Metrics;
+use picket::export::report::Report;
 use picket::export::summary::Summary;
 use picket::flow::{AppCount, FlowConfig};
 use picket::rules::CompiledRules;
@@ -336,6 +337,8 @@ pub struct Sink {
     gate: Gate,
     /// Per-app totals.
     pub summary: Summary,
+    /// The HTML report's aggregates, when one was asked for.
+    pub report: Option<Report>,
     metrics: Option<Arc<Metrics>>,
     reopen: Arc<AtomicBool>,
     /// Events that could not be written.
@@ -359,6 +362,7 @@ impl Sink {
             alerts: open(&opts.alerts)?,
             gate: Gate::new(opts.workers, opts.alert_interval_ns),
             summary: Summary::default(),
+            report: None,
             metrics,
             reopen,
             dropped: 0,
@@ -407,6 +411,7 @@ impl Sink {
             alerts,
             gate,
             summary,
+            report,
             metrics,
             dropped,
             ..
@@ -417,6 +422,7 @@ impl Sink {
                 events,
                 alerts,
                 summary,
+                report,
                 metrics: metrics.as_deref(),
                 dropped,
             },
@@ -438,6 +444,7 @@ struct Outputs<'a> {
     events: &'a mut Option<Output>,
     alerts: &'a mut Option<Output>,
     summary: &'a mut Summary,
+    report: &'a mut Option<Report>,
     metrics: Option<&'a Metrics>,
     dropped: &'a mut u64,
 }
@@ -449,13 +456,15 @@ impl Outputs<'_> {
             events,
             alerts,
             summary,
+            report,
             metrics,
             dropped,
         } = self;
-        let (events, alerts, summary, dropped, metrics) = (
+        let (events, alerts, summary, report, dropped, metrics) = (
             &mut **events,
             &mut **alerts,
             &mut **summary,
+            &mut **report,
             &mut **dropped,
             *metrics,
         );
@@ -491,6 +500,9 @@ impl Outputs<'_> {
             Released::Update { ts, flow } => write(events, &|w| w.update(ts, &flow)),
             Released::Flow(rec) => {
                 summary.add(&rec);
+                if let Some(r) = report.as_mut() {
+                    r.add(&rec);
+                }
                 if rec.flow.app.is_none() {
                     if let Some(m) = metrics {
                         m.unclassified_flow_ended(
@@ -504,9 +516,31 @@ impl Outputs<'_> {
     }
 }
 
+/// How the run summary is printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFormat {
+    /// A table for people.
+    #[default]
+    Table,
+    /// One JSON object on one line, for scripts (its fields are listed in README.md).
+    Json,
+}
+
 /// Prints the run summary: to standard output, or to standard error when the events go there.
-pub fn print_summary(sink: &Sink, report: &picket::engine::RunReport, events_to_stdout: bool) {
-    let text = sink.summary.render(report);
+pub fn print_summary(
+    sink: &Sink,
+    report: &picket::engine::RunReport,
+    events_to_stdout: bool,
+    format: SummaryFormat,
+) {
+    let text = match format {
+        SummaryFormat::Table => sink.summary.render(report),
+        SummaryFormat::Json => {
+            let json = serde_json::to_string(&sink.summary.json(report))
+                .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string());
+            json + "\n"
+        }
+    };
     if events_to_stdout {
         eprint!("{text}");
     } else {

@@ -129,7 +129,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "stopped"
     );
     if !a.quiet {
-        common::print_summary(&sink, &report, a.common.events_to_stdout());
+        common::print_summary(
+            &sink,
+            &report,
+            a.common.events_to_stdout(),
+            common::SummaryFormat::Table,
+        );
     }
     if let Some(e) = failure {
         anyhow::bail!("{e}");

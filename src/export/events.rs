@@ -192,7 +192,7 @@ fn ech_kind(t: &crate::flow::TlsInfo) -> &'static str {
 }
 
 /// The DNS name behind a `dns_answer` classification.
-fn dns_name(f: &Flow) -> Option<&str> {
+pub(crate) fn dns_name(f: &Flow) -> Option<&str> {
     let app = f.app.as_deref()?;
     if app.source != crate::classify::AppSource::DnsAnswer {
         return None;
@@ -286,7 +286,7 @@ impl ClientAddrs {
     }
 
     /// A flow id as events show it: keyed in the privacy modes.
-    fn flow_id(&self, id: u64) -> u64 {
+    pub(crate) fn flow_id(&self, id: u64) -> u64 {
         match self {
             ClientAddrs::Keep => id,
             ClientAddrs::Truncate { key } | ClientAddrs::Hash { key } => {

@@ -536,8 +536,8 @@ mod tests {
         let clients: HashSet<_> = manifest.iter().map(|f| f.client).collect();
         assert_eq!(
             clients.len(),
-            manifest.len() - 1,
-            "only the reuse flow shares a client"
+            manifest.len() - 2,
+            "only the reused 5-tuple and the call's media (from its STUN socket) share a client"
         );
         for f in &manifest {
             let flow: Vec<&Parsed> = parsed.iter().filter(|p| belongs(p, f)).collect();
