@@ -99,7 +99,7 @@ impl Answers {
 
 /// Reads the answers of a successful response (QR set, RCODE 0): the question's name, CNAME
 /// targets and A/AAAA records. Other record types are skipped; reading stops at
-/// [`MAX_ANSWERS`] records. A query, an error response or a damaged message is an error.
+/// 64 records. A query, an error response or a damaged message is an error.
 pub fn answers(msg: &[u8]) -> Result<Box<Answers>, DnsError> {
     let hdr = msg.get(..12).ok_or(DnsError::Truncated)?;
     if hdr[2] & 0x80 == 0 {
