@@ -493,6 +493,8 @@ mod tests {
         assert_eq!(value(&t, "picket_flows_max"), Some(1_000_000.0));
         m.reader.packets.store(150, Ordering::Relaxed);
         m.reader.hint_entries[0].store(9, Ordering::Relaxed);
+        m.workers[1].anomalies[crate::flow::Anomaly::DnsMalformed.index()]
+            .store(2, Ordering::Relaxed);
         m.reader.hint_evictions[1].store(4, Ordering::Relaxed);
         let t = String::from_utf8(m.render()).unwrap();
         assert_eq!(value(&t, "picket_packets_total"), Some(150.0));
@@ -503,6 +505,14 @@ mod tests {
         assert_eq!(
             value(&t, "picket_hint_cache_evictions_total{cache=\"peer\"}"),
             Some(4.0)
+        );
+        assert_eq!(
+            value(&t, "picket_anomalies_total{kind=\"dns_malformed\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&t, "picket_anomalies_total{kind=\"stun_malformed\"}"),
+            Some(0.0)
         );
         assert_eq!(value(&t, "picket_flows_active"), Some(12.0));
         assert_eq!(
