@@ -519,3 +519,67 @@ fn payload_signatures_of_calls_and_framed_chat() {
         assert!(flow(client).get("app").is_none(), "{}", flow(client));
     }
 }
+
+#[test]
+fn ja4_rules_name_an_app_when_the_server_name_does_not() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets = tcp(
+        "10.12.0.1:41000",
+        "192.0.2.121:443",
+        Some("www.example.com"),
+        0,
+    );
+    packets.extend(tcp(
+        "10.12.0.2:41001",
+        "192.0.2.122:443",
+        Some("zoom.us"),
+        SEC,
+    ));
+    let cap = write_capture(dir.path(), "ja4.pcap", packets);
+    let before = replay(&cap, &[]);
+    let ja4 = flow_of(&before, "10.12.0.1")["ja4"]
+        .as_str()
+        .expect("a JA4")
+        .to_string();
+    assert!(flow_of(&before, "10.12.0.1").get("app").is_none());
+    // A rule set where Signal's file claims that fingerprint.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for e in std::fs::read_dir(&shipped).expect("rules").flatten() {
+        std::fs::copy(e.path(), rules.join(e.file_name())).expect("copy");
+    }
+    let signal = rules.join("signal.toml");
+    let mut text = std::fs::read_to_string(&signal).expect("read");
+    text = format!("ja4 = [\"{ja4}\"]\n{text}");
+    // (`ja4` goes before the first table of the file: the first line will do.)
+    std::fs::write(&signal, &text).expect("write");
+    let after = replay(&cap, &["--rules", rules.to_str().expect("utf-8")]);
+    let f = flow_of(&after, "10.12.0.1");
+    assert_eq!(f["app"], "signal", "{f}");
+    assert_eq!(f["app_source"], "ja4");
+    assert_eq!(f["rule"], "signal.toml:1");
+    // A server name that names an app still decides (the same client stack).
+    assert_eq!(flow_of(&after, "10.12.0.2")["app"], "zoom");
+    assert_eq!(flow_of(&after, "10.12.0.2")["app_source"], "sni");
+    // A malformed fingerprint is refused with its place.
+    std::fs::write(
+        &signal,
+        format!(
+            "ja4 = [\"t13d_nope\"]\n{}",
+            &text[text.find('\n').map_or(0, |i| i + 1)..]
+        ),
+    )
+    .expect("write");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["rules", "check"])
+        .arg(&rules)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("signal.toml:1:") && err.contains("not a JA4 fingerprint"),
+        "{err}"
+    );
+}

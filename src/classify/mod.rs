@@ -27,6 +27,8 @@ pub enum AppSource {
     DnsAnswer,
     /// An endpoint of the flow was revealed by the app's STUN/TURN exchange (a call's media).
     PeerCache,
+    /// The ClientHello's JA4 fingerprint is the app's own TLS stack.
+    Ja4,
 }
 
 impl AppSource {
@@ -41,6 +43,7 @@ impl AppSource {
             AppSource::Stun => "stun",
             AppSource::DnsAnswer => "dns_answer",
             AppSource::PeerCache => "peer_cache",
+            AppSource::Ja4 => "ja4",
         }
     }
 }
@@ -107,6 +110,19 @@ pub fn by_stun(
     Some(Classification {
         app: Arc::clone(&app.id),
         source: AppSource::Stun,
+        rule: Arc::clone(&m.rule),
+        verdict: app.verdict,
+        alert: app.alert,
+    })
+}
+
+/// Classifies a ClientHello by its JA4 fingerprint.
+pub fn by_ja4(rules: &CompiledRules, ja4: &str) -> Option<Classification> {
+    let m = rules.match_ja4(ja4)?;
+    let app = rules.apps().get(usize::from(m.app))?;
+    Some(Classification {
+        app: Arc::clone(&app.id),
+        source: AppSource::Ja4,
         rule: Arc::clone(&m.rule),
         verdict: app.verdict,
         alert: app.alert,

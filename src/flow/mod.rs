@@ -268,6 +268,8 @@ impl<'a> Adopt<'a> {
             .and_then(|name| classify::by_server_name(self.rules, name.as_bytes(), source))
             .map(Box::new);
         let named = info.trusted_sni().is_some();
+        // A fingerprint of the app's own TLS stack decides when the name does not.
+        let by_name = by_name.or_else(|| classify::by_ja4(self.rules, info.ja4()).map(Box::new));
         f.tls = Some(info);
         f.app = by_name;
         if f.app.is_some() || named {

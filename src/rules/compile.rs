@@ -90,6 +90,8 @@ pub struct CompiledRules {
     stun: Vec<(super::StunRule, DomainMatch)>,
     /// Public names of ECH client-facing servers: (name, exact only).
     ech_public: Vec<(Box<str>, bool)>,
+    /// JA4 fingerprints of apps' own TLS stacks.
+    ja4: HashMap<Box<str>, DomainMatch, foldhash::fast::FixedState>,
 }
 
 /// A compiled prefix list's provenance: app, `file:line`, as-of date and day, max age.
@@ -130,6 +132,8 @@ impl CompiledRules {
         let mut lists = Vec::new();
         let mut signatures = Vec::new();
         let mut stun = Vec::new();
+        let mut ja4: HashMap<Box<str>, DomainMatch, foldhash::fast::FixedState> =
+            HashMap::default();
         let apps = set
             .apps
             .iter()
@@ -149,6 +153,15 @@ impl CompiledRules {
                         e.suffix = Some(m);
                     }
                     domain_count += 1;
+                }
+                for (j, line) in &a.ja4 {
+                    ja4.insert(
+                        j.clone().into_boxed_str(),
+                        DomainMatch {
+                            app: i as u16,
+                            rule: Arc::from(format!("{}:{}", a.file, line)),
+                        },
+                    );
                 }
                 if let Some(r) = &a.stun {
                     stun.push((
@@ -226,12 +239,21 @@ impl CompiledRules {
             signatures,
             signature_reach,
             stun,
+            ja4,
             ech_public: set
                 .ech_public_names
                 .iter()
                 .map(|d| (d.name.clone().into_boxed_str(), d.exact))
                 .collect(),
         }
+    }
+
+    /// The rule whose JA4 fingerprint this is.
+    pub fn match_ja4(&self, ja4: &str) -> Option<&DomainMatch> {
+        if self.ja4.is_empty() {
+            return None;
+        }
+        self.ja4.get(ja4)
     }
 
     /// Whether `host` is the public name of an ECH client-facing server (from `ech.toml`): a

@@ -73,6 +73,8 @@ pub struct AppDef {
     pub signatures: Vec<Signature>,
     /// What marks the app's STUN/TURN messages.
     pub stun: Option<StunRule>,
+    /// JA4 client fingerprints of the app's own TLS stack, with their lines.
+    pub ja4: Vec<(String, usize)>,
 }
 
 /// What marks an app's STUN/TURN messages: any one of these facts is enough.
@@ -171,6 +173,20 @@ fn evidence_bits(pattern: &[BytePattern], length: Option<&LengthField>, ports: &
         0.0
     };
     bytes + len + port
+}
+
+/// Whether `s` has the form of a JA4 fingerprint: `[tqd]` + 2 version characters + `[di]` + 2
+/// digits + 2 digits + 2 ALPN characters, then two 12-digit hex hashes.
+fn is_ja4(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('_').collect();
+    let hex12 = |p: &str| p.len() == 12 && p.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.len() == 3
+        && parts[0].len() == 10
+        && matches!(parts[0].as_bytes()[0], b't' | b'q' | b'd')
+        && matches!(parts[0].as_bytes()[3], b'd' | b'i')
+        && parts[0].as_bytes()[4..8].iter().all(u8::is_ascii_digit)
+        && hex12(parts[1])
+        && hex12(parts[2])
 }
 
 /// Parses `45 44 ?? (02|04) 08`: hex bytes, `??` for any byte, `(a|b|...)` for alternatives.
@@ -315,6 +331,8 @@ struct AppFile {
     #[serde(default)]
     signatures: Vec<Spanned<SignatureFile>>,
     stun: Option<Spanned<StunFile>>,
+    #[serde(default)]
+    ja4: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -733,6 +751,22 @@ fn parse_app(
             line,
         }
     });
+    let mut ja4 = Vec::new();
+    for j in &file.ja4 {
+        let text = j.get_ref().trim().to_ascii_lowercase();
+        if is_ja4(&text) {
+            let (line, _) = cx.lines.at(j.span().start);
+            ja4.push((text, line));
+        } else {
+            cx.err(
+                j.span(),
+                format!(
+                    "'{}' is not a JA4 fingerprint (10 characters, '_', 12 hex digits, '_', 12 hex digits)",
+                    j.get_ref()
+                ),
+            );
+        }
+    }
     if cx.errors.len() > before {
         return None;
     }
@@ -747,6 +781,7 @@ fn parse_app(
         prefixes,
         signatures,
         stun,
+        ja4,
     })
 }
 
