@@ -42,6 +42,7 @@ fn bench(c: &mut Criterion) {
             low_latency: false,
             workers,
             flow: FlowConfig::default(),
+            ..EngineConfig::default()
         };
         g.bench_function(format!("full_pipeline_{workers}_workers"), |b| {
             b.iter(|| {

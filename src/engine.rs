@@ -8,13 +8,15 @@
 
 use crate::capture::file::FileSource;
 use crate::capture::{PacketSource, Read, Timestamp};
-use crate::decode::{DecodeStats, Decoded, Decoder, Skip};
+use crate::classify::hints::{HintWriter, Hints};
+use crate::decode::{DecodeStats, Decoded, Decoder, Skip, Transport};
 use crate::dispatch::WorkerOutput;
 use crate::dispatch::{Pipeline, WorkerReport};
 use crate::export::metrics::Metrics;
 use crate::flow::FlowConfig;
 use crate::rules::CompiledRules;
 use crossbeam_channel::bounded;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub struct EngineConfig {
     pub low_latency: bool,
     /// Flow timeouts and limits, for the whole sensor (split across workers).
     pub flow: FlowConfig,
+    /// Entries in each of the shared caches (DNS answers, call endpoints).
+    pub hint_capacity: usize,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +42,7 @@ impl Default for EngineConfig {
             workers: default_workers(),
             low_latency: false,
             flow: FlowConfig::default(),
+            hint_capacity: crate::classify::hints::DEFAULT_CAPACITY,
         }
     }
 }
@@ -164,6 +169,10 @@ pub struct Feeder<'s, 'h> {
     hooks: Hooks<'h>,
     /// Bytes of finished inputs, for progress.
     done_bytes: u64,
+    /// The rules in force (the hint writer classifies DNS names and STUN marks with them).
+    rules: Arc<CompiledRules>,
+    /// Fills the caches of DNS answers and call endpoints, in capture order.
+    hints: HintWriter,
 }
 
 impl Feeder<'_, '_> {
@@ -178,13 +187,29 @@ impl Feeder<'_, '_> {
                     self.read.bytes += u64::from(p.orig_len);
                     self.last_ts = p.ts;
                     match self.decoder.decode(p.link, p.ts, p.orig_len, p.data) {
-                        Ok(Decoded::Frame(meta)) => {
+                        Ok(decoded) => {
                             self.read.decoded += 1;
-                            self.pipe.push(&meta, p.data, p.chunk);
-                        }
-                        Ok(Decoded::Reassembled { meta, frame }) => {
-                            self.read.decoded += 1;
-                            self.pipe.push_copy(&meta, frame);
+                            // A reassembled datagram's payload lies in the decoder's buffer.
+                            let (meta, frame, copied) = match decoded {
+                                Decoded::Frame(m) => (m, p.data, false),
+                                Decoded::Reassembled { meta, frame } => (meta, frame, true),
+                            };
+                            if may_hint(&meta, frame) {
+                                let (src, dst) = (meta.src.ip(), meta.dst.ip());
+                                self.hints.observe(
+                                    &self.rules,
+                                    meta.transport == Transport::Tcp,
+                                    SocketAddr::new(src, meta.sport),
+                                    SocketAddr::new(dst, meta.dport),
+                                    meta.payload(frame),
+                                    meta.ts,
+                                );
+                            }
+                            if copied {
+                                self.pipe.push_copy(&meta, frame);
+                            } else {
+                                self.pipe.push(&meta, p.data, p.chunk);
+                            }
                         }
                         Err(skip) => self.read.skips[skip.index()] += 1,
                     }
@@ -240,6 +265,15 @@ impl Feeder<'_, '_> {
                 r.kernel_drops.store(d.kernel, Ordering::Relaxed);
                 r.interface_drops.store(d.interface, Ordering::Relaxed);
             }
+            let h = self.hints.shared();
+            let (dns, peers) = h.len();
+            let (dns_out, peers_out) = h.evicted();
+            for (a, v) in r.hint_entries.iter().zip([dns, peers]) {
+                a.store(v as u64, Ordering::Relaxed);
+            }
+            for (a, v) in r.hint_evictions.iter().zip([dns_out, peers_out]) {
+                a.store(v, Ordering::Relaxed);
+            }
             for (w, depth) in m.workers.iter().zip(self.pipe.queue_depths()) {
                 w.queue_depth.store(depth as u64, Ordering::Relaxed);
             }
@@ -264,6 +298,7 @@ impl Feeder<'_, '_> {
                             m.rules_loaded(&rules);
                         }
                         self.pipe.set_rules(&rules);
+                        self.rules = rules;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "rule reload refused; the old rules stay");
@@ -276,6 +311,23 @@ impl Feeder<'_, '_> {
         }
         c.stop.load(Ordering::Relaxed)
     }
+}
+
+/// Whether the reader gives a packet to the hint writer: a DNS response (from port 53, UDP or
+/// TCP) or a UDP datagram that could be STUN or TURN ChannelData. A few compares per packet.
+fn may_hint(m: &crate::decode::PacketMeta, frame: &[u8]) -> bool {
+    if m.payload_len == 0 {
+        return false;
+    }
+    if m.sport == 53 {
+        return true;
+    }
+    if m.transport != Transport::Udp || m.payload_len < 20 {
+        return false;
+    }
+    let p = m.payload(frame);
+    // STUN, or STUN inside a TURN ChannelData message (first byte 0x40-0x4f).
+    crate::proto::stun::looks_like_stun(p) || (p[0] & 0xf0 == 0x40 && p.len() >= 24)
 }
 
 /// Runs the pipeline: `feed` pumps sources into it; `on_records` sees every worker output
@@ -299,7 +351,16 @@ where
                 on_records(out);
             }
         });
-        let mut pipe = Pipeline::start(scope, cfg.workers, cfg.flow, rules, tx, hooks.metrics);
+        let hints = Arc::new(Hints::new(cfg.hint_capacity));
+        let mut pipe = Pipeline::start(
+            scope,
+            cfg.workers,
+            cfg.flow,
+            Arc::clone(&rules),
+            &hints,
+            tx,
+            hooks.metrics,
+        );
         pipe.set_low_latency(cfg.low_latency);
         let mut feeder = Feeder {
             pipe,
@@ -308,6 +369,8 @@ where
             read: ReadStats::default(),
             hooks,
             done_bytes: 0,
+            rules,
+            hints: HintWriter::new(hints),
         };
         let stopped = feed(&mut feeder);
         let Feeder {

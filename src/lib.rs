@@ -5,7 +5,7 @@
 //! ```text
 //! capture ─▶ decode ─▶ dispatch ─▶ worker × N ─▶ classify ─▶ export
 //! (frames)   (PacketMeta) (flow hash)  (FlowTracker:    (rules)     (JSON events,
-//!                                       flow table,                  summary)
+//!                                       flow table,                  summary, report)
 //!                                       reassembly, proto)
 //! ```
 //!
@@ -20,7 +20,7 @@
 //!   first bytes reassembled until the handshake is complete.
 //! - [`proto`]: pure parsers from bytes to typed summaries (TLS ClientHello).
 //! - [`classify`] and [`rules`]: apps are data (`rules/*.toml`), compiled into a matcher.
-//! - [`export`]: JSON-lines flow events and the run summary.
+//! - [`export`]: JSON-lines flow events, the run summary and the analyst's HTML report.
 //!
 //! Time below `capture` is always the packets' own time, passed as an argument: replay and live
 //! give the same answers for the same packets.

@@ -271,3 +271,85 @@ fn late_address_alerts_and_out_of_order_time_same_at_any_width() {
         );
     }
 }
+
+#[test]
+fn client_addresses_can_be_truncated_or_hashed() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/demo.pcap");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("key");
+    std::fs::write(&key, [0x5au8; 40]).expect("key");
+    let plain = replay(&demo, &[]);
+    let hashed = replay(
+        &demo,
+        &[
+            "--client-addresses",
+            "hash",
+            "--client-hash-key",
+            key.to_str().expect("utf-8"),
+        ],
+    );
+    let again = replay(
+        &demo,
+        &[
+            "--client-addresses",
+            "hash",
+            "--client-hash-key",
+            key.to_str().expect("utf-8"),
+        ],
+    );
+    let truncated = replay(&demo, &["--client-addresses", "truncate"]);
+    assert_eq!(plain.len(), hashed.len());
+    let text = |ev: &[serde_json::Value]| -> String {
+        ev.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for e in &plain {
+        let client = e["src_ip"].as_str().expect("src_ip");
+        // No client address survives anywhere in the hashed events.
+        assert!(
+            !text(&hashed).contains(&format!("\"{client}\"")),
+            "{client}"
+        );
+    }
+    for e in hashed.iter().chain(&truncated) {
+        let src = e["src_ip"].as_str().expect("src_ip");
+        assert!(
+            src.starts_with("h:") || src == "10.1.0.0" || src == "fd00::",
+            "{e}"
+        );
+        if e["event"] == "flow" {
+            // Servers are kept.
+            assert!(plain.iter().any(|p| p["dst_ip"] == e["dst_ip"]));
+        }
+    }
+    // The same key gives the same values; flow ids are keyed, and still join a flow's events.
+    assert_eq!(sorted(&hashed), sorted(&again));
+    let ids = |ev: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        ev.iter().map(|e| e["flow_id"].to_string()).collect()
+    };
+    assert!(ids(&plain).is_disjoint(&ids(&hashed)));
+    for a in hashed.iter().filter(|e| e["event"] == "alert") {
+        assert!(hashed.iter().any(|f| f["event"] == "flow"
+            && f["flow_id"] == a["flow_id"]
+            && f["src_ip"] == a["src_ip"]));
+    }
+    // A short key is refused with a clear error.
+    std::fs::write(&key, [1u8; 8]).expect("key");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args([
+            "replay",
+            "--quiet",
+            "--client-addresses",
+            "hash",
+            "--client-hash-key",
+        ])
+        .arg(&key)
+        .arg(&demo)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs at least 32 bytes"), "{err}");
+}

@@ -48,6 +48,7 @@ fn replay_counting(path: &Path, workers: usize) -> (u64, u64) {
         low_latency: false,
         workers,
         flow: FlowConfig::default(),
+        ..EngineConfig::default()
     };
     let before = ALLOCS.load(Ordering::Relaxed);
     let mut flows = 0;

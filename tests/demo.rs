@@ -126,9 +126,15 @@ fn demo_every_flow_has_its_sni_and_app() {
             .find(|e| e["sni"].as_str() == want.sni)
             .expect("found above");
         // DNS lookups are classified by the name they ask for.
+        // What other flows revealed: DNS answers and a call's STUN exchange.
         let (want_app, want_source) = match (server.port(), client.ip().to_string().as_str()) {
             (53, "10.1.0.26") => (Some("telegram"), "dns_query"),
-            (53, "10.1.0.33") => (Some("zoom"), "dns_query"),
+            (53, "10.1.0.33" | "10.1.0.35") => (Some("zoom"), "dns_query"),
+            (53, "10.1.0.36") => (Some("discord"), "dns_query"),
+            (8801, _) => (Some("zoom"), "dns_answer"),
+            (443, "10.1.0.21") => (Some("discord"), "dns_answer"),
+            (3478, _) => (Some("whatsapp"), "stun"),
+            (40_000, _) => (Some("whatsapp"), "peer_cache"),
             _ => (expected_app(want.sni), "sni"),
         };
         assert_eq!(e["app"].as_str(), want_app, "{}: {e}", want.description);
@@ -152,7 +158,8 @@ fn demo_every_flow_has_its_sni_and_app() {
     assert_eq!(events.len(), manifest.len());
     // Specific hard cases.
     let by_sni = |n: &str| -> Vec<&Value> { events.iter().filter(|e| e["sni"] == n).collect() };
-    assert_eq!(by_sni("cloudflare-ech.com")[0]["ech"], true);
+    assert_eq!(by_sni("cloudflare-ech.com")[0]["ech"], "real");
+    assert_eq!(by_sni("cloudflare-ech.com")[0]["sni_trusted"], false);
     assert!(by_sni("web.telegram.org")
         .iter()
         .any(|e| e["packets_to_client"] == 0));

@@ -7,6 +7,16 @@
 #![cfg(feature = "live")]
 
 use serde_json::Value;
+
+/// Packets in the shipped demo capture.
+fn demo_packets() -> usize {
+    picket::synth::demo().len()
+}
+
+/// Flows in the shipped demo capture.
+fn demo_flows() -> usize {
+    picket::synth::demo_manifest().len()
+}
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -134,6 +144,10 @@ struct Sensor {
 impl Sensor {
     fn start(dir: &Path, iface: &str, extra: &[&str]) -> Self {
         let port = free_port();
+        // Started as root, the sensor runs as nobody once the capture is open: its events
+        // folder must be writable for that user, as a deployment's would be.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let events = dir.join("live.jsonl");
         let child = Command::new(env!("CARGO_BIN_EXE_picket"))
             .args(["live", "-i", iface, "--quiet", "--workers", "2"])
@@ -270,8 +284,8 @@ fn live_equals_replay_and_sigterm_loses_no_flow() {
     let veth = Veth::new("a");
     let sensor = Sensor::start(dir.path(), &veth.capture, &[]);
     send(&veth.send, &demo());
-    wait_for("all 1495 packets counted", 20, || {
-        metric(&sensor.metrics(), "picket_packets_total") == Some(1495.0)
+    wait_for("all the demo's packets counted", 20, || {
+        metric(&sensor.metrics(), "picket_packets_total") == Some(demo_packets() as f64)
     });
     let m = sensor.metrics();
     assert_eq!(
@@ -285,7 +299,7 @@ fn live_equals_replay_and_sigterm_loses_no_flow() {
     assert_eq!(code, Some(0), "{err}");
     let live = read_events(&events);
     let replayed = replay_events(dir.path());
-    assert_eq!(live.len(), 26, "{err}");
+    assert_eq!(live.len(), demo_flows(), "{err}");
     assert_eq!(essence(&live), essence(&replayed));
 }
 
@@ -326,7 +340,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
     send(&veth.send, &demo());
     wait_for("every flow to end", 30, || {
         metric(&sensor.metrics(), "picket_flows_active") == Some(0.0)
-            && read_events(&sensor.events).len() == 26
+            && read_events(&sensor.events).len() == demo_flows()
     });
     let m = sensor.metrics();
     // The exposition passes Prometheus's own linter.
@@ -368,7 +382,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
     );
     assert!(alerts >= 3, "flagged apps alerted: {alerts}");
     let events = read_events(&sensor.events);
-    assert_eq!(events.len(), 26);
+    assert_eq!(events.len(), demo_flows());
     let mut per_app: BTreeMap<String, usize> = BTreeMap::new();
     for e in &events {
         *per_app
@@ -385,6 +399,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
         assert_eq!(metric(&m, &series), Some(*n as f64), "{series}");
     }
     // A real Prometheus scraped it.
+    let whatsapp = events.iter().filter(|e| e["app"] == "whatsapp").count() as f64;
     let query = "/api/v1/query?query=picket_flows_total%7Bapp%3D%22whatsapp%22%7D";
     let mut last = String::new();
     let end = Instant::now() + Duration::from_secs(30);
@@ -397,7 +412,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
                     got = v["data"]["result"][0]["value"][1]
                         .as_str()
                         .and_then(|s| s.parse::<f64>().ok())
-                        .filter(|&x| x == 5.0);
+                        .filter(|&x| x == whatsapp);
                 }
             }
         }
@@ -405,7 +420,7 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
     }
     let _ = prom.kill();
     let _ = prom.wait();
-    assert_eq!(got, Some(5.0), "Prometheus answer: {last}");
+    assert_eq!(got, Some(whatsapp), "Prometheus answer: {last}");
     let (code, err) = sensor.stop();
     assert_eq!(code, Some(0), "{err}");
 }
@@ -446,7 +461,7 @@ fn live_sighup_with_broken_rules_keeps_the_old_ones() {
     });
     send(&veth.send, &demo());
     wait_for("all packets", 20, || {
-        metric(&sensor.metrics(), "picket_packets_total") == Some(1495.0)
+        metric(&sensor.metrics(), "picket_packets_total") == Some(demo_packets() as f64)
     });
     // Log rotation: the events file is moved away; SIGHUP reopens the path.
     let rotated = dir.path().join("live.jsonl.1");
@@ -480,10 +495,14 @@ fn live_sighup_with_broken_rules_keeps_the_old_ones() {
         ev.len()
     );
     ev.extend(before);
-    assert_eq!(ev.len(), 26);
+    assert_eq!(ev.len(), demo_flows());
     // The broken reload changed nothing: the demo's Zoom flows were classified by the old rules.
     let zoom: Vec<&Value> = ev.iter().filter(|e| e["app"] == "zoom").collect();
-    assert_eq!(zoom.len(), 3, "two TLS flows and one DNS lookup");
+    assert_eq!(
+        zoom.len(),
+        5,
+        "two TLS flows, two DNS lookups and the media flow the first one names"
+    );
     assert!(zoom.iter().all(|e| e["verdict"] == "flag"));
 }
 
@@ -515,4 +534,79 @@ fn live_bad_bpf_filter_is_a_clear_error() {
         !err.contains("metrics on"),
         "nothing starts before the capture is open: {err}"
     );
+}
+
+/// The `Uid:`, `Gid:`, `Cap*:` and `NoNewPrivs:` lines of /proc/PID/status.
+fn proc_status(pid: u32) -> BTreeMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("/proc status")
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.starts_with("Cap") || ["Uid", "Gid", "Groups", "NoNewPrivs"].contains(k))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn live_drops_root_and_every_capability_after_opening_the_capture() {
+    if !can_run(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let veth = Veth::new("e");
+    let sensor = Sensor::start(dir.path(), &veth.capture, &[]);
+    let st = proc_status(sensor.child.id());
+    let nobody = "65534 65534 65534 65534";
+    assert_eq!(st["Uid"], nobody, "{st:?}");
+    assert_eq!(st["Gid"], nobody, "{st:?}");
+    assert_eq!(st["Groups"], "", "{st:?}");
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(st[cap], "0000000000000000", "{cap}: {st:?}");
+    }
+    assert_eq!(st["NoNewPrivs"], "1");
+    // Every thread, not only the main one.
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", sensor.child.id())).expect("tasks");
+    for t in tasks.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).expect("task status");
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("CapEff:\t0000000000000000")),
+            "{status}"
+        );
+        assert!(
+            status.lines().any(|l| l.starts_with("Uid:\t65534")),
+            "{status}"
+        );
+    }
+    // The open capture still works without privileges.
+    send(&veth.send, &demo());
+    wait_for("all the demo's packets counted", 20, || {
+        metric(&sensor.metrics(), "picket_packets_total") == Some(demo_packets() as f64)
+    });
+    let (code, err) = sensor.stop();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("privileges dropped"), "{err}");
+    // A user that does not exist, and root itself, are refused before capturing.
+    for (user, want) in [
+        (
+            "no-such-user-picket",
+            "user 'no-such-user-picket' does not exist",
+        ),
+        ("root", "is root"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["live", "-i", &veth.capture, "--quiet", "--user", user])
+            .args(["--listen", "127.0.0.1:0"])
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
 }

@@ -7,7 +7,6 @@
 use picket::decode::frag::{MAX_DATAGRAMS, MAX_DATAGRAM_BYTES, MAX_HELD_BYTES};
 use picket::engine::{self, EngineConfig, Hooks};
 use picket::export::metrics::Metrics;
-use picket::flow::FlowConfig;
 use picket::synth::tunnel::{encapsulate, nested_ip_in_ip, Encap, Layer};
 use picket::synth::{self, Packet, TunnelFlow};
 use serde_json::Value;
@@ -53,8 +52,7 @@ fn metrics(cap: &Path) -> String {
     m.rules_loaded(&rules);
     let cfg = EngineConfig {
         workers: 1,
-        low_latency: false,
-        flow: FlowConfig::default(),
+        ..EngineConfig::default()
     };
     let hooks = Hooks {
         metrics: Some(&m),
@@ -174,6 +172,31 @@ fn every_tunnel_kind_classifies_its_inner_flow_and_is_counted() {
         ),
         0.0
     );
+}
+
+#[test]
+fn json_summary_counts_tunnels_and_fragments() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (packets, _) = synth::tunnels();
+    let cap = write_capture(dir.path(), "tunnels.pcap", packets);
+    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["replay", "--format", "json", "--events"])
+        .arg(dir.path().join("ev.jsonl"))
+        .arg(&cap)
+        .output()
+        .expect("picket runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let t = &j["totals"];
+    let tunnels = t["tunnels"].as_object().expect("tunnels by kind");
+    assert_eq!(tunnels.len(), 6, "every kind, zeros included");
+    assert!(
+        tunnels.values().all(|n| n.as_u64() > Some(0)),
+        "{tunnels:?}"
+    );
+    assert!(t["fragments"]["reassembled"].as_u64() > Some(0));
+    assert_eq!(t["fragments"]["overlap"], 0);
+    assert_eq!(t["fragments"]["pending"], 0);
 }
 
 #[test]

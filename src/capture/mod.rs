@@ -4,6 +4,8 @@
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
+#[cfg(feature = "live")]
+pub mod privilege;
 
 use std::fmt;
 

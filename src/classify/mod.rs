@@ -1,6 +1,9 @@
-//! Classification: the facts a flow revealed (today its TLS server name) against the compiled
+//! Classification: the facts a flow revealed (its server name, payload, STUN marks, address, and
+//! what other flows revealed of its endpoints) against the compiled
 //! rules, giving an app, the rule that decided and the policy verdict. Allocates only the small
 //! result, once per classified flow.
+
+pub mod hints;
 
 use crate::rules::{CompiledRules, Verdict};
 use std::sync::Arc;
@@ -20,6 +23,12 @@ pub enum AppSource {
     Signature,
     /// A STUN/TURN message of the flow carried one of the app's marks.
     Stun,
+    /// The server's address came in a DNS answer for one of the app's names.
+    DnsAnswer,
+    /// An endpoint of the flow was revealed by the app's STUN/TURN exchange (a call's media).
+    PeerCache,
+    /// The ClientHello's JA4 fingerprint is the app's own TLS stack.
+    Ja4,
 }
 
 impl AppSource {
@@ -32,6 +41,9 @@ impl AppSource {
             AppSource::DnsQuery => "dns_query",
             AppSource::Signature => "signature",
             AppSource::Stun => "stun",
+            AppSource::DnsAnswer => "dns_answer",
+            AppSource::PeerCache => "peer_cache",
+            AppSource::Ja4 => "ja4",
         }
     }
 }
@@ -68,14 +80,16 @@ pub fn by_server_name(
     })
 }
 
-/// Classifies the start of a flow's client payload by the rules' byte signatures.
+/// Classifies the start of a flow's client payload by the rules' byte signatures; `frame_len`
+/// is what length fields are compared with (see [`CompiledRules::match_payload`]).
 pub fn by_payload(
     rules: &CompiledRules,
     transport: crate::decode::Transport,
     server_port: u16,
     data: &[u8],
+    frame_len: usize,
 ) -> Option<Classification> {
-    let m = rules.match_payload(transport, server_port, data)?;
+    let m = rules.match_payload(transport, server_port, data, frame_len)?;
     let app = rules.apps().get(usize::from(m.app))?;
     Some(Classification {
         app: Arc::clone(&app.id),
@@ -96,6 +110,19 @@ pub fn by_stun(
     Some(Classification {
         app: Arc::clone(&app.id),
         source: AppSource::Stun,
+        rule: Arc::clone(&m.rule),
+        verdict: app.verdict,
+        alert: app.alert,
+    })
+}
+
+/// Classifies a ClientHello by its JA4 fingerprint.
+pub fn by_ja4(rules: &CompiledRules, ja4: &str) -> Option<Classification> {
+    let m = rules.match_ja4(ja4)?;
+    let app = rules.apps().get(usize::from(m.app))?;
+    Some(Classification {
+        app: Arc::clone(&app.id),
+        source: AppSource::Ja4,
         rule: Arc::clone(&m.rule),
         verdict: app.verdict,
         alert: app.alert,

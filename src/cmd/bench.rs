@@ -130,6 +130,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 max_flows: a.max_flows,
                 ..FlowConfig::default()
             },
+            ..EngineConfig::default()
         };
         let mut flows = 0u64;
         let full = best(a.repeat, || {

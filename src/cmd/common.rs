@@ -5,10 +5,11 @@ use super::load_rules;
 use anyhow::{Context, Result};
 use picket::dispatch::WorkerOutput;
 use picket::engine::{self, Control, EngineConfig};
-use picket::export::events::EventWriter;
+use picket::export::events::{ClientAddrs, EventWriter};
 use picket::export::gate::{Gate, Released};
-use picket::export::http::{HttpServer, HttpState};
+use picket::export::http::{HttpServer, HttpState, WebState};
 use picket::export::metrics::Metrics;
+use picket::export::report::Report;
 use picket::export::summary::Summary;
 use picket::flow::{AppCount, FlowConfig};
 use picket::rules::CompiledRules;
@@ -77,6 +78,45 @@ pub struct CommonArgs {
     /// fleet.
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,
+    /// Most entries in each shared cache: addresses from DNS answers for app names
+    /// (`dns_answer`) and endpoints of calls' STUN exchanges (`peer_cache`); the oldest go first.
+    #[arg(long, value_name = "N", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub hint_cache: u64,
+    /// Client addresses in events: as captured, truncated to the network (/24, /48), or a keyed
+    /// hash; flow ids are keyed too in the last two, so they cannot be reversed.
+    #[arg(long, value_enum, default_value = "keep")]
+    pub client_addresses: ClientAddrMode,
+    /// Key for `--client-addresses hash`: a file of at least 32 bytes (the same key gives the
+    /// same hashes across runs and sensors) [default: a random key for this run].
+    #[arg(long, value_name = "FILE")]
+    pub client_hash_key: Option<PathBuf>,
+    /// TLS and basic authentication for the metrics endpoint: a web config file in the
+    /// Prometheus exporter-toolkit format (tls_server_config, basic_auth_users with bcrypt
+    /// hashes); read again when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
+}
+
+/// `--client-addresses`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAddrMode {
+    /// As captured.
+    Keep,
+    /// IPv4 /24, IPv6 /48.
+    Truncate,
+    /// HMAC-SHA-256 under a key, 16 hex digits.
+    Hash,
+}
+
+/// 32 random bytes from the kernel.
+fn random_key() -> Result<[u8; 32]> {
+    use std::io::Read;
+    let mut k = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut k))
+        .context("reading /dev/urandom for a key")?;
+    Ok(k)
 }
 
 impl CommonArgs {
@@ -94,6 +134,7 @@ impl CommonArgs {
                 max_flows: usize::try_from(self.max_flows).unwrap_or(usize::MAX),
                 update_ns: self.flow_update.saturating_mul(SEC),
             },
+            hint_capacity: usize::try_from(self.hint_cache).unwrap_or(usize::MAX),
         }
     }
 
@@ -103,14 +144,49 @@ impl CommonArgs {
     }
 
     /// How the consumer writes, for `workers` workers.
-    pub fn sink(&self, workers: usize) -> SinkOptions {
-        SinkOptions {
+    pub fn sink(&self, workers: usize) -> Result<SinkOptions> {
+        Ok(SinkOptions {
             events: self.events.clone(),
             alerts: self.alerts.clone(),
             sensor: self.sensor_name.clone(),
             workers,
             alert_interval_ns: self.alert_interval.saturating_mul(SEC),
+            clients: self.client_addrs()?,
+        })
+    }
+
+    /// How client addresses appear in events.
+    pub fn client_addrs(&self) -> Result<ClientAddrs> {
+        if self.client_hash_key.is_some() && self.client_addresses != ClientAddrMode::Hash {
+            anyhow::bail!("--client-hash-key is only for --client-addresses hash");
         }
+        Ok(match self.client_addresses {
+            ClientAddrMode::Keep => ClientAddrs::Keep,
+            ClientAddrMode::Truncate => ClientAddrs::Truncate {
+                key: Arc::new(random_key()?),
+            },
+            ClientAddrMode::Hash => {
+                let key = match &self.client_hash_key {
+                    Some(path) => {
+                        let bytes = std::fs::read(path).with_context(|| {
+                            format!("cannot read the client hash key {}", path.display())
+                        })?;
+                        if bytes.len() < 32 {
+                            anyhow::bail!(
+                                "{}: a client hash key needs at least 32 bytes, this one has {}",
+                                path.display(),
+                                bytes.len()
+                            );
+                        }
+                        // Any length: condensed to 32 bytes.
+                        let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(None, &bytes);
+                        prk.into()
+                    }
+                    None => random_key()?,
+                };
+                ClientAddrs::Hash { key: Arc::new(key) }
+            }
+        })
     }
 
     /// Loads the rules again (SIGHUP), as a shareable set or the reason it was refused.
@@ -171,6 +247,7 @@ struct Output {
     path: PathBuf,
     writer: Writer,
     sensor: Option<String>,
+    clients: ClientAddrs,
     failed: bool,
     dropped_since: u64,
 }
@@ -179,13 +256,14 @@ struct Output {
 const RETRY_EVERY: u64 = 1000;
 
 impl Output {
-    fn open(path: &PathBuf, sensor: Option<String>) -> Result<Self> {
+    fn open(path: &PathBuf, sensor: Option<String>, clients: ClientAddrs) -> Result<Self> {
         let f =
             open_events(path, true).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(Output {
             path: path.clone(),
-            writer: EventWriter::new(f, sensor.clone()),
+            writer: EventWriter::new(f, sensor.clone()).with_client_addrs(clients.clone()),
             sensor,
+            clients,
             failed: false,
             dropped_since: 0,
         })
@@ -195,7 +273,8 @@ impl Output {
         let _ = self.writer.flush();
         match open_events(&self.path, false) {
             Ok(f) => {
-                self.writer = EventWriter::new(f, self.sensor.clone());
+                self.writer = EventWriter::new(f, self.sensor.clone())
+                    .with_client_addrs(self.clients.clone());
                 self.failed = false;
                 tracing::info!(path = %self.path.display(), "reopened");
             }
@@ -246,6 +325,8 @@ pub struct SinkOptions {
     pub workers: usize,
     /// At most one alert per (client, app) per this long (0: no suppression).
     pub alert_interval_ns: u64,
+    /// How client addresses appear in events.
+    pub clients: ClientAddrs,
 }
 
 /// The consumer side of a run: events in time order, alert suppression, the summary, the
@@ -256,6 +337,8 @@ pub struct Sink {
     gate: Gate,
     /// Per-app totals.
     pub summary: Summary,
+    /// The HTML report's aggregates, when one was asked for.
+    pub report: Option<Report>,
     metrics: Option<Arc<Metrics>>,
     reopen: Arc<AtomicBool>,
     /// Events that could not be written.
@@ -271,7 +354,7 @@ impl Sink {
     ) -> Result<Self> {
         let open = |p: &Option<PathBuf>| -> Result<Option<Output>> {
             p.as_ref()
-                .map(|p| Output::open(p, opts.sensor.clone()))
+                .map(|p| Output::open(p, opts.sensor.clone(), opts.clients.clone()))
                 .transpose()
         };
         Ok(Sink {
@@ -279,6 +362,7 @@ impl Sink {
             alerts: open(&opts.alerts)?,
             gate: Gate::new(opts.workers, opts.alert_interval_ns),
             summary: Summary::default(),
+            report: None,
             metrics,
             reopen,
             dropped: 0,
@@ -327,6 +411,7 @@ impl Sink {
             alerts,
             gate,
             summary,
+            report,
             metrics,
             dropped,
             ..
@@ -337,6 +422,7 @@ impl Sink {
                 events,
                 alerts,
                 summary,
+                report,
                 metrics: metrics.as_deref(),
                 dropped,
             },
@@ -358,6 +444,7 @@ struct Outputs<'a> {
     events: &'a mut Option<Output>,
     alerts: &'a mut Option<Output>,
     summary: &'a mut Summary,
+    report: &'a mut Option<Report>,
     metrics: Option<&'a Metrics>,
     dropped: &'a mut u64,
 }
@@ -369,13 +456,15 @@ impl Outputs<'_> {
             events,
             alerts,
             summary,
+            report,
             metrics,
             dropped,
         } = self;
-        let (events, alerts, summary, dropped, metrics) = (
+        let (events, alerts, summary, report, dropped, metrics) = (
             &mut **events,
             &mut **alerts,
             &mut **summary,
+            &mut **report,
             &mut **dropped,
             *metrics,
         );
@@ -411,6 +500,9 @@ impl Outputs<'_> {
             Released::Update { ts, flow } => write(events, &|w| w.update(ts, &flow)),
             Released::Flow(rec) => {
                 summary.add(&rec);
+                if let Some(r) = report.as_mut() {
+                    r.add(&rec);
+                }
                 if rec.flow.app.is_none() {
                     if let Some(m) = metrics {
                         m.unclassified_flow_ended(
@@ -424,9 +516,31 @@ impl Outputs<'_> {
     }
 }
 
+/// How the run summary is printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFormat {
+    /// A table for people.
+    #[default]
+    Table,
+    /// One JSON object on one line, for scripts (its fields are listed in README.md).
+    Json,
+}
+
 /// Prints the run summary: to standard output, or to standard error when the events go there.
-pub fn print_summary(sink: &Sink, report: &picket::engine::RunReport, events_to_stdout: bool) {
-    let text = sink.summary.render(report);
+pub fn print_summary(
+    sink: &Sink,
+    report: &picket::engine::RunReport,
+    events_to_stdout: bool,
+    format: SummaryFormat,
+) {
+    let text = match format {
+        SummaryFormat::Table => sink.summary.render(report),
+        SummaryFormat::Json => {
+            let json = serde_json::to_string(&sink.summary.json(report))
+                .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string());
+            json + "\n"
+        }
+    };
     if events_to_stdout {
         eprint!("{text}");
     } else {
@@ -468,14 +582,24 @@ pub fn watch_signals(control: Arc<Control>, reopen: Arc<AtomicBool>) -> Result<(
 pub fn serve_metrics(
     addr: SocketAddr,
     metrics: &Arc<Metrics>,
+    web_config: Option<&PathBuf>,
 ) -> Result<(HttpServer, Arc<HttpState>)> {
+    let web = web_config
+        .map(|p| WebState::load(p.clone()))
+        .transpose()
+        .context("--web-config")?;
+    let scheme = match &web {
+        Some(_) => "https or http per --web-config",
+        None => "http",
+    };
     let state = Arc::new(HttpState {
         metrics: Arc::clone(metrics),
         ready: AtomicBool::new(false),
         stop: AtomicBool::new(false),
+        web,
     });
     let srv = HttpServer::start(addr, Arc::clone(&state))
         .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(addr = %srv.addr(), "metrics on http://{}/metrics", srv.addr());
+    tracing::info!(addr = %srv.addr(), scheme, "metrics on {}/metrics", srv.addr());
     Ok((srv, state))
 }

@@ -22,6 +22,10 @@ pub struct Args {
     /// Bytes kept per packet.
     #[arg(long, default_value_t = 262_144)]
     snaplen: i32,
+    /// Once the capture is open, run as this user [default: nobody when started as root; else
+    /// stay as started]. Every capability is shed either way.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
     /// Do not put the interface in promiscuous mode.
     #[arg(long)]
     no_promisc: bool,
@@ -58,9 +62,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
         timeout_ms: a.timeout_ms,
     })
     .context("live capture")?;
+    // Before any thread starts: every later thread inherits the reduced state.
+    let dropped = picket::capture::privilege::drop_privileges(a.user.as_deref())
+        .context("dropping privileges")?;
+    tracing::info!(
+        user = dropped.user.as_deref().unwrap_or("(unchanged)"),
+        uid = dropped.uid,
+        gid = dropped.gid,
+        "privileges dropped: no capabilities, no_new_privs"
+    );
     let metrics = Arc::new(Metrics::new(cfg.workers)?);
+    metrics.flow_capacity(cfg.flow.max_flows);
     metrics.rules_loaded(&rules);
-    let (server, http) = common::serve_metrics(a.listen, &metrics)?;
+    let (server, http) = common::serve_metrics(a.listen, &metrics, a.common.web_config.as_ref())?;
     let control = Arc::new(Control::default());
     let reopen = Arc::new(AtomicBool::new(false));
     common::watch_signals(Arc::clone(&control), Arc::clone(&reopen))?;
@@ -73,7 +87,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "capturing"
     );
     let mut sink = Sink::new(
-        &a.common.sink(cfg.workers),
+        &a.common.sink(cfg.workers)?,
         Some(Arc::clone(&metrics)),
         reopen,
     )?;
@@ -115,7 +129,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "stopped"
     );
     if !a.quiet {
-        common::print_summary(&sink, &report, a.common.events_to_stdout());
+        common::print_summary(
+            &sink,
+            &report,
+            a.common.events_to_stdout(),
+            common::SummaryFormat::Table,
+        );
     }
     if let Some(e) = failure {
         anyhow::bail!("{e}");

@@ -1,14 +1,16 @@
 //! `picket replay FILE...`: classify every flow of capture files.
 
-use super::common::{self, CommonArgs, Sink};
+use super::common::{self, CommonArgs, Sink, SummaryFormat};
 use super::{EXIT_DAMAGED, EXIT_UNREADABLE};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use picket::engine::{self, Control, Hooks};
 use picket::export::metrics::Metrics;
-use std::io::{self, IsTerminal};
+use picket::export::report::Report;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +32,29 @@ pub struct Args {
     /// No summary and no progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Summary format: a table, or one JSON object for scripts.
+    #[arg(long, value_enum, default_value = "table")]
+    format: SummaryFormat,
+    /// Write the analyst's report to PATH: one self-contained HTML file (per-app totals, a
+    /// timeline, top clients and servers of flagged apps, a filterable table of flagged flows,
+    /// at most 10,000 rows). Created with mode 0640 before the replay starts.
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
+}
+
+/// Creates the report file (mode 0640), so a path that cannot be written fails before the replay.
+fn create_report(path: &Path) -> Result<BufWriter<File>> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o640);
+    }
+    let f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(BufWriter::with_capacity(1 << 16, f))
 }
 
 /// Runs `picket replay`.
@@ -46,15 +71,26 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let server = match (a.listen, &metrics) {
         (Some(addr), Some(m)) => {
+            m.flow_capacity(cfg.flow.max_flows);
             m.rules_loaded(&rules);
-            Some(common::serve_metrics(addr, m)?)
+            Some(common::serve_metrics(
+                addr,
+                m,
+                a.common.web_config.as_ref(),
+            )?)
         }
         _ => None,
     };
     if let Some((_, state)) = &server {
         state.ready.store(true, Ordering::Relaxed);
     }
-    let mut sink = Sink::new(&a.common.sink(cfg.workers), metrics.clone(), reopen)?;
+    let opts = a.common.sink(cfg.workers)?;
+    let mut sink = Sink::new(&opts, metrics.clone(), reopen)?;
+    let report_out = a.report.as_deref().map(create_report).transpose()?;
+    if report_out.is_some() {
+        sink.report =
+            Some(Report::new(a.common.sensor_name.clone()).with_client_addrs(opts.clients.clone()));
+    }
     let total: u64 = a
         .files
         .iter()
@@ -91,9 +127,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
     for e in &report.read.errors {
         eprintln!("picket: {e}");
     }
+    let written = match (report_out, &sink.report, &a.report) {
+        (Some(out), Some(r), Some(path)) => {
+            let files: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
+            r.write_html(out, &sink.summary, &report, &files)
+                .with_context(|| format!("writing the report {} failed", path.display()))
+        }
+        _ => Ok(()),
+    };
     if !a.quiet {
-        common::print_summary(&sink, &report, a.common.events_to_stdout());
+        common::print_summary(&sink, &report, a.common.events_to_stdout(), a.format);
     }
+    written?;
     if let Err(e) = flushed {
         anyhow::bail!("writing events failed: {e}");
     }

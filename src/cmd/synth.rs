@@ -1,5 +1,5 @@
 //! `picket synth`: writes the project's generated captures (the demo, bulk load, many flows,
-//! tunnels and fragments).
+//! tunnels and fragments, hostile traffic).
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
@@ -19,6 +19,8 @@ enum Kind {
     Bulk,
     /// Many distinct short TCP flows, for memory bounds.
     ManyFlows,
+    /// Floods and evasions among ordinary app flows (`--flows` is the SYN flood's size).
+    Hostile,
     /// TLS sessions in every tunnel kind: GRE, NVGRE, ERSPAN I-III, VXLAN, IP-in-IP, MPLS,
     /// GTP-U, nested, and with fragmented outer packets.
     Tunnels,
@@ -71,6 +73,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         Kind::Demo => Box::new(synth::demo().into_iter()),
         Kind::Bulk => Box::new(synth::bulk(a.flows, a.packets_per_flow, a.seed)),
         Kind::ManyFlows => Box::new(synth::many_flows(a.flows, a.seed)),
+        Kind::Hostile => Box::new(synth::hostile(a.flows, a.seed)),
         Kind::Tunnels => Box::new(synth::tunnels().0.into_iter()),
         Kind::Fragments => Box::new(synth::fragments().0.into_iter()),
         Kind::FragmentFlood => Box::new(synth::fragment_flood(a.flows, 2048).0.into_iter()),

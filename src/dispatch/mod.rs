@@ -10,6 +10,7 @@
 //! batches have warmed up.
 
 use crate::capture::{Chunk, Timestamp};
+use crate::classify::hints::Hints;
 use crate::decode::PacketMeta;
 use crate::export::metrics::{Metrics, WorkerPub};
 use crate::flow::key::worker_of;
@@ -142,6 +143,7 @@ impl<'scope> Pipeline<'scope> {
         n: usize,
         cfg: FlowConfig,
         rules: Arc<CompiledRules>,
+        hints: &Arc<Hints>,
         records: Sender<WorkerOutput>,
         metrics: Option<&'env Metrics>,
     ) -> Self {
@@ -156,12 +158,14 @@ impl<'scope> Pipeline<'scope> {
             let (tx, rx) = bounded::<Msg>(QUEUE_BATCHES);
             let (free_tx, free_rx) = bounded::<Batch>(QUEUE_BATCHES + 2);
             let rules = Arc::clone(&rules);
+            let hints = Arc::clone(hints);
             let records = records.clone();
             let publish = metrics.and_then(|m| m.workers.get(w));
             let join = thread::Builder::new()
                 .name(format!("picket-worker-{w}"))
                 .spawn_scoped(scope, move || {
-                    worker_loop(w as u16, rx, free_tx, records, per_worker, rules, publish)
+                    let tracker = FlowTracker::new(per_worker, rules).with_hints(hints);
+                    worker_loop(w as u16, rx, free_tx, records, tracker, publish)
                 })
                 .unwrap_or_else(|e| panic!("cannot start worker thread: {e}"));
             joins.push(join);
@@ -320,11 +324,9 @@ fn worker_loop(
     rx: Receiver<Msg>,
     free: Sender<Batch>,
     records: Sender<WorkerOutput>,
-    cfg: FlowConfig,
-    rules: Arc<CompiledRules>,
+    mut tracker: FlowTracker,
     publish: Option<&WorkerPub>,
 ) -> TrackerStats {
-    let mut tracker = FlowTracker::new(cfg, rules);
     let mut out: Vec<Event> = Vec::new();
     let mut sent_mark = Timestamp(0);
     let mut quiet_batches = 0u32;

@@ -46,10 +46,12 @@
 //! | `sni` | string | TLS server name from the ClientHello |
 //! | `alpn` | array of string | ALPN protocols offered |
 //! | `tls_version` | string | highest TLS version offered: `"1.3"`, `"1.2"`, `"1.1"`, `"1.0"`, `"ssl3"`, or `"0x…"` |
-//! | `ech` | bool | the ClientHello carried ECH (or ESNI): `sni` is then only the outer, public name (present whenever a ClientHello was seen) |
+//! | `ech` | string | `"real"`: an ECH extension with the public name of a known ECH client-facing server (`rules/ech.toml`): `sni` is only the outer name and does not decide `app`; `"grease"`: an ECH extension with any other name, taken for the GREASE placeholder browsers send, `sni` is the real name; `"esni"`: the older ESNI extension, `sni` does not decide; `"none"`. Present whenever a ClientHello was seen |
+//! | `sni_trusted` | bool | `sni` names the server the client wants and could decide `app` (false for real ECH, ESNI, or an IP address written as a name); present with `sni` |
+//! | `dns_name` | string | with `app_source` `"dns_answer"`: the name whose DNS answer gave the server's address |
 //! | `ja4` | string | JA4 client fingerprint of the ClientHello (FoxIO specification) |
 //! | `app` | string | app id from the rules |
-//! | `app_source` | string | the signal that decided `app`: `"sni"` (TCP), `"quic_sni"` (QUIC Initial) |
+//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
@@ -61,6 +63,7 @@ use crate::flow::{DirStats, Flow, FlowRecord};
 use crate::proto::tls;
 use serde::Serialize;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 #[derive(Serialize)]
 struct FlowEvent<'a> {
@@ -100,7 +103,11 @@ struct FlowEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ech: Option<bool>,
+    ech: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni_trusted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ja4: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,6 +154,8 @@ struct AlertEvent<'a> {
     rule: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     sni: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_name: Option<&'a str>,
     verdict: &'static str,
     suppressed: u64,
 }
@@ -185,6 +194,28 @@ fn tcp_flags_of(d: &DirStats, transport: Transport) -> Option<String> {
     (transport == Transport::Tcp && d.packets > 0).then(|| flag_letters(d.flags))
 }
 
+/// The `ech` field: what the hello's ECH or ESNI extension was taken for.
+fn ech_kind(t: &crate::flow::TlsInfo) -> &'static str {
+    if t.esni {
+        "esni"
+    } else if t.ech_outer {
+        "real"
+    } else if t.ech {
+        "grease"
+    } else {
+        "none"
+    }
+}
+
+/// The DNS name behind a `dns_answer` classification.
+pub(crate) fn dns_name(f: &Flow) -> Option<&str> {
+    let app = f.app.as_deref()?;
+    if app.source != crate::classify::AppSource::DnsAnswer {
+        return None;
+    }
+    f.hint.as_deref()?.name.as_deref()
+}
+
 /// A flow id as text: 16 hex digits, prefixed with the sensor name when there is one.
 pub fn flow_id_text(sensor: Option<&str>, id: u64) -> String {
     match sensor {
@@ -211,10 +242,82 @@ impl<W: Write> Lines<W> {
     }
 }
 
+/// How client addresses appear in events, for privacy-restricted deployments.
+#[derive(Clone, Debug, Default)]
+pub enum ClientAddrs {
+    /// As captured.
+    #[default]
+    Keep,
+    /// Network part only: IPv4 to its /24 (`10.1.2.0`), IPv6 to its /48.
+    Truncate {
+        /// Key of the flow-id transform (random per run): flow ids of the unkeyed form would
+        /// let anyone with the events try every address.
+        key: Arc<[u8; 32]>,
+    },
+    /// A keyed hash (HMAC-SHA-256 under the key, first 16 hex digits, prefixed `h:`): the same
+    /// client gives the same value under the same key, and the address cannot be recovered
+    /// without the key. Flow ids are keyed the same way.
+    Hash {
+        /// The secret key.
+        key: Arc<[u8; 32]>,
+    },
+}
+
+/// HMAC-SHA-256 of `data` under `key` (HKDF-Extract is exactly that: RFC 5869 §2.2).
+fn keyed(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
+    let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(key), data);
+    prk.into()
+}
+
+impl ClientAddrs {
+    /// A client address as events show it.
+    pub fn show(&self, ip: std::net::IpAddr) -> String {
+        use std::net::IpAddr;
+        match self {
+            ClientAddrs::Keep => ip.to_string(),
+            ClientAddrs::Truncate { .. } => match ip {
+                IpAddr::V4(v) => {
+                    let o = v.octets();
+                    IpAddr::from([o[0], o[1], o[2], 0]).to_string()
+                }
+                IpAddr::V6(v) => {
+                    let s = v.segments();
+                    IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0]).to_string()
+                }
+            },
+            ClientAddrs::Hash { key } => {
+                let octets = match ip {
+                    IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+                    IpAddr::V6(v) => v.octets(),
+                };
+                let h = keyed(key, &octets);
+                let mut out = String::with_capacity(18);
+                out.push_str("h:");
+                for b in &h[..8] {
+                    out.push_str(&format!("{b:02x}"));
+                }
+                out
+            }
+        }
+    }
+
+    /// A flow id as events show it: keyed in the privacy modes.
+    pub(crate) fn flow_id(&self, id: u64) -> u64 {
+        match self {
+            ClientAddrs::Keep => id,
+            ClientAddrs::Truncate { key } | ClientAddrs::Hash { key } => {
+                let h = keyed(key, &id.to_be_bytes());
+                u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+            }
+        }
+    }
+}
+
 /// Writes events as JSON lines to any sink, one `write` per event.
 pub struct EventWriter<W: Write> {
     lines: Lines<W>,
     sensor: Option<String>,
+    clients: ClientAddrs,
 }
 
 impl<W: Write> EventWriter<W> {
@@ -228,7 +331,18 @@ impl<W: Write> EventWriter<W> {
                 written: 0,
             },
             sensor,
+            clients: ClientAddrs::Keep,
         }
+    }
+
+    /// Shows client addresses (and flow ids) as `clients` says.
+    pub fn with_client_addrs(mut self, clients: ClientAddrs) -> Self {
+        self.clients = clients;
+        self
+    }
+
+    fn id_text(&self, id: u64) -> String {
+        flow_id_text(self.sensor.as_deref(), self.clients.flow_id(id))
     }
 
     /// Writes one `alert` event.
@@ -237,14 +351,14 @@ impl<W: Write> EventWriter<W> {
             return Ok(());
         };
         let (client, server) = (f.client(), f.server());
-        let id = flow_id_text(self.sensor.as_deref(), f.id);
+        let id = self.id_text(f.id);
         let ev = AlertEvent {
             event: "alert",
             ts: ts.to_string(),
             flow_id: &id,
             sensor: self.sensor.as_deref(),
             transport: f.key.transport.as_str(),
-            src_ip: client.0.ip().to_string(),
+            src_ip: self.clients.show(client.0.ip()),
             src_port: client.1,
             dst_ip: server.0.ip().to_string(),
             dst_port: server.1,
@@ -254,6 +368,7 @@ impl<W: Write> EventWriter<W> {
             app_source: app.source.as_str(),
             rule: &app.rule,
             sni: f.tls.as_ref().and_then(|t| t.sni()),
+            dns_name: dns_name(f),
             verdict: app.verdict.as_str(),
             suppressed: 0,
         };
@@ -262,14 +377,14 @@ impl<W: Write> EventWriter<W> {
 
     /// Writes one `alert_suppressed` event.
     pub fn suppressed(&mut self, s: &SuppressedAlerts) -> io::Result<()> {
-        let id = flow_id_text(self.sensor.as_deref(), s.alert_flow_id);
+        let id = self.id_text(s.alert_flow_id);
         let ev = SuppressedEvent {
             event: "alert_suppressed",
             ts: s.ts.to_string(),
             since: s.since.to_string(),
             flow_id: &id,
             sensor: self.sensor.as_deref(),
-            src_ip: s.client.ip().to_string(),
+            src_ip: self.clients.show(s.client.ip()),
             app: &s.app,
             suppressed: s.suppressed,
         };
@@ -299,7 +414,7 @@ impl<W: Write> EventWriter<W> {
         end_reason: Option<&'static str>,
     ) -> io::Result<()> {
         let (client, server) = (f.client(), f.server());
-        let id = flow_id_text(self.sensor.as_deref(), f.id);
+        let id = self.id_text(f.id);
         let tls = f.tls.as_ref();
         let app = f.app.as_deref();
         let ev = FlowEvent {
@@ -310,7 +425,7 @@ impl<W: Write> EventWriter<W> {
             ts_start: f.first_ts.to_string(),
             ts_end: f.last_ts.to_string(),
             transport: f.key.transport.as_str(),
-            src_ip: client.0.ip().to_string(),
+            src_ip: self.clients.show(client.0.ip()),
             src_port: client.1,
             dst_ip: server.0.ip().to_string(),
             dst_port: server.1,
@@ -333,7 +448,11 @@ impl<W: Write> EventWriter<W> {
                 tls::version_name(t.version)
                     .map_or_else(|| format!("{:#06x}", t.version), str::to_string)
             }),
-            ech: tls.map(|t| t.ech || t.esni),
+            ech: tls.map(ech_kind),
+            sni_trusted: tls
+                .filter(|t| t.sni().is_some())
+                .map(|t| t.trusted_sni().is_some()),
+            dns_name: dns_name(f),
             ja4: tls.map(|t| t.ja4()).filter(|j| !j.is_empty()),
             app: app.map(|a| &*a.app),
             app_source: app.map(|a| a.source.as_str()),
@@ -430,7 +549,8 @@ mod tests {
         assert_eq!(v["sni"], "g.whatsapp.net");
         assert_eq!(v["alpn"], serde_json::json!(["h2"]));
         assert_eq!(v["tls_version"], "1.3");
-        assert_eq!(v["ech"], false);
+        assert_eq!(v["ech"], "none");
+        assert_eq!(v["sni_trusted"], true);
         assert_eq!(v["app"], "whatsapp");
         assert_eq!(v["app_source"], "sni");
         assert_eq!(v["rule"], "whatsapp.toml:12");
@@ -456,6 +576,51 @@ mod tests {
             assert!(!obj.contains_key(absent), "{absent} should be absent: {v}");
         }
         assert!(obj.values().all(|x| x != ""), "{v}");
+    }
+
+    #[test]
+    fn client_addresses_truncated_or_hashed_and_flow_ids_keyed() {
+        let key = Arc::new([7u8; 32]);
+        let t = ClientAddrs::Truncate {
+            key: Arc::clone(&key),
+        };
+        assert_eq!(t.show("10.1.2.3".parse().unwrap()), "10.1.2.0");
+        assert_eq!(t.show("2001:db8:1:2:3::9".parse().unwrap()), "2001:db8:1::");
+        let h = ClientAddrs::Hash {
+            key: Arc::clone(&key),
+        };
+        let a = h.show("10.1.2.3".parse().unwrap());
+        assert!(a.starts_with("h:") && a.len() == 18, "{a}");
+        assert_eq!(
+            a,
+            h.show("10.1.2.3".parse().unwrap()),
+            "stable under one key"
+        );
+        assert_ne!(a, h.show("10.1.2.4".parse().unwrap()));
+        let other = ClientAddrs::Hash {
+            key: Arc::new([8u8; 32]),
+        };
+        assert_ne!(a, other.show("10.1.2.3".parse().unwrap()), "keyed");
+        assert_eq!(ClientAddrs::Keep.flow_id(42), 42);
+        assert_ne!(h.flow_id(42), 42);
+        assert_ne!(h.flow_id(42), other.flow_id(42));
+        // Through the writer: the client is hidden, the server is not, ids agree per flow.
+        let rec = record(true);
+        let mut w = EventWriter::new(Vec::new(), None).with_client_addrs(h.clone());
+        w.flow(&rec).unwrap();
+        w.alert(rec.flow.first_ts, &rec.flow).unwrap();
+        let text = String::from_utf8(w.lines.out.clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let client = rec.flow.client().0.ip();
+        let server = rec.flow.server().0.ip();
+        assert!(!text.contains(&client.to_string()), "{text}");
+        assert_eq!(lines[0]["src_ip"], h.show(client));
+        assert_eq!(lines[0]["dst_ip"], server.to_string());
+        assert_eq!(lines[0]["flow_id"], lines[1]["flow_id"]);
+        assert_ne!(lines[0]["flow_id"], flow_id_text(None, rec.flow.id));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::decode::frag::ReasmEnd;
 use crate::decode::{DecodeStats, Skip, TunnelKind};
-use crate::flow::TrackerStats;
+use crate::flow::{Anomaly, TrackerStats};
 use crate::rules::CompiledRules;
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -30,6 +30,10 @@ pub struct ReaderPub {
     pub interface_drops: AtomicU64,
     /// Packets dropped because a worker queue was full.
     pub queue_drops: AtomicU64,
+    /// Entries of the hint caches now, by [`HINT_CACHES`].
+    pub hint_entries: [AtomicU64; 2],
+    /// Entries dropped from the hint caches to stay within their capacity, by [`HINT_CACHES`].
+    pub hint_evictions: [AtomicU64; 2],
     /// Packets through tunnels, by [`TunnelKind::index`].
     pub tunnels: [AtomicU64; TunnelKind::ALL.len()],
     /// Datagrams by how their reassembly ended, by [`ReasmEnd::index`].
@@ -59,6 +63,9 @@ impl ReaderPub {
     }
 }
 
+/// The `cache` label values of the hint caches: DNS answers, call endpoints.
+pub const HINT_CACHES: [&str; 2] = ["dns_answer", "peer"];
+
 /// Values published by one worker (one writer) or, for the queue depth, by the reader.
 #[derive(Debug, Default)]
 pub struct WorkerPub {
@@ -74,6 +81,8 @@ pub struct WorkerPub {
     pub overlap_conflicts: AtomicU64,
     /// Packets waiting in the worker's queue (published by the reader).
     pub queue_depth: AtomicU64,
+    /// Protocol anomalies, by [`Anomaly::index`].
+    pub anomalies: [AtomicU64; Anomaly::ALL.len()],
 }
 
 impl WorkerPub {
@@ -85,6 +94,9 @@ impl WorkerPub {
         self.hellos.store(s.hellos, Ordering::Relaxed);
         self.overlap_conflicts
             .store(s.overlap_conflicts, Ordering::Relaxed);
+        for (a, v) in self.anomalies.iter().zip(s.anomalies) {
+            a.store(v, Ordering::Relaxed);
+        }
     }
 }
 
@@ -100,6 +112,8 @@ struct Last {
     evicted: u64,
     hellos: u64,
     conflicts: u64,
+    hint_evictions: [u64; 2],
+    anomalies: [u64; Anomaly::ALL.len()],
 }
 
 /// The sensor's registry and the published values it is refreshed from.
@@ -123,6 +137,7 @@ pub struct Metrics {
     flows: IntCounterVec,
     app_bytes: IntCounterVec,
     flows_active: IntGauge,
+    flows_max: IntGauge,
     evictions: IntCounter,
     hellos: IntCounter,
     conflicts: IntCounter,
@@ -134,6 +149,9 @@ pub struct Metrics {
     events_dropped: IntCounter,
     alerts: IntCounterVec,
     alerts_suppressed: IntCounterVec,
+    hint_entries: IntGaugeVec,
+    hint_evictions: IntCounterVec,
+    anomalies: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -197,7 +215,28 @@ impl Metrics {
             &["worker"],
         )?;
         r.register(Box::new(queue_depth.clone()))?;
+        let hint_entries = IntGaugeVec::new(
+            Opts::new(
+                "picket_hint_cache_entries",
+                "Entries in the shared hint caches: addresses from DNS answers for app names, endpoints of calls' STUN exchanges.",
+            ),
+            &["cache"],
+        )?;
+        r.register(Box::new(hint_entries.clone()))?;
         let m = Metrics {
+            anomalies: counter_vec(
+                &r,
+                "picket_anomalies_total",
+                "Protocol anomalies a peer caused (the flow goes on): reassembly conflicts and limits, incomplete or malformed ClientHellos, oversized server names, undecryptable QUIC Initials, malformed DNS and STUN.",
+                &["kind"],
+            )?,
+            hint_entries,
+            hint_evictions: counter_vec(
+                &r,
+                "picket_hint_cache_evictions_total",
+                "Hint cache entries dropped, oldest first, to stay within --hint-cache.",
+                &["cache"],
+            )?,
             packets: counter(&r, "picket_packets_total", "Packets read from the capture.")?,
             bytes: counter(
                 &r,
@@ -262,6 +301,11 @@ impl Metrics {
                 &["app"],
             )?,
             flows_active: gauge(&r, "picket_flows_active", "Flows held in the flow tables now.")?,
+            flows_max: gauge(
+                &r,
+                "picket_flows_max",
+                "Flows the flow tables hold at most (--max-flows); past it the least recently seen is evicted.",
+            )?,
             evictions: counter(
                 &r,
                 "picket_flow_evictions_total",
@@ -353,6 +397,11 @@ impl Metrics {
                 self.alerts_suppressed.with_label_values(&[&app.id]);
             }
         }
+    }
+
+    /// Records the flow tables' capacity, for the whole sensor.
+    pub fn flow_capacity(&self, flows: usize) {
+        self.flows_max.set(i64::try_from(flows).unwrap_or(i64::MAX));
     }
 
     /// Counts a reload attempt.
@@ -467,6 +516,23 @@ impl Metrics {
             sum(|w| &w.overlap_conflicts),
             &mut last.conflicts,
         );
+        for k in Anomaly::ALL {
+            let i = k.index();
+            let total: u64 = self.workers.iter().map(|w| load(&w.anomalies[i])).sum();
+            let c = self.anomalies.with_label_values(&[k.as_str()]);
+            step(&c, total, &mut last.anomalies[i]);
+        }
+        for (i, c) in HINT_CACHES.iter().enumerate() {
+            self.hint_entries
+                .with_label_values(&[c])
+                .set(load(&self.reader.hint_entries[i]) as i64);
+            let e = self.hint_evictions.with_label_values(&[c]);
+            step(
+                &e,
+                load(&self.reader.hint_evictions[i]),
+                &mut last.hint_evictions[i],
+            );
+        }
         for (i, w) in self.workers.iter().enumerate() {
             self.queue_depth
                 .with_label_values(&[&i.to_string()])
@@ -518,11 +584,33 @@ mod tests {
         }]);
         m.unclassified_flow_ended(60);
         m.alert("whatsapp", true);
+        m.flow_capacity(1_000_000);
         let t = String::from_utf8(m.render()).unwrap();
         assert_eq!(value(&t, "picket_packets_total"), Some(100.0));
+        assert_eq!(value(&t, "picket_flows_max"), Some(1_000_000.0));
         m.reader.packets.store(150, Ordering::Relaxed);
+        m.reader.hint_entries[0].store(9, Ordering::Relaxed);
+        m.workers[1].anomalies[crate::flow::Anomaly::DnsMalformed.index()]
+            .store(2, Ordering::Relaxed);
+        m.reader.hint_evictions[1].store(4, Ordering::Relaxed);
         let t = String::from_utf8(m.render()).unwrap();
         assert_eq!(value(&t, "picket_packets_total"), Some(150.0));
+        assert_eq!(
+            value(&t, "picket_hint_cache_entries{cache=\"dns_answer\"}"),
+            Some(9.0)
+        );
+        assert_eq!(
+            value(&t, "picket_hint_cache_evictions_total{cache=\"peer\"}"),
+            Some(4.0)
+        );
+        assert_eq!(
+            value(&t, "picket_anomalies_total{kind=\"dns_malformed\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&t, "picket_anomalies_total{kind=\"stun_malformed\"}"),
+            Some(0.0)
+        );
         assert_eq!(value(&t, "picket_flows_active"), Some(12.0));
         assert_eq!(
             value(&t, "picket_packets_skipped_total{reason=\"ip_fragment\"}"),

@@ -1,7 +1,10 @@
-//! Export: JSON-lines events and the run summary. Shapes output; never decides anything.
+//! Export: JSON-lines events, the run summary and the HTML report. Shapes output; never decides
+//! anything.
 
 pub mod events;
 pub mod gate;
 pub mod http;
 pub mod metrics;
+pub mod report;
 pub mod summary;
+pub mod webconfig;

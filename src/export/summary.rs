@@ -1,11 +1,41 @@
 //! The run summary: per-app totals gathered from ended flows, and the pipeline's counters, as a
-//! readable table.
+//! readable table or as one JSON object (`picket replay --format json`).
+//!
+//! # JSON
+//!
+//! One object, on one line:
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `apps` | array | one object per app seen, in the table's order (flagged apps first, then by flows) |
+//! | `apps[].app` | string | app id from the rules |
+//! | `apps[].verdict` | `"flag"` / `"observe"` | the policy's verdict (absent for an app with alerts but no ended flow) |
+//! | `apps[].flows`, `apps[].bytes` | int | ended flows of the app, and their frame bytes both ways |
+//! | `apps[].clients` | int | distinct client addresses, counted exactly up to [`MAX_CLIENTS`] |
+//! | `apps[].clients_capped` | bool | `clients` reached [`MAX_CLIENTS`]: there may be more |
+//! | `apps[].alerts` | int | alerts written for the app |
+//! | `no_app` | object | `flows`, `bytes`, `clients`, `clients_capped` of flows no rule claimed |
+//! | `totals.packets`, `totals.bytes` | int | packets read, and their bytes on the wire |
+//! | `totals.decoded` | int | packets that went into flows (TCP/UDP over IP) |
+//! | `totals.flows` | int | flows ended (the `flow` events) |
+//! | `totals.hellos` | int | flows whose TLS ClientHello was read (over TCP or QUIC) |
+//! | `totals.skipped` | object | packets skipped, by reason: every reason of `picket_packets_skipped_total` and `picket_decode_errors_total`, zeros included |
+//! | `totals.decode_errors` | int | the skipped packets that were damaged |
+//! | `totals.tunnels` | object | packets decapsulated, by tunnel kind (every kind, zeros included) |
+//! | `totals.fragments` | object | fragmented datagrams by how their reassembly ended (every outcome, zeros included), plus `pending` (still waiting) and `duplicates` (exact duplicate fragments dropped) |
+//! | `totals.evicted` | int | flows ended early because a flow table was full |
+//! | `totals.files` | int | input files read |
+//! | `totals.errors` | array of string | damage in the input, as also reported on standard error |
+//! | `totals.stopped` | bool | the run was stopped by a signal before its input ended |
+//! | `workers` | int | worker threads used |
+//! | `elapsed_secs` | number | wall time of the run |
 
 use crate::decode::frag::ReasmEnd;
 use crate::decode::{Addr, Skip, TunnelKind};
 use crate::engine::RunReport;
 use crate::flow::FlowRecord;
 use crate::rules::Verdict;
+use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -23,13 +53,98 @@ struct AppTotals {
 }
 
 impl AppTotals {
-    fn clients_text(&self) -> String {
-        if self.clients.len() >= MAX_CLIENTS {
-            format!(">={MAX_CLIENTS}")
-        } else {
-            self.clients.len().to_string()
+    fn row<'a>(&self, app: &'a str) -> AppRow<'a> {
+        AppRow {
+            app,
+            verdict: self.verdict.map(Verdict::as_str),
+            flows: self.flows,
+            bytes: self.bytes,
+            clients: self.clients.len() as u64,
+            clients_capped: self.clients.len() >= MAX_CLIENTS,
+            alerts: self.alerts,
         }
     }
+}
+
+/// One app's totals, as the summary shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AppRow<'a> {
+    /// App id.
+    pub app: &'a str,
+    /// The policy's verdict (none for an app with alerts but no ended flow yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<&'static str>,
+    /// Ended flows.
+    pub flows: u64,
+    /// Their frame bytes, both ways.
+    pub bytes: u64,
+    /// Distinct client addresses, exact up to [`MAX_CLIENTS`].
+    pub clients: u64,
+    /// `clients` reached [`MAX_CLIENTS`].
+    pub clients_capped: bool,
+    /// Alerts written.
+    pub alerts: u64,
+}
+
+/// The totals of flows no rule claimed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NoAppRow {
+    /// Ended flows.
+    pub flows: u64,
+    /// Their frame bytes, both ways.
+    pub bytes: u64,
+    /// Distinct client addresses, exact up to [`MAX_CLIENTS`].
+    pub clients: u64,
+    /// `clients` reached [`MAX_CLIENTS`].
+    pub clients_capped: bool,
+}
+
+/// The run's totals, for the JSON summary and the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Totals {
+    /// Packets read.
+    pub packets: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+    /// Packets that went into flows.
+    pub decoded: u64,
+    /// Flows ended.
+    pub flows: u64,
+    /// Flows whose ClientHello was read.
+    pub hellos: u64,
+    /// Packets skipped, by reason (every reason, zeros included).
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Skipped packets that were damaged.
+    pub decode_errors: u64,
+    /// Packets decapsulated, by tunnel kind (every kind, zeros included).
+    pub tunnels: BTreeMap<&'static str, u64>,
+    /// Fragmented datagrams by reassembly outcome, with `pending` and `duplicates`.
+    pub fragments: BTreeMap<&'static str, u64>,
+    /// Flows evicted from a full table.
+    pub evicted: u64,
+    /// Input files read.
+    pub files: usize,
+    /// Damage in the input.
+    pub errors: Vec<String>,
+    /// Stopped by a signal before the input ended.
+    pub stopped: bool,
+}
+
+/// The summary as one JSON object (see the module documentation for its fields).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryJson<'a> {
+    /// Per-app totals, in the table's order.
+    pub apps: Vec<AppRow<'a>>,
+    /// Flows no rule claimed.
+    pub no_app: NoAppRow,
+    /// The run's totals.
+    pub totals: Totals,
+    /// Worker threads used (left out of the report, which is the same at any worker count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Wall time in seconds (left out of the report, which is the same on every run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_secs: Option<f64>,
 }
 
 /// Per-app totals of a run.
@@ -77,6 +192,74 @@ impl Summary {
         self.apps.get(app).map_or(0, |t| t.flows)
     }
 
+    /// Per-app totals, flagged apps first, then by flows (most first), then by id.
+    pub fn rows(&self) -> Vec<AppRow<'_>> {
+        let mut rows: Vec<AppRow<'_>> = self.apps.iter().map(|(k, v)| v.row(k)).collect();
+        rows.sort_by(|a, b| {
+            (verdict_rank(a.verdict), std::cmp::Reverse(a.flows), a.app).cmp(&(
+                verdict_rank(b.verdict),
+                std::cmp::Reverse(b.flows),
+                b.app,
+            ))
+        });
+        rows
+    }
+
+    /// The totals of flows no rule claimed.
+    pub fn no_app(&self) -> NoAppRow {
+        let r = self.other.row("");
+        NoAppRow {
+            flows: r.flows,
+            bytes: r.bytes,
+            clients: r.clients,
+            clients_capped: r.clients_capped,
+        }
+    }
+
+    /// The run's totals.
+    pub fn totals(&self, run: &RunReport) -> Totals {
+        let r = &run.read;
+        Totals {
+            packets: r.packets,
+            bytes: r.bytes,
+            decoded: r.decoded,
+            flows: self.flows,
+            hellos: self.tls,
+            skipped: Skip::ALL
+                .iter()
+                .map(|k| (k.as_str(), r.skips[k.index()]))
+                .collect(),
+            decode_errors: r.decode_errors(),
+            tunnels: TunnelKind::ALL
+                .iter()
+                .map(|k| (k.as_str(), r.decode.tunnels[k.index()]))
+                .collect(),
+            fragments: ReasmEnd::ALL
+                .iter()
+                .map(|e| (e.as_str(), r.decode.reassembly.count(*e)))
+                .chain([
+                    ("pending", r.decode.reassembly.pending),
+                    ("duplicates", r.decode.reassembly.duplicates),
+                ])
+                .collect(),
+            evicted: run.workers.stats.evicted,
+            files: r.files,
+            errors: r.errors.clone(),
+            stopped: run.stopped,
+        }
+    }
+
+    /// The summary as one JSON object, with the worker count and wall time of the run.
+    pub fn json(&self, run: &RunReport) -> SummaryJson<'_> {
+        SummaryJson {
+            apps: self.rows(),
+            no_app: self.no_app(),
+            totals: self.totals(run),
+            workers: Some(run.workers_used),
+            elapsed_secs: Some(run.elapsed.as_secs_f64()),
+        }
+    }
+
     /// The summary as text: the per-app table, then the run's totals.
     pub fn render(&self, run: &RunReport) -> String {
         let mut s = String::new();
@@ -85,34 +268,34 @@ impl Summary {
             "{:<14} {:<8} {:>8} {:>12} {:>8} {:>7}",
             "app", "verdict", "flows", "bytes", "clients", "alerts"
         );
-        let mut rows: Vec<(&str, &AppTotals)> = self.apps.iter().map(|(k, v)| (&**k, v)).collect();
-        rows.sort_by(|a, b| {
-            (a.1.verdict, std::cmp::Reverse(a.1.flows), a.0).cmp(&(
-                b.1.verdict,
-                std::cmp::Reverse(b.1.flows),
-                b.0,
-            ))
-        });
-        for (app, t) in rows {
+        let clients = |n: u64, capped: bool| {
+            if capped {
+                format!(">={MAX_CLIENTS}")
+            } else {
+                n.to_string()
+            }
+        };
+        for r in self.rows() {
             let _ = writeln!(
                 s,
                 "{:<14} {:<8} {:>8} {:>12} {:>8} {:>7}",
-                app,
-                t.verdict.map_or("", Verdict::as_str),
-                t.flows,
-                human_bytes(t.bytes),
-                t.clients_text(),
-                t.alerts
+                r.app,
+                r.verdict.unwrap_or(""),
+                r.flows,
+                human_bytes(r.bytes),
+                clients(r.clients, r.clients_capped),
+                r.alerts
             );
         }
+        let o = self.no_app();
         let _ = writeln!(
             s,
             "{:<14} {:<8} {:>8} {:>12} {:>8} {:>7}",
             "(no app)",
             "",
-            self.other.flows,
-            human_bytes(self.other.bytes),
-            self.other.clients_text(),
+            o.flows,
+            human_bytes(o.bytes),
+            clients(o.clients, o.clients_capped),
             "-"
         );
         let r = &run.read;
@@ -139,6 +322,15 @@ impl Summary {
             .collect();
         if !kinds.is_empty() {
             let _ = writeln!(s, "skipped   {}", kinds.join(", "));
+        }
+        let anomalies: Vec<String> = crate::flow::Anomaly::ALL
+            .iter()
+            .map(|k| (k, run.workers.stats.anomalies[k.index()]))
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{} {n}", k.as_str()))
+            .collect();
+        if !anomalies.is_empty() {
+            let _ = writeln!(s, "anomalies {}", anomalies.join(", "));
         }
         let d = &r.decode;
         let tunnels: Vec<String> = TunnelKind::ALL
@@ -179,6 +371,15 @@ impl Summary {
             );
         }
         s
+    }
+}
+
+/// Orders verdicts as the table lists them: flag, observe, none.
+fn verdict_rank(v: Option<&str>) -> u8 {
+    match v {
+        Some("flag") => 0,
+        Some(_) => 1,
+        None => 2,
     }
 }
 

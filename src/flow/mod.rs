@@ -12,6 +12,7 @@ pub mod table;
 pub use key::{FlowHasher, FlowKey};
 
 use crate::capture::Timestamp;
+use crate::classify::hints::{Hint, Hints};
 use crate::classify::{self, AppSource, Classification};
 use crate::decode::{tcp_flags, PacketMeta, Transport};
 use crate::proto::tls::ClientHello;
@@ -82,6 +83,8 @@ pub struct TlsInfo {
     /// NUL; NULs inside a name are replaced, and names are lossy UTF-8.
     names: Box<str>,
     has_sni: bool,
+    /// The server name was longer than a DNS name can be (cut in `names`; never trusted).
+    sni_oversized: bool,
     /// Highest version offered.
     pub version: u16,
     /// An ECH extension was present (with real ECH the SNI is the outer, public name; Chrome also
@@ -89,6 +92,10 @@ pub struct TlsInfo {
     pub ech: bool,
     /// An ESNI extension was present.
     pub esni: bool,
+    /// Real ECH: the ECH extension came with the public name of a known ECH client-facing
+    /// server (rules' `ech.toml`), so the server name is only the outer one. An ECH extension
+    /// with any other name is taken for GREASE.
+    pub ech_outer: bool,
 }
 
 impl TlsInfo {
@@ -104,16 +111,24 @@ impl TlsInfo {
         let mut names = String::with_capacity(64);
         names.push_str(ja4);
         names.push('\0');
-        for n in sni.iter().chain(alpn.iter()) {
+        for (i, n) in sni.iter().chain(alpn.iter()).enumerate() {
+            // A server name is cut at MAX_SNI_KEPT bytes; an ALPN id is at most 255 by format.
+            let n = if i == 0 && sni.is_some() {
+                &n[..n.len().min(MAX_SNI_KEPT)]
+            } else {
+                n
+            };
             names.push_str(&String::from_utf8_lossy(n).replace('\0', "\u{fffd}"));
             names.push('\0');
         }
         TlsInfo {
             names: names.into_boxed_str(),
             has_sni: sni.is_some(),
+            sni_oversized: sni.is_some_and(|n| n.len() > MAX_SNI),
             version,
             ech,
             esni,
+            ech_outer: false,
         }
     }
 
@@ -127,6 +142,18 @@ impl TlsInfo {
             ch.ech,
             ch.esni,
         )
+    }
+
+    /// The server name, when it names the server the client wants: not the outer name of real
+    /// ECH, not beside ESNI, and not an IP address written as a name.
+    pub fn trusted_sni(&self) -> Option<&str> {
+        let sni = self.sni()?;
+        let literal = sni.parse::<std::net::IpAddr>().is_ok()
+            || sni
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok());
+        (!self.ech_outer && !self.esni && !literal && !self.sni_oversized).then_some(sni)
     }
 
     fn parts(&self) -> std::str::SplitTerminator<'_, char> {
@@ -176,6 +203,15 @@ const MAX_UDP_LOOK: u8 = 8;
 /// UDP port of DNS.
 const DNS_PORT: u16 = 53;
 
+/// Longest server name a DNS name allows (RFC 1035, in text form); longer ones are anomalies and
+/// are cut to [`MAX_SNI_KEPT`] bytes in events.
+const MAX_SNI: usize = 253;
+/// Bytes of a server name kept.
+const MAX_SNI_KEPT: usize = 255;
+
+/// Most STUN messages read at the start of a TCP stream.
+const MAX_TCP_STUN: usize = 4;
+
 /// Most client datagrams of a UDP flow looked at for QUIC Initials before giving up.
 const MAX_QUIC_DATAGRAMS: u8 = 8;
 
@@ -222,15 +258,18 @@ impl<'a> Adopt<'a> {
     }
 
     /// Records what a ClientHello says, classifies the flow, counts it and raises its alert.
-    /// A hello without a server name (or with ECH, whose name is only the outer, public one)
-    /// leaves the flow to its address.
+    /// A hello without a trusted server name (none, the outer name of real ECH, an IP literal)
+    /// leaves the flow to its hints and its address.
     fn adopt(self, f: &mut Flow, ch: &ClientHello<'_>, source: AppSource) {
-        let info = TlsInfo::from_hello(ch, source == AppSource::QuicSni);
-        let by_name = ch
-            .sni
-            .and_then(|name| classify::by_server_name(self.rules, name, source))
+        let mut info = TlsInfo::from_hello(ch, source == AppSource::QuicSni);
+        info.ech_outer = info.ech && info.sni().is_some_and(|n| self.rules.is_ech_public(n));
+        let by_name = info
+            .trusted_sni()
+            .and_then(|name| classify::by_server_name(self.rules, name.as_bytes(), source))
             .map(Box::new);
-        let named = ch.sni.is_some() && !(info.ech || info.esni);
+        let named = info.trusted_sni().is_some();
+        // A fingerprint of the app's own TLS stack decides when the name does not.
+        let by_name = by_name.or_else(|| classify::by_ja4(self.rules, info.ja4()).map(Box::new));
         f.tls = Some(info);
         f.app = by_name;
         if f.app.is_some() || named {
@@ -240,10 +279,16 @@ impl<'a> Adopt<'a> {
         }
     }
 
-    /// Classifies a flow that no server name decided by its server's address (or the other
-    /// side's, when which side is the server was only a guess).
+    /// Classifies a flow that no server name decided: by what the shared caches said of its
+    /// endpoints when it started, else by its server's address (or the other side's, when which
+    /// side is the server was only a guess).
     fn by_address(self, f: &mut Flow) {
         if f.app.is_some() {
+            return;
+        }
+        if let Some(h) = &f.hint {
+            f.app = Some(Box::new(h.class.clone()));
+            self.counted(f);
             return;
         }
         let (server, client) = (f.server().0.ip(), f.client().0.ip());
@@ -343,7 +388,7 @@ pub struct TcpTrack {
     pub rst: bool,
 }
 
-/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 208 bytes on
+/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 216 bytes on
 /// 64-bit targets); the handshake buffer is boxed and freed once the handshake is read, the TLS
 /// names take one allocation per TLS flow, the app one per classified flow.
 #[derive(Debug)]
@@ -375,6 +420,9 @@ pub struct Flow {
     pub tls: Option<TlsInfo>,
     /// The app, once known.
     pub app: Option<Box<Classification>>,
+    /// What the shared caches said of the flow's endpoints when it started (a DNS answer or a
+    /// call's STUN exchange): it decides when the flow's own signals name nothing.
+    pub hint: Option<Box<Hint>>,
     /// The tracker's per-app counter this flow's bytes go to (when `app` is set).
     app_slot: u16,
     /// `flow_update` events emitted so far.
@@ -404,6 +452,7 @@ impl Flow {
             hello_done: false,
             tls: None,
             app: None,
+            hint: None,
             app_slot: 0,
             updates: 0,
             looked: 0,
@@ -426,6 +475,7 @@ impl Flow {
             hello_done: self.hello_done,
             tls: self.tls.clone(),
             app: self.app.clone(),
+            hint: self.hint.clone(),
             app_slot: self.app_slot,
             updates: self.updates,
             looked: self.looked,
@@ -562,6 +612,64 @@ pub struct TrackerStats {
     pub reasm_dropped: u64,
     /// Most flows held at once.
     pub peak_flows: u64,
+    /// Protocol anomalies, by [`Anomaly::index`].
+    pub anomalies: [u64; Anomaly::ALL.len()],
+}
+
+/// Something a hostile or broken peer did, counted (`picket_anomalies_total{kind}`); the flow
+/// goes on being tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anomaly {
+    /// TCP segments whose bytes disagreed with bytes already reassembled (first arrival kept).
+    ReassemblyConflict,
+    /// Segments dropped by the reassembly limits (16 KiB, 8 holes).
+    ReassemblyLimit,
+    /// A ClientHello started but never completed (the flow ended or the cap was reached).
+    HelloIncomplete,
+    /// Bytes that looked like a ClientHello record but did not parse, or a ClientHello whose
+    /// extension list does not hold together.
+    TlsMalformed,
+    /// A server name longer than a DNS name can be (253 bytes).
+    SniOversized,
+    /// A datagram that looked like a QUIC client Initial but did not decrypt or parse.
+    QuicUndecryptable,
+    /// A DNS message with a compression loop, a reserved label type or an overlong name.
+    DnsMalformed,
+    /// A datagram with the STUN magic cookie whose lengths do not hold.
+    StunMalformed,
+}
+
+impl Anomaly {
+    /// Every kind, in index order.
+    pub const ALL: [Anomaly; 8] = [
+        Anomaly::ReassemblyConflict,
+        Anomaly::ReassemblyLimit,
+        Anomaly::HelloIncomplete,
+        Anomaly::TlsMalformed,
+        Anomaly::SniOversized,
+        Anomaly::QuicUndecryptable,
+        Anomaly::DnsMalformed,
+        Anomaly::StunMalformed,
+    ];
+
+    /// Position in [`Anomaly::ALL`] and the counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `kind` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anomaly::ReassemblyConflict => "reassembly_conflict",
+            Anomaly::ReassemblyLimit => "reassembly_limit",
+            Anomaly::HelloIncomplete => "hello_incomplete",
+            Anomaly::TlsMalformed => "tls_malformed",
+            Anomaly::SniOversized => "sni_oversized",
+            Anomaly::QuicUndecryptable => "quic_undecryptable",
+            Anomaly::DnsMalformed => "dns_malformed",
+            Anomaly::StunMalformed => "stun_malformed",
+        }
+    }
 }
 
 impl TrackerStats {
@@ -576,6 +684,14 @@ impl TrackerStats {
         self.overlap_conflicts += o.overlap_conflicts;
         self.reasm_dropped += o.reasm_dropped;
         self.peak_flows += o.peak_flows;
+        for (a, b) in self.anomalies.iter_mut().zip(o.anomalies) {
+            *a += b;
+        }
+    }
+
+    /// Counts one anomaly.
+    pub fn anomaly(&mut self, kind: Anomaly, n: u64) {
+        self.anomalies[kind.index()] += n;
     }
 }
 
@@ -633,6 +749,8 @@ pub struct FlowTracker {
     next_report: Timestamp,
     /// Per-app counts since the last report; flows point at their slot.
     apps: Vec<AppCount>,
+    /// The caches of DNS answers and call endpoints, shared with the reader.
+    hints: Arc<Hints>,
     /// Counters.
     pub stats: TrackerStats,
 }
@@ -660,8 +778,15 @@ impl FlowTracker {
             swept: Timestamp(0),
             next_report: Timestamp(0),
             apps: Vec::new(),
+            hints: Arc::new(Hints::new(1)),
             stats: TrackerStats::default(),
         }
+    }
+
+    /// Reads flow hints from `hints` (the caches the reader fills).
+    pub fn with_hints(mut self, hints: Arc<Hints>) -> Self {
+        self.hints = hints;
+        self
     }
 
     /// Flows held now.
@@ -802,7 +927,20 @@ impl FlowTracker {
             _ => sender_looks_like_client(m.sport, m.dport),
         };
         let client_is_lo = src_is_lo == src_is_client;
-        let flow = Flow::new(key, hash, client_is_lo, m.ts);
+        let mut flow = Flow::new(key, hash, client_is_lo, m.ts);
+        if !self.hints.is_empty() {
+            let sock = |(a, p): (crate::decode::Addr, u16)| std::net::SocketAddr::new(a.ip(), p);
+            flow.hint = self
+                .hints
+                .lookup(
+                    &self.rules,
+                    m.transport == Transport::Udp,
+                    sock(flow.server()),
+                    sock(flow.client()),
+                    m.ts,
+                )
+                .map(Box::new);
+        }
         let class = flow.class();
         self.stats.flows += 1;
         let i = self.table.insert(flow, class);
@@ -835,18 +973,55 @@ impl FlowTracker {
         let ins = prefix.insert(seq, payload);
         self.stats.overlap_conflicts += u64::from(ins.conflict);
         self.stats.reasm_dropped += u64::from(ins.beyond_cap || ins.too_many_holes);
+        self.stats
+            .anomaly(Anomaly::ReassemblyConflict, u64::from(ins.conflict));
+        self.stats.anomaly(
+            Anomaly::ReassemblyLimit,
+            u64::from(ins.beyond_cap || ins.too_many_holes),
+        );
         let reach = self.rules.signature_reach(Transport::Tcp);
         if ins.grew && f.app.is_none() && reach > 0 && prefix.contiguous_len() as usize >= reach {
             let port = f.server().1;
-            if let Some(c) =
-                classify::by_payload(&self.rules, Transport::Tcp, port, prefix.contiguous())
-            {
+            // Length fields count the client's first segment only.
+            let frame = if seq == base {
+                payload.len()
+            } else {
+                usize::MAX
+            };
+            if let Some(c) = classify::by_payload(
+                &self.rules,
+                Transport::Tcp,
+                port,
+                prefix.contiguous(),
+                frame,
+            ) {
                 // A signature decides at once: no handshake is coming.
                 f.app = Some(Box::new(c));
                 f.hello_done = true;
                 Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).counted(f);
                 return;
             }
+        }
+        if ins.grew && f.app.is_none() && stun::parse_stream(prefix.contiguous()).is_some() {
+            // STUN/TURN over TCP (RFC 8489 §6.2.2, or framed as ICE-TCP does): no TLS is coming.
+            // The client's first messages are read as they come (an allocation's first try
+            // usually carries no realm; its retry after the 401 does).
+            let data = prefix.contiguous();
+            let found = stun::stream_messages(data, MAX_TCP_STUN)
+                .find_map(|msg| classify::by_stun(&self.rules, &msg));
+            let whole = stun::stream_messages(data, MAX_TCP_STUN).count();
+            let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
+            if let Some(c) = found {
+                f.app = Some(Box::new(c));
+                f.hello_done = true;
+                cx.counted(f);
+            } else if whole >= MAX_TCP_STUN || ins.beyond_cap {
+                f.hello_done = true;
+                cx.by_address(f);
+            } else {
+                f.hello = Some(hello);
+            }
+            return;
         }
         let done = if !ins.grew {
             // The client is past the cap and the prefix still has a hole: the missing bytes
@@ -861,6 +1036,12 @@ impl FlowTracker {
             match prefix.scan_hello(&mut self.scratch) {
                 HelloScan::Found(ch) => {
                     self.stats.hellos += 1;
+                    if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
+                        self.stats.anomaly(Anomaly::SniOversized, 1);
+                    }
+                    if ch.malformed_extensions {
+                        self.stats.anomaly(Anomaly::TlsMalformed, 1);
+                    }
                     let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                     cx.adopt(f, &ch, AppSource::Sni);
                     true
@@ -872,6 +1053,11 @@ impl FlowTracker {
                 HelloScan::Pending => false,
             }
         };
+        let bad = prefix.take_malformed();
+        self.stats.anomaly(Anomaly::TlsMalformed, u64::from(bad));
+        if done && f.tls.is_none() && prefix.hello_started() {
+            self.stats.anomaly(Anomaly::HelloIncomplete, 1);
+        }
         Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).conclude(f, hello, done);
     }
 
@@ -890,8 +1076,14 @@ impl FlowTracker {
             return true;
         };
         let mut name = [0u8; dns::MAX_NAME];
-        let Ok(q) = dns::first_question(payload, &mut name) else {
-            return false;
+        let q = match dns::first_question(payload, &mut name) {
+            Ok(q) => q,
+            Err(e) => {
+                if matches!(e, dns::DnsError::Malformed(_)) {
+                    self.stats.anomaly(Anomaly::DnsMalformed, 1);
+                }
+                return false;
+            }
         };
         f.hello_done = true;
         let name = &name[..q.name_len];
@@ -915,13 +1107,26 @@ impl FlowTracker {
             return;
         };
         f.looked = f.looked.saturating_add(1);
-        let found = if let Some(msg) = stun::parse(payload) {
+        // TURN ChannelData (a relayed channel) carries the relayed datagram: ICE checks through
+        // a relay are STUN messages inside it.
+        let stun_bytes = stun::channel_data(payload).map_or(payload, |c| c.data);
+        let msg = stun::parse(stun_bytes);
+        if msg.is_none() && stun::has_cookie(stun_bytes) {
+            self.stats.anomaly(Anomaly::StunMalformed, 1);
+        }
+        let found = if let Some(msg) = msg {
             classify::by_stun(&self.rules, &msg)
         } else if from_client && (f.hello.is_some() || quic::looks_like_client_initial(payload)) {
             self.quic_datagram(i, payload, ts, out);
             return;
         } else if from_client {
-            classify::by_payload(&self.rules, Transport::Udp, f.server().1, payload)
+            classify::by_payload(
+                &self.rules,
+                Transport::Udp,
+                f.server().1,
+                payload,
+                payload.len(),
+            )
         } else {
             None
         };
@@ -931,7 +1136,9 @@ impl FlowTracker {
             f.hello_done = true;
             f.hello = None;
             cx.counted(f);
-        } else if f.looked >= MAX_UDP_LOOK && f.hello.is_none() {
+        } else if (f.hint.is_some() || f.looked >= MAX_UDP_LOOK) && f.hello.is_none() {
+            // A datagram that is neither STUN, nor a QUIC Initial, nor a signature: a hint
+            // decides at once (a call's media, a flow to an address a DNS answer gave).
             f.hello_done = true;
             cx.by_address(f);
         }
@@ -974,6 +1181,16 @@ impl FlowTracker {
             },
         );
         self.stats.overlap_conflicts += u64::from(conflict);
+        self.stats
+            .anomaly(Anomaly::ReassemblyConflict, u64::from(conflict));
+        if matches!(
+            got,
+            Err(quic::QuicError::Decrypt
+                | quic::QuicError::Malformed(_)
+                | quic::QuicError::BadLength)
+        ) {
+            self.stats.anomaly(Anomaly::QuicUndecryptable, 1);
+        }
         if let Ok(info) = got {
             if dcid.is_none() {
                 *dcid = Some(info.dcid);
@@ -982,6 +1199,12 @@ impl FlowTracker {
         let done = match crypto.scan_handshake_message() {
             HelloScan::Found(ch) => {
                 self.stats.hellos += 1;
+                if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
+                    self.stats.anomaly(Anomaly::SniOversized, 1);
+                }
+                if ch.malformed_extensions {
+                    self.stats.anomaly(Anomaly::TlsMalformed, 1);
+                }
                 let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                 cx.adopt(f, &ch, AppSource::QuicSni);
                 true
@@ -1046,7 +1269,7 @@ impl FlowTracker {
             } else {
                 (EndReason::Eof, now)
             };
-            flow.hello = None;
+            self.drop_hello(&mut flow);
             self.settle(&mut flow, at, &mut out);
             out.push(Event::Flow(FlowRecord { flow, reason, at }));
             if out.len() >= batch {
@@ -1057,6 +1280,17 @@ impl FlowTracker {
         if !out.is_empty() {
             emit(out);
         }
+    }
+
+    /// Frees an ending flow's handshake buffer, counting a ClientHello that started and never
+    /// completed.
+    fn drop_hello(&mut self, flow: &mut Flow) {
+        if let Some(Hello::Tcp(p)) = flow.hello.as_deref() {
+            if p.hello_started() {
+                self.stats.anomaly(Anomaly::HelloIncomplete, 1);
+            }
+        }
+        flow.hello = None;
     }
 
     /// Emits the per-app counts gathered since the last report.
@@ -1080,7 +1314,7 @@ impl FlowTracker {
 
     fn end(&mut self, i: u32, reason: EndReason, at: Timestamp, out: &mut Vec<Event>) {
         if let Some(mut flow) = self.table.remove(i) {
-            flow.hello = None;
+            self.drop_hello(&mut flow);
             self.settle(&mut flow, at, out);
             out.push(Event::Flow(FlowRecord { flow, reason, at }));
         }
@@ -1089,10 +1323,7 @@ impl FlowTracker {
     /// A flow that no server name decided is classified by its address, at the latest when it
     /// ends (a server name, when the flow had one, always wins).
     fn settle(&mut self, f: &mut Flow, at: Timestamp, out: &mut Vec<Event>) {
-        let named = f
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.sni().is_some() && !t.ech && !t.esni);
+        let named = f.tls.as_ref().is_some_and(|t| t.trusted_sni().is_some());
         if f.app.is_none() && !named {
             Adopt {
                 rules: &self.rules,

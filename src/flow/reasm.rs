@@ -40,6 +40,8 @@ pub struct ClientPrefix {
     scan: u32,
     /// Offset of the candidate ClientHello being completed.
     hello_at: Option<u32>,
+    /// Candidates that looked like a ClientHello record but did not parse, not yet counted.
+    malformed: u16,
 }
 
 /// Outcome of looking for a ClientHello in the contiguous prefix.
@@ -63,6 +65,7 @@ impl ClientPrefix {
             nranges: 0,
             scan: 0,
             hello_at: None,
+            malformed: 0,
         }
     }
 
@@ -228,6 +231,7 @@ impl ClientPrefix {
                     };
                 }
                 Err(_) => {
+                    self.malformed = self.malformed.saturating_add(1);
                     self.hello_at = None;
                     self.scan = (at + 1) as u32;
                 }
@@ -244,6 +248,16 @@ impl ClientPrefix {
 }
 
 impl ClientPrefix {
+    /// A ClientHello record has started and is not complete yet.
+    pub fn hello_started(&self) -> bool {
+        self.hello_at.is_some()
+    }
+
+    /// Candidates that looked like a ClientHello but did not parse, since the last call.
+    pub fn take_malformed(&mut self) -> u16 {
+        std::mem::take(&mut self.malformed)
+    }
+
     /// Looks for a complete ClientHello handshake message at the very start of the stream, as a
     /// QUIC CRYPTO stream carries it (no records, no preamble).
     pub fn scan_handshake_message(&self) -> HelloScan<'_> {

@@ -75,6 +75,13 @@ const SALT_DRAFT_22: [u8; 20] = [
     0x7a, 0x02, 0x64, 0x4a,
 ];
 
+/// Initial salt of Google QUIC T050 (QUIC crypto replaced by TLS 1.3 in the IETF packet
+/// format), from Chromium's net/third_party/quiche quic_crypto_utils (kT050Salt).
+const SALT_T050: [u8; 20] = [
+    0x7f, 0xf5, 0x79, 0xe5, 0xac, 0xd0, 0x72, 0x91, 0x55, 0x80, 0x30, 0x4c, 0x43, 0xa2, 0x36, 0x7c,
+    0x60, 0x48, 0x83, 0x10,
+];
+
 /// Salts tried, in this order, for a version this module does not know (a GREASE version, a
 /// vendor's experiment): the AEAD tag tells which one the client used, so a wrong guess can
 /// never decrypt.
@@ -117,6 +124,8 @@ pub fn initial_salt(version: u32) -> Option<(&'static [u8], Labels)> {
         // Facebook mvfst: 0xfaceb001 is draft-22, 0xfaceb002 and 0xfaceb00e draft-27 framing.
         0xff00_0016 | 0xface_b001 => Some((&SALT_DRAFT_22, LABELS_V1)),
         0xface_b002 | 0xface_b00e => Some((&SALT_DRAFT_23, LABELS_V1)),
+        // Google QUIC T050 ("T050"): TLS 1.3 in IETF-format Initials, its own salt.
+        0x5430_3530 => Some((&SALT_T050, LABELS_V1)),
         _ => None,
     }
 }
@@ -563,8 +572,22 @@ fn open(
 //   Reason Phrase Length (i),
 //   Reason Phrase (..),
 // }
-/// Walks the frames of a decrypted payload, handing CRYPTO data to `on_crypto`; stops quietly at an unexpected frame type.
-fn walk_frames(payload: &[u8], on_crypto: &mut impl FnMut(u64, &[u8])) -> Result<(), QuicError> {
+/// CRYPTO frame type: 0x06 in QUIC v1, v2 and the late drafts; Google's T050 numbers it 0x08.
+fn crypto_frame_type(version: u32) -> u8 {
+    if version == 0x5430_3530 {
+        0x08
+    } else {
+        0x06
+    }
+}
+
+/// Walks the frames of a decrypted payload, handing CRYPTO data (frames of type `crypto`, see
+/// [`crypto_frame_type`]) to `on_crypto`; stops quietly at an unexpected frame type.
+fn walk_frames(
+    payload: &[u8],
+    crypto: u8,
+    on_crypto: &mut impl FnMut(u64, &[u8]),
+) -> Result<(), QuicError> {
     const TRUNC: QuicError = QuicError::Malformed("truncated frame");
     let mut r = Reader::new(payload);
     while let Some(ty) = r.u8() {
@@ -588,7 +611,7 @@ fn walk_frames(payload: &[u8], on_crypto: &mut impl FnMut(u64, &[u8])) -> Result
                     }
                 }
             }
-            0x06 => {
+            t if t == crypto => {
                 let offset = r.varint().ok_or(TRUNC)?;
                 let data = r.varint_bytes().ok_or(TRUNC)?;
                 let end = offset.checked_add(data.len() as u64);
@@ -619,8 +642,9 @@ fn open_and_deliver(
     let header_len = open(packet, h, keys, scratch)?;
     let payload = scratch.get(header_len..).unwrap_or(&[]);
     // Validate first so that a malformed packet delivers nothing.
-    walk_frames(payload, &mut |_, _| {})?;
-    walk_frames(payload, on_crypto)
+    let crypto = crypto_frame_type(h.version);
+    walk_frames(payload, crypto, &mut |_, _| {})?;
+    walk_frames(payload, crypto, on_crypto)
 }
 
 /// Decrypts every client Initial packet coalesced in one UDP datagram and hands each CRYPTO frame's (offset, data) to `on_crypto`.
@@ -965,9 +989,10 @@ mod tests {
         assert_eq!(initial_salt(0xff00_0021).unwrap().0, &SALT_V1);
         assert_eq!(initial_salt(0xface_b001).unwrap().0, &SALT_DRAFT_22);
         assert_eq!(initial_salt(0xface_b002).unwrap().0, &SALT_DRAFT_23);
-        // Google QUIC (Q050, T050), grease: unknown (an unknown IETF-style version is opened by trying
+        // Google QUIC Q050 (its own crypto), grease: unknown (an unknown IETF-style version is opened by trying
         // the known salts; see client_initials_unknown_version).
-        for v in [0x5130_3530u32, 0x5430_3530, 0x0a0a_0a0a, 0] {
+        assert_eq!(initial_salt(0x5430_3530).unwrap().0, &SALT_T050);
+        for v in [0x5130_3530u32, 0x0a0a_0a0a, 0] {
             assert!(initial_salt(v).is_none(), "{v:#x}");
         }
     }
@@ -1183,6 +1208,24 @@ mod tests {
     }
 
     #[test]
+    fn client_initials_google_t050() {
+        // T050 numbers CRYPTO 0x08; a v1-numbered frame (0x06) is not CRYPTO there.
+        let mut t050 = vec![0x08, 0x00, 0x05];
+        t050.extend(b"hello");
+        let p =
+            seal_client_initial(0x5430_3530, b"\x55\x5f\x32\xd3", b"", 0, 2, &t050, 1200).unwrap();
+        assert!(looks_like_client_initial(&p));
+        let (r, got) = collect(&p, None);
+        assert_eq!(r.unwrap().version, 0x5430_3530);
+        assert_eq!(got, vec![(0, b"hello".to_vec())]);
+        let mut v1_numbered = Vec::new();
+        crypto_frame(0, b"hello", &mut v1_numbered);
+        let p =
+            seal_client_initial(0x5430_3530, b"\x55\x5f", b"", 0, 2, &v1_numbered, 1200).unwrap();
+        assert!(collect(&p, None).1.is_empty());
+    }
+
+    #[test]
     fn client_initials_token() {
         // An Initial carrying a Retry/NEW_TOKEN token (2-byte token length).
         let token = [0x5a; 100];
@@ -1332,7 +1375,7 @@ mod tests {
         let mut cb = |o: u64, d: &[u8]| got.push((o, d.to_vec()));
         // ACK with two extra ranges, then CRYPTO with a 2-byte offset, then an unknown frame.
         let payload = hex("0002 0a 00 02 01 0101 0101 06 4102 03 616263 08 06 00 01 ff");
-        walk_frames(&payload, &mut cb).unwrap();
+        walk_frames(&payload, 0x06, &mut cb).unwrap();
         assert_eq!(got, vec![(0x102, b"abc".to_vec())]);
         // Truncated frames are malformed.
         for bad in [
@@ -1343,13 +1386,13 @@ mod tests {
             "06 40",
         ] {
             assert_eq!(
-                walk_frames(&hex(bad), &mut |_, _| {}),
+                walk_frames(&hex(bad), 0x06, &mut |_, _| {}),
                 Err(QuicError::Malformed("truncated frame")),
                 "{bad}"
             );
         }
         // A CRYPTO frame running past 2^62 is malformed.
-        assert!(walk_frames(&hex("06 ffffffffffffffff 01 00"), &mut |_, _| {}).is_err());
+        assert!(walk_frames(&hex("06 ffffffffffffffff 01 00"), 0x06, &mut |_, _| {}).is_err());
     }
 
     #[test]
@@ -1466,7 +1509,7 @@ mod tests {
                 }
             }
             let mut total = 0usize;
-            let _ = walk_frames(&payload, &mut |_, d| total += d.len());
+            let _ = walk_frames(&payload, 0x06, &mut |_, d| total += d.len());
             assert!(total <= payload.len());
             if i % 10 == 0 {
                 let p = seal_client_initial(QUIC_V1, &[1, 2, 3], &[], 0, 1, &payload, 0).unwrap();
@@ -1764,12 +1807,11 @@ mod tests {
                 "quic_q39.pcap",
                 "quic_q46.pcap",
                 "quic_q46_b.pcap",
-                "quic_t50.pcap",
                 "quic.pcap",
                 "quic-fuzz-overflow.pcapng",
             ];
             if google.contains(&file) {
-                // Google QUIC: never decrypted, only refused.
+                // Google QUIC with its own crypto (Q0xx): never decrypted, only refused.
                 assert!(versions.is_empty(), "{file}");
                 assert!(
                     errors
@@ -1784,6 +1826,8 @@ mod tests {
                 "quic-28.pcap",
                 "quic_frags_ch_out_of_order_same_packet_craziness.pcapng",
                 "doq_adguard.pcapng",
+                // Google's T050: TLS 1.3 in IETF-format Initials, its own salt and CRYPTO number.
+                "quic_t50.pcap",
             ];
             if supported.contains(&file) {
                 assert!(missing.is_empty() && extra.is_empty(), "{file}");

@@ -68,6 +68,9 @@ pub struct ClientHello<'a> {
     pub ech: bool,
     /// An encrypted_server_name extension (the ESNI draft) is present.
     pub esni: bool,
+    /// The extension list did not hold together (a length running past the end): the walk
+    /// stopped there, keeping what came before.
+    pub malformed_extensions: bool,
     /// Stream bytes the hello took, record headers included.
     pub consumed: usize,
     /// Cipher suites offered, in order (GREASE included, as on the wire).
@@ -289,6 +292,7 @@ pub fn parse_client_hello_message(hs: &[u8]) -> Result<ClientHello<'_>, TlsError
         alpn: Vec::new(),
         ech: false,
         esni: false,
+        malformed_extensions: false,
         consumed: need,
         ciphers: ch.ciphers.iter().map(|c| c.0).collect(),
         extensions: Vec::new(),
@@ -334,6 +338,7 @@ fn read_extensions<'a>(mut exts: &'a [u8], out: &mut ClientHello<'a>) {
         let ty = u16::from_be_bytes([exts[0], exts[1]]);
         let len = usize::from(u16::from_be_bytes([exts[2], exts[3]]));
         let Some(data) = exts.get(4..4 + len) else {
+            out.malformed_extensions = true;
             break;
         };
         exts = &exts[4 + len..];
@@ -589,6 +594,7 @@ pub(crate) mod tests {
             alpn: vec![b"h2", b"http/1.1"],
             ech: false,
             esni: false,
+            malformed_extensions: false,
             consumed: 0,
             ciphers: ciphers.to_vec(),
             extensions: exts.to_vec(),

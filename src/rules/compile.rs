@@ -88,6 +88,10 @@ pub struct CompiledRules {
     /// Client bytes the longest TCP signature needs.
     signature_reach: usize,
     stun: Vec<(super::StunRule, DomainMatch)>,
+    /// Public names of ECH client-facing servers: (name, exact only).
+    ech_public: Vec<(Box<str>, bool)>,
+    /// JA4 fingerprints of apps' own TLS stacks.
+    ja4: HashMap<Box<str>, DomainMatch, foldhash::fast::FixedState>,
 }
 
 /// A compiled prefix list's provenance: app, `file:line`, as-of date and day, max age.
@@ -128,6 +132,8 @@ impl CompiledRules {
         let mut lists = Vec::new();
         let mut signatures = Vec::new();
         let mut stun = Vec::new();
+        let mut ja4: HashMap<Box<str>, DomainMatch, foldhash::fast::FixedState> =
+            HashMap::default();
         let apps = set
             .apps
             .iter()
@@ -147,6 +153,15 @@ impl CompiledRules {
                         e.suffix = Some(m);
                     }
                     domain_count += 1;
+                }
+                for (j, line) in &a.ja4 {
+                    ja4.insert(
+                        j.clone().into_boxed_str(),
+                        DomainMatch {
+                            app: i as u16,
+                            rule: Arc::from(format!("{}:{}", a.file, line)),
+                        },
+                    );
                 }
                 if let Some(r) = &a.stun {
                     stun.push((
@@ -206,7 +221,12 @@ impl CompiledRules {
         let signature_reach = signatures
             .iter()
             .filter(|(s, _)| s.transport == crate::decode::Transport::Tcp)
-            .map(|(s, _)| usize::from(s.offset) + s.pattern.len())
+            .map(|(s, _)| {
+                let len = s
+                    .length
+                    .map_or(0, |l| usize::from(l.offset) + usize::from(l.size));
+                (usize::from(s.offset) + s.pattern.len()).max(len)
+            })
             .max()
             .unwrap_or(0);
         CompiledRules {
@@ -219,7 +239,34 @@ impl CompiledRules {
             signatures,
             signature_reach,
             stun,
+            ja4,
+            ech_public: set
+                .ech_public_names
+                .iter()
+                .map(|d| (d.name.clone().into_boxed_str(), d.exact))
+                .collect(),
         }
+    }
+
+    /// The rule whose JA4 fingerprint this is.
+    pub fn match_ja4(&self, ja4: &str) -> Option<&DomainMatch> {
+        if self.ja4.is_empty() {
+            return None;
+        }
+        self.ja4.get(ja4)
+    }
+
+    /// Whether `host` is the public name of an ECH client-facing server (from `ech.toml`): a
+    /// ClientHello naming it with an ECH extension hides its real server name.
+    pub fn is_ech_public(&self, host: &str) -> bool {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        self.ech_public.iter().any(|(n, exact)| {
+            host.eq_ignore_ascii_case(n)
+                || (!exact
+                    && host.len() > n.len()
+                    && host.as_bytes()[host.len() - n.len() - 1] == b'.'
+                    && host[host.len() - n.len()..].eq_ignore_ascii_case(n))
+        })
     }
 
     /// Client stream bytes the longest TCP signature needs (0: there are none). UDP signatures
@@ -231,16 +278,20 @@ impl CompiledRules {
         }
     }
 
-    /// The signature that the start of a flow's client payload matches.
+    /// The signature that the start of a flow's client payload matches. `frame_len` is the
+    /// length of the datagram (UDP) or of the client's first segment (TCP), for length fields.
     pub fn match_payload(
         &self,
         transport: crate::decode::Transport,
         server_port: u16,
         data: &[u8],
+        frame_len: usize,
     ) -> Option<&DomainMatch> {
         self.signatures.iter().find_map(|(s, m)| {
             let hit = s.transport == transport
                 && (s.ports.is_empty() || s.ports.contains(&server_port))
+                && s.length
+                    .is_none_or(|l| l.read(data) == i64::try_from(frame_len).ok())
                 && data.get(usize::from(s.offset)..).is_some_and(|d| {
                     d.len() >= s.pattern.len()
                         && s.pattern.iter().zip(d).all(|(p, b)| match p {
@@ -259,24 +310,17 @@ impl CompiledRules {
         if self.stun.is_empty() {
             return None;
         }
-        let mut text = [0u8; 128];
         self.stun.iter().find_map(|(r, m)| {
             let hit = r.message_types.contains(&msg.msg_type)
                 || msg.attributes().any(|(ty, v)| {
                     if r.attributes.contains(&ty) {
                         return true;
                     }
-                    if (ty == ATTR_REALM || ty == ATTR_SOFTWARE) && !r.realms.is_empty() {
-                        let n = v.len().min(text.len());
-                        text[..n].copy_from_slice(&v[..n]);
-                        text[..n].make_ascii_lowercase();
-                        let t = &text[..n];
-                        return r
-                            .realms
-                            .iter()
-                            .any(|s| t.windows(s.len()).any(|w| w == s.as_bytes()));
-                    }
-                    false
+                    (ty == ATTR_REALM || ty == ATTR_SOFTWARE)
+                        && r.realms.iter().any(|s| {
+                            v.windows(s.len())
+                                .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
+                        })
                 });
             hit.then_some(m)
         })
@@ -514,7 +558,10 @@ bytes = "ff ff ff ff"
         )
         .unwrap();
         use crate::decode::Transport::{Tcp, Udp};
-        let hit = |t, port, d: &[u8]| r.match_payload(t, port, d).map(|m| m.rule.to_string());
+        let hit = |t, port, d: &[u8]| {
+            r.match_payload(t, port, d, d.len())
+                .map(|m| m.rule.to_string())
+        };
         assert_eq!(
             hit(Tcp, 5222, &[0x45, 0x44, 0x99, 0x04, 0x08, 0xaa, 1]).as_deref(),
             Some("chat.toml:5")
@@ -550,6 +597,42 @@ bytes = "ff ff ff ff"
         )
         .unwrap_err();
         assert!(e.0[0].message.contains("at least 4 fixed bytes"), "{e}");
+        // A length field and a port list make up for fixed bytes; alone they do not.
+        let framed = a.replace(
+            "bytes = \"ff ff ff ff\"",
+            "ports = [7000]\nbytes = \"ab\"\nlength = { offset = 0, size = 2, order = \"le\", adjust = 3 }",
+        );
+        let r = load(
+            &[Source {
+                path: PathBuf::from("chat.toml"),
+                name: "chat.toml".into(),
+                text: framed.clone(),
+            }],
+            None,
+        )
+        .unwrap();
+        let m = |d: &[u8], len| {
+            r.match_payload(Udp, 7000, d, len)
+                .map(|m| m.rule.to_string())
+        };
+        assert!(m(&[5, 0, 0xab, 9, 9], 8).is_some(), "5 + 3 = 8");
+        assert!(m(&[5, 0, 0xab, 9, 9], 9).is_none(), "wrong length");
+        assert!(m(&[5, 0, 0xac, 9, 9], 8).is_none(), "wrong byte");
+        assert!(
+            r.match_payload(Udp, 7001, &[5, 0, 0xab], 8).is_none(),
+            "port"
+        );
+        let portless = framed.replace("ports = [7000]\n", "");
+        let e = load(
+            &[Source {
+                path: PathBuf::from("chat.toml"),
+                name: "chat.toml".into(),
+                text: portless,
+            }],
+            None,
+        )
+        .unwrap_err();
+        assert!(e.0[0].message.contains("has 3.0"), "{e}");
     }
 
     #[test]

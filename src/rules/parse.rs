@@ -73,6 +73,8 @@ pub struct AppDef {
     pub signatures: Vec<Signature>,
     /// What marks the app's STUN/TURN messages.
     pub stun: Option<StunRule>,
+    /// JA4 client fingerprints of the app's own TLS stack, with their lines.
+    pub ja4: Vec<(String, usize)>,
 }
 
 /// What marks an app's STUN/TURN messages: any one of these facts is enough.
@@ -108,8 +110,83 @@ pub struct Signature {
     pub offset: u16,
     /// The bytes.
     pub pattern: Vec<BytePattern>,
+    /// A length field whose value must equal the length of the datagram (UDP) or of the
+    /// client's first segment (TCP): the framing of protocols that announce their size.
+    pub length: Option<LengthField>,
     /// Line of the entry.
     pub line: usize,
+}
+
+/// A length field of a signature: `size` bytes at `offset`, in `order`, plus `adjust`, equal to
+/// the payload length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LengthField {
+    /// Offset of the field.
+    pub offset: u16,
+    /// 1, 2 or 4 bytes.
+    pub size: u8,
+    /// Big-endian (network order) rather than little-endian.
+    pub big_endian: bool,
+    /// Added to the field's value before the comparison (a header the value does not count).
+    pub adjust: i32,
+}
+
+impl LengthField {
+    /// The field's value plus the adjustment, when `data` holds the field.
+    pub fn read(&self, data: &[u8]) -> Option<i64> {
+        let at = usize::from(self.offset);
+        let b = data.get(at..at + usize::from(self.size))?;
+        let mut v: u64 = 0;
+        for i in 0..b.len() {
+            let byte = if self.big_endian {
+                b[i]
+            } else {
+                b[b.len() - 1 - i]
+            };
+            v = (v << 8) | u64::from(byte);
+        }
+        Some(v as i64 + i64::from(self.adjust))
+    }
+}
+
+/// Bits of evidence a signature needs: about one chance in 2^32 for a random payload, or 2^24
+/// when it is limited to a few ports.
+const MIN_BITS: f64 = 32.0;
+/// Bits a port restriction (to at most [`MAX_PORTS_FOR_BITS`] ports) stands for.
+const PORT_BITS: f64 = 8.0;
+const MAX_PORTS_FOR_BITS: usize = 16;
+
+/// The evidence of a signature in bits: 8 per fixed byte, less for alternatives, 8 per length
+/// byte (at most 16), and [`PORT_BITS`] for a short port list.
+fn evidence_bits(pattern: &[BytePattern], length: Option<&LengthField>, ports: &[u16]) -> f64 {
+    let bytes: f64 = pattern
+        .iter()
+        .map(|b| match b {
+            BytePattern::Any => 0.0,
+            BytePattern::OneOf(v) => 8.0 - (v.len().max(1) as f64).log2(),
+        })
+        .sum();
+    let len = length.map_or(0.0, |l| (8.0 * f64::from(l.size)).min(16.0));
+    let port = if !ports.is_empty() && ports.len() <= MAX_PORTS_FOR_BITS {
+        PORT_BITS
+    } else {
+        0.0
+    };
+    bytes + len + port
+}
+
+/// Whether `s` has the form of a JA4 fingerprint: `[tqd]` + 2 version characters + `[di]` + 2
+/// digits + 2 digits + 2 ALPN characters, then two 12-digit hex hashes.
+fn is_ja4(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('_').collect();
+    let hex12 = |p: &str| p.len() == 12 && p.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.len() == 3
+        && parts[0].len() == 10
+        && matches!(parts[0].as_bytes()[0], b't' | b'q' | b'd')
+        && matches!(parts[0].as_bytes()[3], b'd' | b'i')
+        && parts[0].as_bytes()[4..8].iter().all(u8::is_ascii_digit)
+        && hex12(parts[1])
+        && hex12(parts[2])
 }
 
 /// Parses `45 44 ?? (02|04) 08`: hex bytes, `??` for any byte, `(a|b|...)` for alternatives.
@@ -127,15 +204,6 @@ fn parse_pattern(text: &str) -> Result<Vec<BytePattern>, String> {
         } else {
             out.push(BytePattern::OneOf(vec![hex(tok)?]));
         }
-    }
-    let fixed = out
-        .iter()
-        .filter(|b| matches!(b, BytePattern::OneOf(v) if v.len() == 1))
-        .count();
-    if fixed < 4 {
-        return Err(format!(
-            "'{text}': a signature needs at least 4 fixed bytes, or it matches by chance"
-        ));
     }
     if out.len() > 64 {
         return Err(format!("'{text}': longer than 64 bytes"));
@@ -211,6 +279,43 @@ fn parse_prefix(text: &str) -> Result<(std::net::IpAddr, u8), String> {
 pub struct RuleSet {
     /// The apps, in file-name order.
     pub apps: Vec<AppDef>,
+    /// Public names of ECH client-facing servers (`ech.toml`): a ClientHello with an ECH
+    /// extension whose server name is one of these carries real ECH, and its name is only the
+    /// outer one.
+    pub ech_public_names: Vec<DomainEntry>,
+}
+
+/// The file of ECH client-facing servers' public names.
+pub const ECH_FILE: &str = "ech.toml";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EchFile {
+    public_names: Vec<Spanned<String>>,
+}
+
+fn parse_ech(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
+    let file: EchFile = match toml::from_str(&src.text) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.push(toml_error(&src.path, &src.text, &e));
+            return;
+        }
+    };
+    let mut cx = FileCtx {
+        path: &src.path,
+        lines: Lines { text: &src.text },
+        errors,
+    };
+    for n in &file.public_names {
+        match normalise_domain(n.get_ref()) {
+            Ok((name, exact)) => {
+                let (line, _) = cx.lines.at(n.span().start);
+                set.ech_public_names.push(DomainEntry { name, exact, line });
+            }
+            Err(msg) => cx.err(n.span(), msg),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -226,6 +331,8 @@ struct AppFile {
     #[serde(default)]
     signatures: Vec<Spanned<SignatureFile>>,
     stun: Option<Spanned<StunFile>>,
+    #[serde(default)]
+    ja4: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -247,7 +354,20 @@ struct SignatureFile {
     ports: Vec<u16>,
     #[serde(default)]
     offset: u16,
-    bytes: Spanned<String>,
+    #[serde(default)]
+    bytes: Option<Spanned<String>>,
+    length: Option<Spanned<LengthFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LengthFile {
+    #[serde(default)]
+    offset: u16,
+    size: u8,
+    order: String,
+    #[serde(default)]
+    adjust: i32,
 }
 
 #[derive(Deserialize)]
@@ -381,6 +501,10 @@ impl RuleSet {
         for src in sources {
             if src.name == POLICY_FILE {
                 policies.push(src);
+                continue;
+            }
+            if src.name == ECH_FILE {
+                parse_ech(src, &mut set, &mut errors);
                 continue;
             }
             if let Some(app) = parse_app(src, &mut errors, &mut seen) {
@@ -537,16 +661,71 @@ fn parse_app(
                 continue;
             }
         };
-        match parse_pattern(sig.bytes.get_ref()) {
-            Ok(pattern) => signatures.push(Signature {
-                transport,
-                ports: sig.ports.clone(),
-                offset: sig.offset,
-                pattern,
-                line,
-            }),
-            Err(msg) => cx.err(sig.bytes.span(), msg),
+        let pattern = match &sig.bytes {
+            Some(b) => match parse_pattern(b.get_ref()) {
+                Ok(p) => p,
+                Err(msg) => {
+                    cx.err(b.span(), msg);
+                    continue;
+                }
+            },
+            None => Vec::new(),
+        };
+        let length = match &sig.length {
+            Some(l) => {
+                let v = l.get_ref();
+                let big_endian = match v.order.as_str() {
+                    "be" => true,
+                    "le" => false,
+                    other => {
+                        cx.err(
+                            l.span(),
+                            format!("length order '{other}' (expected be or le)"),
+                        );
+                        continue;
+                    }
+                };
+                if ![1, 2, 4].contains(&v.size) {
+                    cx.err(
+                        l.span(),
+                        format!("length size {} (expected 1, 2 or 4)", v.size),
+                    );
+                    continue;
+                }
+                Some(LengthField {
+                    offset: v.offset,
+                    size: v.size,
+                    big_endian,
+                    adjust: v.adjust,
+                })
+            }
+            None => None,
+        };
+        let bits = evidence_bits(&pattern, length.as_ref(), &sig.ports);
+        if bits < MIN_BITS - PORT_BITS || (bits < MIN_BITS && sig.ports.is_empty()) {
+            let span = sig
+                .bytes
+                .as_ref()
+                .map_or_else(|| sig.transport.span(), |b| b.span());
+            cx.err(
+                span,
+                format!(
+                    "a signature needs at least 4 fixed bytes of evidence (3 when limited to at \
+                     most {MAX_PORTS_FOR_BITS} ports; a 2-byte length field counts as 2), or it \
+                     matches by chance; this one has {:.1}",
+                    bits / 8.0
+                ),
+            );
+            continue;
         }
+        signatures.push(Signature {
+            transport,
+            ports: sig.ports.clone(),
+            offset: sig.offset,
+            pattern,
+            length,
+            line,
+        });
     }
     let stun = file.stun.as_ref().map(|t| {
         let (line, _) = cx.lines.at(t.span().start);
@@ -572,6 +751,22 @@ fn parse_app(
             line,
         }
     });
+    let mut ja4 = Vec::new();
+    for j in &file.ja4 {
+        let text = j.get_ref().trim().to_ascii_lowercase();
+        if is_ja4(&text) {
+            let (line, _) = cx.lines.at(j.span().start);
+            ja4.push((text, line));
+        } else {
+            cx.err(
+                j.span(),
+                format!(
+                    "'{}' is not a JA4 fingerprint (10 characters, '_', 12 hex digits, '_', 12 hex digits)",
+                    j.get_ref()
+                ),
+            );
+        }
+    }
     if cx.errors.len() > before {
         return None;
     }
@@ -586,6 +781,7 @@ fn parse_app(
         prefixes,
         signatures,
         stun,
+        ja4,
     })
 }
 

@@ -219,6 +219,28 @@ impl TcpConv {
         self.control(false, ACK);
     }
 
+    /// Like [`TcpConv::client_segments`], but each range comes from its own copy of the data:
+    /// a retransmission that carries other bytes than the first copy (an evasion). The copies
+    /// have one length, by which the stream advances.
+    pub fn client_segments_from(&mut self, parts: &[(&[u8], Range<usize>)]) {
+        let base = self.seq[0];
+        let len = parts.iter().map(|(d, _)| d.len()).max().unwrap_or(0);
+        for (data, r) in parts {
+            let end = r.end.min(data.len());
+            let start = r.start.min(end);
+            self.segment(
+                true,
+                ACK | PSH,
+                base.wrapping_add(start as u32),
+                &data[start..end],
+            );
+            self.em.gap();
+        }
+        self.seq[0] = base.wrapping_add(len as u32);
+        self.wait(self.rtt_ns);
+        self.control(false, ACK);
+    }
+
     /// Sends `data` from the server in MSS-sized segments; the client ACKs every second one and the last.
     pub fn server_send(&mut self, data: &[u8]) {
         let mss = usize::from(self.mss.max(1));

@@ -3,6 +3,7 @@
 //! `std` only.
 
 pub mod conv;
+pub mod hostile;
 pub mod packet;
 pub mod pcap;
 pub mod rng;
@@ -13,6 +14,7 @@ pub mod tls;
 pub mod tunnel;
 
 pub use conv::{segments, Path, TcpConv, UdpConv};
+pub use hostile::hostile;
 pub use pcap::{
     to_linktype, write_pcap, Interface, LinkType, PcapFormat, PcapWriter, PcapngWriter,
 };

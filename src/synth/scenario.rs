@@ -11,7 +11,7 @@ use std::iter::Peekable;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Start of every scenario: 2024-05-01 12:00:00 UTC, in ns since the Unix epoch.
-const EPOCH_NS: u64 = 1_714_564_800_000_000_000;
+pub(super) const EPOCH_NS: u64 = 1_714_564_800_000_000_000;
 /// Seed of the demo capture.
 const DEMO_SEED: u64 = 0x5049_434b_4554;
 /// Server names used by the bulk and many-flows captures.
@@ -82,8 +82,11 @@ enum Shape {
     Reset,
     /// TLS 1.2-only client without GREASE or key shares.
     Tls12,
-    /// UDP DNS-like lookup of this name.
-    Dns(&'static str),
+    /// UDP DNS lookup of this name, answered with this address.
+    Dns(&'static str, [u8; 4]),
+    /// A WhatsApp call's set-up with its relay: STUN requests with WhatsApp's own message type
+    /// and their responses, then `size` media datagrams.
+    StunCall,
     /// UDP media-like stream of `size` datagrams.
     Media,
 }
@@ -135,38 +138,42 @@ fn demo_flows() -> Vec<DemoFlow> {
         flow(9_000, client(13, false), server([198, 51, 100, 13], 443), Some("www.whatsapp.com"), Vlan(&[100]), 30_000, "WhatsApp web-site visit (not the app) on VLAN 100"),
         flow(14_000, client(14, false), server([198, 51, 100, 14], 443), Some("zoom.us"), OutOfOrder, 12_000, "Zoom; hello in 3 segments sent 2nd, 1st, 3rd, then the 3rd retransmitted"),
         flow(18_000, client(15, false), server([198, 51, 100, 15], 443), Some("us05web.zoom.us"), Vlan(&[200, 20]), 9_000, "Zoom web client over QinQ (outer 0x88a8 VLAN 200, inner VLAN 20)"),
-        flow(21_000, client(16, false), server([198, 51, 100, 16], 8801), None, Media, 600, "Zoom-like UDP media stream, no TLS"),
+        flow(20_500, client(35, false), server([192, 0, 2, 53], 53), None, Dns("zoom.us", [198, 51, 100, 16]), 0, "DNS lookup of zoom.us, answered with the media server's address"),
+        flow(21_000, client(16, false), server([198, 51, 100, 16], 8801), None, Media, 600, "Zoom UDP media stream, no TLS: named by the DNS answer before it (dns_answer)"),
         flow(26_000, client(17, false), server([203, 0, 113, 17], 443), Some("chat.signal.org"), TwoRecords, 4_000, "Signal chat; hello split over two TLS records"),
         flow(30_000, client(18, false), server([203, 0, 113, 18], 443), Some("cdn.signal.org"), IpOptions, 35_000, "Signal CDN; IPv4 headers carry a Router Alert option"),
         flow(34_000, client(19, false), server([203, 0, 113, 19], 443), Some("web.telegram.org"), OneWay, 20_000, "Telegram Web; only client-to-server packets captured"),
         flow(38_000, client(20, false), server([203, 0, 113, 20], 443), Some("teams.microsoft.com"), Reset, 15_000, "Microsoft Teams; session ends with a client RST"),
-        flow(42_000, client(21, false), server([203, 0, 113, 21], 443), Some("cloudflare-ech.com"), Ech, 18_000, "Discord behind ECH: real name encrypted, only the outer SNI is visible"),
+        flow(41_000, client(36, false), server([192, 0, 2, 53], 53), None, Dns("discord.com", [203, 0, 113, 21]), 0, "DNS lookup of discord.com"),
+        flow(42_000, client(21, false), server([203, 0, 113, 21], 443), Some("cloudflare-ech.com"), Ech, 18_000, "Discord behind real ECH: only the outer name is visible; the DNS answer names it (dns_answer)"),
         flow(46_000, client(22, true), server(doc6(0x22), 443), Some("discord.com"), IpOptions, 25_000, "Discord over IPv6 with a hop-by-hop extension header"),
         flow(50_000, client(23, false), server([192, 0, 2, 23], 443), Some("www.example.com"), Plain, 3_000, "unrelated web site"),
         flow(54_000, github.0, github.1, Some("github.com"), Plain, 40_000, "unrelated; closed with FINs, its 5-tuple is reused by the next flow"),
         flow(60_000, github.0, github.1, Some("www.debian.org"), Plain, 20_000, "new connection reusing the finished github.com 5-tuple"),
         flow(64_000, client(25, false), server([203, 0, 113, 25], 443), None, MidFlow, 30_000, "capture starts mid-flow: no SYN, no hello"),
-        flow(68_000, client(26, false), server([192, 0, 2, 53], 53), None, Dns("web.telegram.org"), 0, "DNS lookup over UDP port 53"),
+        flow(68_000, client(26, false), server([192, 0, 2, 53], 53), None, Dns("web.telegram.org", [192, 0, 2, 80]), 0, "DNS lookup over UDP port 53"),
         flow(72_000, client(27, false), server([192, 0, 2, 27], 443), None, Plain, 5_000, "TLS hello without server_name (connection by IP address)"),
         flow(76_000, client(28, false), server([198, 51, 100, 28], 443), Some("g.whatsapp.net"), Tls12, 6_000, "old WhatsApp client: TLS 1.2-only hello, no GREASE"),
         flow(80_000, client(29, false), server([203, 0, 113, 29], 443), Some("teams.microsoft.com"), Overlap, 10_000, "Microsoft Teams; hello sent in overlapping segments"),
         flow(86_000, client(30, true), server(doc6(0x30), 443), Some("chat.signal.org"), PostQuantum, 8_000, "Signal over IPv6 with a post-quantum hello"),
         flow(92_000, client(31, false), server([192, 0, 2, 31], 443), Some("discord.com"), Plain, 60_000, "Discord app"),
         flow(98_000, client(32, false), server([198, 51, 100, 32], 443), Some("web.telegram.org"), Vlan(&[300, 30, 3]), 7_000, "Telegram Web with three VLAN tags"),
-        flow(104_000, client(33, false), server([198, 51, 100, 53], 53), None, Dns("zoom.us"), 0, "DNS lookup of zoom.us"),
+        flow(104_000, client(33, false), server([198, 51, 100, 53], 53), None, Dns("zoom.us", [192, 0, 2, 80]), 0, "DNS lookup of zoom.us"),
         flow(110_000, client(34, false), server([192, 0, 2, 34], 443), Some("mmg.whatsapp.net"), Plain, 80_000, "WhatsApp media download, 80 KB"),
+        flow(112_000, client(37, false), server([192, 0, 2, 37], 3478), None, StunCall, 20, "WhatsApp call set-up with its relay: STUN with WhatsApp's message types (stun)"),
+        flow(113_000, client(37, false), server([198, 51, 100, 37], 40_000), None, Media, 300, "WhatsApp call media straight to the other party, from the call's socket (peer_cache)"),
     ]
 }
 
 /// Transport of a demo shape.
 fn transport(shape: Shape) -> Transport {
     match shape {
-        Shape::Dns(_) | Shape::Media => Transport::Udp,
+        Shape::Dns(..) | Shape::Media | Shape::StunCall => Transport::Udp,
         _ => Transport::Tcp,
     }
 }
 
-/// The shipped demo capture: 26 flows over about two minutes, time-ordered and deterministic.
+/// The shipped demo capture: 30 flows over about two minutes, time-ordered and deterministic.
 pub fn demo() -> Vec<Packet> {
     let mut packets: Vec<Packet> = demo_flows()
         .iter()
@@ -260,10 +267,29 @@ fn demo_udp(f: &DemoFlow, seed: u64) -> Vec<Packet> {
         seed,
     );
     match f.shape {
-        Shape::Dns(name) => u.dns(name, Ipv4Addr::new(192, 0, 2, 80)),
+        Shape::Dns(name, answer) => u.dns(name, Ipv4Addr::from(answer)),
+        Shape::StunCall => {
+            for i in 0..3u8 {
+                // WhatsApp's own message type 0x0801 (a request) and its success response.
+                let request = stun_message(0x0801, [0x57, 0x41, i]);
+                let response = stun_message(0x0901, [0x57, 0x41, i]);
+                u.exchange(&request, &response);
+            }
+            u.media(f.size, 20_000_000);
+        }
         _ => u.media(f.size, 20_000_000),
     }
     u.take_packets()
+}
+
+/// A STUN message of type `ty` with the magic cookie, no attributes, and a transaction id that
+/// starts with `id`.
+fn stun_message(ty: u16, id: [u8; 3]) -> Vec<u8> {
+    let mut m = ty.to_be_bytes().to_vec();
+    m.extend([0, 0, 0x21, 0x12, 0xa4, 0x42]);
+    m.extend(id);
+    m.extend([0; 9]);
+    m
 }
 
 /// Server address `i` spread over the three IPv4 documentation ranges.
@@ -377,7 +403,7 @@ pub fn many_flows(n: usize, seed: u64) -> impl Iterator<Item = Packet> {
 }
 
 /// A resumable flow generator: each call yields its next packets in time order, `None` when done.
-type Source = Box<dyn FnMut() -> Option<Vec<Packet>>>;
+pub(super) type Source = Box<dyn FnMut() -> Option<Vec<Packet>>>;
 
 /// Heap entry popped smallest `(key, tie)` first.
 struct Entry<T> {
@@ -410,7 +436,7 @@ impl<T> Ord for Entry<T> {
 }
 
 /// Lazily merges sources, given in start order, into one time-ordered packet stream.
-struct Mixer<I: Iterator<Item = (u64, Source)>> {
+pub(super) struct Mixer<I: Iterator<Item = (u64, Source)>> {
     /// Sources not started yet, with their start times.
     pending: Peekable<I>,
     /// Started sources keyed by the time of the last packet they produced.
@@ -423,7 +449,7 @@ struct Mixer<I: Iterator<Item = (u64, Source)>> {
 
 impl<I: Iterator<Item = (u64, Source)>> Mixer<I> {
     /// Wraps sources that come in non-decreasing start order.
-    fn new(sources: I) -> Self {
+    pub(super) fn new(sources: I) -> Self {
         Self {
             pending: sources.peekable(),
             live: BinaryHeap::new(),
@@ -510,8 +536,8 @@ mod tests {
         let clients: HashSet<_> = manifest.iter().map(|f| f.client).collect();
         assert_eq!(
             clients.len(),
-            manifest.len() - 1,
-            "only the reuse flow shares a client"
+            manifest.len() - 2,
+            "only the reused 5-tuple and the call's media (from its STUN socket) share a client"
         );
         for f in &manifest {
             let flow: Vec<&Parsed> = parsed.iter().filter(|p| belongs(p, f)).collect();

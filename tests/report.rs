@@ -1,0 +1,653 @@
+//! The analyst's report (`--report`) and the JSON summary (`--format json`) through the real
+//! binary on the demo capture: the JSON summary's numbers and the report's embedded data against
+//! the events of the same run; the page drawn by headless Chromium (Debian's `chromium`) with no
+//! console message, its screenshot kept in `target/test-artifacts/report.png`; server names and
+//! file names that are HTML or script shown as text, running nothing.
+//!
+//! `PICKET_LIVE_TESTS=1 scripts/ensure-deps` installs Chromium (`scripts/check` does this); the
+//! browser tests fail, naming the package, when it is missing.
+
+use picket::synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, TcpConv};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{of, write_capture};
+
+/// Chromium gets this long to draw a page before the test fails.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The opening of the element that holds the report's data.
+const DATA_OPEN: &str = r#"<script type="application/json" id="picket-data">"#;
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/demo.pcap")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// One replay with events, a report and the JSON summary.
+struct Run {
+    events: Vec<Value>,
+    summary: Value,
+    html: String,
+    report: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn replay(cap: &Path, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ev = dir.path().join("ev.jsonl");
+    let report = dir.path().join("report.html");
+    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["replay", "--format", "json", "--events", s(&ev), "--report"])
+        .arg(&report)
+        .args(extra)
+        .arg(cap)
+        .output()
+        .expect("picket runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events = std::fs::read_to_string(&ev)
+        .expect("events file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let stdout = String::from_utf8(o.stdout).expect("utf-8 summary");
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    let summary = serde_json::from_str(&stdout).expect("the summary is JSON");
+    let html = std::fs::read_to_string(&report).expect("report file");
+    Run {
+        events,
+        summary,
+        html,
+        report,
+        _dir: dir,
+    }
+}
+
+/// The JSON embedded in a report.
+fn embedded(html: &str) -> Value {
+    let start = html.find(DATA_OPEN).expect("data element") + DATA_OPEN.len();
+    let len = html[start..]
+        .find("</script>")
+        .expect("data element closed");
+    serde_json::from_str(&html[start..start + len]).expect("embedded data is JSON")
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+fn flow_bytes(e: &Value) -> u64 {
+    u(&e["bytes_to_server"]) + u(&e["bytes_to_client"])
+}
+
+fn flow_packets(e: &Value) -> u64 {
+    u(&e["packets_to_server"]) + u(&e["packets_to_client"])
+}
+
+/// Unix seconds of an RFC 3339 UTC time as the events write it.
+fn unix_secs(ts: &str) -> u64 {
+    let n = |r: std::ops::Range<usize>| -> i64 { ts[r].parse().expect("digits") };
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from civil (Howard Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    (days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)) as u64
+}
+
+#[test]
+fn json_summary_matches_the_events() {
+    let run = replay(&demo(), &[]);
+    let flows = of(&run.events, "flow");
+    let alerts = of(&run.events, "alert");
+    let j = &run.summary;
+
+    let mut apps: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for f in &flows {
+        if let Some(a) = f["app"].as_str() {
+            apps.entry(a).or_default().push(f);
+        }
+    }
+    let listed: BTreeSet<&str> = j["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| a["app"].as_str().expect("app id"))
+        .collect();
+    assert_eq!(listed, apps.keys().copied().collect(), "{j}");
+    for a in j["apps"].as_array().expect("apps") {
+        let id = a["app"].as_str().expect("app id");
+        let fl = &apps[id];
+        assert_eq!(u(&a["flows"]), fl.len() as u64, "{id}");
+        assert_eq!(
+            u(&a["bytes"]),
+            fl.iter().map(|f| flow_bytes(f)).sum::<u64>(),
+            "{id}"
+        );
+        let clients: BTreeSet<&str> = fl.iter().filter_map(|f| f["src_ip"].as_str()).collect();
+        assert_eq!(u(&a["clients"]), clients.len() as u64, "{id}");
+        assert_eq!(a["clients_capped"], false);
+        assert_eq!(a["verdict"], fl[0]["verdict"], "{id}");
+        let n = alerts.iter().filter(|e| e["app"] == id).count();
+        assert_eq!(u(&a["alerts"]), n as u64, "{id}");
+    }
+    // Flagged apps first, then by flows.
+    let order: Vec<(bool, u64)> = j["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| (a["verdict"] != "flag", u64::MAX - u(&a["flows"])))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+
+    let none: Vec<&&Value> = flows.iter().filter(|f| f.get("app").is_none()).collect();
+    assert_eq!(u(&j["no_app"]["flows"]), none.len() as u64);
+    assert_eq!(
+        u(&j["no_app"]["bytes"]),
+        none.iter().map(|f| flow_bytes(f)).sum::<u64>()
+    );
+    let clients: BTreeSet<&str> = none.iter().filter_map(|f| f["src_ip"].as_str()).collect();
+    assert_eq!(u(&j["no_app"]["clients"]), clients.len() as u64);
+
+    let t = &j["totals"];
+    assert_eq!(u(&t["flows"]), flows.len() as u64);
+    assert_eq!(u(&t["flows"]), 30, "pcaps/README.md");
+    let hellos = flows
+        .iter()
+        .filter(|f| f.get("tls_version").is_some())
+        .count();
+    assert_eq!(u(&t["hellos"]), hellos as u64);
+    let in_flows: u64 = flows.iter().map(|f| flow_packets(f)).sum();
+    assert_eq!(u(&t["decoded"]), in_flows);
+    let skipped = t["skipped"].as_object().expect("skipped by reason");
+    assert!(skipped.contains_key("not_ip") && skipped.contains_key("malformed_udp"));
+    assert_eq!(
+        skipped.len(),
+        picket::decode::Skip::ALL.len(),
+        "every reason, zeros included"
+    );
+    let skipped: u64 = skipped.values().map(u).sum();
+    assert_eq!(u(&t["packets"]), in_flows + skipped);
+    assert_eq!(u(&t["packets"]), 1825, "pcaps/README.md");
+    assert_eq!(u(&t["decode_errors"]), 0);
+    let evicted = flows
+        .iter()
+        .filter(|f| f["end_reason"] == "evicted")
+        .count();
+    assert_eq!(u(&t["evicted"]), evicted as u64);
+    assert_eq!(u(&t["files"]), 1);
+    assert_eq!(t["errors"], serde_json::json!([]));
+    assert_eq!(t["stopped"], false);
+    assert!(u(&j["workers"]) >= 1);
+    assert!(j["elapsed_secs"].as_f64().expect("elapsed") > 0.0);
+}
+
+#[test]
+fn json_summary_goes_to_stderr_when_the_events_take_stdout() {
+    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["replay", "--format", "json", "--events", "-"])
+        .arg(demo())
+        .output()
+        .expect("picket runs");
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().all(|l| l.starts_with("{\"event\":")), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().expect("summary line");
+    let j: Value = serde_json::from_str(last).expect("JSON summary on stderr");
+    assert_eq!(u(&j["totals"]["flows"]), 30);
+}
+
+#[test]
+fn report_data_matches_the_events() {
+    let run = replay(&demo(), &[]);
+    let d = embedded(&run.html);
+    let flows = of(&run.events, "flow");
+
+    // The summary is the --format json one, without what changes from run to run.
+    let mut summary = run.summary.clone();
+    let obj = summary.as_object_mut().expect("object");
+    obj.remove("workers");
+    obj.remove("elapsed_secs");
+    assert_eq!(d["summary"], summary);
+    assert_eq!(d["files"], serde_json::json!([s(&demo())]));
+    assert_eq!(d["picket"], env!("CARGO_PKG_VERSION"));
+    let first = flows.iter().filter_map(|f| f["ts_start"].as_str()).min();
+    let last = flows.iter().filter_map(|f| f["ts_end"].as_str()).max();
+    assert_eq!(d["first_packet"].as_str(), first);
+    assert_eq!(d["last_packet"].as_str(), last);
+
+    // Flagged flows: every one, in the order the events came, with the events' fields.
+    let flagged: Vec<&&Value> = flows.iter().filter(|f| f["verdict"] == "flag").collect();
+    let rows = d["flows"].as_array().expect("flows");
+    assert_eq!(rows.len(), flagged.len());
+    assert_eq!(u(&d["flagged_flows"]), flagged.len() as u64);
+    assert_eq!(u(&d["flows_left_out"]), 0);
+    assert_eq!(u(&d["limits"]["rows"]), 10_000);
+    for (r, e) in rows.iter().zip(&flagged) {
+        for k in [
+            "flow_id",
+            "ts_start",
+            "ts_end",
+            "transport",
+            "src_ip",
+            "src_port",
+            "dst_ip",
+            "dst_port",
+            "sni",
+            "dns_name",
+            "app",
+            "app_source",
+        ] {
+            assert_eq!(r.get(k), e.get(k), "{k} of {r}");
+        }
+        assert_eq!(u(&r["bytes"]), flow_bytes(e));
+        assert_eq!(u(&r["packets"]), flow_packets(e));
+    }
+    let signals: BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|r| r["app_source"].as_str())
+        .collect();
+    assert!(
+        signals.len() >= 5,
+        "the demo shows many signals: {signals:?}"
+    );
+
+    // Timeline: each flow in the bucket where it started, bytes summing to the app's.
+    let tl = &d["timeline"];
+    let (width, start, n) = (u(&tl["bucket_secs"]), u(&tl["start"]), u(&tl["buckets"]));
+    assert!(n >= 10 && n <= u(&d["limits"]["buckets"]), "{tl}");
+    assert_eq!(start % width, 0, "buckets are aligned");
+    let series = tl["series"].as_array().expect("series");
+    assert_eq!(series.last().expect("series")["app"], Value::Null);
+    for sr in series {
+        let app = sr["app"].as_str();
+        let mine: Vec<&&Value> = flows.iter().filter(|f| f["app"].as_str() == app).collect();
+        let mut want = vec![0u64; n as usize];
+        for f in &mine {
+            want[((unix_secs(f["ts_start"].as_str().expect("ts")) - start) / width) as usize] += 1;
+        }
+        let got: Vec<u64> = sr["flows"]
+            .as_array()
+            .expect("flows")
+            .iter()
+            .map(u)
+            .collect();
+        assert_eq!(got, want, "{app:?}");
+        let bytes: u64 = sr["bytes"].as_array().expect("bytes").iter().map(u).sum();
+        assert_eq!(
+            bytes,
+            mine.iter().map(|f| flow_bytes(f)).sum::<u64>(),
+            "{app:?}"
+        );
+    }
+
+    // Top clients and servers of each flagged app, exact at this size.
+    let top = d["top"].as_array().expect("top");
+    let flagged_apps: Vec<&str> = d["summary"]["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .filter(|a| a["verdict"] == "flag")
+        .map(|a| a["app"].as_str().expect("app"))
+        .collect();
+    let top_apps: Vec<&str> = top
+        .iter()
+        .map(|t| t["app"].as_str().expect("app"))
+        .collect();
+    assert_eq!(top_apps, flagged_apps);
+    for t in top {
+        let app = t["app"].as_str().expect("app");
+        for (list, key) in [("clients", "src_ip"), ("servers", "dst_ip")] {
+            let mut want: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+            for f in flagged.iter().filter(|f| f["app"] == app) {
+                let w = want.entry(f[key].as_str().expect("ip")).or_default();
+                w.0 += 1;
+                w.1 += flow_bytes(f);
+            }
+            let l = &t[list];
+            assert_eq!(l["exact"], true);
+            let entries = l["entries"].as_array().expect("entries");
+            assert_eq!(entries.len(), want.len().min(10), "{app} {list}");
+            let counts: Vec<u64> = entries.iter().map(|e| u(&e["flows"])).collect();
+            assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
+            for e in entries {
+                let ip = e["ip"].as_str().expect("ip");
+                assert_eq!((u(&e["flows"]), u(&e["bytes"])), want[ip], "{app} {ip}");
+                assert_eq!(u(&e["over"]), 0);
+                if let Some(name) = e.get("name") {
+                    assert!(
+                        flagged.iter().any(|f| f[key] == ip
+                            && (f.get("sni") == Some(name) || f.get("dns_name") == Some(name))),
+                        "{app} {ip} {name}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn report_is_the_same_at_any_worker_count() {
+    let one = replay(&demo(), &["--workers", "1"]);
+    let three = replay(&demo(), &["--workers", "3"]);
+    assert!(
+        one.html == three.html,
+        "the report differs between 1 and 3 workers"
+    );
+}
+
+#[test]
+fn report_that_cannot_be_created_fails_before_the_replay() {
+    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["replay", "--report", "/nonexistent-dir/report.html"])
+        .arg(demo())
+        .output()
+        .expect("picket runs");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot create /nonexistent-dir/report.html"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty(), "no summary: the replay never ran");
+}
+
+// ---------------------------------------------------------------------------------------------
+// In the browser
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for d in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]) {
+        let p = d.join("chromium");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "headless Chromium is not installed: this test opens the report in it. Install the \
+         Debian package `chromium` (`apt-get install chromium`), or run \
+         `PICKET_LIVE_TESTS=1 scripts/ensure-deps`, which installs it (scripts/check does this)"
+    );
+}
+
+/// What the browser made of a page.
+struct Page {
+    dom: String,
+    /// Console messages and uncaught errors Chromium logged.
+    console: Vec<String>,
+}
+
+/// Runs headless Chromium on `page` with `args`, in a fresh profile, for at most
+/// [`BROWSER_TIMEOUT`]; returns its standard output and error.
+fn browse(page: &Path, args: &[&str]) -> (String, String) {
+    let profile = tempfile::tempdir().expect("temp dir");
+    let out = profile.path().join("stdout");
+    let err = profile.path().join("stderr");
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            s(&profile.path().join("profile"))
+        ))
+        .args(args)
+        .arg(format!("file://{}", s(page)))
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).expect("stdout file"))
+        .stderr(File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("chromium starts");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for chromium") {
+            break st;
+        }
+        if t0.elapsed() > BROWSER_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within {BROWSER_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    let (o, e) = (read(&out), read(&err));
+    assert!(status.success(), "chromium failed ({status}):\n{e}");
+    (o, e)
+}
+
+/// The page's DOM after its script ran, and what it logged.
+fn render(page: &Path) -> Page {
+    let (dom, log) = browse(page, &["--dump-dom"]);
+    let console = log
+        .lines()
+        .filter(|l| {
+            l.contains(":CONSOLE")
+                || l.contains("Uncaught")
+                || l.contains("Content Security Policy")
+        })
+        .map(str::to_string)
+        .collect();
+    Page { dom, console }
+}
+
+/// Keeps a screenshot of the page in `target/test-artifacts/NAME`.
+fn screenshot(page: &Path, name: &str) -> PathBuf {
+    // The binary is target/<profile>/picket.
+    let target = Path::new(env!("CARGO_BIN_EXE_picket"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir");
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    let png = dir.join(name);
+    let _ = std::fs::remove_file(&png);
+    browse(
+        page,
+        &[
+            &format!("--screenshot={}", s(&png)),
+            "--window-size=1280,3600",
+        ],
+    );
+    let bytes = std::fs::read(&png).expect("screenshot written");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    assert!(bytes.len() > 20_000, "a blank page? {} bytes", bytes.len());
+    png
+}
+
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+fn assert_drawn(page: &Page) {
+    assert!(
+        page.console.is_empty(),
+        "the page logged to the console:\n{}",
+        page.console.join("\n")
+    );
+    assert!(
+        page.dom.contains(r#"data-rendered="ok""#),
+        "the script did not finish"
+    );
+    assert!(
+        page.dom
+            .contains(r#"<p id="failure" class="warn" hidden="">"#),
+        "the page reports a failure"
+    );
+}
+
+#[test]
+fn report_renders_in_chromium_without_console_errors() {
+    let run = replay(&demo(), &[]);
+    let d = embedded(&run.html);
+    let page = render(&run.report);
+    assert_drawn(&page);
+    let dom = &page.dom;
+
+    // Both charts, one bar per (app, bucket) with flows or bytes.
+    assert_eq!(count(dom, r#"class="timeline-chart""#), 2);
+    let cells = |key: &str| -> usize {
+        d["timeline"]["series"]
+            .as_array()
+            .expect("series")
+            .iter()
+            .flat_map(|s| s[key].as_array().expect("counts").iter())
+            .filter(|v| u(v) > 0)
+            .count()
+    };
+    assert!(cells("flows") > 10);
+    assert_eq!(count(dom, r#"class="bar-flows""#), cells("flows"));
+    assert_eq!(count(dom, r#"class="bar-bytes""#), cells("bytes"));
+
+    // The apps table, the top lists and the flagged flows, one row per listed flow.
+    let apps = d["summary"]["apps"].as_array().expect("apps");
+    let apps_table = &dom[dom.find(r#"<table id="apps""#).expect("apps table")..];
+    let apps_table = &apps_table[..apps_table.find("</table>").expect("end")];
+    assert_eq!(
+        count(apps_table, "<tr>"),
+        1 + apps.len() + 1,
+        "header, apps, (no app)"
+    );
+    assert_eq!(
+        count(dom, r#"class="top-app""#),
+        d["top"].as_array().expect("top").len()
+    );
+    let rows = d["flows"].as_array().expect("flows");
+    assert_eq!(count(dom, "<tr data-flow-id="), rows.len());
+    for r in rows {
+        let id = r["flow_id"].as_str().expect("id");
+        assert!(
+            dom.contains(&format!(r#"<tr data-flow-id="{id}">"#)),
+            "{id}"
+        );
+    }
+    assert!(dom.contains(&format!(
+        "Showing {} of {} matching",
+        rows.len(),
+        rows.len()
+    )));
+    // The filters offer the apps and signals of the listed flows.
+    for r in rows {
+        let app = r["app"].as_str().expect("app");
+        let signal = r["app_source"].as_str().expect("signal");
+        assert!(dom.contains(&format!(r#"<option value="{app}">{app}</option>"#)));
+        assert!(dom.contains(&format!(r#"<option value="{signal}">{signal}</option>"#)));
+    }
+
+    let png = screenshot(&run.report, "report.png");
+    eprintln!("screenshot: {}", png.display());
+}
+
+/// A TLS connection whose ClientHello names `sni`.
+fn tls(client: &str, server: &str, sni: &str, at: u64) -> Vec<Packet> {
+    const T0: u64 = 1_714_564_800_000_000_000;
+    let path = SynthPath::new(client.parse().expect("addr"), server.parse().expect("addr"));
+    let mut c = TcpConv::new(path, T0 + at, at);
+    c.handshake();
+    c.client_send(&client_hello(&ClientHelloSpec::new(sni, at)));
+    c.server_send(&[0x17; 900]);
+    c.close();
+    c.take_packets()
+}
+
+#[test]
+fn hostile_server_names_show_as_text_and_run_nothing() {
+    // Each claims a flagged app's domain, so it lands in every part of the report.
+    let hostile = [
+        r#"<img src=x onerror="document.body.setAttribute('data-pwned','img')">.whatsapp.net"#,
+        r#"</script><script>document.body.setAttribute('data-pwned','script')</script>.g.whatsapp.net"#,
+        r#""><svg onload="document.body.setAttribute('data-pwned','svg')">.zoom.us"#,
+        r#"<!--<script>document.body.setAttribute('data-pwned','comment')</script>.signal.org"#,
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets = Vec::new();
+    for (i, name) in hostile.iter().enumerate() {
+        packets.extend(tls(
+            &format!("10.9.0.{}:5000{i}", i + 1),
+            &format!("192.0.2.{}:443", i + 1),
+            name,
+            i as u64 * 1_000_000_000,
+        ));
+    }
+    // The file name is shown too.
+    let cap = write_capture(dir.path(), "<b id=pwned>capture.pcap", packets);
+    let run = replay(&cap, &[]);
+
+    // The capture says what it should: each name, verbatim, decided a flagged app.
+    let flows = of(&run.events, "flow");
+    for name in hostile {
+        let f = flows
+            .iter()
+            .find(|f| f["sni"] == name)
+            .unwrap_or_else(|| panic!("no flow named {name}"));
+        assert_eq!(f["verdict"], "flag", "{f}");
+    }
+
+    // The file has exactly its own two scripts and no markup from the capture.
+    let html = &run.html;
+    assert_eq!(count(html, "<script"), 2, "{html}");
+    assert_eq!(count(html, "</script>"), 2);
+    for bad in ["<img", "<svg", "<b id", "<!--", "onerror=\"", "onload=\""] {
+        assert!(!html.contains(bad), "{bad} in the file");
+    }
+    // ... and the data still holds every name exactly.
+    let d = embedded(html);
+    for name in hostile {
+        assert!(d["flows"]
+            .as_array()
+            .expect("flows")
+            .iter()
+            .any(|r| r["sni"] == name));
+    }
+    assert!(d["files"][0]
+        .as_str()
+        .expect("file")
+        .ends_with("<b id=pwned>capture.pcap"));
+
+    // The browser shows them as text and runs none of them.
+    let page = render(&run.report);
+    assert_drawn(&page);
+    let dom = &page.dom;
+    // Set as an attribute only if one of them ran; as text it is quoted differently.
+    assert!(
+        !dom.contains("data-pwned=\""),
+        "a script from the capture ran"
+    );
+    for bad in ["<img", "<b id", "<svg onload", "<!--"] {
+        assert!(!dom.contains(bad), "{bad} became markup");
+    }
+    // Text nodes serialise with `<` and `>` escaped: the names are there, as text.
+    assert!(
+        dom.contains(r#"&lt;img src=x onerror="document.body.setAttribute('data-pwned','img')"&gt;.whatsapp.net"#),
+        "the name is shown as text"
+    );
+    assert!(dom.contains("&lt;/script&gt;&lt;script&gt;document.body.setAttribute("));
+    assert!(
+        dom.contains("&lt;b id=pwned&gt;capture.pcap"),
+        "the file name as text"
+    );
+    screenshot(&run.report, "report-hostile.png");
+}

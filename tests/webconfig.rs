@@ -1,0 +1,274 @@
+//! `--web-config`: the metrics endpoint over TLS with basic authentication, checked with real
+//! tools: certificates made by `openssl`, requests made by `curl`, the sensor the real binary.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn need(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "`{tool}` is not installed: PICKET_LIVE_TESTS=1 scripts/ensure-deps installs it"
+    );
+}
+
+fn run(args: &[&str], dir: &Path) {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .current_dir(dir)
+        .output()
+        .expect("runs");
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 signed by it, and a client certificate.
+fn make_pki(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "openssl",
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+    run(&ca, dir);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        let mut req = vec!["openssl", "req", "-subj"];
+        let cn = format!("/CN={name}");
+        req.push(&cn);
+        req.extend(ec);
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        req.extend(["-keyout", &key, "-out", &csr]);
+        run(&req, dir);
+        std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
+        let crt = format!("{name}.crt");
+        let extfile = format!("{name}.ext");
+        run(
+            &[
+                "openssl",
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+                "-out",
+                &crt,
+            ],
+            dir,
+        );
+    }
+}
+
+struct Sensor(Child, u16);
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `picket replay --listen` held open on a FIFO (it serves before it opens its input).
+fn sensor(dir: &Path, web: &Path) -> Sensor {
+    let fifo = dir.join("capture.pcap");
+    if !fifo.exists() {
+        run(&["mkfifo", fifo.to_str().expect("utf-8")], dir);
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args([
+            "replay",
+            "--quiet",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--web-config")
+        .arg(web)
+        .arg(&fifo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("picket starts");
+    let s = Sensor(child, port);
+    let end = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "the endpoint did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s
+}
+
+/// curl's HTTP status for a request (0: no HTTP answer, e.g. a failed handshake).
+fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(extra)
+        .arg(url)
+        .current_dir(dir)
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn tls_and_basic_auth_with_real_curl() {
+    need("openssl");
+    need("curl");
+    need("mkfifo");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    make_pki(d);
+    let hash = bcrypt::hash("correct horse", 10).expect("bcrypt");
+    let web = d.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .expect("web config");
+    let s = sensor(d, &web);
+    let url = format!("https://127.0.0.1:{}/metrics", s.1);
+    let ca = ["--cacert", "ca.crt"];
+    fn with<'a>(ca: &[&'a str], user: &'a str) -> Vec<&'a str> {
+        let mut a = ca.to_vec();
+        a.extend(["-u", user]);
+        a
+    }
+    assert_eq!(curl(d, &url, &with(&ca, "prometheus:correct horse")), 200);
+    assert_eq!(curl(d, &url, &with(&ca, "prometheus:wrong")), 401);
+    assert_eq!(curl(d, &url, &with(&ca, "nobody:correct horse")), 401);
+    assert_eq!(curl(d, &url, &ca), 401, "no credentials");
+    // TLS 1.2 is below min_version; plain HTTP gets no answer.
+    let mut old = with(&ca, "prometheus:correct horse");
+    old.extend(["--tls-max", "1.2"]);
+    assert_eq!(curl(d, &url, &old), 0);
+    let plain = format!("http://127.0.0.1:{}/metrics", s.1);
+    assert_eq!(curl(d, &plain, &["-u", "prometheus:correct horse"]), 0);
+    // A certificate the client does not trust fails the handshake.
+    assert_eq!(curl(d, &url, &["-u", "prometheus:correct horse"]), 0);
+    // The body is the metrics.
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "--cacert",
+            "ca.crt",
+            "-u",
+            "prometheus:correct horse",
+            &url,
+        ])
+        .current_dir(d)
+        .output()
+        .expect("curl");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("picket_packets_total"));
+    // The 401 asks for basic authentication.
+    let o = Command::new("curl")
+        .args(["-s", "-i", "--cacert", "ca.crt", &url])
+        .current_dir(d)
+        .output()
+        .expect("curl");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("WWW-Authenticate: Basic"));
+    drop(s);
+
+    // Client certificates required: none is refused, one signed by the CA passes.
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+         client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
+    )
+    .expect("web config");
+    let s = sensor(d, &web);
+    let url = format!("https://127.0.0.1:{}/metrics", s.1);
+    assert_eq!(curl(d, &url, &ca), 0);
+    let mut mtls = ca.to_vec();
+    mtls.extend(["--cert", "client.crt", "--key", "client.key"]);
+    assert_eq!(curl(d, &url, &mtls), 200);
+    // The file is read again when it changes: now basic auth is asked for too.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .expect("web config");
+    assert_eq!(curl(d, &url, &mtls), 401);
+    mtls.extend(["-u", "prometheus:correct horse"]);
+    assert_eq!(curl(d, &url, &mtls), 200);
+    drop(s);
+}
+
+#[test]
+fn a_broken_web_config_stops_the_sensor_with_the_place() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, "basic_auth_users:\n  prometheus: not-a-hash\n").expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args([
+            "replay",
+            "--quiet",
+            "--listen",
+            "127.0.0.1:0",
+            "--web-config",
+        ])
+        .arg(&web)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/demo.pcap"))
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("web.yml") && err.contains("not a bcrypt hash"),
+        "{err}"
+    );
+}
