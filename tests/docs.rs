@@ -749,7 +749,7 @@ fn readme_metrics_match_a_scrape() {
 
 /// Event type → the fields its tables name, for the sections of `secs` that `pick` selects
 /// (the type is the heading's first code span).
-fn event_fields(secs: &[Section], pick: impl Fn(&Section) -> bool) -> BTreeMap<String, Section2> {
+fn event_fields(secs: &[Section], pick: impl Fn(&Section) -> bool) -> BTreeMap<String, EventDoc> {
     let mut out = BTreeMap::new();
     for s in secs.iter().filter(|s| pick(s)) {
         let Some(kind) = spans(&s.title).into_iter().next() else {
@@ -765,7 +765,7 @@ fn event_fields(secs: &[Section], pick: impl Fn(&Section) -> bool) -> BTreeMap<S
         }
         out.insert(
             kind,
-            Section2 {
+            EventDoc {
                 fields,
                 prose: s.prose.join(" "),
             },
@@ -776,7 +776,7 @@ fn event_fields(secs: &[Section], pick: impl Fn(&Section) -> bool) -> BTreeMap<S
 
 /// An event type's documented fields, and the prose around them.
 #[derive(Debug)]
-struct Section2 {
+struct EventDoc {
     fields: BTreeSet<String>,
     prose: String,
 }
@@ -784,7 +784,7 @@ struct Section2 {
 /// `flow_update` has no table of its own: it is `flow` without `end_reason`, plus `ts`; both
 /// documents must say so.
 fn with_flow_update(
-    mut doc: BTreeMap<String, Section2>,
+    mut doc: BTreeMap<String, EventDoc>,
     whence: &str,
 ) -> BTreeMap<String, BTreeSet<String>> {
     let flow = doc
