@@ -16,20 +16,26 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Examples shown after the options, and in the man page.
+pub const EXAMPLES: &str = "\
+Examples:
+  picket bench pcaps/demo.pcap
+  picket bench bulk.pcap --workers 1,2 --repeat 5";
+
 /// Options of `picket bench`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The capture to measure (read several times; the first pass warms the page cache).
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// Worker counts to measure the full pipeline with, e.g. `1,2`.
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    /// Worker counts to measure the full pipeline with, comma-separated, e.g. `1,2`.
+    #[arg(long, value_name = "N", value_delimiter = ',', default_value = "1")]
     workers: Vec<u16>,
     /// Passes per stage; the fastest is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3)]
     repeat: u32,
     /// Most flows held at once (as for replay).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     max_flows: usize,
 }
 

@@ -62,7 +62,7 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub closing_grace: u64,
     /// Log line format on standard error.
-    #[arg(long, value_enum, default_value = "human")]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "human")]
     pub log_format: LogFormat,
     /// Write alerts alone to PATH too (JSON lines; reopened on SIGHUP like the events file).
     #[arg(long, value_name = "PATH")]
@@ -85,7 +85,7 @@ pub struct CommonArgs {
     pub hint_cache: u64,
     /// Client addresses in events: as captured, truncated to the network (/24, /48), or a keyed
     /// hash; flow ids are keyed too in the last two, so they cannot be reversed.
-    #[arg(long, value_enum, default_value = "keep")]
+    #[arg(long, value_enum, value_name = "MODE", default_value = "keep")]
     pub client_addresses: ClientAddrMode,
     /// Key for `--client-addresses hash`: a file of at least 32 bytes (the same key gives the
     /// same hashes across runs and sensors) [default: a random key for this run].

@@ -10,7 +10,15 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Examples shown after the options, and in the man page.
+pub const EXAMPLES: &str = "\
+Examples:
+  picket live -i eth1 --events /var/log/picket/flows.jsonl
+  picket live -i eth1 --bpf 'not port 22' --listen 0.0.0.0:9898 --log-format json
+  picket live -i eth1 --web-config web.yml --sensor-name edge-1 --client-addresses hash";
+
 /// Options of `picket live`.
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The interface to capture on (a span or mirror port).
@@ -19,8 +27,8 @@ pub struct Args {
     /// Capture only what this BPF expression (tcpdump syntax) accepts.
     #[arg(long, value_name = "EXPR")]
     bpf: Option<String>,
-    /// Bytes kept per packet.
-    #[arg(long, default_value_t = 262_144)]
+    /// Bytes kept per packet (the snap length).
+    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
     snaplen: i32,
     /// Once the capture is open, run as this user [default: nobody when started as root; else
     /// stay as started]. Every capability is shed either way.

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod common;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod manual;
 pub mod replay;
 pub mod rules;
 pub mod synth;
@@ -14,6 +15,24 @@ pub const EXIT_UNREADABLE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Input damaged but partly processed.
 pub const EXIT_DAMAGED: u8 = 3;
+
+/// Every exit code with its meaning, for `--help` and the man page.
+pub const EXIT_CODES: [(u8, &str); 4] = [
+    (0, "success"),
+    (
+        EXIT_UNREADABLE,
+        "nothing readable: no input file could be opened as a capture (`rules check`: a rule \
+         file has an error)",
+    ),
+    (
+        EXIT_USAGE,
+        "usage or configuration error: bad flags, invalid rules, an output that cannot be created",
+    ),
+    (
+        EXIT_DAMAGED,
+        "input damaged but partly processed: everything read before the damage is reported",
+    ),
+];
 
 use anyhow::{Context, Result};
 use picket::rules::{self as ruleset, CompiledRules};

@@ -15,6 +15,16 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Examples shown after the options, and in the man page.
+pub const EXAMPLES: &str = "\
+Examples:
+  picket replay capture.pcapng
+  picket replay --events flows.jsonl a.pcap b.pcap
+  picket replay --events - capture.pcap | jq .
+  picket replay --report report.html capture.pcap
+  picket replay --format json capture.pcap
+  picket replay --rules my-rules/ --policy policy.toml capture.pcap";
+
 /// Inputs smaller than this get no progress bar.
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
 
@@ -26,14 +36,15 @@ pub struct Args {
     files: Vec<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
-    /// Serve /metrics, /healthz and /ready on this address while replaying.
+    /// Serve /metrics, /healthz and /ready on this address while replaying [default: no
+    /// endpoint].
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// No summary and no progress bar.
     #[arg(long, short)]
     quiet: bool,
     /// Summary format: a table, or one JSON object for scripts.
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
     format: SummaryFormat,
     /// Write the analyst's report to PATH: one self-contained HTML file (per-app totals, a
     /// timeline, top clients and servers of flagged apps, a filterable table of flagged flows,

@@ -6,15 +6,29 @@ use picket::rules;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Examples shown after the options, and in the man page.
+pub const EXAMPLES: &str = "\
+Examples:
+  picket rules check
+  picket rules check rules/ --policy policy.toml";
+
 /// Rule-file subcommands.
 #[derive(Subcommand, Debug)]
 pub enum RulesCmd {
     /// Validate rule files; print every error as file:line:col: message (exit 1 on error).
+    ///
+    /// Loads the rules as a sensor would: every error of every file is listed, and a rule set
+    /// with any error is refused as a whole. IP prefix lists past their `max_age_days` are
+    /// warnings. On success prints the apps, domain rules and prefixes loaded, and the flagged
+    /// apps.
+    #[command(after_help = EXAMPLES)]
     Check {
-        /// The rules folder (default: the embedded rules).
+        /// The rules folder [default: the embedded rules].
+        #[arg(value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// An extra policy file to validate with them.
-        #[arg(long)]
+        /// An extra policy file to validate with them, applied after the folder's own
+        /// `policy.toml` (as `--policy` of replay and live is).
+        #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
     },
 }

@@ -9,6 +9,13 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Examples shown after the options, and in the man page.
+pub const EXAMPLES: &str = "\
+Examples:
+  picket synth demo pcaps/demo.pcap
+  picket synth bulk bulk.pcap --flows 200 --packets-per-flow 3000
+  picket synth many-flows flows.pcapng --flows 100000 --pcapng --link sll2";
+
 /// Which capture to write.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Kind {
@@ -34,10 +41,15 @@ enum Kind {
 /// Link type of the written frames.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Link {
+    /// Ethernet II.
     Ethernet,
+    /// Linux cooked capture v1.
     Sll,
+    /// Linux cooked capture v2.
     Sll2,
+    /// Raw IPv4/IPv6, no link header.
     Raw,
+    /// BSD loopback.
     Null,
 }
 
@@ -45,22 +57,23 @@ enum Link {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Which capture.
-    #[arg(value_enum)]
+    #[arg(value_enum, value_name = "KIND")]
     kind: Kind,
-    /// Output file.
+    /// Output file (created or truncated).
     #[arg(value_name = "OUT")]
     out: PathBuf,
-    /// Flows (bulk, many-flows), or incomplete datagrams (fragment-flood).
-    #[arg(long, default_value_t = 200)]
+    /// Flows (bulk, many-flows; hostile: the SYN flood's size), or incomplete datagrams
+    /// (fragment-flood).
+    #[arg(long, value_name = "N", default_value_t = 200)]
     flows: usize,
     /// Packets per flow (bulk).
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, value_name = "N", default_value_t = 3000)]
     packets_per_flow: usize,
-    /// Seed: the same seed writes the same bytes.
-    #[arg(long, default_value_t = 1)]
+    /// Seed: the same seed writes the same bytes (bulk, many-flows, hostile).
+    #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
     /// Link type of the frames.
-    #[arg(long, value_enum, default_value = "ethernet")]
+    #[arg(long, value_enum, value_name = "LINK", default_value = "ethernet")]
     link: Link,
     /// Write pcapng instead of classic pcap.
     #[arg(long)]

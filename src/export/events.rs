@@ -8,15 +8,29 @@
 //! # `alert`
 //!
 //! The moment a flow is first classified as an app that alerts (verdict `flag`, or named by the
-//! policy): `ts` (the deciding packet's time), `flow_id`, `transport`, `src_ip`, `src_port`,
-//! `dst_ip`, `dst_port`, `vlan`, `segment`, `app`, `app_source`, `rule`, `sni`, `verdict`, and `suppressed`
-//! (always 0: later alerts of the same client and app within the interval are reported by
-//! `alert_suppressed`).
+//! policy). At most one per client and app per alert interval.
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `event` | `"alert"` | event type |
+//! | `ts` | string | time of the packet that decided |
+//! | `flow_id`, `sensor` | string | as in `flow` |
+//! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment` | | as in `flow` |
+//! | `app`, `app_source`, `rule`, `verdict`, `sni`, `dns_name` | | as in `flow` |
+//! | `suppressed` | int | always 0: later alerts of the same client and app within the interval are reported by `alert_suppressed` |
 //!
 //! # `alert_suppressed`
 //!
-//! When a suppression interval with suppressed alerts closes: `ts` (close), `since` (open),
-//! `flow_id` (of the alert that opened it), `src_ip`, `app`, `suppressed` (count).
+//! When a suppression interval with suppressed alerts closes.
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `event` | `"alert_suppressed"` | event type |
+//! | `ts`, `since` | string | when the interval closed and opened |
+//! | `flow_id` | string | the flow whose alert opened the interval |
+//! | `sensor` | string | as in `flow` |
+//! | `src_ip`, `app` | string | the client and the app |
+//! | `suppressed` | int | alerts not written in the interval |
 //!
 //! # `flow_update`
 //!
