@@ -385,6 +385,11 @@ const ETH_IPV6: u16 = 0x86DD;
 const ETH_VLAN: u16 = 0x8100;
 const ETH_QINQ: u16 = 0x88A8;
 const ETH_QINQ_OLD: u16 = 0x9100;
+/// PPPoE session stage (RFC 2516): broadband access links, often behind QinQ.
+const ETH_PPPOE_SESSION: u16 = 0x8864;
+/// PPP protocol numbers of IPv4 and IPv6 (RFC 1332, RFC 5072).
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
 const ETH_LEN: usize = 14;
 const SLL_LEN: usize = 16;
 const SLL2_LEN: usize = 20;
@@ -750,6 +755,20 @@ fn link<'a>(next: Next<'a>, cx: &mut Ctx) -> Result<&'a [u8], Skip> {
                 cx.vlans[usize::from(cx.nvlan)] = tci & 0x0FFF;
                 cx.nvlan += 1;
                 rest = &rest[4..];
+            }
+            ETH_PPPOE_SESSION => {
+                // Version/type 0x11, code 0 (session data), session id, length; then the PPP
+                // protocol field.
+                let hdr = rest.get(..8).ok_or(trunc)?;
+                if hdr[0] != 0x11 || hdr[1] != 0 {
+                    return Err(Skip::Malformed(DecodeLayer::Link));
+                }
+                t = match u16::from_be_bytes([hdr[6], hdr[7]]) {
+                    PPP_IPV4 => ETH_IPV4,
+                    PPP_IPV6 => ETH_IPV6,
+                    _ => return Err(Skip::NotIp), // LCP, IPCP, CHAP...: control, no flows
+                };
+                rest = &rest[8..];
             }
             ETH_MPLS | ETH_MPLS_MC => {
                 let inner = tunnel::mpls(rest)?;
@@ -1350,6 +1369,48 @@ mod tests {
 
     fn ok(f: &[u8]) -> PacketMeta {
         decode(LinkType::Ethernet, Timestamp(0), 0, f).unwrap()
+    }
+
+    /// PPPoE session header (version/type, code, session id, length) and PPP protocol.
+    fn pppoe(ppp: u16, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x11, 0x00, 0x12, 0x34];
+        p.extend(((payload.len() + 2) as u16).to_be_bytes());
+        p.extend(ppp.to_be_bytes());
+        p.extend(payload);
+        p
+    }
+
+    #[test]
+    fn decode_pppoe_session_behind_qinq() {
+        // QinQ (outer 0x88a8 VLAN 10, inner VLAN 20), then PPPoE carrying the IPv4 fixture.
+        let mut f = eth(ETH_QINQ);
+        f.extend(vlan_tag(ETH_VLAN, 10));
+        f.extend(vlan_tag(ETH_PPPOE_SESSION, 20));
+        f.extend(pppoe(PPP_IPV4, IPV4_TCP_SYN_ACK_PAYLOAD));
+        let m = ok(&f);
+        assert_fixture_flow(&m, &f);
+        assert_eq!(&m.vlans[..usize::from(m.nvlan)], &[10, 20]);
+        // IPv6 over PPPoE.
+        let v6 = eth_with(
+            ETH_PPPOE_SESSION,
+            &pppoe(PPP_IPV6, &ipv6(17, &udp(5353, 53, b"q"))),
+        );
+        assert_eq!(ok(&v6).dport, 53);
+        // PPP control (LCP) is no flow; a wrong version or code is damage; a cut header too.
+        assert_eq!(
+            err(&eth_with(ETH_PPPOE_SESSION, &pppoe(0xc021, &[1, 2]))),
+            Skip::NotIp
+        );
+        let mut bad = pppoe(PPP_IPV4, IPV4_TCP_SYN_ACK_PAYLOAD);
+        bad[0] = 0x21;
+        assert_eq!(
+            err(&eth_with(ETH_PPPOE_SESSION, &bad)),
+            Skip::Malformed(DecodeLayer::Link)
+        );
+        assert_eq!(
+            err(&eth_with(ETH_PPPOE_SESSION, &[0x11, 0, 0])),
+            Skip::Truncated(DecodeLayer::Link)
+        );
     }
 
     fn err(f: &[u8]) -> Skip {
