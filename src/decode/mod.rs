@@ -664,17 +664,26 @@ fn walk<'a>(
     wire_len: u32,
     cx: &mut Ctx,
 ) -> Result<Walked<'a>, Skip> {
+    // The capture kept the whole frame: a length field that runs past it is damage, not the
+    // snaplen.
+    let whole = wire_len as usize <= frame.len();
     loop {
-        let mut u = match next {
-            Next::Upper(u) => u,
-            Next::Ip(b) => match ip_header(b)? {
-                IpHeader::Whole(u) => u,
-                IpHeader::Fragment(f) => return Ok(Walked::Fragment(f)),
-            },
-            Next::Ether(_) | Next::Type(..) | Next::Mpls(_) => match ip_header(link(next, cx)?)? {
-                IpHeader::Whole(u) => u,
-                IpHeader::Fragment(f) => return Ok(Walked::Fragment(f)),
-            },
+        let ip = match next {
+            Next::Upper(u) => Err(u),
+            Next::Ip(b) => Ok(b),
+            Next::Ether(_) | Next::Type(..) | Next::Mpls(_) => Ok(link(next, cx)?),
+        };
+        let mut u = match ip {
+            Err(u) => u,
+            Ok(b) => {
+                if whole && ip_length_overruns(b) {
+                    return Err(Skip::Malformed(DecodeLayer::Ip));
+                }
+                match ip_header(b)? {
+                    IpHeader::Whole(u) => u,
+                    IpHeader::Fragment(f) => return Ok(Walked::Fragment(f)),
+                }
+            }
         };
         if u.v6 && is_ipv6_ext(u.proto) {
             if let Some(f) = ipv6_exts(&mut u)? {
@@ -684,6 +693,9 @@ fn walk<'a>(
         let d = match u.proto {
             IpNumber::TCP => return tcp(&u, frame, ts, wire_len, cx).map(Walked::Packet),
             IpNumber::UDP => {
+                if whole && be16(u.body, 4).is_some_and(|l| usize::from(l) > u.body.len()) {
+                    return Err(Skip::Malformed(DecodeLayer::Udp));
+                }
                 let (sport, dport, body) = udp(u.body)?;
                 let decap = match (sport, dport) {
                     (_, VXLAN_PORT | VXLAN_LINUX_PORT) => tunnel::vxlan(body),
@@ -785,6 +797,16 @@ fn link<'a>(next: Next<'a>, cx: &mut Ctx) -> Result<&'a [u8], Skip> {
             }
             _ => return Err(Skip::NotIp),
         }
+    }
+}
+
+/// Whether an IP header's length field (IPv4 total length, IPv6 payload length) claims more bytes
+/// than `ip` holds. Zero lengths (segmentation offload, jumbograms) claim nothing.
+fn ip_length_overruns(ip: &[u8]) -> bool {
+    match ip.first().map(|b| b >> 4) {
+        Some(4) => be16(ip, 2).is_some_and(|t| usize::from(t) > ip.len()),
+        Some(6) => be16(ip, 4).is_some_and(|p| 40 + usize::from(p) > ip.len()),
+        _ => false,
     }
 }
 
@@ -1369,6 +1391,25 @@ mod tests {
 
     fn ok(f: &[u8]) -> PacketMeta {
         decode(LinkType::Ethernet, Timestamp(0), 0, f).unwrap()
+    }
+
+    #[test]
+    fn length_fields_past_a_whole_frame_are_damage_not_snaplen() {
+        let mut f = eth(ETH_IPV4);
+        f.extend(IPV4_TCP_SYN_ACK_PAYLOAD);
+        f[14 + 2..14 + 4].copy_from_slice(&200u16.to_be_bytes());
+        // The capture says the frame was longer (snaplen): lax, what was captured is used.
+        let wire = (f.len() + 200) as u32;
+        assert!(decode(LinkType::Ethernet, Timestamp(0), wire, &f).is_ok());
+        // The whole frame was captured: the length lies.
+        assert_eq!(err(&f), Skip::Malformed(DecodeLayer::Ip));
+        // UDP likewise: its length field is 4 bytes into the UDP header.
+        let mut u = eth_with(ETH_IPV4, &ipv4(17, &udp(5000, 53, b"abcd")));
+        let at = 14 + 20 + 4;
+        u[at..at + 2].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(err(&u), Skip::Malformed(DecodeLayer::Udp));
+        let wire = (u.len() + 100) as u32;
+        assert!(decode(LinkType::Ethernet, Timestamp(0), wire, &u).is_ok());
     }
 
     /// PPPoE session header (version/type, code, session id, length) and PPP protocol.

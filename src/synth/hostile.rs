@@ -13,7 +13,7 @@
 //! | 2 s | a hello sent as 2,000 one-byte segments in a scattered order | `reassembly_limit` |
 //! | 2.5 s | a hello with a 10,000-byte server name ending in `.whatsapp.net` | `sni_oversized`; no app |
 //! | 3 s | a hello whose first extension claims 65,535 bytes | `tls_malformed` |
-//! | 3.2 s | IPv4 with a 12-byte header, a total length past the frame, TCP with a header offset past the segment, UDP whose length lies | decode errors |
+//! | 3.2 s | IPv4 with a 12-byte header, a total length past the frame, TCP with a header offset past the segment, UDP whose length lies | four decode errors |
 //! | 3.5 s | a DNS query whose name is a compression loop | `dns_malformed` |
 //! | 3.7 s | a datagram with the STUN cookie and a length past its end | `stun_malformed` |
 //! | 3.9 s | a QUIC v1 long header with random bytes for a payload | `quic_undecryptable` |
@@ -84,7 +84,7 @@ fn damaged(at: u64, tcp: bool, damage: impl FnOnce(&mut Vec<u8>)) -> Packet {
             window: 1000,
             mss: None,
         };
-        tcp_frame(&Link::default(), &ip, &h, &[0x16; 40])
+        tcp_frame(&Link::default(), &ip, &h, &[0x16; 8])
     } else {
         udp_frame(&Link::default(), &ip, 40_001, 53, &[0; 40])
     };
