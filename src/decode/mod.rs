@@ -804,8 +804,9 @@ fn link<'a>(next: Next<'a>, cx: &mut Ctx) -> Result<&'a [u8], Skip> {
 /// than `ip` holds. Zero lengths (segmentation offload, jumbograms) claim nothing.
 fn ip_length_overruns(ip: &[u8]) -> bool {
     match ip.first().map(|b| b >> 4) {
-        Some(4) => be16(ip, 2).is_some_and(|t| usize::from(t) > ip.len()),
-        Some(6) => be16(ip, 4).is_some_and(|p| 40 + usize::from(p) > ip.len()),
+        // Only past a whole fixed header: a frame cut inside it is truncated, as before.
+        Some(4) if ip.len() >= 20 => be16(ip, 2).is_some_and(|t| usize::from(t) > ip.len()),
+        Some(6) if ip.len() >= 40 => be16(ip, 4).is_some_and(|p| 40 + usize::from(p) > ip.len()),
         _ => false,
     }
 }
@@ -1229,11 +1230,12 @@ mod tests {
             decode(LinkType::Ethernet, Timestamp(0), 0, &f),
             Err(Skip::Malformed(DecodeLayer::Ip))
         );
-        // TCP cut inside its header.
+        // TCP cut inside its header by the snaplen (the wire had the whole packet).
         let mut f = eth(ETH_IPV4);
         f.extend(&IPV4_TCP_SYN_ACK_PAYLOAD[..30]);
+        let wire = (14 + IPV4_TCP_SYN_ACK_PAYLOAD.len()) as u32;
         assert_eq!(
-            decode(LinkType::Ethernet, Timestamp(0), 0, &f),
+            decode(LinkType::Ethernet, Timestamp(0), wire, &f),
             Err(Skip::Truncated(DecodeLayer::Tcp))
         );
         // TCP data offset below 5.
@@ -1818,8 +1820,13 @@ mod tests {
         let f = eth_with(ETH_IPV4, &ipv4_frag(6, [10, 1, 0, 1], 3, 0, true, &[0; 32]));
         let mut d = Decoder::new();
         assert_eq!(
-            d.decode(LinkType::Ethernet, Timestamp(0), 0, &f[..f.len() - 4])
-                .err(),
+            d.decode(
+                LinkType::Ethernet,
+                Timestamp(0),
+                f.len() as u32,
+                &f[..f.len() - 4]
+            )
+            .err(),
             Some(Skip::Truncated(DecodeLayer::Ip))
         );
     }
