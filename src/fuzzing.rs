@@ -309,32 +309,44 @@ impl PrefixModel {
         if data.is_empty() {
             return e;
         }
-        let mut next = self.bytes.clone();
-        if next.len() < start + data.len() {
-            next.resize(start + data.len(), None);
+        let before = self.contiguous();
+        let old_len = self.bytes.len();
+        if old_len < start + data.len() {
+            self.bytes.resize(start + data.len(), None);
         }
-        for (slot, &b) in next[start..].iter_mut().zip(data) {
+        let mut filled = Vec::new();
+        for (i, (slot, &b)) in self.bytes[start..].iter_mut().zip(data).enumerate() {
             match *slot {
                 Some(held) => e.conflict |= held != b,
-                None => *slot = Some(b),
+                None => {
+                    *slot = Some(b);
+                    filled.push(start + i);
+                }
             }
         }
-        if Self::runs(&next) > MAX_RANGES {
+        if Self::runs(&self.bytes) > MAX_RANGES {
+            // Refused whole: undo.
+            for i in filled {
+                self.bytes[i] = None;
+            }
+            self.bytes.truncate(old_len);
             e.too_many_holes = true;
             e.conflict = false;
             return e;
         }
-        let before = self.contiguous();
-        self.bytes = next;
         e.grew = self.contiguous() > before;
         e
     }
 }
 
+/// Most segments of one `tcp_reassembly` script (more only slows the fuzzer down).
+const MAX_SEGMENTS: usize = 64;
+
 /// A script of TCP segments through the reassembler and through a flow tracker.
 ///
 /// Input: client ISN (4 bytes), server port (2), then records of `ctl(1) flags(1) off(2) len(2)`
-/// and, when `ctl & 2`, `len` literal bytes (else `len` copies of `ctl`). `ctl & 1`: sent by the
+/// and, when `ctl & 2`, `len` literal bytes (else `len` copies of `ctl`); at most
+/// [`MAX_SEGMENTS`] records. `ctl & 1`: sent by the
 /// server; `ctl >> 2 & 3`: time step (0, 1 ms, 10 s, 400 s); `ctl & 16`: scan for a hello. The
 /// sequence number is the ISN + 1 + `off` - 256, so segments can start before the stream.
 ///
@@ -354,7 +366,9 @@ pub fn tcp_reassembly(data: &[u8]) {
     let mut pipe = Pipeline::new();
     let mut ts = Timestamp(1_700_000_000_000_000_000);
     let mut fill = Vec::new();
-    while !b.is_empty() {
+    let mut segments = 0;
+    while !b.is_empty() && segments < MAX_SEGMENTS {
+        segments += 1;
         let ctl = b.u8();
         let flags = b.u8() & 0x3f;
         let off = b.u16();
