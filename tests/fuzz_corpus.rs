@@ -378,7 +378,11 @@ mod seeds {
 
     /// A few flows of every kind: TLS over TCP, QUIC, DNS and STUN over UDP.
     fn mixed_packets() -> Vec<Packet> {
-        let mut packets: Vec<Packet> = synth::demo().into_iter().take(60).collect();
+        let mut packets: Vec<Packet> = synth::demo()
+            .into_iter()
+            .filter(|p| p.frame.len() <= 400)
+            .take(20)
+            .collect();
         let mut t = TcpConv::new(
             synth::Path::new(addr("10.2.0.1:50000"), addr("192.0.2.5:443")),
             T0,
@@ -481,7 +485,7 @@ mod seeds {
     pub fn capture_file() -> Vec<Named> {
         let packets = mixed_packets();
         let mut out = Vec::new();
-        let some = || packets.iter().take(30).cloned();
+        let some = || packets.iter().take(12).cloned();
         let pcap = |fmt: PcapFormat, it: Vec<Packet>| {
             synth::write_pcap(Vec::new(), fmt, it).expect("pcap")
         };
@@ -520,7 +524,7 @@ mod seeds {
         }
         w.section(true, vec![Interface::new("lo", LinkType::Null, 6)])
             .expect("section");
-        for p in packets.iter().skip(30).take(10) {
+        for p in packets.iter().skip(12).take(6) {
             w.write(0, p).expect("write");
         }
         let mut s = vec![0xc2];
