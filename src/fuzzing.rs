@@ -4,8 +4,8 @@
 //!
 //! Every function returns normally on any input. A panic is a bug, and so is a failed `assert!`:
 //! each target also checks cheap facts the code promises (ranges inside the input, round trips,
-//! first-arrival-wins reassembly against a byte model, events that are valid JSON), so a wrong
-//! answer is caught as well as a bad index.
+//! first-arrival-wins reassembly against a byte model, events that serialise to one line each),
+//! so a wrong answer is caught as well as a bad index.
 
 use crate::capture::file::{FileSource, MAX_FRAME};
 use crate::capture::{LinkType, PacketSource, Timestamp};
@@ -345,10 +345,10 @@ const MAX_SEGMENTS: usize = 64;
 /// A script of TCP segments through the reassembler and through a flow tracker.
 ///
 /// Input: client ISN (4 bytes), server port (2), then records of `ctl(1) flags(1) off(2) len(2)`
-/// and, when `ctl & 2`, `len` literal bytes (else `len` copies of `ctl`); at most
-/// [`MAX_SEGMENTS`] records. `ctl & 1`: sent by the
-/// server; `ctl >> 2 & 3`: time step (0, 1 ms, 10 s, 400 s); `ctl & 16`: scan for a hello. The
-/// sequence number is the ISN + 1 + `off` - 256, so segments can start before the stream.
+/// and, when `ctl & 2`, `len` literal bytes (else `len` copies of `ctl`); at most 64 records.
+/// `ctl & 1`: sent by the server; `ctl >> 2 & 3`: time step (0, 1 ms, 10 s, 400 s); `ctl & 16`:
+/// scan for a hello. The sequence number is the ISN + 1 + `off` - 256, so segments can start
+/// before the stream.
 ///
 /// Checks: every insert of a client segment into a [`ClientPrefix`] reports and holds exactly
 /// what a byte-by-byte model of first-arrival-wins says, and the tracker and its events survive.
