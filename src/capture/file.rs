@@ -769,6 +769,37 @@ mod tests {
     }
 
     #[test]
+    fn with_chunk_size_small_chunks_never_change_a_held_frame() {
+        let mut f = pcap_header(PCAP_US_LE, false, 1);
+        for i in 0..40u8 {
+            pcap_record(&mut f, false, u32::from(i), 0, &[i; 37]);
+        }
+        let len = f.len() as u64;
+        let mut src = FileSource::with_chunk_size(
+            PathBuf::from("t.pcap"),
+            Box::new(io::Cursor::new(f)),
+            Some(len),
+            64,
+        )
+        .unwrap();
+        // Hold every other frame's chunk, as workers do, while later frames are read.
+        let mut held = Vec::new();
+        let mut n = 0u8;
+        while let Some(p) = src.next_packet().unwrap() {
+            assert_eq!(p.data, [n; 37]);
+            let at = p.data.as_ptr() as usize - p.chunk.as_ptr() as usize;
+            if n % 2 == 0 {
+                held.push((Arc::clone(p.chunk), at, n));
+            }
+            for (c, at, i) in &held {
+                assert_eq!(c[*at..*at + 37], [*i; 37]);
+            }
+            n += 1;
+        }
+        assert_eq!(n, 40);
+    }
+
+    #[test]
     fn next_packet_pcap_truncated_record_names_offset_and_packet() {
         let mut f = pcap_header(PCAP_US_LE, false, 1);
         pcap_record(&mut f, false, 1, 0, b"0123456789");
