@@ -36,6 +36,8 @@ pub mod dispatch;
 pub mod engine;
 pub mod export;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod proto;
 pub mod rules;
 pub mod synth;

@@ -205,6 +205,8 @@ pub struct FileSource {
     format: Format,
     packets: u64,
     len: Option<u64>,
+    /// Smallest read chunk ([`BUF_SIZE`] except in tests and fuzzing).
+    chunk: usize,
 }
 
 impl fmt::Debug for FileSource {
@@ -256,10 +258,22 @@ impl FileSource {
         input: Box<dyn Read + Send>,
         len: Option<u64>,
     ) -> Result<Self, CaptureError> {
+        Self::with_chunk_size(path, input, len, BUF_SIZE)
+    }
+
+    /// Like [`FileSource::from_reader`], reading in chunks of at least `chunk` bytes instead of
+    /// 1 MiB, so small inputs reach the chunk hand-over in `fill` (fuzzing and tests).
+    pub(crate) fn with_chunk_size(
+        path: PathBuf,
+        input: Box<dyn Read + Send>,
+        len: Option<u64>,
+        chunk: usize,
+    ) -> Result<Self, CaptureError> {
+        let chunk = chunk.max(1);
         let mut src = FileSource {
             path,
             input,
-            buf: Arc::new(vec![0; BUF_SIZE]),
+            buf: Arc::new(vec![0; chunk]),
             pool: Vec::new(),
             start: 0,
             end: 0,
@@ -272,6 +286,7 @@ impl FileSource {
             },
             packets: 0,
             len,
+            chunk,
         };
         src.read_file_header()?;
         Ok(src)
@@ -318,7 +333,7 @@ impl FileSource {
         if self.eof {
             return Ok(false);
         }
-        let size = need.next_power_of_two().max(BUF_SIZE);
+        let size = need.next_power_of_two().max(self.chunk);
         let rest = self.end - self.start;
         match Arc::get_mut(&mut self.buf) {
             Some(b) if b.len() >= size => b.copy_within(self.start..self.end, 0),
@@ -751,6 +766,37 @@ mod tests {
             assert_eq!(got[0].2, b"abcd");
             assert_eq!(got[1].2, b"ef");
         }
+    }
+
+    #[test]
+    fn with_chunk_size_small_chunks_never_change_a_held_frame() {
+        let mut f = pcap_header(PCAP_US_LE, false, 1);
+        for i in 0..40u8 {
+            pcap_record(&mut f, false, u32::from(i), 0, &[i; 37]);
+        }
+        let len = f.len() as u64;
+        let mut src = FileSource::with_chunk_size(
+            PathBuf::from("t.pcap"),
+            Box::new(io::Cursor::new(f)),
+            Some(len),
+            64,
+        )
+        .unwrap();
+        // Hold every other frame's chunk, as workers do, while later frames are read.
+        let mut held = Vec::new();
+        let mut n = 0u8;
+        while let Some(p) = src.next_packet().unwrap() {
+            assert_eq!(p.data, [n; 37]);
+            let at = p.data.as_ptr() as usize - p.chunk.as_ptr() as usize;
+            if n % 2 == 0 {
+                held.push((Arc::clone(p.chunk), at, n));
+            }
+            for (c, at, i) in &held {
+                assert_eq!(c[*at..*at + 37], [*i; 37]);
+            }
+            n += 1;
+        }
+        assert_eq!(n, 40);
     }
 
     #[test]

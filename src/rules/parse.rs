@@ -228,13 +228,18 @@ pub struct PrefixList {
     pub entries: Vec<(std::net::IpAddr, u8, usize)>,
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (years 1970 to 9999).
 pub fn day_number(date: &str) -> Option<i64> {
     let mut it = date.split('-');
     let y: i64 = it.next()?.parse().ok()?;
     let m: i64 = it.next()?.parse().ok()?;
     let d: i64 = it.next()?.parse().ok()?;
-    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
+    // A four-digit year, like the format says; a longer one would overflow the arithmetic below.
+    if it.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || !(1970..=9999).contains(&y)
+    {
         return None;
     }
     // Howard Hinnant's days_from_civil.
@@ -983,6 +988,22 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
         assert_eq!(day_number("1970-01-01"), Some(0));
         assert_eq!(day_number("2000-03-01"), Some(11_017));
         assert_eq!(day_number("2024-13-01"), None);
+        assert_eq!(day_number("9999-12-31"), Some(2_932_896));
+    }
+
+    /// Found while writing the `rule_file` fuzz target: a year of 17 digits or more overflowed
+    /// the day arithmetic (a panic in debug builds, a wrapped day in release ones).
+    #[test]
+    fn day_number_rejects_years_past_9999() {
+        assert_eq!(day_number("10000-01-01"), None);
+        assert_eq!(day_number("99999999999999999-03-01"), None);
+        assert_eq!(day_number("9223372036854775807-01-01"), None);
+        let text = GOOD.to_string()
+            + "[prefixes]\nsource = \"s\"\nas_of = \"99999999999999999-03-01\"\nlist = []\n";
+        let errs = RuleSet::parse(&[src("chat.toml", &text)], None)
+            .unwrap_err()
+            .0;
+        assert!(errs[0].message.contains("as_of must be a date"), "{errs:?}");
     }
 
     #[test]
