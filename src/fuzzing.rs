@@ -187,6 +187,7 @@ fn meta(
         transport,
         vlans: [0; MAX_VLANS],
         nvlan: 0,
+        segment: crate::decode::Segment::default(),
         flags: 0,
         seq: 0,
         ack: 0,
@@ -873,10 +874,35 @@ pub fn rule_file(data: &[u8]) {
                 crate::rules::BytePattern::Any => 0,
                 crate::rules::BytePattern::OneOf(v) => v.first().copied().unwrap_or(0),
             }));
+            if let Some(l) = sig.length {
+                // Make the length field and the payload's length agree: grow the payload to
+                // what the pattern's bytes already say, or write the payload's length.
+                let end = usize::from(l.offset) + usize::from(l.size);
+                if payload.len() < end {
+                    payload.resize(end, 0);
+                }
+                let said = l.read(&payload).unwrap_or(0);
+                if said >= payload.len() as i64 {
+                    payload.resize(usize::try_from(said).unwrap_or(0), 0);
+                } else {
+                    let v = (payload.len() as i64 - i64::from(l.adjust)).max(0) as u64;
+                    let size = usize::from(l.size);
+                    let bytes = v.to_be_bytes();
+                    let field = &mut payload[usize::from(l.offset)..end];
+                    for i in 0..size {
+                        field[i] = if l.big_endian {
+                            bytes[8 - size + i]
+                        } else {
+                            bytes[7 - i]
+                        };
+                    }
+                }
+            }
             let port = sig.ports.first().copied().unwrap_or(443);
+            let len = payload.len();
             assert!(
                 compiled
-                    .match_payload(sig.transport, port, &payload)
+                    .match_payload(sig.transport, port, &payload, len)
                     .is_some(),
                 "signature at line {}",
                 sig.line
