@@ -5,7 +5,7 @@
 
 pub mod hints;
 
-use crate::rules::{CompiledRules, Verdict};
+use crate::rules::{CompiledRules, DomainMatch, Verdict};
 use std::sync::Arc;
 
 /// Which signal decided a flow's app.
@@ -63,13 +63,8 @@ pub struct Classification {
     pub alert: bool,
 }
 
-/// Classifies a server name seen by `source`; `None` when no rule claims it.
-pub fn by_server_name(
-    rules: &CompiledRules,
-    name: &[u8],
-    source: AppSource,
-) -> Option<Classification> {
-    let m = rules.match_host(name)?;
+/// The classification a rule match gives, with the app's verdict under the rules in force.
+fn decided(rules: &CompiledRules, m: &DomainMatch, source: AppSource) -> Option<Classification> {
     let app = rules.apps().get(usize::from(m.app))?;
     Some(Classification {
         app: Arc::clone(&app.id),
@@ -78,6 +73,16 @@ pub fn by_server_name(
         verdict: app.verdict,
         alert: app.alert,
     })
+}
+
+/// Classifies a server name seen by `source`; `None` when no rule claims it.
+pub fn by_server_name(
+    rules: &CompiledRules,
+    name: &[u8],
+    source: AppSource,
+) -> Option<Classification> {
+    let m = rules.match_host(name)?;
+    decided(rules, m, source)
 }
 
 /// Classifies the start of a flow's client payload by the rules' byte signatures; `frame_len`
@@ -90,14 +95,7 @@ pub fn by_payload(
     frame_len: usize,
 ) -> Option<Classification> {
     let m = rules.match_payload(transport, server_port, data, frame_len)?;
-    let app = rules.apps().get(usize::from(m.app))?;
-    Some(Classification {
-        app: Arc::clone(&app.id),
-        source: AppSource::Signature,
-        rule: Arc::clone(&m.rule),
-        verdict: app.verdict,
-        alert: app.alert,
-    })
+    decided(rules, m, AppSource::Signature)
 }
 
 /// Classifies a STUN/TURN message by the rules' STUN marks.
@@ -106,40 +104,19 @@ pub fn by_stun(
     msg: &crate::proto::stun::Message<'_>,
 ) -> Option<Classification> {
     let m = rules.match_stun(msg)?;
-    let app = rules.apps().get(usize::from(m.app))?;
-    Some(Classification {
-        app: Arc::clone(&app.id),
-        source: AppSource::Stun,
-        rule: Arc::clone(&m.rule),
-        verdict: app.verdict,
-        alert: app.alert,
-    })
+    decided(rules, m, AppSource::Stun)
 }
 
 /// Classifies a ClientHello by its JA4 fingerprint.
 pub fn by_ja4(rules: &CompiledRules, ja4: &str) -> Option<Classification> {
     let m = rules.match_ja4(ja4)?;
-    let app = rules.apps().get(usize::from(m.app))?;
-    Some(Classification {
-        app: Arc::clone(&app.id),
-        source: AppSource::Ja4,
-        rule: Arc::clone(&m.rule),
-        verdict: app.verdict,
-        alert: app.alert,
-    })
+    decided(rules, m, AppSource::Ja4)
 }
 
 /// Classifies an address by the rules' IP prefixes; `None` when no list holds it.
 pub fn by_address(rules: &CompiledRules, ip: std::net::IpAddr) -> Option<Classification> {
     let m = rules.match_addr(ip)?;
-    let app = rules.apps().get(usize::from(m.app))?;
-    Some(Classification {
-        app: Arc::clone(&app.id),
-        source: AppSource::Ip,
-        rule: Arc::clone(&m.rule),
-        verdict: app.verdict,
-        alert: app.alert,
-    })
+    decided(rules, m, AppSource::Ip)
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ impl WorkerPub {
         self.evicted.store(s.evicted, Ordering::Relaxed);
         self.hellos.store(s.hellos, Ordering::Relaxed);
         self.overlap_conflicts
-            .store(s.overlap_conflicts, Ordering::Relaxed);
+            .store(s.overlap_conflicts(), Ordering::Relaxed);
         for (a, v) in self.anomalies.iter().zip(s.anomalies) {
             a.store(v, Ordering::Relaxed);
         }

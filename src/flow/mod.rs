@@ -606,10 +606,6 @@ pub struct TrackerStats {
     pub hellos: u64,
     /// Flows whose handshake search ended without a ClientHello.
     pub hello_gave_up: u64,
-    /// Segments whose bytes disagreed with bytes already held.
-    pub overlap_conflicts: u64,
-    /// Segments dropped by the reassembly limits (cap or holes).
-    pub reasm_dropped: u64,
     /// Most flows held at once.
     pub peak_flows: u64,
     /// Protocol anomalies, by [`Anomaly::index`].
@@ -681,12 +677,26 @@ impl TrackerStats {
         self.evicted += o.evicted;
         self.hellos += o.hellos;
         self.hello_gave_up += o.hello_gave_up;
-        self.overlap_conflicts += o.overlap_conflicts;
-        self.reasm_dropped += o.reasm_dropped;
         self.peak_flows += o.peak_flows;
         for (a, b) in self.anomalies.iter_mut().zip(o.anomalies) {
             *a += b;
         }
+    }
+
+    /// Counts a ClientHello read (over TCP or QUIC) and what was wrong with it.
+    fn hello_read(&mut self, ch: &ClientHello<'_>) {
+        self.hellos += 1;
+        if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
+            self.anomaly(Anomaly::SniOversized, 1);
+        }
+        if ch.malformed_extensions {
+            self.anomaly(Anomaly::TlsMalformed, 1);
+        }
+    }
+
+    /// Segments whose bytes disagreed with bytes already held (TCP and QUIC CRYPTO).
+    pub fn overlap_conflicts(&self) -> u64 {
+        self.anomalies[Anomaly::ReassemblyConflict.index()]
     }
 
     /// Counts one anomaly.
@@ -971,8 +981,6 @@ impl FlowTracker {
             return;
         };
         let ins = prefix.insert(seq, payload);
-        self.stats.overlap_conflicts += u64::from(ins.conflict);
-        self.stats.reasm_dropped += u64::from(ins.beyond_cap || ins.too_many_holes);
         self.stats
             .anomaly(Anomaly::ReassemblyConflict, u64::from(ins.conflict));
         self.stats.anomaly(
@@ -1035,13 +1043,7 @@ impl FlowTracker {
         } else {
             match prefix.scan_hello(&mut self.scratch) {
                 HelloScan::Found(ch) => {
-                    self.stats.hellos += 1;
-                    if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
-                        self.stats.anomaly(Anomaly::SniOversized, 1);
-                    }
-                    if ch.malformed_extensions {
-                        self.stats.anomaly(Anomaly::TlsMalformed, 1);
-                    }
+                    self.stats.hello_read(&ch);
                     let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                     cx.adopt(f, &ch, AppSource::Sni);
                     true
@@ -1180,7 +1182,6 @@ impl FlowTracker {
                 }
             },
         );
-        self.stats.overlap_conflicts += u64::from(conflict);
         self.stats
             .anomaly(Anomaly::ReassemblyConflict, u64::from(conflict));
         if matches!(
@@ -1198,13 +1199,7 @@ impl FlowTracker {
         }
         let done = match crypto.scan_handshake_message() {
             HelloScan::Found(ch) => {
-                self.stats.hellos += 1;
-                if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
-                    self.stats.anomaly(Anomaly::SniOversized, 1);
-                }
-                if ch.malformed_extensions {
-                    self.stats.anomaly(Anomaly::TlsMalformed, 1);
-                }
+                self.stats.hello_read(&ch);
                 let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
                 cx.adopt(f, &ch, AppSource::QuicSni);
                 true

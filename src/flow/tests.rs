@@ -236,7 +236,7 @@ fn packet_hello_split_out_of_order_with_retransmission() {
     assert_eq!(r.flow.to_client.packets, 3);
     assert!(r.flow.tcp.syn);
     assert_eq!(t.stats.hellos, 1);
-    assert_eq!(t.stats.overlap_conflicts, 0);
+    assert_eq!(t.stats.overlap_conflicts(), 0);
 }
 
 #[test]
@@ -406,7 +406,7 @@ fn packet_conflicting_overlap_keeps_first_bytes() {
     ];
     let out = run(&mut t, &h, &pkts);
     assert_eq!(sni(&out[0]), Some("web.telegram.org"));
-    assert_eq!(t.stats.overlap_conflicts, 1);
+    assert_eq!(t.stats.overlap_conflicts(), 1);
 }
 
 mod prop {
