@@ -135,4 +135,33 @@ mod tests {
         let fb = by_server_name(&rules, b"static.xx.fbcdn.net", AppSource::Sni);
         assert!(fb.as_ref().is_none_or(|c| &*c.app != "whatsapp"), "{fb:?}");
     }
+
+    /// Meta's names, one app each or none: chat channels name their app; shared web and CDN
+    /// names, the Facebook Lite channel and a visit to whatsapp.com's web site name nothing.
+    #[test]
+    fn meta_names_are_told_apart() {
+        let rules = crate::rules::defaults().unwrap();
+        let app =
+            |name: &[u8]| by_server_name(&rules, name, AppSource::Sni).map(|c| c.app.to_string());
+        assert_eq!(app(b"edge-mqtt.facebook.com").as_deref(), Some("messenger"));
+        assert_eq!(
+            app(b"edge-chat.messenger.com").as_deref(),
+            Some("messenger")
+        );
+        assert_eq!(app(b"g.whatsapp.net").as_deref(), Some("whatsapp"));
+        assert_eq!(app(b"web.whatsapp.com").as_deref(), Some("whatsapp"));
+        for shared in [
+            &b"mqtt-mini.facebook.com"[..],
+            b"www.facebook.com",
+            b"graph.facebook.com",
+            b"scontent.cdninstagram.com",
+            b"i.instagram.com",
+            b"edge-mqtt.facebook.com.example.org",
+            b"xedge-mqtt.facebook.com",
+            b"www.whatsapp.com",
+            b"faq.whatsapp.com",
+        ] {
+            assert_eq!(app(shared), None, "{}", String::from_utf8_lossy(shared));
+        }
+    }
 }
