@@ -100,6 +100,8 @@ pub struct RunReport {
     pub workers_used: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// CPU time of the reader thread (reading, decoding, dispatching) while it fed the workers.
+    pub reader_cpu: Duration,
     /// The run was stopped on request before its input ended.
     pub stopped: bool,
 }
@@ -344,7 +346,7 @@ where
     D: FnOnce(&mut Feeder<'_, '_>) -> bool,
 {
     let started = Instant::now();
-    let (read, workers, stopped) = thread::scope(|scope| {
+    let (read, workers, stopped, reader_cpu) = thread::scope(|scope| {
         let (tx, rx) = bounded::<WorkerOutput>(RECORD_BATCHES);
         let consumer = scope.spawn(move || {
             for out in rx {
@@ -372,7 +374,9 @@ where
             rules,
             hints: HintWriter::new(hints),
         };
+        let cpu_before = crate::dispatch::thread_cpu();
         let stopped = feed(&mut feeder);
+        let reader_cpu = crate::dispatch::thread_cpu().saturating_sub(cpu_before);
         let Feeder {
             pipe,
             mut read,
@@ -385,13 +389,14 @@ where
         if let Err(p) = consumer.join() {
             std::panic::resume_unwind(p);
         }
-        (read, report, stopped)
+        (read, report, stopped, reader_cpu)
     });
     RunReport {
         workers_used: cfg.workers.max(1),
         read,
         workers,
         elapsed: started.elapsed(),
+        reader_cpu,
         stopped,
     }
 }

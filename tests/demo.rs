@@ -408,3 +408,41 @@ fn idle_near_the_end_same_events_at_any_worker_count() {
         assert_eq!(sorted_lines(&one), sorted_lines(&many), "--workers {w}");
     }
 }
+
+/// `picket bench` on the demo: every stage counts every packet, every worker count ends every
+/// flow, and each worker's CPU cost is reported (times are printed, never asserted).
+#[test]
+fn bench_reports_every_stage_and_every_worker() {
+    let o = picket(&[
+        "bench",
+        s(&demo_path()),
+        "--workers",
+        "1,2",
+        "--repeat",
+        "1",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("1825 packets"), "every record is read:\n{out}");
+    for stage in [
+        "read (no header touched)",
+        "read + decode",
+        "full pipeline, 1 worker(s)",
+        "full pipeline, 2 worker(s)",
+    ] {
+        assert!(out.contains(stage), "{stage}:\n{out}");
+    }
+    assert_eq!(
+        out.matches(" 30 flows").count(),
+        2,
+        "both widths end all 30 flows:\n{out}"
+    );
+    let cpu: Vec<&str> = out.lines().filter(|l| l.contains("CPU: reader")).collect();
+    assert_eq!(cpu.len(), 2, "{out}");
+    let per_worker = |l: &str| {
+        l.rsplit_once("ns per own packet: ")
+            .map(|(_, v)| v.trim_end_matches(')').split(", ").count())
+    };
+    assert_eq!(per_worker(cpu[0]), Some(1), "{}", cpu[0]);
+    assert_eq!(per_worker(cpu[1]), Some(2), "{}", cpu[1]);
+}

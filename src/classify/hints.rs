@@ -23,7 +23,7 @@ use crate::rules::CompiledRules;
 use dashmap::DashMap;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// How long after a call's last app-marked STUN message its endpoints stay attributed.
@@ -52,6 +52,9 @@ struct Entry {
 #[derive(Debug)]
 struct Cache<K: std::hash::Hash + Eq> {
     map: DashMap<K, Entry, foldhash::fast::RandomState>,
+    /// Entries in `map`, kept by the writer: `DashMap::len` locks every shard, too dear for
+    /// each new flow's "anything cached?" check.
+    held: AtomicUsize,
     capacity: usize,
     evicted: AtomicU64,
 }
@@ -60,12 +63,20 @@ impl<K: std::hash::Hash + Eq + Copy> Cache<K> {
     fn new(capacity: usize) -> Self {
         Cache {
             map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            held: AtomicUsize::new(0),
             capacity: capacity.max(1),
             evicted: AtomicU64::new(0),
         }
     }
 
+    fn len(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
     fn get(&self, k: &K, at: Timestamp) -> Option<Entry> {
+        if self.len() == 0 {
+            return None;
+        }
         let e = self.map.get(k)?;
         (e.from < at && at <= e.until).then(|| e.clone())
     }
@@ -104,7 +115,7 @@ impl Hints {
 
     /// Entries held now: (DNS answers, peer endpoints).
     pub fn len(&self) -> (usize, usize) {
-        (self.dns.map.len(), self.peers.map.len())
+        (self.dns.len(), self.peers.len())
     }
 
     /// Whether both caches are empty.
@@ -133,7 +144,7 @@ impl Hints {
         if self.is_empty() {
             return None;
         }
-        let peer = if udp && !self.peers.map.is_empty() {
+        let peer = if udp {
             self.peers
                 .get(&client, at)
                 .or_else(|| self.peers.get(&server, at))
@@ -199,16 +210,18 @@ fn put<K: std::hash::Hash + Eq + Copy>(
         E::Vacant(v) => {
             let from = e.from;
             v.insert(e);
+            cache.held.fetch_add(1, Ordering::Relaxed);
             order.push_back((k, from));
         }
     }
-    while cache.map.len() > cache.capacity || order.len() > 2 * cache.capacity {
+    while cache.len() > cache.capacity || order.len() > 2 * cache.capacity {
         let Some((old, from)) = order.pop_front() else {
             break;
         };
         // The queue can hold a key more than once (it was replaced); only its newest
         // insertion removes it.
         if cache.map.remove_if(&old, |_, e| e.from == from).is_some() {
+            cache.held.fetch_sub(1, Ordering::Relaxed);
             cache.evicted.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -443,8 +456,12 @@ mod tests {
                 Timestamp(u64::from(i) * SEC),
             );
         }
+        // Another app's answer for a held address replaces it: still 4 entries.
+        let r = response("whatsapp.net", [1, 2, 3, 9], 600);
+        w.observe(&rules, false, dns, client, &r, Timestamp(11 * SEC));
         let h = w.shared().clone();
         assert_eq!(h.len().0, 4);
+        assert_eq!(h.dns.map.len(), 4, "the kept count is the map's");
         assert_eq!(h.evicted().0, 6);
         let at = Timestamp(20 * SEC);
         assert!(h

@@ -43,6 +43,8 @@ struct Pass {
     packets: u64,
     bytes: u64,
     elapsed: Duration,
+    /// Full pipeline passes: the reader's CPU time and each worker's (packets, CPU time).
+    cpu: Option<(Duration, Vec<(u64, Duration)>)>,
 }
 
 fn best<F: FnMut() -> Result<Pass>>(repeat: u32, mut f: F) -> Result<Pass> {
@@ -69,6 +71,7 @@ fn pass_read(file: &PathBuf) -> Result<Pass> {
         packets,
         bytes,
         elapsed: t.elapsed(),
+        cpu: None,
     })
 }
 
@@ -87,6 +90,7 @@ fn pass_decode(file: &PathBuf) -> Result<(Pass, u64)> {
             packets,
             bytes,
             elapsed: t.elapsed(),
+            cpu: None,
         },
         decoded,
     ))
@@ -101,6 +105,25 @@ fn row(name: &str, p: &Pass, base: &Pass) {
         p.packets as f64 / secs / 1e6,
         p.bytes as f64 * 8.0 / secs / 1e9,
         base.elapsed.as_secs_f64() / secs
+    );
+}
+
+/// CPU time per packet of the reader (all packets) and of each worker (its own packets): a
+/// worker's cost stays flat as workers are added when the work splits without overhead.
+fn cpu_rows(packets: u64, reader: Duration, workers: &[(u64, Duration)]) {
+    let per = |d: Duration, n: u64| d.as_nanos() as f64 / n.max(1) as f64;
+    let worker_cpu: Duration = workers.iter().map(|w| w.1).sum();
+    let each: Vec<String> = workers
+        .iter()
+        .map(|&(n, d)| format!("{:.0}", per(d, n)))
+        .collect();
+    println!(
+        "{:<28} CPU: reader {:.3} s ({:.0} ns/pkt), workers {:.3} s (ns per own packet: {})",
+        "",
+        reader.as_secs_f64(),
+        per(reader, packets),
+        worker_cpu.as_secs_f64(),
+        each.join(", ")
     );
 }
 
@@ -159,10 +182,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 packets: r.read.packets,
                 bytes: read.bytes,
                 elapsed: r.elapsed,
+                cpu: Some((r.reader_cpu, r.workers.cpu)),
             })
         })?;
         row(&format!("full pipeline, {w} worker(s)"), &full, &read);
         println!("{:<28} {flows} flows", "");
+        if let Some((reader, workers)) = &full.cpu {
+            cpu_rows(full.packets, *reader, workers);
+        }
     }
     println!("(x read: the stage's rate as a fraction of the bare read rate, same run; best of {} passes)", a.repeat.max(1));
     Ok(ExitCode::SUCCESS)

@@ -120,16 +120,19 @@ struct WorkerHandle {
 }
 
 /// The worker side's results.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct WorkerReport {
     /// Tracker counters, summed over workers.
     pub stats: TrackerStats,
+    /// Each worker's packets and the CPU time its thread used, in worker order: what a worker
+    /// costs per packet, read once when it ends.
+    pub cpu: Vec<(u64, std::time::Duration)>,
 }
 
 /// A running set of workers fed by one dispatcher (the caller's thread).
 pub struct Pipeline<'scope> {
     workers: Vec<WorkerHandle>,
-    joins: Vec<thread::ScopedJoinHandle<'scope, TrackerStats>>,
+    joins: Vec<thread::ScopedJoinHandle<'scope, (TrackerStats, std::time::Duration)>>,
     hasher: FlowHasher,
     clock: Clock,
     low_latency: bool,
@@ -301,13 +304,17 @@ impl<'scope> Pipeline<'scope> {
             let _ = h.tx.send(Msg::Finish(now));
         }
         let mut stats = TrackerStats::default();
+        let mut cpu = Vec::with_capacity(self.joins.len());
         for j in self.joins.drain(..) {
             match j.join() {
-                Ok(s) => stats.add(&s),
+                Ok((s, t)) => {
+                    stats.add(&s);
+                    cpu.push((s.packets, t));
+                }
                 Err(p) => std::panic::resume_unwind(p),
             }
         }
-        WorkerReport { stats }
+        WorkerReport { stats, cpu }
     }
 }
 
@@ -326,7 +333,7 @@ fn worker_loop(
     records: Sender<WorkerOutput>,
     mut tracker: FlowTracker,
     publish: Option<&WorkerPub>,
-) -> TrackerStats {
+) -> (TrackerStats, std::time::Duration) {
     let mut out: Vec<Event> = Vec::new();
     let mut sent_mark = Timestamp(0);
     let mut quiet_batches = 0u32;
@@ -382,5 +389,14 @@ fn worker_loop(
             send(std::mem::take(&mut out), sent_mark);
         }
     }
-    tracker.stats
+    (tracker.stats, thread_cpu())
+}
+
+/// CPU time the calling thread has used so far (read once per thread, at its end).
+pub fn thread_cpu() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
