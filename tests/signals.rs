@@ -583,3 +583,111 @@ fn ja4_rules_name_an_app_when_the_server_name_does_not() {
         "{err}"
     );
 }
+
+/// A TCP exchange: the client's first segment, the server's first segment (if any), then data.
+fn tcp_exchange(
+    client: &str,
+    server: &str,
+    first: &[&[u8]],
+    reply: Option<&[u8]>,
+    at: u64,
+) -> Vec<Packet> {
+    let path = SynthPath::new(client.parse().expect("addr"), server.parse().expect("addr"));
+    let mut c = TcpConv::new(path, T0 + at, at);
+    c.handshake();
+    for seg in first {
+        c.client_send(seg);
+    }
+    if let Some(r) = reply {
+        c.server_send(r);
+        c.client_send(&[0x33; 144]);
+        c.server_send(&[0x44; 32]);
+    }
+    c.close();
+    c.take_packets()
+}
+
+/// Threema's chat handshake: random bytes of fixed sizes (48 from the client, 80 back). The
+/// reply's size decides; a reply of another size, no reply at all (one direction seen), another
+/// port, or a ClientHello that happens to start with a 48-byte segment do not make Threema.
+#[test]
+fn reply_size_signature_names_threema_handshakes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hello: Vec<u8> = (0..48u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
+    let server: Vec<u8> = (0..80u8)
+        .map(|i| i.wrapping_mul(53).wrapping_add(7))
+        .collect();
+    let mut packets = Vec::new();
+    // Not in Threema's address list: only the handshake can say it.
+    packets.extend(tcp_exchange(
+        "10.12.0.1:40001",
+        "192.0.2.201:5222",
+        &[&hello],
+        Some(&server),
+        0,
+    ));
+    packets.extend(tcp_exchange(
+        "10.12.0.2:40002",
+        "192.0.2.202:443",
+        &[&hello],
+        Some(&server),
+        SEC,
+    ));
+    packets.extend(tcp_exchange(
+        "10.12.0.3:40003",
+        "192.0.2.203:5222",
+        &[&hello],
+        Some(&server[..79]),
+        2 * SEC,
+    ));
+    packets.extend(tcp_exchange(
+        "10.12.0.4:40004",
+        "192.0.2.204:5222",
+        &[&hello],
+        None,
+        3 * SEC,
+    ));
+    packets.extend(tcp_exchange(
+        "10.12.0.5:40005",
+        "192.0.2.205:8443",
+        &[&hello],
+        Some(&server),
+        4 * SEC,
+    ));
+    // A ClientHello whose first segment is 48 bytes; the server says nothing before it ends.
+    let ch = client_hello(&ClientHelloSpec::new("web.whatsapp.com", 6));
+    packets.extend(tcp_exchange(
+        "10.12.0.6:40006",
+        "192.0.2.206:443",
+        &[&ch[..48], &ch[48..]],
+        Some(&[0x16; 80]),
+        5 * SEC,
+    ));
+    // No reply, but the server is in Threema's list: the address still decides at the end.
+    packets.extend(tcp_exchange(
+        "10.12.0.7:40007",
+        "5.148.175.10:5222",
+        &[&hello],
+        None,
+        6 * SEC,
+    ));
+    let cap = write_capture(dir.path(), "threema.pcap", packets);
+    for workers in ["1", "2"] {
+        let events = replay(&cap, &["--workers", workers]);
+        let flow = |c: &str| flow_of(&events, c);
+        for (client, app, source) in [
+            ("10.12.0.1", "threema", "signature"),
+            ("10.12.0.2", "threema", "signature"),
+            ("10.12.0.6", "whatsapp", "sni"),
+            ("10.12.0.7", "threema", "ip"),
+        ] {
+            assert_eq!(flow(client)["app"], app, "{}", flow(client));
+            assert_eq!(flow(client)["app_source"], source, "{}", flow(client));
+        }
+        for client in ["10.12.0.3", "10.12.0.4", "10.12.0.5"] {
+            assert!(flow(client).get("app").is_none(), "{}", flow(client));
+        }
+    }
+}

@@ -98,6 +98,13 @@ pub fn by_payload(
     decided(rules, m, AppSource::Signature)
 }
 
+/// Classifies a TCP flow by the size of the server's first segment, for signature `index` (from
+/// [`CompiledRules::reply_candidate`]) that the client's first segment matched.
+pub fn by_reply(rules: &CompiledRules, index: u16, reply_len: usize) -> Option<Classification> {
+    let m = rules.match_reply(index, reply_len)?;
+    decided(rules, m, AppSource::Signature)
+}
+
 /// Classifies a STUN/TURN message by the rules' STUN marks.
 pub fn by_stun(
     rules: &CompiledRules,

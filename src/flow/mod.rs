@@ -252,7 +252,8 @@ impl<'a> Adopt<'a> {
             return;
         }
         f.hello_done = true;
-        if f.tls.is_none() {
+        // A handshake of fixed sizes is decided by the server's reply, which is still to come.
+        if f.tls.is_none() && f.reply_sig == 0 {
             self.by_address(f);
         }
     }
@@ -388,7 +389,7 @@ pub struct TcpTrack {
     pub rst: bool,
 }
 
-/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 216 bytes on
+/// One flow's state. Measured size: see the `flow_size` test (`size_of::<Flow>()` is 224 bytes on
 /// 64-bit targets); the handshake buffer is boxed and freed once the handshake is read, the TLS
 /// names take one allocation per TLS flow, the app one per classified flow.
 #[derive(Debug)]
@@ -429,6 +430,10 @@ pub struct Flow {
     pub updates: u32,
     /// UDP datagrams looked at for an app.
     looked: u8,
+    /// TCP: 1 + the index of the signature whose client side the first segment matched and
+    /// which waits for the server's first segment (0: none). Until it comes, a flow with no
+    /// hello is not yet left to its address.
+    reply_sig: u16,
 }
 
 impl Flow {
@@ -456,6 +461,7 @@ impl Flow {
             app_slot: 0,
             updates: 0,
             looked: 0,
+            reply_sig: 0,
         }
     }
 
@@ -479,6 +485,7 @@ impl Flow {
             app_slot: self.app_slot,
             updates: self.updates,
             looked: self.looked,
+            reply_sig: self.reply_sig,
         }
     }
 
@@ -898,7 +905,9 @@ impl FlowTracker {
             }
         } else {
             track_tcp(f, m, from_client);
-            if from_client && !payload.is_empty() && !f.hello_done {
+            if !from_client && !payload.is_empty() && f.reply_sig != 0 {
+                self.server_reply(i, payload.len(), m.ts, out);
+            } else if from_client && !payload.is_empty() && !f.hello_done {
                 // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
                 let seq = if m.flags & tcp_flags::SYN != 0 {
                     m.seq.wrapping_add(1)
@@ -1010,6 +1019,20 @@ impl FlowTracker {
                 return;
             }
         }
+        if ins.grew
+            && seq == base
+            && f.app.is_none()
+            && f.reply_sig == 0
+            && self.rules.has_reply_signatures()
+        {
+            let port = f.server().1;
+            if let Some(ix) = self
+                .rules
+                .reply_candidate(port, prefix.contiguous(), payload.len())
+            {
+                f.reply_sig = ix.saturating_add(1);
+            }
+        }
         if ins.grew && f.app.is_none() && stun::parse_stream(prefix.contiguous()).is_some() {
             // STUN/TURN over TCP (RFC 8489 §6.2.2, or framed as ICE-TCP does): no TLS is coming.
             // The client's first messages are read as they come (an allocation's first try
@@ -1061,6 +1084,37 @@ impl FlowTracker {
             self.stats.anomaly(Anomaly::HelloIncomplete, 1);
         }
         Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).conclude(f, hello, done);
+    }
+
+    /// The server's first segment on a flow whose client's first segment matched a signature that
+    /// waits for the reply: its exact size decides. Otherwise a search that already ended
+    /// without a hello leaves the flow to its address now, and one still going on goes on.
+    fn server_reply(&mut self, i: u32, len: usize, ts: Timestamp, out: &mut Vec<Event>) {
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        let ix = f.reply_sig - 1;
+        f.reply_sig = 0;
+        if f.app.is_some() || f.tls.is_some() {
+            return;
+        }
+        let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
+        match classify::by_reply(&self.rules, ix, len) {
+            Some(c) => {
+                // A server that answers before any ClientHello completed: no TLS is coming.
+                if let Some(Hello::Tcp(p)) = f.hello.as_deref() {
+                    if p.hello_started() {
+                        self.stats.anomaly(Anomaly::HelloIncomplete, 1);
+                    }
+                }
+                f.hello = None;
+                f.hello_done = true;
+                f.app = Some(Box::new(c));
+                cx.counted(f);
+            }
+            None if f.hello_done => cx.by_address(f),
+            None => {}
+        }
     }
 
     /// Reads the question of a DNS message (a query, or the response to one when only that

@@ -122,6 +122,30 @@ fn table_for<K>(
 /// Longest name looked up; longer names match nothing.
 const MAX_NAME: usize = 255;
 
+/// Whether the client's side of signature `s` matches: transport, port, exact size, length
+/// field and bytes. `frame_len` is the datagram's length (UDP) or the client's first
+/// segment's (TCP; `usize::MAX` when the data did not start with it).
+fn client_side(
+    s: &super::Signature,
+    transport: crate::decode::Transport,
+    server_port: u16,
+    data: &[u8],
+    frame_len: usize,
+) -> bool {
+    s.transport == transport
+        && (s.ports.is_empty() || s.ports.contains(&server_port))
+        && s.size.is_none_or(|n| usize::from(n) == frame_len)
+        && s.length
+            .is_none_or(|l| l.read(data) == i64::try_from(frame_len).ok())
+        && data.get(usize::from(s.offset)..).is_some_and(|d| {
+            d.len() >= s.pattern.len()
+                && s.pattern.iter().zip(d).all(|(p, b)| match p {
+                    super::BytePattern::Any => true,
+                    super::BytePattern::OneOf(v) => v.contains(b),
+                })
+        })
+}
+
 impl CompiledRules {
     /// Compiles a validated rule set.
     pub fn build(set: &RuleSet) -> Self {
@@ -220,12 +244,12 @@ impl CompiledRules {
         prefixes.v6.sort_by_key(|t| std::cmp::Reverse(t.0));
         let signature_reach = signatures
             .iter()
-            .filter(|(s, _)| s.transport == crate::decode::Transport::Tcp)
+            .filter(|(s, _)| s.transport == crate::decode::Transport::Tcp && s.reply_size.is_none())
             .map(|(s, _)| {
                 let len = s
                     .length
                     .map_or(0, |l| usize::from(l.offset) + usize::from(l.size));
-                (usize::from(s.offset) + s.pattern.len()).max(len)
+                (usize::from(s.offset) + s.pattern.len()).max(len).max(1)
             })
             .max()
             .unwrap_or(0);
@@ -288,19 +312,31 @@ impl CompiledRules {
         frame_len: usize,
     ) -> Option<&DomainMatch> {
         self.signatures.iter().find_map(|(s, m)| {
-            let hit = s.transport == transport
-                && (s.ports.is_empty() || s.ports.contains(&server_port))
-                && s.length
-                    .is_none_or(|l| l.read(data) == i64::try_from(frame_len).ok())
-                && data.get(usize::from(s.offset)..).is_some_and(|d| {
-                    d.len() >= s.pattern.len()
-                        && s.pattern.iter().zip(d).all(|(p, b)| match p {
-                            super::BytePattern::Any => true,
-                            super::BytePattern::OneOf(v) => v.contains(b),
-                        })
-                });
-            hit.then_some(m)
+            (s.reply_size.is_none() && client_side(s, transport, server_port, data, frame_len))
+                .then_some(m)
         })
+    }
+
+    /// Whether any TCP signature waits for the server's reply.
+    pub fn has_reply_signatures(&self) -> bool {
+        self.signatures.iter().any(|(s, _)| s.reply_size.is_some())
+    }
+
+    /// The first signature that waits for the server's reply and whose client side the client's
+    /// first segment (`data`, `frame_len` bytes) matches: its index for [`Self::match_reply`].
+    pub fn reply_candidate(&self, server_port: u16, data: &[u8], frame_len: usize) -> Option<u16> {
+        let tcp = crate::decode::Transport::Tcp;
+        let i = self.signatures.iter().position(|(s, _)| {
+            s.reply_size.is_some() && client_side(s, tcp, server_port, data, frame_len)
+        })?;
+        u16::try_from(i).ok()
+    }
+
+    /// The rule when signature `index` (from [`Self::reply_candidate`]) expects a server reply of
+    /// `reply_len` bytes.
+    pub fn match_reply(&self, index: u16, reply_len: usize) -> Option<&DomainMatch> {
+        let (s, m) = self.signatures.get(usize::from(index))?;
+        (s.reply_size.map(usize::from) == Some(reply_len)).then_some(m)
     }
 
     /// The rule that a STUN/TURN message matches: by message type, attribute type, or a
@@ -633,6 +669,64 @@ bytes = "ff ff ff ff"
         )
         .unwrap_err();
         assert!(e.0[0].message.contains("has 3.0"), "{e}");
+    }
+
+    #[test]
+    fn reply_size_signatures_wait_for_the_server() {
+        let base = r#"id = "fixed"
+name = "Fixed"
+category = "messaging"
+verdict = "observe"
+[[signatures]]
+transport = "tcp"
+ports = [5222, 443]
+size = 48
+reply_size = 80
+"#;
+        let one = |text: &str| {
+            load(
+                &[Source {
+                    path: PathBuf::from("fixed.toml"),
+                    name: "fixed.toml".into(),
+                    text: text.into(),
+                }],
+                None,
+            )
+        };
+        use crate::decode::Transport::Tcp;
+        let r = one(base).unwrap();
+        assert!(r.has_reply_signatures());
+        let d = [0x5a; 48];
+        // Never decided by the client's bytes alone.
+        assert!(r.match_payload(Tcp, 5222, &d, 48).is_none());
+        let ix = r.reply_candidate(5222, &d, 48).expect("client side");
+        assert_eq!(
+            r.match_reply(ix, 80).map(|m| m.rule.to_string()).as_deref(),
+            Some("fixed.toml:5")
+        );
+        assert!(r.match_reply(ix, 81).is_none(), "another reply size");
+        assert!(r.reply_candidate(5222, &d[..47], 47).is_none(), "size");
+        assert!(r.reply_candidate(5223, &d, 48).is_none(), "port");
+        assert!(
+            r.reply_candidate(5222, &d, usize::MAX).is_none(),
+            "data that did not start with the first segment"
+        );
+        assert_eq!(r.signature_reach(Tcp), 0, "nothing to read for reply signatures");
+        // Two sizes and ports are 3 bytes of evidence; fewer are refused, with the place.
+        for (weak, why) in [
+            (base.replace("ports = [5222, 443]\n", ""), "no ports"),
+            (base.replace("reply_size = 80\n", ""), "no reply size"),
+        ] {
+            let e = one(&weak).unwrap_err();
+            assert!(e.0[0].message.contains("has 2.0"), "{why}: {e}");
+            assert_eq!(e.0[0].line, 6, "{why}: {e}");
+        }
+        let udp = base.replace("\"tcp\"", "\"udp\"");
+        let e = one(&udp).unwrap_err();
+        assert!(e.0[0].message.contains("reply_size is for TCP"), "{e}");
+        assert_eq!((e.0[0].line, e.0[0].col), (9, 14), "{e}");
+        let e = one(&base.replace("size = 48", "size = 0")).unwrap_err();
+        assert!(e.0[0].message.contains("size 0"), "{e}");
     }
 
     #[test]

@@ -113,6 +113,11 @@ pub struct Signature {
     /// A length field whose value must equal the length of the datagram (UDP) or of the
     /// client's first segment (TCP): the framing of protocols that announce their size.
     pub length: Option<LengthField>,
+    /// The exact length of the datagram (UDP) or of the client's first segment (TCP).
+    pub size: Option<u16>,
+    /// TCP only: the exact length of the server's first segment, which then decides (a
+    /// handshake whose messages have fixed sizes but random bytes).
+    pub reply_size: Option<u16>,
     /// Line of the entry.
     pub line: usize,
 }
@@ -156,9 +161,18 @@ const MIN_BITS: f64 = 32.0;
 const PORT_BITS: f64 = 8.0;
 const MAX_PORTS_FOR_BITS: usize = 16;
 
+/// Bits an exact size (of the client's first message, or of the server's reply) stands for:
+/// sizes cluster, so one counts as a single byte.
+const SIZE_BITS: f64 = 8.0;
+
 /// The evidence of a signature in bits: 8 per fixed byte, less for alternatives, 8 per length
-/// byte (at most 16), and [`PORT_BITS`] for a short port list.
-fn evidence_bits(pattern: &[BytePattern], length: Option<&LengthField>, ports: &[u16]) -> f64 {
+/// byte (at most 16), [`SIZE_BITS`] per exact size, and [`PORT_BITS`] for a short port list.
+fn evidence_bits(
+    pattern: &[BytePattern],
+    length: Option<&LengthField>,
+    sizes: usize,
+    ports: &[u16],
+) -> f64 {
     let bytes: f64 = pattern
         .iter()
         .map(|b| match b {
@@ -172,7 +186,7 @@ fn evidence_bits(pattern: &[BytePattern], length: Option<&LengthField>, ports: &
     } else {
         0.0
     };
-    bytes + len + port
+    bytes + len + SIZE_BITS * sizes as f64 + port
 }
 
 /// Whether `s` has the form of a JA4 fingerprint: `[tqd]` + 2 version characters + `[di]` + 2
@@ -362,6 +376,8 @@ struct SignatureFile {
     #[serde(default)]
     bytes: Option<Spanned<String>>,
     length: Option<Spanned<LengthFile>>,
+    size: Option<Spanned<u16>>,
+    reply_size: Option<Spanned<u16>>,
 }
 
 #[derive(Deserialize)]
@@ -706,7 +722,30 @@ fn parse_app(
             }
             None => None,
         };
-        let bits = evidence_bits(&pattern, length.as_ref(), &sig.ports);
+        let size = sig.size.as_ref().map(|v| *v.get_ref());
+        let reply_size = match &sig.reply_size {
+            Some(r) if transport != crate::decode::Transport::Tcp => {
+                cx.err(
+                    r.span(),
+                    "reply_size is for TCP signatures: a UDP flow's first datagram decides",
+                );
+                continue;
+            }
+            Some(r) if *r.get_ref() == 0 => {
+                cx.err(r.span(), "reply_size 0: a reply has at least one byte");
+                continue;
+            }
+            Some(r) => Some(*r.get_ref()),
+            None => None,
+        };
+        if size == Some(0) {
+            if let Some(v) = &sig.size {
+                cx.err(v.span(), "size 0: the first message has at least one byte");
+            }
+            continue;
+        }
+        let sizes = usize::from(size.is_some()) + usize::from(reply_size.is_some());
+        let bits = evidence_bits(&pattern, length.as_ref(), sizes, &sig.ports);
         if bits < MIN_BITS - PORT_BITS || (bits < MIN_BITS && sig.ports.is_empty()) {
             let span = sig
                 .bytes
@@ -716,8 +755,8 @@ fn parse_app(
                 span,
                 format!(
                     "a signature needs at least 4 fixed bytes of evidence (3 when limited to at \
-                     most {MAX_PORTS_FOR_BITS} ports; a 2-byte length field counts as 2), or it \
-                     matches by chance; this one has {:.1}",
+                     most {MAX_PORTS_FOR_BITS} ports; a 2-byte length field counts as 2, an \
+                     exact size or reply_size as 1), or it matches by chance; this one has {:.1}",
                     bits / 8.0
                 ),
             );
@@ -729,6 +768,8 @@ fn parse_app(
             offset: sig.offset,
             pattern,
             length,
+            size,
+            reply_size,
             line,
         });
     }
