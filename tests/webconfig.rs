@@ -1,9 +1,13 @@
 //! `--web-config`: the metrics endpoint over TLS with basic authentication, checked with real
 //! tools: certificates made by `openssl`, requests made by `curl`, the sensor the real binary.
 
+mod common;
+
+use common::Listening;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 fn need(tool: &str) {
     let found = Command::new("sh")
@@ -92,46 +96,9 @@ fn make_pki(dir: &Path) {
     }
 }
 
-struct Sensor(Child, u16);
-
-impl Drop for Sensor {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `picket replay --listen` held open on a FIFO (it serves before it opens its input).
-fn sensor(dir: &Path, web: &Path) -> Sensor {
-    let fifo = dir.join("capture.pcap");
-    if !fifo.exists() {
-        run(&["mkfifo", fifo.to_str().expect("utf-8")], dir);
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args([
-            "replay",
-            "--quiet",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--web-config")
-        .arg(web)
-        .arg(&fifo)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("picket starts");
-    let s = Sensor(child, port);
-    let end = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "the endpoint did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
+/// `picket replay --listen` with the web config, held open until dropped.
+fn sensor(web: &Path) -> Listening {
+    Listening::start(&[OsStr::new("--web-config"), web.as_os_str()])
 }
 
 /// curl's HTTP status for a request (0: no HTTP answer, e.g. a failed handshake).
@@ -161,7 +128,6 @@ fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
 fn tls_and_basic_auth_with_real_curl() {
     need("openssl");
     need("curl");
-    need("mkfifo");
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
     make_pki(d);
@@ -175,8 +141,8 @@ fn tls_and_basic_auth_with_real_curl() {
         ),
     )
     .expect("web config");
-    let s = sensor(d, &web);
-    let url = format!("https://127.0.0.1:{}/metrics", s.1);
+    let s = sensor(&web);
+    let url = format!("https://127.0.0.1:{}/metrics", s.port);
     let ca = ["--cacert", "ca.crt"];
     fn with<'a>(ca: &[&'a str], user: &'a str) -> Vec<&'a str> {
         let mut a = ca.to_vec();
@@ -191,7 +157,7 @@ fn tls_and_basic_auth_with_real_curl() {
     let mut old = with(&ca, "prometheus:correct horse");
     old.extend(["--tls-max", "1.2"]);
     assert_eq!(curl(d, &url, &old), 0);
-    let plain = format!("http://127.0.0.1:{}/metrics", s.1);
+    let plain = format!("http://127.0.0.1:{}/metrics", s.port);
     assert_eq!(curl(d, &plain, &["-u", "prometheus:correct horse"]), 0);
     // A certificate the client does not trust fails the handshake.
     assert_eq!(curl(d, &url, &["-u", "prometheus:correct horse"]), 0);
@@ -225,8 +191,8 @@ fn tls_and_basic_auth_with_real_curl() {
          client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
     )
     .expect("web config");
-    let s = sensor(d, &web);
-    let url = format!("https://127.0.0.1:{}/metrics", s.1);
+    let s = sensor(&web);
+    let url = format!("https://127.0.0.1:{}/metrics", s.port);
     assert_eq!(curl(d, &url, &ca), 0);
     let mut mtls = ca.to_vec();
     mtls.extend(["--cert", "client.crt", "--key", "client.key"]);
