@@ -5,9 +5,11 @@ mod common;
 
 use common::Listening;
 use std::ffi::OsStr;
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn need(tool: &str) {
     let found = Command::new("sh")
@@ -212,6 +214,88 @@ fn tls_and_basic_auth_with_real_curl() {
     mtls.extend(["-u", "prometheus:correct horse"]);
     assert_eq!(curl(d, &url, &mtls), 200);
     drop(s);
+}
+
+/// A client that starts a TLS handshake and never finishes it: a record header announcing 512
+/// bytes, then a byte every 100 ms. The thread returns true once the sensor has closed the
+/// connection (a write fails), false if it is still open after 30 s.
+fn stalled_handshake(port: u16) -> std::thread::JoinHandle<bool> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .expect("record header");
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if s.write_all(&[0x01]).is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    })
+}
+
+#[test]
+fn stalled_tls_handshakes_do_not_keep_curl_out() {
+    use picket::export::http::{HANDLERS, REQUEST_DEADLINE};
+    need("openssl");
+    need("curl");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    make_pki(d);
+    let web = d.join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    )
+    .expect("web config");
+    let s = sensor(&web);
+    let port = s.port;
+    // Every handler is held by a stalled handshake.
+    let stalled: Vec<_> = (0..HANDLERS).map(|_| stalled_handshake(port)).collect();
+    // Give the handlers a moment to take them.
+    std::thread::sleep(Duration::from_millis(300));
+    // curl waits in the queue until the handshakes pass their deadline, then gets its answer:
+    // well within the deadline and a margin (a one-connection server would take one deadline
+    // per stalled client). Tried again if it was turned away at once, having come before the
+    // handlers took the stalled clients and found the queue full.
+    let max = (REQUEST_DEADLINE + Duration::from_secs(5))
+        .as_secs()
+        .to_string();
+    let url = format!("https://127.0.0.1:{port}/metrics");
+    let scrape = || {
+        Command::new("curl")
+            .args(["-s", "--cacert", "ca.crt", "--max-time", &max, &url])
+            .current_dir(d)
+            .output()
+            .expect("curl runs")
+    };
+    let mut o = scrape();
+    // 28: curl's time limit, which a retry must not hide.
+    if !o.status.success() && o.status.code() != Some(28) {
+        o = scrape();
+    }
+    let body = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && body.contains("picket_packets_total"),
+        "curl: {}\n{body}",
+        o.status
+    );
+    for h in stalled {
+        assert!(
+            h.join().expect("thread"),
+            "a stalled handshake was never cut off"
+        );
+    }
+    // The sensor counted them.
+    let o = scrape();
+    let body = String::from_utf8_lossy(&o.stdout).into_owned();
+    let timeouts: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("picket_http_connections_failed_total{reason=\"timeout\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no timeout count in\n{body}"));
+    assert!(timeouts >= HANDLERS as f64, "timeouts: {timeouts}");
 }
 
 #[test]
