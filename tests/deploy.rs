@@ -9,10 +9,12 @@
 //! `scripts/ensure-deps` installs every tool when `PICKET_LIVE_TESTS=1` (as `scripts/check`
 //! sets it); a missing tool fails the test that needs it, naming the tool.
 
+mod common;
+
+use common::{free_port, http_get};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -106,28 +108,6 @@ fn yaml(p: &Path) -> Value {
 #[cfg(feature = "live")]
 fn is_root() -> bool {
     output(Command::new("id").arg("-u")).stdout.trim_ascii() == b"0"
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// The status line and body of a GET, or None when nothing answers.
-fn http_get(port: u16, path: &str) -> Option<(String, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    Some((head.lines().next()?.to_string(), body.to_string()))
 }
 
 fn wait_for(what: &str, secs: u64, child: &mut Child, mut ok: impl FnMut() -> bool) {
@@ -632,36 +612,7 @@ fn selectors_finds_metrics_and_matched_labels() {
 
 /// Metric names and their label names, from the `/metrics` of the real binary.
 fn exported_metrics() -> BTreeMap<String, BTreeSet<String>> {
-    // `picket replay --listen` serves the endpoint before it opens its input; a FIFO with no
-    // writer holds it there while the test scrapes.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let fifo = dir.path().join("capture.pcap");
-    pass(Command::new("mkfifo").arg(&fifo));
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args([
-            "replay",
-            "--quiet",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg(&fifo)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("picket replay starts");
-    let mut body = String::new();
-    wait_for("/metrics", 20, &mut child, || {
-        match http_get(port, "/metrics") {
-            Some((s, b)) if s.contains(" 200 ") => {
-                body = b;
-                true
-            }
-            _ => false,
-        }
-    });
-    let _ = child.kill();
-    let _ = child.wait();
+    let body = common::scrape_metrics();
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for l in body.lines() {
         if let Some(rest) = l.strip_prefix("# TYPE ") {

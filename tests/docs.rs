@@ -16,14 +16,12 @@
 //! `scripts/ensure-deps` installs `man`, `groff`, `zsh` and `fish` when `PICKET_LIVE_TESTS=1`; a
 //! missing tool fails the test that needs it, naming its package.
 
+mod common;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_picket");
 
@@ -530,69 +528,9 @@ struct Exported {
     labels: BTreeMap<String, BTreeSet<String>>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// The body of `GET /metrics`, or None when nothing answers yet.
-fn get_metrics(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
-
-/// A scrape of the real binary: `replay --listen` serves its endpoint before it opens its
-/// input, and a FIFO that nobody writes holds it there.
+/// A scrape of the real binary, metric by metric.
 fn scrape() -> BTreeMap<String, Exported> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let fifo = dir.path().join("waits.pcap");
-    require("mkfifo", "coreutils");
-    let st = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
-    assert!(st.success(), "mkfifo failed");
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args([
-            "replay",
-            "--quiet",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg(&fifo)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("picket replay starts");
-    let end = Instant::now() + Duration::from_secs(20);
-    let body = loop {
-        if let Some(b) = get_metrics(port) {
-            break b;
-        }
-        if let Ok(Some(st)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("picket replay --listen exited ({st}) before answering:\n{err}");
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("no answer on /metrics within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let body = common::scrape_metrics();
     let mut out: BTreeMap<String, Exported> = BTreeMap::new();
     for l in body.lines() {
         if let Some(rest) = l.strip_prefix("# TYPE ") {

@@ -1,8 +1,14 @@
 //! `--web-config`: the metrics endpoint over TLS with basic authentication, checked with real
 //! tools: certificates made by `openssl`, requests made by `curl`, the sensor the real binary.
 
+mod common;
+
+use common::Listening;
+use std::ffi::OsStr;
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn need(tool: &str) {
@@ -92,46 +98,9 @@ fn make_pki(dir: &Path) {
     }
 }
 
-struct Sensor(Child, u16);
-
-impl Drop for Sensor {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `picket replay --listen` held open on a FIFO (it serves before it opens its input).
-fn sensor(dir: &Path, web: &Path) -> Sensor {
-    let fifo = dir.join("capture.pcap");
-    if !fifo.exists() {
-        run(&["mkfifo", fifo.to_str().expect("utf-8")], dir);
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args([
-            "replay",
-            "--quiet",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--web-config")
-        .arg(web)
-        .arg(&fifo)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("picket starts");
-    let s = Sensor(child, port);
-    let end = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "the endpoint did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
+/// `picket replay --listen` with the web config, held open until dropped.
+fn sensor(web: &Path) -> Listening {
+    Listening::start(&[OsStr::new("--web-config"), web.as_os_str()])
 }
 
 /// curl's HTTP status for a request (0: no HTTP answer, e.g. a failed handshake).
@@ -161,7 +130,6 @@ fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
 fn tls_and_basic_auth_with_real_curl() {
     need("openssl");
     need("curl");
-    need("mkfifo");
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
     make_pki(d);
@@ -175,8 +143,8 @@ fn tls_and_basic_auth_with_real_curl() {
         ),
     )
     .expect("web config");
-    let s = sensor(d, &web);
-    let url = format!("https://127.0.0.1:{}/metrics", s.1);
+    let s = sensor(&web);
+    let url = format!("https://127.0.0.1:{}/metrics", s.port);
     let ca = ["--cacert", "ca.crt"];
     fn with<'a>(ca: &[&'a str], user: &'a str) -> Vec<&'a str> {
         let mut a = ca.to_vec();
@@ -191,7 +159,7 @@ fn tls_and_basic_auth_with_real_curl() {
     let mut old = with(&ca, "prometheus:correct horse");
     old.extend(["--tls-max", "1.2"]);
     assert_eq!(curl(d, &url, &old), 0);
-    let plain = format!("http://127.0.0.1:{}/metrics", s.1);
+    let plain = format!("http://127.0.0.1:{}/metrics", s.port);
     assert_eq!(curl(d, &plain, &["-u", "prometheus:correct horse"]), 0);
     // A certificate the client does not trust fails the handshake.
     assert_eq!(curl(d, &url, &["-u", "prometheus:correct horse"]), 0);
@@ -225,8 +193,8 @@ fn tls_and_basic_auth_with_real_curl() {
          client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
     )
     .expect("web config");
-    let s = sensor(d, &web);
-    let url = format!("https://127.0.0.1:{}/metrics", s.1);
+    let s = sensor(&web);
+    let url = format!("https://127.0.0.1:{}/metrics", s.port);
     assert_eq!(curl(d, &url, &ca), 0);
     let mut mtls = ca.to_vec();
     mtls.extend(["--cert", "client.crt", "--key", "client.key"]);
@@ -246,6 +214,88 @@ fn tls_and_basic_auth_with_real_curl() {
     mtls.extend(["-u", "prometheus:correct horse"]);
     assert_eq!(curl(d, &url, &mtls), 200);
     drop(s);
+}
+
+/// A client that starts a TLS handshake and never finishes it: a record header announcing 512
+/// bytes, then a byte every 100 ms. The thread returns true once the sensor has closed the
+/// connection (a write fails), false if it is still open after 30 s.
+fn stalled_handshake(port: u16) -> std::thread::JoinHandle<bool> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .expect("record header");
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if s.write_all(&[0x01]).is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    })
+}
+
+#[test]
+fn stalled_tls_handshakes_do_not_keep_curl_out() {
+    use picket::export::http::{HANDLERS, REQUEST_DEADLINE};
+    need("openssl");
+    need("curl");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    make_pki(d);
+    let web = d.join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    )
+    .expect("web config");
+    let s = sensor(&web);
+    let port = s.port;
+    // Every handler is held by a stalled handshake.
+    let stalled: Vec<_> = (0..HANDLERS).map(|_| stalled_handshake(port)).collect();
+    // Give the handlers a moment to take them.
+    std::thread::sleep(Duration::from_millis(300));
+    // curl waits in the queue until the handshakes pass their deadline, then gets its answer:
+    // well within the deadline and a margin (a one-connection server would take one deadline
+    // per stalled client). Tried again if it was turned away at once, having come before the
+    // handlers took the stalled clients and found the queue full.
+    let max = (REQUEST_DEADLINE + Duration::from_secs(5))
+        .as_secs()
+        .to_string();
+    let url = format!("https://127.0.0.1:{port}/metrics");
+    let scrape = || {
+        Command::new("curl")
+            .args(["-s", "--cacert", "ca.crt", "--max-time", &max, &url])
+            .current_dir(d)
+            .output()
+            .expect("curl runs")
+    };
+    let mut o = scrape();
+    // 28: curl's time limit, which a retry must not hide.
+    if !o.status.success() && o.status.code() != Some(28) {
+        o = scrape();
+    }
+    let body = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && body.contains("picket_packets_total"),
+        "curl: {}\n{body}",
+        o.status
+    );
+    for h in stalled {
+        assert!(
+            h.join().expect("thread"),
+            "a stalled handshake was never cut off"
+        );
+    }
+    // The sensor counted them.
+    let o = scrape();
+    let body = String::from_utf8_lossy(&o.stdout).into_owned();
+    let timeouts: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("picket_http_connections_failed_total{reason=\"timeout\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no timeout count in\n{body}"));
+    assert!(timeouts >= HANDLERS as f64, "timeouts: {timeouts}");
 }
 
 #[test]

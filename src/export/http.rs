@@ -1,11 +1,14 @@
 //! The metrics endpoint: `/metrics` (Prometheus text format), `/healthz` and `/ready`, on a small
-//! HTTP/1.1 server with its own thread. Requests are bounded in size and time, and connections are
-//! served one at a time, so a misbehaving scraper can slow only itself, never the capture.
+//! HTTP/1.1 server with threads of its own: an accept loop and a fixed pool of [`HANDLERS`]
+//! handlers, fed through a queue of [`QUEUED`] connections. When the pool and the queue are full,
+//! new connections are closed unread and counted. Requests are bounded in size and time, so a
+//! misbehaving scraper can hold a handler for a few seconds at most, and never the capture.
 //! With a web config ([`super::webconfig`]) it speaks TLS and asks for basic authentication; the
 //! file is read again when it changes.
 
 use super::metrics::Metrics;
 use super::webconfig::WebConfig;
+use crossbeam_channel::{Receiver, TrySendError};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -16,12 +19,20 @@ use std::thread;
 use std::time::SystemTime;
 use std::time::{Duration, Instant};
 
-/// Largest request head read.
+/// Connections served at once: the handler threads, started with the server.
+pub const HANDLERS: usize = 4;
+/// Accepted connections waiting for a handler; past this, new ones are closed unread.
+pub const QUEUED: usize = 4;
+/// Largest request head read; a longer one gets 431.
 const MAX_REQUEST: usize = 8 * 1024;
-/// Time a client has to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(2);
-/// Time a client has to take the response.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has, from when a handler takes its connection, for the TLS handshake and the
+/// whole request head, however it trickles them.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// Time from when a handler takes a connection until it is closed whatever it is doing: the
+/// response has at least this minus [`REQUEST_DEADLINE`] to be taken.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(7);
+/// Longest single wait on a socket, so that a stopping server is not held by a silent client.
+const POLL: Duration = Duration::from_millis(250);
 
 /// What the endpoint serves and when it should stop.
 #[derive(Debug)]
@@ -77,29 +88,77 @@ impl WebState {
     }
 }
 
+/// Why a connection got no normal answer: the `reason` label of
+/// `picket_http_connections_failed_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnFailure {
+    /// The request (or TLS handshake) or the response passed its deadline.
+    Timeout,
+    /// The request head passed 8 KiB; it got 431.
+    TooLarge,
+    /// The TLS handshake or a TLS record failed.
+    Tls,
+    /// Any other socket error (the client went away).
+    Io,
+}
+
+impl ConnFailure {
+    /// Every reason, in label order.
+    pub const ALL: [ConnFailure; 4] = [
+        ConnFailure::Timeout,
+        ConnFailure::TooLarge,
+        ConnFailure::Tls,
+        ConnFailure::Io,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnFailure::Timeout => "timeout",
+            ConnFailure::TooLarge => "too_large",
+            ConnFailure::Tls => "tls",
+            ConnFailure::Io => "io",
+        }
+    }
+}
+
 /// A running endpoint.
 #[derive(Debug)]
 pub struct HttpServer {
     addr: SocketAddr,
     state: Arc<HttpState>,
-    join: Option<thread::JoinHandle<()>>,
+    acceptor: Option<thread::JoinHandle<()>>,
+    handlers: Vec<thread::JoinHandle<()>>,
 }
 
 impl HttpServer {
-    /// Binds `addr` and serves in a new thread.
+    /// Binds `addr` and serves in new threads: one accepts, [`HANDLERS`] answer.
     pub fn start(addr: SocketAddr, state: Arc<HttpState>) -> io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let st = Arc::clone(&state);
-        let join = thread::Builder::new()
-            .name("picket-http".into())
-            .spawn(move || serve(&listener, &st))?;
-        Ok(HttpServer {
+        let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(QUEUED);
+        let mut srv = HttpServer {
             addr,
-            state,
-            join: Some(join),
-        })
+            state: Arc::clone(&state),
+            acceptor: None,
+            handlers: Vec::with_capacity(HANDLERS),
+        };
+        // On an error below, dropping `srv` stops and joins what was started.
+        for i in 0..HANDLERS {
+            let (st, rx) = (Arc::clone(&state), rx.clone());
+            let h = thread::Builder::new()
+                .name(format!("picket-http-{i}"))
+                .spawn(move || handler(&rx, &st))?;
+            srv.handlers.push(h);
+        }
+        drop(rx);
+        let acceptor = thread::Builder::new()
+            .name("picket-http".into())
+            .spawn(move || accept(&listener, &tx, &state))?;
+        srv.acceptor = Some(acceptor);
+        Ok(srv)
     }
 
     /// The bound address (useful with port 0).
@@ -111,20 +170,33 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.state.stop.store(true, Ordering::Relaxed);
-        if let Some(j) = self.join.take() {
+        // The accept loop ends within its poll interval and drops the queue's sender; the
+        // handlers then end within `POLL` (or at once when idle).
+        if let Some(j) = self.acceptor.take() {
             let _ = j.join();
+        }
+        for h in self.handlers.drain(..) {
+            let _ = h.join();
         }
     }
 }
 
-fn serve(listener: &TcpListener, state: &HttpState) {
+/// Accepts connections and hands them to the handlers, never waiting for one: a connection that
+/// finds the queue full is closed at once.
+fn accept(listener: &TcpListener, tx: &crossbeam_channel::Sender<TcpStream>, state: &HttpState) {
     while !state.stop.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((stream, _)) => {
-                if let Err(e) = handle(stream, state) {
-                    tracing::debug!(error = %e, "metrics request failed");
+            Ok((stream, _)) => match tx.try_send(stream) {
+                Ok(()) => {}
+                Err(TrySendError::Full(stream)) => {
+                    drop(stream);
+                    state.metrics.http_rejected();
                 }
-            }
+                Err(TrySendError::Disconnected(_)) => {
+                    tracing::error!("metrics endpoint: every handler has ended");
+                    return;
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 thread::sleep(Duration::from_millis(50));
             }
@@ -136,17 +208,135 @@ fn serve(listener: &TcpListener, state: &HttpState) {
     }
 }
 
-/// Reads a request head (up to the blank line) within the size and time bounds.
-fn read_head(stream: &mut impl Read) -> io::Result<Vec<u8>> {
-    let deadline = Instant::now() + READ_TIMEOUT;
+/// One handler thread: serves queued connections one by one until the server stops.
+fn handler(rx: &Receiver<TcpStream>, state: &HttpState) {
+    while let Ok(stream) = rx.recv() {
+        if state.stop.load(Ordering::Relaxed) {
+            continue;
+        }
+        if let Err(why) = handle(stream, state) {
+            state.metrics.http_failed(why);
+        }
+    }
+}
+
+/// A socket whose reads fail after one instant and writes after another, however the peer
+/// trickles its bytes, and both as soon as the server stops.
+struct Bounded<'a> {
+    stream: TcpStream,
+    read_until: Instant,
+    write_until: Instant,
+    stop: &'a AtomicBool,
+}
+
+impl Bounded<'_> {
+    /// The next wait on the socket: at most `POLL`, and an error past `until` or when stopping.
+    fn wait(&self, until: Instant) -> io::Result<Duration> {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || self.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+        }
+        Ok(left.min(POLL))
+    }
+}
+
+/// Whether an error only means that a bounded wait ended.
+fn waited(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+impl Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let t = self.wait(self.read_until)?;
+            self.stream.set_read_timeout(Some(t))?;
+            match self.stream.read(buf) {
+                Err(e) if waited(&e) => continue,
+                r => return r,
+            }
+        }
+    }
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            let t = self.wait(self.write_until)?;
+            self.stream.set_write_timeout(Some(t))?;
+            match self.stream.write(buf) {
+                Err(e) if waited(&e) => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// What became of a request that was read.
+enum Served {
+    /// It got an answer.
+    Answered,
+    /// Its head passed [`MAX_REQUEST`]; it got 431.
+    TooLarge,
+}
+
+/// Serves one connection within its deadlines (both start now, when a handler has taken it).
+fn handle(stream: TcpStream, state: &HttpState) -> Result<(), ConnFailure> {
+    let now = Instant::now();
+    let io_failure = |e: &io::Error, tls: bool| match e.kind() {
+        io::ErrorKind::TimedOut => ConnFailure::Timeout,
+        // rustls reports handshake and record errors as invalid data.
+        io::ErrorKind::InvalidData if tls => ConnFailure::Tls,
+        _ => ConnFailure::Io,
+    };
+    stream
+        .set_nonblocking(false)
+        .map_err(|e| io_failure(&e, false))?;
+    let sock = Bounded {
+        stream,
+        read_until: now + REQUEST_DEADLINE,
+        write_until: now + CONNECTION_DEADLINE,
+        stop: &state.stop,
+    };
+    let web = state.web.as_ref().and_then(WebState::get);
+    let served = match web.as_ref().and_then(|w| w.tls()) {
+        Some(tls) => {
+            // The handshake happens in the first read and write, so the deadlines bound it too.
+            let conn =
+                rustls::ServerConnection::new(Arc::clone(tls)).map_err(|_| ConnFailure::Tls)?;
+            let mut s = rustls::StreamOwned::new(conn, sock);
+            let r = answer(&mut s, state, web.as_deref());
+            if r.is_ok() {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+            r.map_err(|e| io_failure(&e, true))?
+        }
+        None => {
+            let mut s = sock;
+            answer(&mut s, state, web.as_deref()).map_err(|e| io_failure(&e, false))?
+        }
+    };
+    match served {
+        Served::Answered => Ok(()),
+        Served::TooLarge => Err(ConnFailure::TooLarge),
+    }
+}
+
+/// Reads a request head (up to the blank line, or to the end of the stream); `None` when it
+/// passes [`MAX_REQUEST`]. The socket bounds the time.
+fn read_head(stream: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        if head.len() >= MAX_REQUEST || Instant::now() > deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request too large or slow",
-            ));
+        if head.len() >= MAX_REQUEST {
+            return Ok(None);
         }
         let n = stream.read(&mut buf)?;
         if n == 0 {
@@ -154,29 +344,7 @@ fn read_head(stream: &mut impl Read) -> io::Result<Vec<u8>> {
         }
         head.extend_from_slice(&buf[..n]);
     }
-    Ok(head)
-}
-
-fn handle(stream: TcpStream, state: &HttpState) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    // Both bounds cover the TLS handshake too.
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let web = state.web.as_ref().and_then(WebState::get);
-    match web.as_ref().and_then(|w| w.tls()) {
-        Some(tls) => {
-            let conn = rustls::ServerConnection::new(Arc::clone(tls)).map_err(io::Error::other)?;
-            let mut s = rustls::StreamOwned::new(conn, stream);
-            let r = answer(&mut s, state, web.as_deref());
-            s.conn.send_close_notify();
-            let _ = s.flush();
-            r
-        }
-        None => {
-            let mut s = stream;
-            answer(&mut s, state, web.as_deref())
-        }
-    }
+    Ok(Some(head))
 }
 
 /// The `Authorization` header's value in a request head.
@@ -190,17 +358,34 @@ fn authorization(head: &[u8]) -> Option<&[u8]> {
     })
 }
 
+/// Reads a request and answers it.
 fn answer<S: Read + Write>(
     stream: &mut S,
     state: &HttpState,
     web: Option<&WebConfig>,
-) -> io::Result<()> {
-    let head = match read_head(stream) {
-        Ok(h) => h,
-        Err(_) => return respond(stream, 400, "text/plain", b"bad request\n"),
+) -> io::Result<Served> {
+    let Some(head) = read_head(stream)? else {
+        respond(
+            stream,
+            431,
+            "text/plain",
+            b"request header fields too large\n",
+        )?;
+        return Ok(Served::TooLarge);
     };
+    route(stream, state, web, &head)?;
+    Ok(Served::Answered)
+}
+
+/// Answers a request by its method and path.
+fn route(
+    stream: &mut impl Write,
+    state: &HttpState,
+    web: Option<&WebConfig>,
+    head: &[u8],
+) -> io::Result<()> {
     if let Some(w) = web {
-        if !w.authorized(authorization(&head)) {
+        if !w.authorized(authorization(head)) {
             return respond(stream, 401, "text/plain", b"unauthorized\n");
         }
     }
@@ -243,10 +428,10 @@ fn answer<S: Read + Write>(
 fn respond(stream: &mut impl Write, code: u16, ctype: &str, body: &[u8]) -> io::Result<()> {
     let reason = match code {
         200 => "OK",
-        400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "",
     };
@@ -268,30 +453,108 @@ fn respond(stream: &mut impl Write, code: u16, ctype: &str, body: &[u8]) -> io::
 mod tests {
     use super::*;
 
-    /// Sends a request and returns what came back (a reset after a refusal returns what was
-    /// read before it).
-    fn get(addr: SocketAddr, req: &str) -> String {
-        let mut s = TcpStream::connect(addr).unwrap();
-        let _ = s.write_all(req.as_bytes());
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = s.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    #[test]
-    fn serves_metrics_health_ready_and_refuses_the_rest() {
-        let state = Arc::new(HttpState {
+    fn state() -> Arc<HttpState> {
+        Arc::new(HttpState {
             metrics: Arc::new(Metrics::new(1).unwrap()),
             ready: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             web: None,
-        });
+        })
+    }
+
+    /// Sends a request and returns what came back (a reset after a refusal returns what was
+    /// read before it; a server that never answers fails the test after 30 s).
+    fn get(addr: SocketAddr, req: &str) -> String {
+        get_within(addr, req, Duration::from_secs(30))
+    }
+
+    /// [`get`], failing the test if the answer has not ended within `limit`.
+    fn get_within(addr: SocketAddr, req: &str, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        let mut s = TcpStream::connect(addr).unwrap();
+        let _ = s.write_all(req.as_bytes());
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no whole answer within {limit:?}");
+            s.set_read_timeout(Some(left)).unwrap();
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The value of one series in the endpoint's metrics, read in-process.
+    fn value(state: &HttpState, series: &str) -> f64 {
+        let text = String::from_utf8(state.metrics.render()).unwrap();
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    }
+
+    /// Waits up to `secs` for `ok`; false if it never held.
+    fn wait_until(secs: u64, mut ok: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if ok() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// A slowloris client: connects, then sends a request head a byte every 100 ms without ever
+    /// ending it. The thread returns true once the server has closed the connection (a write
+    /// fails), false if it is still open after 30 s.
+    fn trickle(addr: SocketAddr) -> thread::JoinHandle<bool> {
+        let mut s = TcpStream::connect(addr).unwrap();
+        thread::spawn(move || {
+            let head = b"GET /metrics HTTP/1.1\r\nX-Slow: ";
+            let end = Instant::now() + Duration::from_secs(30);
+            for i in 0.. {
+                let b = head.get(i).copied().unwrap_or(b'a');
+                if s.write_all(&[b]).is_err() {
+                    return true;
+                }
+                if Instant::now() > end {
+                    return false;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+            false
+        })
+    }
+
+    /// Scrapes `/metrics` until it answers 200, all within `limit`. A connection turned away
+    /// at once is tried again; one the server holds is not.
+    fn scrape_within(addr: SocketAddr, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let r = get_within(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", left);
+            if !r.is_empty() {
+                assert!(r.starts_with("HTTP/1.1 200 OK"), "{r}");
+                return r;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn serves_metrics_health_ready_and_refuses_the_rest() {
+        let state = state();
         let srv = HttpServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&state)).unwrap();
         let a = srv.addr();
         let m = get(a, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -303,11 +566,79 @@ mod tests {
         assert!(get(a, "GET /ready HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
         assert!(get(a, "POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
         assert!(get(a, "GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        drop(srv);
+    }
+
+    #[test]
+    fn answer_head_over_8_kib_gets_431_or_is_closed() {
+        let state = state();
+        let srv = HttpServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&state)).unwrap();
+        let a = srv.addr();
         let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
         let r = get(a, &huge);
-        assert!(r.is_empty() || r.starts_with("HTTP/1.1 400"), "{r}");
-        // The server still answers after the refusal.
+        assert!(r.is_empty() || r.starts_with("HTTP/1.1 431"), "{r}");
+        // The server still answers after the refusal, and counted it.
         assert!(get(a, "GET /healthz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+        assert_eq!(
+            value(
+                &state,
+                "picket_http_connections_failed_total{reason=\"too_large\"}"
+            ),
+            1.0
+        );
+        drop(srv);
+    }
+
+    #[test]
+    fn handle_slow_clients_filling_the_pool_hold_a_scrape_one_deadline_at_most() {
+        let state = state();
+        let srv = HttpServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&state)).unwrap();
+        let a = srv.addr();
+        let slow: Vec<_> = (0..HANDLERS).map(|_| trickle(a)).collect();
+        // The scrape waits in the queue until the slow clients pass their request deadline; a
+        // one-connection server would take one deadline per slow client.
+        let m = scrape_within(a, REQUEST_DEADLINE + Duration::from_secs(5));
+        assert!(m.contains("picket_http_connections_rejected_total"), "{m}");
+        // A byte every 100 ms does not keep a connection past its deadline.
+        for h in slow {
+            assert!(h.join().unwrap(), "a slow client was never cut off");
+        }
+        assert!(
+            value(
+                &state,
+                "picket_http_connections_failed_total{reason=\"timeout\"}"
+            ) >= HANDLERS as f64
+        );
+        drop(srv);
+    }
+
+    #[test]
+    fn accept_a_flood_past_the_queue_is_closed_at_once_and_counted() {
+        let state = state();
+        let srv = HttpServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&state)).unwrap();
+        let a = srv.addr();
+        let extra = 3;
+        let slow: Vec<_> = (0..HANDLERS + QUEUED + extra).map(|_| trickle(a)).collect();
+        let rejected = || value(&state, "picket_http_connections_rejected_total");
+        assert!(
+            wait_until(20, || rejected() >= extra as f64),
+            "rejected: {}",
+            rejected()
+        );
+        // Once the handlers have cut the slow clients (two rounds at most), a scrape gets in.
+        scrape_within(a, 2 * REQUEST_DEADLINE + Duration::from_secs(5));
+        for h in slow {
+            assert!(h.join().unwrap(), "a slow client was never cut off");
+        }
+        let timeouts = value(
+            &state,
+            "picket_http_connections_failed_total{reason=\"timeout\"}",
+        );
+        assert!(timeouts >= HANDLERS as f64, "timeouts: {timeouts}");
+        assert!(
+            timeouts + rejected() >= (HANDLERS + QUEUED + extra) as f64,
+            "every slow client is counted once, as a timeout or a rejection"
+        );
         drop(srv);
     }
 }

@@ -5,6 +5,7 @@
 //! Labels come only from closed sets (app ids of the loaded rules, verdicts, stages, reasons,
 //! worker indexes), never addresses, names or ports: per-host detail goes in events.
 
+use super::http::ConnFailure;
 use crate::decode::frag::ReasmEnd;
 use crate::decode::{DecodeStats, Skip, TunnelKind};
 use crate::flow::{Anomaly, TrackerStats};
@@ -152,6 +153,8 @@ pub struct Metrics {
     hint_entries: IntGaugeVec,
     hint_evictions: IntCounterVec,
     anomalies: IntCounterVec,
+    http_rejected: IntCounter,
+    http_failed: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -352,6 +355,17 @@ impl Metrics {
                 "Alerts not written because the same client and app alerted within the interval.",
                 &["app"],
             )?,
+            http_rejected: counter(
+                &r,
+                "picket_http_connections_rejected_total",
+                "Connections to the metrics endpoint closed unread because every handler was busy and the hand-off queue full.",
+            )?,
+            http_failed: counter_vec(
+                &r,
+                "picket_http_connections_failed_total",
+                "Connections to the metrics endpoint that got no normal answer: past their deadline, request head too large (431), failed TLS handshake, or another I/O error.",
+                &["reason"],
+            )?,
             registry: r,
             reader: ReaderPub::default(),
             workers: (0..workers.max(1)).map(|_| WorkerPub::default()).collect(),
@@ -369,6 +383,9 @@ impl Metrics {
         }
         for res in ["ok", "error"] {
             m.reloads.with_label_values(&[res]);
+        }
+        for f in ConnFailure::ALL {
+            m.http_failed.with_label_values(&[f.as_str()]);
         }
         for k in TunnelKind::ALL {
             m.tunnels.with_label_values(&[k.as_str()]);
@@ -447,6 +464,16 @@ impl Metrics {
         } else {
             self.events_dropped.inc();
         }
+    }
+
+    /// Counts a connection the metrics endpoint closed unread because it was full.
+    pub fn http_rejected(&self) {
+        self.http_rejected.inc();
+    }
+
+    /// Counts a connection to the metrics endpoint that got no normal answer.
+    pub fn http_failed(&self, why: ConnFailure) {
+        self.http_failed.with_label_values(&[why.as_str()]).inc();
     }
 
     /// Folds the published values into the registry.

@@ -1,13 +1,17 @@
-//! Helpers the integration tests share: writing a generated capture and replaying it with the
-//! real binary.
+//! Helpers the integration tests share: writing a generated capture, replaying it with the real
+//! binary, and holding `picket replay --listen` open to query its endpoint.
 
 // Each test crate uses its own subset of these helpers.
 #![allow(dead_code)]
 
 use picket::synth::{self, Packet, PcapFormat};
 use serde_json::Value;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Writes packets, sorted by time, as a classic pcap in `dir`.
 pub fn write_capture(dir: &Path, name: &str, mut packets: Vec<Packet>) -> PathBuf {
@@ -59,4 +63,118 @@ pub fn sorted(events: &[Value]) -> Vec<String> {
     let mut v: Vec<String> = events.iter().map(Value::to_string).collect();
     v.sort();
     v
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The status line and body of a plain-HTTP GET on loopback, or None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+/// `picket replay --listen` held open with no capture: it serves its endpoint before it opens
+/// its input, and its input is a FIFO that nobody writes. Killed when dropped.
+pub struct Listening {
+    child: Child,
+    /// The loopback port of the endpoint.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Listening {
+    /// Starts the sensor with extra options (such as `--web-config FILE`) and waits up to 20 s
+    /// for its port to accept connections; fails with its stderr if it exits first.
+    pub fn start<S: AsRef<OsStr>>(extra: &[S]) -> Listening {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("capture.pcap");
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "mkfifo (coreutils) failed or is not installed"
+        );
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args([
+                "replay",
+                "--quiet",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(extra)
+            .arg(&fifo)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("picket replay starts");
+        let mut l = Listening {
+            child,
+            port,
+            _dir: dir,
+        };
+        l.wait_for("the endpoint", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        l
+    }
+
+    /// Waits up to 20 s for `ok`; fails with the sensor's stderr if it exits first.
+    pub fn wait_for(&mut self, what: &str, mut ok: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if ok() {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("picket replay --listen exited ({st}) while waiting for {what}:\n{err}");
+            }
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The body of a plain-HTTP `GET /metrics` answered with 200.
+    pub fn metrics(&mut self) -> String {
+        let port = self.port;
+        let mut body = String::new();
+        self.wait_for("a 200 on /metrics", || match http_get(port, "/metrics") {
+            Some((status, b)) if status.contains(" 200 ") => {
+                body = b;
+                true
+            }
+            _ => false,
+        });
+        body
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The metrics text of a sensor that has read nothing, from its real endpoint.
+pub fn scrape_metrics() -> String {
+    Listening::start::<&str>(&[]).metrics()
 }
