@@ -21,6 +21,11 @@ pub const MAX_INTERFACES: usize = 65_536;
 const BUF_SIZE: usize = 1 << 20;
 /// Most retired chunks kept for reuse.
 const MAX_POOL: usize = 64;
+/// Room before the data of a read-ahead chunk: the unread end of the previous chunk (less than
+/// one block) is copied there, so a record that straddles two reads lies in one chunk.
+const HEADROOM: usize = MAX_BLOCK as usize;
+/// Chunks the read-ahead thread fills before the reader takes them.
+const AHEAD: usize = 2;
 
 const PCAP_US_LE: u32 = 0xA1B2_C3D4;
 const PCAP_NS_LE: u32 = 0xA1B2_3C4D;
@@ -189,10 +194,63 @@ enum Format {
     },
 }
 
+/// Reads a file on a thread of its own, a chunk ahead of the reader, so the copy out of the page
+/// cache overlaps with decoding: the reader only walks records. Each chunk has [`HEADROOM`]
+/// free bytes before its data, where the reader puts the unread end of the chunk before.
+struct ReadAhead {
+    /// Filled chunks and their data lengths, in file order; an error ends the stream, and so
+    /// does the end of the file (the thread leaves, which disconnects the channel).
+    full: crossbeam_channel::Receiver<io::Result<(Vec<u8>, usize)>>,
+    /// Chunks no worker holds any more, for the thread to fill again.
+    empty: crossbeam_channel::Sender<Vec<u8>>,
+}
+
+impl ReadAhead {
+    fn start(mut input: Box<dyn Read + Send>, chunk: usize) -> io::Result<Self> {
+        let (full_tx, full) = crossbeam_channel::bounded(AHEAD);
+        let (empty, empty_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("picket-read".into())
+            .spawn(move || loop {
+                let mut buf = empty_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| vec![0; HEADROOM + chunk]);
+                let mut n = 0;
+                let result = loop {
+                    let Some(room) = buf.get_mut(HEADROOM + n..).filter(|r| !r.is_empty()) else {
+                        break Ok(true);
+                    };
+                    match input.read(room) {
+                        Ok(0) => break Ok(false),
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                // The reader has gone (stopped early): so does the thread.
+                if n > 0 && full_tx.send(Ok((buf, n))).is_err() {
+                    return;
+                }
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        let _ = full_tx.send(Err(e));
+                        return;
+                    }
+                }
+            })?;
+        Ok(ReadAhead { full, empty })
+    }
+}
+
 /// A capture file read record by record through one reusable buffer.
 pub struct FileSource {
     path: PathBuf,
     input: Box<dyn Read + Send>,
+    /// Files opened by path are read ahead on a thread ([`ReadAhead`]); other inputs (and a
+    /// file whose thread could not start) are read in place.
+    ahead: Option<ReadAhead>,
     /// The chunk being read; frames handed out borrow it, and workers may hold it.
     buf: Chunk,
     /// Retired chunks, reused once no worker holds them.
@@ -249,7 +307,7 @@ impl FileSource {
         };
         let file = File::open(&path).map_err(|e| err(CaptureErrorKind::Io(e)))?;
         let len = file.metadata().ok().map(|m| m.len());
-        Self::from_reader(path.clone(), Box::new(file), len)
+        Self::build(path.clone(), Box::new(file), len, BUF_SIZE, true)
     }
 
     /// Reads a capture from any byte stream; `path` names it in errors.
@@ -269,10 +327,52 @@ impl FileSource {
         len: Option<u64>,
         chunk: usize,
     ) -> Result<Self, CaptureError> {
+        Self::build(path, input, len, chunk, false)
+    }
+
+    /// Like [`FileSource::with_chunk_size`], read ahead on a thread ([`ReadAhead`]): what
+    /// [`FileSource::open`] does, open to tests with any input and chunk size. Chunks much
+    /// smaller than a record make the reader copy the record's start once per chunk; `open`
+    /// reads 1 MiB chunks, more than the largest block, so a record spans at most two.
+    #[cfg(test)]
+    pub(crate) fn read_ahead(
+        path: PathBuf,
+        input: Box<dyn Read + Send>,
+        len: Option<u64>,
+        chunk: usize,
+    ) -> Result<Self, CaptureError> {
+        Self::build(path, input, len, chunk, true)
+    }
+
+    fn build(
+        path: PathBuf,
+        input: Box<dyn Read + Send>,
+        len: Option<u64>,
+        chunk: usize,
+        ahead: bool,
+    ) -> Result<Self, CaptureError> {
         let chunk = chunk.max(1);
+        let (input, ahead): (Box<dyn Read + Send>, _) = if ahead {
+            match ReadAhead::start(input, chunk) {
+                Ok(a) => (Box::new(io::empty()), Some(a)),
+                // Without a thread the input is gone; a file opened by path could be opened
+                // again, but a failed spawn means the process is out of threads: say so.
+                Err(e) => {
+                    return Err(CaptureError {
+                        path,
+                        offset: 0,
+                        packets: 0,
+                        kind: CaptureErrorKind::Io(e),
+                    })
+                }
+            }
+        } else {
+            (input, None)
+        };
         let mut src = FileSource {
             path,
             input,
+            ahead,
             buf: Arc::new(vec![0; chunk]),
             pool: Vec::new(),
             start: 0,
@@ -333,6 +433,9 @@ impl FileSource {
         if self.eof {
             return Ok(false);
         }
+        if self.ahead.is_some() {
+            return self.fill_ahead(need);
+        }
         let size = need.next_power_of_two().max(self.chunk);
         let rest = self.end - self.start;
         match Arc::get_mut(&mut self.buf) {
@@ -369,6 +472,67 @@ impl FileSource {
             }
         }
         Ok(self.end - self.start >= need)
+    }
+
+    /// [`FileSource::fill`] from the read-ahead thread: takes its next chunk and puts the unread
+    /// rest of the current one in the room before its data.
+    fn fill_ahead(&mut self, need: usize) -> Result<bool, CaptureError> {
+        self.give_back();
+        while self.end - self.start < need && !self.eof {
+            let Some(ahead) = &self.ahead else {
+                return Ok(false);
+            };
+            match ahead.full.recv() {
+                // The thread has left: the file ended.
+                Err(_) => self.eof = true,
+                Ok(Err(e)) => {
+                    self.eof = true;
+                    return Err(self.error(CaptureErrorKind::Io(e)));
+                }
+                Ok(Ok((mut next, n))) => {
+                    let rest = self.end - self.start;
+                    let (chunk, start) = if rest <= HEADROOM {
+                        next[HEADROOM - rest..HEADROOM]
+                            .copy_from_slice(&self.buf[self.start..self.end]);
+                        (next, HEADROOM - rest)
+                    } else {
+                        // More unread bytes than the room holds (only when a read came back
+                        // short): join them in a new chunk.
+                        let mut joined = Vec::with_capacity(rest + n);
+                        joined.extend_from_slice(&self.buf[self.start..self.end]);
+                        joined.extend_from_slice(&next[HEADROOM..HEADROOM + n]);
+                        let _ = self.ahead.as_ref().map(|a| a.empty.send(next));
+                        (joined, 0)
+                    };
+                    let old = std::mem::replace(&mut self.buf, Arc::new(chunk));
+                    if self.pool.len() < MAX_POOL {
+                        self.pool.push(old);
+                    }
+                    self.start = start;
+                    self.end = start + rest + n;
+                }
+            }
+        }
+        Ok(self.end - self.start >= need)
+    }
+
+    /// Hands the read-ahead thread the retired chunks that no worker holds any more.
+    fn give_back(&mut self) {
+        let Some(ahead) = &self.ahead else {
+            return;
+        };
+        let mut i = 0;
+        while i < self.pool.len() {
+            if Arc::strong_count(&self.pool[i]) == 1 {
+                if let Ok(v) = Arc::try_unwrap(self.pool.swap_remove(i)) {
+                    if v.len() >= HEADROOM + self.chunk {
+                        let _ = ahead.empty.send(v);
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// A chunk of at least `size` bytes that no one else holds: recycled, or new.
@@ -984,5 +1148,112 @@ mod tests {
         let got = collect(&mut src);
         assert_eq!(got.len(), 12);
         assert!(got.iter().all(|g| g.2 == frame));
+    }
+
+    /// Frames of every size, in pcap and pcapng, read ahead on a thread and in place, at chunk
+    /// sizes that put record boundaries everywhere: the same frames, and a chunk a worker still
+    /// holds is never written again.
+    #[test]
+    fn read_ahead_gives_the_frames_reading_in_place_gives() {
+        let sizes = [1usize, 60, 1514, 9000, 70_000, 200_000, 256 * 1024, 3, 4096];
+        let frame = |i: usize, n: usize| -> Vec<u8> {
+            (0..n).map(|j| (i * 31 + j * 7) as u8).collect()
+        };
+        let mut pcap = pcap_header(PCAP_US_LE, false, 1);
+        let mut ng = Vec::new();
+        shb(&mut ng, false);
+        idb(&mut ng, false, 1, None);
+        for (i, &n) in sizes.iter().cycle().take(40).enumerate() {
+            pcap_record(&mut pcap, false, i as u32, 0, &frame(i, n));
+            epb(&mut ng, false, 0, i as u64, &frame(i, n));
+        }
+        for bytes in [pcap, ng] {
+            let len = bytes.len() as u64;
+            let open = |ahead: bool, chunk: usize| {
+                let input = Box::new(io::Cursor::new(bytes.clone()));
+                let path = PathBuf::from("t");
+                if ahead {
+                    FileSource::read_ahead(path, input, Some(len), chunk)
+                } else {
+                    FileSource::with_chunk_size(path, input, Some(len), chunk)
+                }
+                .unwrap()
+            };
+            let want = collect(&mut open(false, BUF_SIZE));
+            assert_eq!(want.len(), 40);
+            for chunk in [4096, 65_536, 300_000, BUF_SIZE] {
+                let mut src = open(true, chunk);
+                let mut held: Vec<(Chunk, usize, usize)> = Vec::new();
+                let mut got = Vec::new();
+                while let Some(p) = src.next_packet().unwrap() {
+                    let off = p.data.as_ptr() as usize - p.chunk.as_ptr() as usize;
+                    held.push((Arc::clone(p.chunk), off, p.data.len()));
+                    got.push((p.ts.0, p.link, p.data.to_vec()));
+                }
+                assert_eq!(got, want, "chunk {chunk}");
+                for ((c, off, n), w) in held.iter().zip(&want) {
+                    assert_eq!(&c[*off..off + n], &w.2[..], "chunk {chunk}: a held frame changed");
+                }
+            }
+        }
+    }
+
+    /// The end of a truncated file, and a read that fails, read ahead: the same error, after
+    /// the same packets.
+    #[test]
+    fn read_ahead_reports_truncation_and_read_errors_in_place() {
+        struct Failing(io::Cursor<Vec<u8>>);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.read(buf)? {
+                    0 => Err(io::Error::other("disk went away")),
+                    n => Ok(n),
+                }
+            }
+        }
+        let mut f = pcap_header(PCAP_US_LE, false, 1);
+        for i in 0..5 {
+            pcap_record(&mut f, false, i, 0, &[i as u8; 1000]);
+        }
+        let cut = f[..f.len() - 10].to_vec();
+        let len = cut.len() as u64;
+        let mut a = FileSource::read_ahead(
+            PathBuf::from("t.pcap"),
+            Box::new(io::Cursor::new(cut.clone())),
+            Some(len),
+            64,
+        )
+        .unwrap();
+        let mut b = FileSource::with_chunk_size(
+            PathBuf::from("t.pcap"),
+            Box::new(io::Cursor::new(cut)),
+            Some(len),
+            64,
+        )
+        .unwrap();
+        for _ in 0..4 {
+            assert!(a.next_packet().unwrap().is_some());
+            assert!(b.next_packet().unwrap().is_some());
+        }
+        let (ea, eb) = (a.next_packet().unwrap_err(), b.next_packet().unwrap_err());
+        assert_eq!(ea.to_string(), eb.to_string());
+        assert!(ea.to_string().contains("truncated"), "{ea}");
+        let mut c = FileSource::read_ahead(
+            PathBuf::from("t.pcap"),
+            Box::new(Failing(io::Cursor::new(f))),
+            None,
+            64,
+        )
+        .unwrap();
+        let mut n = 0;
+        let e = loop {
+            match c.next_packet() {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => panic!("a failing read is no end of file"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(n, 5, "every packet before the failure");
+        assert!(e.to_string().contains("disk went away"), "{e}");
     }
 }
