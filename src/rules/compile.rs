@@ -87,6 +87,8 @@ pub struct CompiledRules {
     signatures: Vec<(super::Signature, DomainMatch)>,
     /// Client bytes the longest TCP signature needs.
     signature_reach: usize,
+    /// Some TCP signature waits for the server's reply.
+    reply_signatures: bool,
     stun: Vec<(super::StunRule, DomainMatch)>,
     /// Public names of ECH client-facing servers: (name, exact only).
     ech_public: Vec<(Box<str>, bool)>,
@@ -242,6 +244,7 @@ impl CompiledRules {
             .collect();
         prefixes.v4.sort_by_key(|t| std::cmp::Reverse(t.0));
         prefixes.v6.sort_by_key(|t| std::cmp::Reverse(t.0));
+        let reply_signatures = signatures.iter().any(|(s, _)| s.reply_size.is_some());
         let signature_reach = signatures
             .iter()
             .filter(|(s, _)| s.transport == crate::decode::Transport::Tcp && s.reply_size.is_none())
@@ -262,6 +265,7 @@ impl CompiledRules {
             lists,
             signatures,
             signature_reach,
+            reply_signatures,
             stun,
             ja4,
             ech_public: set
@@ -319,7 +323,7 @@ impl CompiledRules {
 
     /// Whether any TCP signature waits for the server's reply.
     pub fn has_reply_signatures(&self) -> bool {
-        self.signatures.iter().any(|(s, _)| s.reply_size.is_some())
+        self.reply_signatures
     }
 
     /// The first signature that waits for the server's reply and whose client side the client's
