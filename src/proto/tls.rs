@@ -99,14 +99,21 @@ impl ClientHello<'_> {
     /// GREASE values left out everywhere.
     pub fn ja4(&self, quic: bool) -> String {
         use sha2::{Digest, Sha256};
-        use std::fmt::Write as _;
+        // Hex digits pushed by hand: once per hello, but `write!` per number was most of the
+        // fingerprint's cost.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let push_hex = |s: &mut String, x: u16, digits: u32| {
+            for i in (0..digits).rev() {
+                s.push(char::from(HEX[usize::from((x >> (4 * i)) & 0xf)]));
+            }
+        };
         let hex_list = |v: &[u16]| {
             let mut s = String::with_capacity(v.len() * 5);
-            for (i, x) in v.iter().enumerate() {
+            for (i, &x) in v.iter().enumerate() {
                 if i > 0 {
                     s.push(',');
                 }
-                let _ = write!(s, "{x:04x}");
+                push_hex(&mut s, x, 4);
             }
             s
         };
@@ -116,8 +123,8 @@ impl ClientHello<'_> {
             }
             let d = Sha256::digest(text.as_bytes());
             let mut s = String::with_capacity(12);
-            for b in &d[..6] {
-                let _ = write!(s, "{b:02x}");
+            for &b in &d[..6] {
+                push_hex(&mut s, u16::from(b), 2);
             }
             s
         };
