@@ -1156,9 +1156,8 @@ mod tests {
     #[test]
     fn read_ahead_gives_the_frames_reading_in_place_gives() {
         let sizes = [1usize, 60, 1514, 9000, 70_000, 200_000, 256 * 1024, 3, 4096];
-        let frame = |i: usize, n: usize| -> Vec<u8> {
-            (0..n).map(|j| (i * 31 + j * 7) as u8).collect()
-        };
+        let frame =
+            |i: usize, n: usize| -> Vec<u8> { (0..n).map(|j| (i * 31 + j * 7) as u8).collect() };
         let mut pcap = pcap_header(PCAP_US_LE, false, 1);
         let mut ng = Vec::new();
         shb(&mut ng, false);
@@ -1192,7 +1191,11 @@ mod tests {
                 }
                 assert_eq!(got, want, "chunk {chunk}");
                 for ((c, off, n), w) in held.iter().zip(&want) {
-                    assert_eq!(&c[*off..off + n], &w.2[..], "chunk {chunk}: a held frame changed");
+                    assert_eq!(
+                        &c[*off..off + n],
+                        &w.2[..],
+                        "chunk {chunk}: a held frame changed"
+                    );
                 }
             }
         }

@@ -715,7 +715,11 @@ reply_size = 80
             r.reply_candidate(5222, &d, usize::MAX).is_none(),
             "data that did not start with the first segment"
         );
-        assert_eq!(r.signature_reach(Tcp), 0, "nothing to read for reply signatures");
+        assert_eq!(
+            r.signature_reach(Tcp),
+            0,
+            "nothing to read for reply signatures"
+        );
         // Two sizes and ports are 3 bytes of evidence; fewer are refused, with the place.
         for (weak, why) in [
             (base.replace("ports = [5222, 443]\n", ""), "no ports"),
