@@ -200,24 +200,29 @@ enum Format {
 struct ReadAhead {
     /// Filled chunks and their data lengths, in file order; an error ends the stream, and so
     /// does the end of the file (the thread leaves, which disconnects the channel).
-    full: crossbeam_channel::Receiver<io::Result<(Vec<u8>, usize)>>,
-    /// Chunks no worker holds any more, for the thread to fill again.
-    empty: crossbeam_channel::Sender<Vec<u8>>,
+    full: crossbeam_channel::Receiver<io::Result<(Chunk, usize)>>,
+    /// Chunks no worker holds any more, for the thread to fill again (still in their `Arc`, so
+    /// a chunk's round trip allocates nothing).
+    empty: crossbeam_channel::Sender<Chunk>,
 }
 
 impl ReadAhead {
     fn start(mut input: Box<dyn Read + Send>, chunk: usize) -> io::Result<Self> {
         let (full_tx, full) = crossbeam_channel::bounded(AHEAD);
-        let (empty, empty_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+        let (empty, empty_rx) = crossbeam_channel::unbounded::<Chunk>();
         std::thread::Builder::new()
             .name("picket-read".into())
             .spawn(move || loop {
                 let mut buf = empty_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| vec![0; HEADROOM + chunk]);
+                    .try_iter()
+                    .find(|c| Arc::strong_count(c) == 1)
+                    .unwrap_or_else(|| Arc::new(vec![0; HEADROOM + chunk]));
+                let Some(bytes) = Arc::get_mut(&mut buf) else {
+                    continue; // not reached: only unshared chunks come back
+                };
                 let mut n = 0;
                 let result = loop {
-                    let Some(room) = buf.get_mut(HEADROOM + n..).filter(|r| !r.is_empty()) else {
+                    let Some(room) = bytes.get_mut(HEADROOM + n..).filter(|r| !r.is_empty()) else {
                         break Ok(true);
                     };
                     match input.read(room) {
@@ -491,20 +496,23 @@ impl FileSource {
                 }
                 Ok(Ok((mut next, n))) => {
                     let rest = self.end - self.start;
-                    let (chunk, start) = if rest <= HEADROOM {
-                        next[HEADROOM - rest..HEADROOM]
-                            .copy_from_slice(&self.buf[self.start..self.end]);
-                        (next, HEADROOM - rest)
-                    } else {
-                        // More unread bytes than the room holds (only when a read came back
-                        // short): join them in a new chunk.
-                        let mut joined = Vec::with_capacity(rest + n);
-                        joined.extend_from_slice(&self.buf[self.start..self.end]);
-                        joined.extend_from_slice(&next[HEADROOM..HEADROOM + n]);
-                        let _ = self.ahead.as_ref().map(|a| a.empty.send(next));
-                        (joined, 0)
+                    let (chunk, start) = match Arc::get_mut(&mut next) {
+                        Some(b) if rest <= HEADROOM => {
+                            b[HEADROOM - rest..HEADROOM]
+                                .copy_from_slice(&self.buf[self.start..self.end]);
+                            (next, HEADROOM - rest)
+                        }
+                        _ => {
+                            // More unread bytes than the room holds (chunks smaller than a
+                            // record): join them in a new chunk.
+                            let mut joined = Vec::with_capacity(rest + n);
+                            joined.extend_from_slice(&self.buf[self.start..self.end]);
+                            joined.extend_from_slice(&next[HEADROOM..HEADROOM + n]);
+                            let _ = self.ahead.as_ref().map(|a| a.empty.send(next));
+                            (Arc::new(joined), 0)
+                        }
                     };
-                    let old = std::mem::replace(&mut self.buf, Arc::new(chunk));
+                    let old = std::mem::replace(&mut self.buf, chunk);
                     if self.pool.len() < MAX_POOL {
                         self.pool.push(old);
                     }
@@ -524,10 +532,9 @@ impl FileSource {
         let mut i = 0;
         while i < self.pool.len() {
             if Arc::strong_count(&self.pool[i]) == 1 {
-                if let Ok(v) = Arc::try_unwrap(self.pool.swap_remove(i)) {
-                    if v.len() >= HEADROOM + self.chunk {
-                        let _ = ahead.empty.send(v);
-                    }
+                let c = self.pool.swap_remove(i);
+                if c.len() >= HEADROOM + self.chunk {
+                    let _ = ahead.empty.send(c);
                 }
             } else {
                 i += 1;
