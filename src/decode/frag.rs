@@ -362,6 +362,65 @@ impl Reassembler {
         }
     }
 
+    /// Checks the bookkeeping against the slots themselves and the caps against the constants,
+    /// panicking on any mismatch: bytes held and idle, the oldest-first list, the index, and
+    /// each datagram's pieces. With `expired`, also that nothing older than the timeout is left
+    /// after [`Reassembler::expire`] at that time. For the fuzz target: costs O(slots).
+    pub fn assert_consistent(&self, expired: Option<Timestamp>) {
+        let (mut held, mut idle, mut live) = (0usize, 0usize, 0usize);
+        for (i, s) in self.slots.iter().enumerate() {
+            held += s.buf.capacity();
+            if !s.live {
+                idle += s.buf.capacity();
+                assert!(s.pieces.is_empty() && s.buf.is_empty() && s.got == 0);
+                continue;
+            }
+            live += 1;
+            assert_eq!(
+                self.index.get(&s.key),
+                Some(&(i as u32)),
+                "slot {i} not indexed"
+            );
+            assert!(s.pieces.len() <= MAX_FRAGMENTS, "{} pieces", s.pieces.len());
+            let mut end = 0u32;
+            let mut sum = 0u32;
+            for p in &s.pieces {
+                assert!(p.off >= end, "pieces out of order or overlapping");
+                assert!((p.at + p.len) as usize <= s.buf.len());
+                end = p.off + p.len;
+                sum += p.len;
+            }
+            assert!(end as usize <= MAX_DATAGRAM_BYTES);
+            assert_eq!((sum, s.buf.len()), (s.got, s.got as usize));
+            if let Some(e) = s.end {
+                assert!(
+                    end <= e && s.got < e,
+                    "a complete datagram left in the table"
+                );
+            }
+            if let Some(now) = expired {
+                assert!(
+                    s.first.plus_nanos(TIMEOUT_NS) > now,
+                    "a timed-out datagram kept"
+                );
+            }
+        }
+        assert_eq!((held, idle, live), (self.held, self.idle, self.live));
+        assert!(self.held <= MAX_HELD_BYTES, "{} bytes held", self.held);
+        assert!(self.live <= MAX_DATAGRAMS && self.index.len() == self.live);
+        assert_eq!(self.free.len() + self.live, self.slots.len());
+        // The list, oldest first, holds every live slot once.
+        let (mut at, mut prev, mut n) = (self.head, NIL, 0usize);
+        while at != NIL {
+            let s = &self.slots[at as usize];
+            assert!(s.live && s.prev == prev, "list broken at slot {at}");
+            n += 1;
+            assert!(n <= self.live, "list longer than the live slots");
+            (prev, at) = (at, s.next);
+        }
+        assert_eq!((n, prev), (self.live, self.tail));
+    }
+
     /// A slot for a new datagram, evicting the oldest when all are in use.
     fn open(&mut self, key: FragKey, ts: Timestamp) -> u32 {
         if self.live >= MAX_DATAGRAMS {
