@@ -658,6 +658,8 @@ mod tests {
         r.table.expire(Timestamp((100 + 30) * 1_000_000_000));
         assert_eq!(r.table.stats().pending, 0);
         assert_eq!(r.ended(ReasmEnd::Timeout), 1);
+        r.table
+            .assert_consistent(Some(Timestamp((100 + 30) * 1_000_000_000)));
         // The late last fragment starts a new datagram that never completes.
         assert_eq!(r.add(frag(1, 8, false, &data[8..]), 131), None);
         assert_eq!(r.table.stats().pending, 1);
@@ -672,6 +674,9 @@ mod tests {
             r.add(frag(id, 0, true, &chunk), 0);
             assert!(r.table.stats().pending <= MAX_DATAGRAMS as u64);
             assert!(r.table.stats().held_bytes <= MAX_HELD_BYTES as u64);
+            if id % 64 == 0 {
+                r.table.assert_consistent(None);
+            }
         }
         assert_eq!(r.ended(ReasmEnd::Evicted), MAX_DATAGRAMS as u64);
         // Big pieces: 64 KiB datagrams press on the byte cap.
@@ -680,6 +685,7 @@ mod tests {
             r.add(frag(100_000 + id, 0, true, &big[..59_992]), 0);
             assert!(r.table.stats().held_bytes <= MAX_HELD_BYTES as u64);
         }
+        r.table.assert_consistent(None);
         assert!(r.ended(ReasmEnd::Evicted) > MAX_DATAGRAMS as u64 + 100);
         // A datagram in two fragments amid the flood still completes.
         let data = bytes(32, 9);
@@ -688,6 +694,17 @@ mod tests {
             r.add(frag(7_777_777, 16, false, &data[16..]), 1),
             Some(data)
         );
+    }
+
+    #[test]
+    #[should_panic(expected = "assertion `left == right` failed")]
+    fn assert_consistent_catches_a_byte_count_off_by_one() {
+        let data = bytes(16, 10);
+        let mut r = R::new();
+        r.add(frag(1, 0, true, &data[..8]), 0);
+        r.table.assert_consistent(None);
+        r.table.held += 1;
+        r.table.assert_consistent(None);
     }
 
     mod prop {
@@ -751,6 +768,7 @@ mod tests {
                 let mut r = R::new();
                 for (id, off, more, len, ts) in frags {
                     let _ = r.add(frag(id, off & !7, more, &data[..len]), ts);
+                    r.table.assert_consistent(None);
                     let s = r.table.stats();
                     prop_assert!(s.pending <= MAX_DATAGRAMS as u64);
                     prop_assert!(s.held_bytes <= MAX_HELD_BYTES as u64);
