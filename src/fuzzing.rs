@@ -1451,7 +1451,7 @@ fn web_files(p: &Path) -> io::Result<Vec<u8>> {
 /// `Authorization` header checked against it.
 ///
 /// Files with more than 4 users or a bcrypt cost above 4 are parsed but not built (bcrypt at a
-/// high cost would take all the fuzzer's time; see [`WEB_MAX_COST`]).
+/// high cost would take all the fuzzer's time; see `WEB_MAX_COST`).
 ///
 /// Checks: errors name the config or a file it names, and say something; a built config
 /// authorises exactly what bcrypt says about the header's user and password (no header: only
