@@ -482,6 +482,274 @@ mod seeds {
         out
     }
 
+    fn be16(b: &[u8], at: usize) -> usize {
+        usize::from(u16::from_be_bytes([b[at], b[at + 1]]))
+    }
+
+    /// The `tunnel_decap` envelope of a tunnel capture frame (see `picket::fuzzing`) and what it
+    /// carries: the bytes after the outer IP (or UDP, or Ethernet) header. None for an outer
+    /// fragment, or an envelope the target does not build (VXLAN to 8472 over IPv4).
+    fn envelope(f: &[u8]) -> Option<(u8, &[u8])> {
+        match be16(f, 12) {
+            0x0800 => {
+                let ihl = usize::from(f[14] & 0x0f) * 4;
+                let ip = &f[14..14 + be16(f, 16)];
+                if be16(ip, 6) & 0x3fff != 0 {
+                    return None;
+                }
+                let body = &ip[ihl..];
+                match (ip[9], be16(body, 2)) {
+                    (47, _) => Some((0, body)),
+                    (17, 4789) => Some((2, &body[8..])),
+                    (17, 2152) => Some((4, &body[8..])),
+                    (4, _) => Some((8, body)),
+                    (41, _) => Some((9, body)),
+                    _ => None,
+                }
+            }
+            0x86dd => {
+                let body = &f[54..54 + be16(f, 18)];
+                match (f[20], be16(body, 2)) {
+                    (47, _) => Some((1, body)),
+                    (17, 8472) => Some((3, &body[8..])),
+                    (17, 2152) => Some((5, &body[8..])),
+                    (4, _) => Some((10, body)),
+                    (41, _) => Some((11, body)),
+                    _ => None,
+                }
+            }
+            0x8847 => Some((6, &f[14..])),
+            _ => None,
+        }
+    }
+
+    pub fn tunnel_decap() -> Vec<Named> {
+        let (packets, _) = synth::tunnels();
+        let mut out = Vec::new();
+        let mut per_envelope = [0usize; 14];
+        let mut whole = 0;
+        let mut lens = std::collections::BTreeSet::new();
+        // Small frames (handshakes, ACKs) of every tunnel kind, three per envelope, and a
+        // dozen whole Ethernet frames.
+        for (i, p) in packets.iter().enumerate() {
+            if p.frame.len() > 240 || !lens.insert(p.frame.len()) {
+                continue;
+            }
+            if let Some((env, inner)) = envelope(&p.frame) {
+                if per_envelope[usize::from(env)] < 3 {
+                    per_envelope[usize::from(env)] += 1;
+                    let mut s = vec![env];
+                    s.extend(inner);
+                    out.push((format!("env{env}_{i}"), s));
+                }
+            }
+            if whole < 12 {
+                whole += 1;
+                let mut s = vec![12];
+                s.extend(&p.frame);
+                out.push((format!("ethernet_{i}"), s));
+            }
+        }
+        let first = &synth::demo()[0].frame;
+        let ip = synth::to_linktype(first, LinkType::Raw);
+        // PPPoE session around an IPv4 packet.
+        let mut s = vec![7, 0x11, 0x00, 0x12, 0x34];
+        s.extend(((ip.len() + 2) as u16).to_be_bytes());
+        s.extend([0x00, 0x21]);
+        s.extend(&ip);
+        out.push(("pppoe_ipv4".into(), s));
+        // One MPLS label, a pseudowire control word, then the demo's Ethernet frame.
+        let mut s = vec![6, 0x00, 0x01, 0x01, 0x40, 0, 0, 0, 0];
+        s.extend(first);
+        out.push(("mpls_control_word_ethernet".into(), s));
+        // IP-in-IP as deep as the decoder goes, and one deeper; a raw IP packet.
+        for depth in [3, 4] {
+            let mut s = vec![12];
+            s.extend(synth::tunnel::nested_ip_in_ip(first, depth));
+            out.push((format!("nested_ipv6_depth_{}", depth + 1), s));
+        }
+        let mut s = vec![13];
+        s.extend(&ip);
+        out.push(("raw_ipv4".into(), s));
+        out
+    }
+
+    /// One `ip_fragments` record: control byte, length, frame.
+    fn record(out: &mut Vec<u8>, ctl: u8, frame: &[u8]) {
+        out.push(ctl);
+        out.extend((frame.len() as u16).to_be_bytes());
+        out.extend(frame);
+    }
+
+    /// Runs of consecutive fragment frames in `packets`: the pieces of one IP packet each.
+    fn fragment_runs(packets: &[Packet]) -> Vec<Vec<Vec<u8>>> {
+        let mut runs: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut run = Vec::new();
+        for p in packets {
+            let skip = picket::decode::decode(
+                picket::capture::LinkType::Ethernet,
+                picket::capture::Timestamp(p.ts_ns),
+                0,
+                &p.frame,
+            );
+            if skip == Err(picket::decode::Skip::Fragment) {
+                run.push(p.frame.clone());
+            } else if !run.is_empty() {
+                runs.push(std::mem::take(&mut run));
+            }
+        }
+        if !run.is_empty() {
+            runs.push(run);
+        }
+        runs
+    }
+
+    pub fn ip_fragments() -> Vec<Named> {
+        let mut out = Vec::new();
+        // The first fragmented packet of each case of the fragment capture (in order, reversed,
+        // duplicated, overlapping, IPv6, in VXLAN) and of the two outer-fragmented GRE cases.
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, packets) in [("frag", synth::fragments().0), ("gre", synth::tunnels().0)] {
+            for (i, run) in fragment_runs(&packets).into_iter().enumerate() {
+                // A case's packets share their first 30 bytes' shape: keep one run per shape.
+                let shape = (run.len(), run[0].len().min(64), run[0][12..14].to_vec());
+                if run.len() > 10 || !seen.insert(shape) {
+                    continue;
+                }
+                let mut s = Vec::new();
+                for (j, f) in run.iter().enumerate() {
+                    record(&mut s, u8::from(j > 0), f);
+                }
+                out.push((format!("{name}_run_{i}"), s));
+            }
+        }
+        let run = fragment_runs(&synth::fragments().0)
+            .into_iter()
+            .find(|r| r.len() >= 2 && r[0][12..14] == [0x08, 0x00])
+            .expect("an IPv4 run");
+        // The same as raw IP packets, last one first.
+        let mut s = Vec::new();
+        for f in run.iter().rev() {
+            record(&mut s, 4, &f[14..]);
+        }
+        out.push(("raw_reversed".into(), s));
+        // The first piece, 31 s of silence, the rest: timed out, then expired.
+        let mut s = Vec::new();
+        record(&mut s, 0, &run[0]);
+        for f in &run[1..] {
+            record(&mut s, 3 | 8, f);
+        }
+        out.push(("timeout".into(), s));
+        // A flood: 2048 first pieces with different identifications (bytes 18-19), then the
+        // datagram whose first piece was evicted.
+        let mut s = vec![0x40];
+        s.extend((run[0].len() as u16).to_be_bytes());
+        s.extend([11, 18]);
+        s.extend(&run[0]);
+        for f in &run[1..] {
+            record(&mut s, 1, f);
+        }
+        out.push(("flood_evicts".into(), s));
+        out
+    }
+
+    /// A bcrypt hash of `password` at cost 4 with a fixed salt (seeds stay the same).
+    fn hash4(password: &str) -> String {
+        bcrypt::hash_with_salt(password, 4, [0x5a; 16])
+            .expect("bcrypt")
+            .to_string()
+    }
+
+    fn basic(credentials: &str) -> String {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    }
+
+    pub fn web_config() -> Vec<Named> {
+        let h = hash4("s3cret");
+        let users = format!(
+            "basic_auth_users:\n  prom: '{h}'\n  other: {}\n",
+            hash4("x")
+        );
+        let tls = "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n";
+        let with = |yaml: &str, header: Option<&str>| {
+            let mut s = yaml.as_bytes().to_vec();
+            if let Some(h) = header {
+                s.push(0);
+                s.extend(h.as_bytes());
+            }
+            s
+        };
+        vec![
+            ("users_right".into(), with(&users, Some(&basic("prom:s3cret")))),
+            ("users_wrong".into(), with(&users, Some(&basic("prom:wrong")))),
+            ("users_unknown".into(), with(&users, Some(&basic("nobody:s3cret")))),
+            ("users_bearer".into(), with(&users, Some("Bearer abc"))),
+            (
+                "cost_unpadded".into(),
+                with(
+                    &format!("basic_auth_users:\n  a: \"{}\"\n", h.replacen("$04$", "$4$", 1)),
+                    Some(&basic("a:s3cret")),
+                ),
+            ),
+            (
+                "cost_12_parsed_only".into(),
+                with(&format!("basic_auth_users:\n  a: $2b$12${}\n", "a".repeat(53)), None),
+            ),
+            (
+                "tls_versions".into(),
+                with(&format!("{tls}  min_version: TLS12\n  max_version: TLS13\n"), None),
+            ),
+            (
+                "mtls_and_users".into(),
+                with(
+                    &format!(
+                        "{tls}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: \
+                         ca.crt\n  min_version: TLS13\n{users}"
+                    ),
+                    Some(&basic("prom:s3cret")),
+                ),
+            ),
+            (
+                "verify_if_given".into(),
+                with(
+                    &format!("{tls}  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n"),
+                    None,
+                ),
+            ),
+            (
+                "versions_inverted".into(),
+                with(&format!("{tls}  min_version: TLS13\n  max_version: TLS12\n"), None),
+            ),
+            (
+                "ca_without_client_auth".into(),
+                with(&format!("{tls}  client_ca_file: ca.crt\n"), None),
+            ),
+            (
+                "empty_cert".into(),
+                with("tls_server_config:\n  cert_file: empty.pem\n  key_file: tls.key\n", None),
+            ),
+            (
+                "key_as_cert".into(),
+                with("tls_server_config:\n  cert_file: key_as.crt\n  key_file: tls.key\n", None),
+            ),
+            ("plaintext_hash".into(), with("basic_auth_users:\n  prom: plaintext\n", None)),
+            (
+                "unknown_field".into(),
+                with(&format!("{tls}  cipher_suites: [x]\n"), None),
+            ),
+            (
+                "missing_cert".into(),
+                with("tls_server_config:\n  cert_file: missing.crt\n  key_file: b\n", None),
+            ),
+            ("unknown_section".into(), with("basic_auth: {}\n", None)),
+            ("empty".into(), Vec::new()),
+        ]
+    }
+
     pub fn capture_file() -> Vec<Named> {
         let packets = mixed_packets();
         let mut out = Vec::new();
@@ -581,7 +849,7 @@ realms = ["chat.example"]
 #[test]
 #[ignore = "writes files; run by hand to refresh the seeds"]
 fn write_seed_corpora() {
-    let sets: [(&str, Vec<seeds::Named>); 8] = [
+    let sets: [(&str, Vec<seeds::Named>); 11] = [
         ("decode_frame", seeds::decode_frame()),
         ("tcp_reassembly", seeds::tcp_reassembly()),
         ("tls_client_hello", seeds::tls_client_hello()),
@@ -590,6 +858,9 @@ fn write_seed_corpora() {
         ("stun", seeds::stun()),
         ("capture_file", seeds::capture_file()),
         ("rule_file", seeds::rule_file()),
+        ("tunnel_decap", seeds::tunnel_decap()),
+        ("ip_fragments", seeds::ip_fragments()),
+        ("web_config", seeds::web_config()),
     ];
     for (target, inputs) in sets {
         let dir = fuzz_dir().join("corpus").join(target);

@@ -362,6 +362,65 @@ impl Reassembler {
         }
     }
 
+    /// Checks the bookkeeping against the slots themselves and the caps against the constants,
+    /// panicking on any mismatch: bytes held and idle, the oldest-first list, the index, and
+    /// each datagram's pieces. With `expired`, also that nothing older than the timeout is left
+    /// after [`Reassembler::expire`] at that time. For the fuzz target: costs O(slots).
+    pub fn assert_consistent(&self, expired: Option<Timestamp>) {
+        let (mut held, mut idle, mut live) = (0usize, 0usize, 0usize);
+        for (i, s) in self.slots.iter().enumerate() {
+            held += s.buf.capacity();
+            if !s.live {
+                idle += s.buf.capacity();
+                assert!(s.pieces.is_empty() && s.buf.is_empty() && s.got == 0);
+                continue;
+            }
+            live += 1;
+            assert_eq!(
+                self.index.get(&s.key),
+                Some(&(i as u32)),
+                "slot {i} not indexed"
+            );
+            assert!(s.pieces.len() <= MAX_FRAGMENTS, "{} pieces", s.pieces.len());
+            let mut end = 0u32;
+            let mut sum = 0u32;
+            for p in &s.pieces {
+                assert!(p.off >= end, "pieces out of order or overlapping");
+                assert!((p.at + p.len) as usize <= s.buf.len());
+                end = p.off + p.len;
+                sum += p.len;
+            }
+            assert!(end as usize <= MAX_DATAGRAM_BYTES);
+            assert_eq!((sum, s.buf.len()), (s.got, s.got as usize));
+            if let Some(e) = s.end {
+                assert!(
+                    end <= e && s.got < e,
+                    "a complete datagram left in the table"
+                );
+            }
+            if let Some(now) = expired {
+                assert!(
+                    s.first.plus_nanos(TIMEOUT_NS) > now,
+                    "a timed-out datagram kept"
+                );
+            }
+        }
+        assert_eq!((held, idle, live), (self.held, self.idle, self.live));
+        assert!(self.held <= MAX_HELD_BYTES, "{} bytes held", self.held);
+        assert!(self.live <= MAX_DATAGRAMS && self.index.len() == self.live);
+        assert_eq!(self.free.len() + self.live, self.slots.len());
+        // The list, oldest first, holds every live slot once.
+        let (mut at, mut prev, mut n) = (self.head, NIL, 0usize);
+        while at != NIL {
+            let s = &self.slots[at as usize];
+            assert!(s.live && s.prev == prev, "list broken at slot {at}");
+            n += 1;
+            assert!(n <= self.live, "list longer than the live slots");
+            (prev, at) = (at, s.next);
+        }
+        assert_eq!((n, prev), (self.live, self.tail));
+    }
+
     /// A slot for a new datagram, evicting the oldest when all are in use.
     fn open(&mut self, key: FragKey, ts: Timestamp) -> u32 {
         if self.live >= MAX_DATAGRAMS {
@@ -599,6 +658,8 @@ mod tests {
         r.table.expire(Timestamp((100 + 30) * 1_000_000_000));
         assert_eq!(r.table.stats().pending, 0);
         assert_eq!(r.ended(ReasmEnd::Timeout), 1);
+        r.table
+            .assert_consistent(Some(Timestamp((100 + 30) * 1_000_000_000)));
         // The late last fragment starts a new datagram that never completes.
         assert_eq!(r.add(frag(1, 8, false, &data[8..]), 131), None);
         assert_eq!(r.table.stats().pending, 1);
@@ -613,6 +674,9 @@ mod tests {
             r.add(frag(id, 0, true, &chunk), 0);
             assert!(r.table.stats().pending <= MAX_DATAGRAMS as u64);
             assert!(r.table.stats().held_bytes <= MAX_HELD_BYTES as u64);
+            if id % 64 == 0 {
+                r.table.assert_consistent(None);
+            }
         }
         assert_eq!(r.ended(ReasmEnd::Evicted), MAX_DATAGRAMS as u64);
         // Big pieces: 64 KiB datagrams press on the byte cap.
@@ -621,6 +685,7 @@ mod tests {
             r.add(frag(100_000 + id, 0, true, &big[..59_992]), 0);
             assert!(r.table.stats().held_bytes <= MAX_HELD_BYTES as u64);
         }
+        r.table.assert_consistent(None);
         assert!(r.ended(ReasmEnd::Evicted) > MAX_DATAGRAMS as u64 + 100);
         // A datagram in two fragments amid the flood still completes.
         let data = bytes(32, 9);
@@ -629,6 +694,17 @@ mod tests {
             r.add(frag(7_777_777, 16, false, &data[16..]), 1),
             Some(data)
         );
+    }
+
+    #[test]
+    #[should_panic(expected = "assertion `left == right` failed")]
+    fn assert_consistent_catches_a_byte_count_off_by_one() {
+        let data = bytes(16, 10);
+        let mut r = R::new();
+        r.add(frag(1, 0, true, &data[..8]), 0);
+        r.table.assert_consistent(None);
+        r.table.held += 1;
+        r.table.assert_consistent(None);
     }
 
     mod prop {
@@ -692,6 +768,7 @@ mod tests {
                 let mut r = R::new();
                 for (id, off, more, len, ts) in frags {
                     let _ = r.add(frag(id, off & !7, more, &data[..len]), ts);
+                    r.table.assert_consistent(None);
                     let s = r.table.stats();
                     prop_assert!(s.pending <= MAX_DATAGRAMS as u64);
                     prop_assert!(s.held_bytes <= MAX_HELD_BYTES as u64);

@@ -25,7 +25,7 @@
 //! Which tunnels a packet went through is counted per kind ([`TunnelKind`]), not kept per flow.
 
 pub mod frag;
-mod tunnel;
+pub(crate) mod tunnel;
 
 use crate::capture::{LinkType, Timestamp};
 use etherparse::{
@@ -414,6 +414,41 @@ pub fn decode(
     }
 }
 
+/// What [`decode_traced`] saw on the way: the tunnels it opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Trace {
+    /// Tunnels opened (at most [`MAX_TUNNEL_DEPTH`]).
+    pub depth: u8,
+    /// Kinds of tunnels opened, one bit per [`TunnelKind::index`].
+    pub tunnels: u8,
+    /// The innermost segment a tunnel named.
+    pub segment: Segment,
+}
+
+/// [`decode`], also returning how deep it went, for the fuzz targets' checks (the packet path
+/// calls [`decode`] or the [`Decoder`]).
+pub(crate) fn decode_traced(
+    link: LinkType,
+    ts: Timestamp,
+    wire_len: u32,
+    data: &[u8],
+) -> (Result<PacketMeta, Skip>, Trace) {
+    let mut cx = Ctx::default();
+    let wire_len = wire_len.max(data.len() as u32);
+    let walked = first_layer(link, data).and_then(|n| walk(n, data, ts, wire_len, &mut cx));
+    let trace = Trace {
+        depth: cx.depth,
+        tunnels: cx.tunnels,
+        segment: cx.segment,
+    };
+    let got = match walked {
+        Ok(Walked::Packet(m)) => Ok(m),
+        Ok(Walked::Fragment(_)) => Err(Skip::Fragment),
+        Err(e) => Err(e),
+    };
+    (got, trace)
+}
+
 /// What the reader's [`Decoder`] made of a frame.
 #[derive(Debug)]
 pub enum Decoded<'a> {
@@ -529,6 +564,18 @@ impl Decoder {
     /// the reader calls it now and then so a quiet spell frees memory too.
     pub fn expire(&mut self, now: Timestamp) {
         self.table.expire(now);
+    }
+
+    /// Checks the reassembly's bookkeeping and caps, panicking on a mismatch (see
+    /// [`frag::MAX_DATAGRAMS`] and the other caps); `expired`: the time of the last
+    /// [`Decoder::expire`] just before. For the fuzz target.
+    pub(crate) fn assert_consistent(&self, expired: Option<Timestamp>) {
+        self.table.assert_consistent(expired);
+        assert!(
+            self.scratch.capacity() <= frag::MAX_DATAGRAM_BYTES,
+            "scratch grew to {}",
+            self.scratch.capacity()
+        );
     }
 
     /// The counters so far.

@@ -72,9 +72,9 @@ pub struct WebConfig {
     users: BTreeMap<String, String>,
     /// SHA-256 of `user \0 password` that passed.
     passed: Mutex<Vec<[u8; 32]>>,
-    /// A bcrypt hash of a password nobody knows, at the users' cost, checked when the user is
-    /// unknown so that an unknown user takes as long as a wrong password.
-    dummy: String,
+    /// A bcrypt hash of a password nobody knows, at the first user's cost, checked when the user
+    /// is unknown so that an unknown user takes as long as a wrong password. None without users.
+    dummy: Option<String>,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -108,12 +108,59 @@ fn version(path: &Path, v: Option<&str>, default: u16) -> Result<u16, WebConfigE
     }
 }
 
-impl WebConfig {
-    /// Reads and checks a web config file, and the certificate and key files it names.
-    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| err(path, e.to_string()))?;
-        let file: File = serde_yaml::from_str(&text).map_err(|e| err(path, e.to_string()))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
+/// Reads a file named by the config (certificates, keys): the disk, or memory in the fuzz target.
+pub(crate) type ReadFile<'r> = &'r dyn Fn(&Path) -> std::io::Result<Vec<u8>>;
+
+/// A web config file parsed, its fields and hash syntax checked, before the steps that cost:
+/// bcrypt, and reading the files it names.
+pub(crate) struct Draft<'a> {
+    path: &'a Path,
+    text: &'a str,
+    file: File,
+    /// Each user's bcrypt cost, in the order of `file.basic_auth_users`.
+    costs: Vec<u32>,
+}
+
+impl<'a> Draft<'a> {
+    /// Parses the text of the web config file at `path` (named in errors).
+    pub(crate) fn parse(text: &'a str, path: &'a Path) -> Result<Self, WebConfigError> {
+        let file: File = serde_yaml::from_str(text).map_err(|e| err(path, e.to_string()))?;
+        let mut costs = Vec::with_capacity(file.basic_auth_users.len());
+        for (user, hash) in &file.basic_auth_users {
+            let cost = hash
+                .parse::<bcrypt::HashParts>()
+                .map(|h| h.get_cost())
+                .map_err(|_| {
+                    err(
+                        path,
+                        format!("basic_auth_users: the hash of '{user}' is not a bcrypt hash"),
+                    )
+                })?;
+            costs.push(cost);
+        }
+        Ok(Draft {
+            path,
+            text,
+            file,
+            costs,
+        })
+    }
+
+    /// The number of users.
+    pub(crate) fn users(&self) -> usize {
+        self.costs.len()
+    }
+
+    /// The highest bcrypt cost of the users' hashes (0 without users): what one check costs.
+    pub(crate) fn max_cost(&self) -> u32 {
+        self.costs.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Checks every hash with bcrypt, reads the certificate and key files through `read`, and
+    /// builds the config.
+    pub(crate) fn finish(self, read: ReadFile<'_>) -> Result<WebConfig, WebConfigError> {
+        let path = self.path;
+        let file = self.file;
         for (user, hash) in &file.basic_auth_users {
             if bcrypt::verify("", hash).is_err() {
                 return Err(err(
@@ -122,36 +169,60 @@ impl WebConfig {
                 ));
             }
         }
+        let dir = path.parent().unwrap_or(Path::new("."));
         let tls = match &file.tls_server_config {
             None => None,
-            Some(t) => Some(Arc::new(tls_config(path, dir, t)?)),
+            Some(t) => Some(Arc::new(tls_config(path, dir, t, read)?)),
         };
-        // The cost of the first user's hash ("$2y$10$..."), for the dummy.
-        let cost = file
-            .basic_auth_users
-            .values()
-            .next()
-            .and_then(|h| h.get(4..6))
-            .and_then(|c| c.parse::<u32>().ok())
-            .unwrap_or(bcrypt::DEFAULT_COST);
-        let mut salt = [0u8; 16];
-        let mut phrase = [0u8; 16];
-        for (i, b) in Sha256::digest(text.as_bytes()).iter().enumerate() {
-            if i < 16 {
-                salt[i] = *b;
-            } else {
-                phrase[i - 16] = *b;
+        // Unknown users are checked against a hash at the first user's cost. Without users
+        // nothing is checked, and no dummy is made (a cost-12 hash at every load otherwise).
+        let dummy = match self.costs.first() {
+            None => None,
+            Some(&cost) => {
+                let mut salt = [0u8; 16];
+                let mut phrase = [0u8; 16];
+                let digest = Sha256::digest(self.text.as_bytes());
+                salt.copy_from_slice(&digest[..16]);
+                phrase.copy_from_slice(&digest[16..]);
+                let h = bcrypt::hash_with_salt(phrase, cost, salt)
+                    .map_err(|e| err(path, e.to_string()))?;
+                Some(h.to_string())
             }
-        }
-        let dummy = bcrypt::hash_with_salt(phrase, cost, salt)
-            .map_err(|e| err(path, e.to_string()))?
-            .to_string();
+        };
         Ok(WebConfig {
             tls,
             users: file.basic_auth_users,
             passed: Mutex::new(Vec::new()),
             dummy,
         })
+    }
+}
+
+impl WebConfig {
+    /// Reads and checks a web config file, and the certificate and key files it names.
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| err(path, e.to_string()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks the text of the web config file at `path` (named in errors; relative paths in the
+    /// file are taken from its folder) and reads the certificate and key files it names.
+    pub fn parse(text: &str, path: &Path) -> Result<WebConfig, WebConfigError> {
+        Draft::parse(text, path)?.finish(&|p| std::fs::read(p))
+    }
+
+    /// The bcrypt hash of `user`, for the fuzz target's checks.
+    pub(crate) fn hash_of(&self, user: &str) -> Option<&str> {
+        self.users.get(user).map(String::as_str)
+    }
+
+    /// The bcrypt cost of the hash unknown users are checked against (None without users), for
+    /// the fuzz target's checks.
+    pub(crate) fn dummy_cost(&self) -> Option<u32> {
+        self.dummy
+            .as_deref()
+            .and_then(|d| d.parse::<bcrypt::HashParts>().ok())
+            .map(|h| h.get_cost())
     }
 
     /// The TLS configuration, when the endpoint serves HTTPS.
@@ -171,7 +242,7 @@ impl WebConfig {
         }
         let Some((user, password)) = header.and_then(basic_credentials) else {
             // Still pay for one verification: no answer comes back faster.
-            let _ = bcrypt::verify("", &self.dummy);
+            let _ = self.dummy.as_deref().map(|d| bcrypt::verify("", d));
             return false;
         };
         let digest: [u8; 32] = {
@@ -186,9 +257,10 @@ impl WebConfig {
                 return true;
             }
         }
-        let (hash, known) = match self.users.get(&user) {
-            Some(h) => (h.as_str(), true),
-            None => (self.dummy.as_str(), false),
+        let (hash, known) = match (self.users.get(&user), &self.dummy) {
+            (Some(h), _) => (h.as_str(), true),
+            (None, Some(d)) => (d.as_str(), false),
+            (None, None) => return false, // not reached: users exist, so does the dummy
         };
         let ok = bcrypt::verify(&password, hash).unwrap_or(false) && known;
         if ok {
@@ -204,7 +276,7 @@ impl WebConfig {
 }
 
 /// `Basic base64(user:password)` → (user, password).
-fn basic_credentials(header: &[u8]) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(header: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(header).ok()?.trim();
     let (scheme, rest) = text.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -222,18 +294,20 @@ fn tls_config(
     path: &Path,
     dir: &Path,
     t: &TlsFile,
+    read: ReadFile<'_>,
 ) -> Result<rustls::ServerConfig, WebConfigError> {
     let at = |p: &Path| dir.join(p);
+    let load = |p: &Path| read(p).map_err(|e| err(p, e.to_string()));
     let cert_path = at(&t.cert_file);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(|e| err(&cert_path, e.to_string()))?
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&load(&cert_path)?)
         .collect::<Result<_, _>>()
         .map_err(|e| err(&cert_path, e.to_string()))?;
     if certs.is_empty() {
         return Err(err(&cert_path, "no certificate in the file"));
     }
     let key_path = at(&t.key_file);
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| err(&key_path, e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&load(&key_path)?)
+        .map_err(|e| err(&key_path, e.to_string()))?;
     let min = version(path, t.min_version.as_deref(), 0x0303)?;
     let max = version(path, t.max_version.as_deref(), 0x0304)?;
     let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
@@ -271,9 +345,7 @@ fn tls_config(
             };
             let ca_path = at(ca);
             let mut roots = rustls::RootCertStore::empty();
-            for c in
-                CertificateDer::pem_file_iter(&ca_path).map_err(|e| err(&ca_path, e.to_string()))?
-            {
+            for c in CertificateDer::pem_slice_iter(&load(&ca_path)?) {
                 let c = c.map_err(|e| err(&ca_path, e.to_string()))?;
                 roots.add(c).map_err(|e| err(&ca_path, e.to_string()))?;
             }
@@ -338,8 +410,37 @@ mod tests {
         assert!(!w.authorized(Some(b64("other:s3cret").as_bytes())));
         assert!(!w.authorized(None));
         // The dummy hash is a real bcrypt hash at the users' cost (unknown users cost the same).
-        assert!(bcrypt::verify("x", &w.dummy).is_ok());
-        assert_eq!(&w.dummy[..7], &hash[..7]);
+        let dummy = w.dummy.as_deref().unwrap();
+        assert!(bcrypt::verify("x", dummy).is_ok());
+        assert_eq!(&dummy[..7], &hash[..7]);
+    }
+
+    #[test]
+    fn dummy_cost_is_the_first_users_cost_however_written() {
+        // bcrypt reads "$2b$4$" and "2b$04$" (no leading '$') as cost 4; the dummy used to be
+        // made at the default cost 12 then, so an unknown user took ~250 ms and a known one 1 ms.
+        let h = bcrypt::hash_with_salt("pw", 4, [7; 16])
+            .unwrap()
+            .to_string();
+        for written in [h.replacen("$04$", "$4$", 1), h[1..].to_string()] {
+            let text = format!("basic_auth_users:\n  a: '{written}'\n  b: '{h}'\n");
+            let w = WebConfig::parse(&text, Path::new("/etc/picket/web.yml")).unwrap();
+            assert_eq!(w.dummy_cost(), Some(4), "{written}");
+            assert!(w.authorized(Some(b"Basic YTpwdw==")), "a:pw");
+        }
+    }
+
+    #[test]
+    fn parse_without_users_makes_no_dummy_and_names_the_file() {
+        let p = Path::new("/etc/picket/web.yml");
+        let w = WebConfig::parse("basic_auth_users: {}\n", p).unwrap();
+        assert_eq!(w.dummy_cost(), None);
+        assert!(w.authorized(None));
+        let e = WebConfig::parse("tls_server_config:\n  cert_file: x.crt\n  key_file: k\n", p)
+            .unwrap_err();
+        assert_eq!(e.path, Path::new("/etc/picket/x.crt"), "{e}");
+        let e = WebConfig::parse("basic_auth_users: [\n", p).unwrap_err();
+        assert_eq!(e.path, p);
     }
 
     #[test]
