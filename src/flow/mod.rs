@@ -434,6 +434,8 @@ pub struct Flow {
     /// which waits for the server's first segment (0: none). Until it comes, a flow with no
     /// hello is not yet left to its address.
     reply_sig: u16,
+    /// The rules generation `reply_sig` indexes (a reload renumbers signatures).
+    reply_gen: u8,
 }
 
 impl Flow {
@@ -462,6 +464,7 @@ impl Flow {
             updates: 0,
             looked: 0,
             reply_sig: 0,
+            reply_gen: 0,
         }
     }
 
@@ -486,6 +489,7 @@ impl Flow {
             updates: self.updates,
             looked: self.looked,
             reply_sig: self.reply_sig,
+            reply_gen: self.reply_gen,
         }
     }
 
@@ -756,6 +760,9 @@ pub struct FlowTracker {
     table: FlowTable,
     cfg: FlowConfig,
     rules: Arc<CompiledRules>,
+    /// Bumped at each rule reload: a flow waiting for a reply names its signature by index,
+    /// which only holds in the rules it was found in.
+    rules_gen: u8,
     scratch: Vec<u8>,
     /// Decrypted QUIC Initial payloads.
     quic_scratch: Vec<u8>,
@@ -789,6 +796,7 @@ impl FlowTracker {
             table: FlowTable::new(cfg.max_flows),
             cfg,
             rules,
+            rules_gen: 0,
             scratch: Vec::with_capacity(4096),
             quic_scratch: Vec::with_capacity(2048),
             clock: Clock::default(),
@@ -814,6 +822,7 @@ impl FlowTracker {
     /// Replaces the rules used for flows classified from now on.
     pub fn set_rules(&mut self, rules: Arc<CompiledRules>) {
         self.rules = rules;
+        self.rules_gen = self.rules_gen.wrapping_add(1);
     }
 
     /// Processes one packet; what happens on the way is pushed to `out`. `now` is the sensor's
@@ -1031,6 +1040,7 @@ impl FlowTracker {
                 .reply_candidate(port, prefix.contiguous(), payload.len())
             {
                 f.reply_sig = ix.saturating_add(1);
+                f.reply_gen = self.rules_gen;
             }
         }
         if ins.grew && f.app.is_none() && stun::parse_stream(prefix.contiguous()).is_some() {
@@ -1098,8 +1108,12 @@ impl FlowTracker {
         if f.app.is_some() || f.tls.is_some() {
             return;
         }
+        // Rules reloaded since the client's segment: the index means another signature now.
+        let found = (f.reply_gen == self.rules_gen)
+            .then(|| classify::by_reply(&self.rules, ix, len))
+            .flatten();
         let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
-        match classify::by_reply(&self.rules, ix, len) {
+        match found {
             Some(c) => {
                 // A server that answers before any ClientHello completed: no TLS is coming.
                 if let Some(Hello::Tcp(p)) = f.hello.as_deref() {

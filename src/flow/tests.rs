@@ -444,3 +444,36 @@ mod prop {
         }
     }
 }
+
+/// A flow waiting for the server's reply to a fixed-size handshake (Threema's 48 bytes out, 80
+/// back on 443 in the default rules) is decided by the reply; a rule reload in between voids the
+/// wait (the signature's index is the old rules'), and the flow is left to its address.
+#[test]
+fn packet_reply_size_decides_unless_rules_were_reloaded() {
+    let handshake = |t: &mut FlowTracker, h: &FlowHasher, reload: bool| {
+        let mut ev = Vec::new();
+        let mut feed = |t: &mut FlowTracker, p: Pkt| {
+            let hash = FlowKey::of(&p.m).0.hash_with(h);
+            t.packet(&p.m, hash, &p.payload, p.m.ts, &mut ev);
+        };
+        feed(t, pkt(0, true, SYN, 1000, 0, &[]));
+        feed(t, pkt(1, false, SA, 5000, 1001, &[]));
+        feed(t, pkt(2, true, PA, 1001, 5001, &[0x5a; 48]));
+        if reload {
+            t.set_rules(Arc::new(crate::rules::defaults().unwrap()));
+        }
+        feed(t, pkt(3, false, PA, 5001, 1049, &[0xa5; 80]));
+        t.finish(Timestamp(10_000_000_000), 64, |v| ev.extend(v));
+        ended(ev)
+    };
+    let (mut t, h) = tracker(16);
+    let r = handshake(&mut t, &h, false);
+    assert_eq!(r.len(), 1);
+    assert_eq!(app(&r[0]), Some("threema"));
+    let src = r[0].flow.app.as_ref().map(|c| c.source);
+    assert_eq!(src, Some(AppSource::Signature));
+    let (mut t, h) = tracker(16);
+    let r = handshake(&mut t, &h, true);
+    assert_eq!(r.len(), 1);
+    assert_eq!(app(&r[0]), None, "192.0.2.10 is in no list");
+}
