@@ -496,6 +496,7 @@ impl Decoder {
 
     /// Decodes one frame; a fragment goes into reassembly and, when it completes a datagram, the
     /// datagram comes out as [`Decoded::Reassembled`].
+    #[inline]
     pub fn decode<'s>(
         &'s mut self,
         link: LinkType,
@@ -704,6 +705,7 @@ fn first_layer(link: LinkType, data: &[u8]) -> Result<Next<'_>, Skip> {
 /// Every slice lies in `frame`, which payload offsets are taken against.
 ///
 /// Straight-line for the common case (link, IP, TCP/UDP); the loop turns once per tunnel.
+#[inline]
 fn walk<'a>(
     mut next: Next<'a>,
     frame: &'a [u8],

@@ -201,6 +201,7 @@ impl<'scope> Pipeline<'scope> {
 
     /// Hands one decoded packet to the worker that owns its flow. `frame` must lie in `chunk`
     /// (a frame that does not is counted as undeliverable and dropped).
+    #[inline]
     pub fn push(&mut self, meta: &PacketMeta, frame: &[u8], chunk: &Chunk) -> bool {
         let off = (frame.as_ptr() as usize).wrapping_sub(chunk.as_ptr() as usize);
         if off
