@@ -71,6 +71,8 @@ pub struct ReadStats {
     pub decode: DecodeStats,
     /// Errors, each naming its source (file, packet and byte offset for captures).
     pub errors: Vec<String>,
+    /// CPU time of the sources' helper threads (files read ahead), summed when each ends.
+    pub helper_cpu: Duration,
 }
 
 impl ReadStats {
@@ -239,11 +241,13 @@ impl Feeder<'_, '_> {
                 }
                 Ok(Read::End) => {
                     self.done_bytes += src.position();
+                    self.read.helper_cpu += src.helper_cpu();
                     self.tick(src);
                     return PumpEnd::End;
                 }
                 Err(e) => {
                     self.done_bytes += src.position();
+                    self.read.helper_cpu += src.helper_cpu();
                     self.tick(src);
                     return PumpEnd::Failed(e.to_string());
                 }

@@ -437,7 +437,10 @@ fn bench_reports_every_stage_and_every_worker() {
         2,
         "both widths end all 30 flows:\n{out}"
     );
-    let cpu: Vec<&str> = out.lines().filter(|l| l.contains("CPU: reader")).collect();
+    let cpu: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("CPU: read-ahead") && l.contains(", reader "))
+        .collect();
     assert_eq!(cpu.len(), 2, "{out}");
     let per_worker = |l: &str| {
         l.rsplit_once("ns per own packet: ")

@@ -204,48 +204,76 @@ struct ReadAhead {
     /// Chunks no worker holds any more, for the thread to fill again (still in their `Arc`, so
     /// a chunk's round trip allocates nothing).
     empty: crossbeam_channel::Sender<Chunk>,
+    /// The thread's CPU time in nanoseconds, written when it ends (before its channel closes).
+    cpu: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Writes its thread's CPU time when dropped: at every way out of the read-ahead thread.
+struct CpuOnExit(Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for CpuOnExit {
+    fn drop(&mut self) {
+        let ns = u64::try_from(super::thread_cpu().as_nanos()).unwrap_or(u64::MAX);
+        self.0.store(ns, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl ReadAhead {
-    fn start(mut input: Box<dyn Read + Send>, chunk: usize) -> io::Result<Self> {
+    fn start(input: Box<dyn Read + Send>, chunk: usize) -> io::Result<Self> {
         let (full_tx, full) = crossbeam_channel::bounded(AHEAD);
         let (empty, empty_rx) = crossbeam_channel::unbounded::<Chunk>();
+        let cpu = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let on_exit = CpuOnExit(Arc::clone(&cpu));
         std::thread::Builder::new()
             .name("picket-read".into())
-            .spawn(move || loop {
-                let mut buf = empty_rx
-                    .try_iter()
-                    .find(|c| Arc::strong_count(c) == 1)
-                    .unwrap_or_else(|| Arc::new(vec![0; HEADROOM + chunk]));
-                let Some(bytes) = Arc::get_mut(&mut buf) else {
-                    continue; // not reached: only unshared chunks come back
+            .spawn(move || {
+                // Dropped at the end of this body, before the captured sender closes the channel.
+                let _on_exit = on_exit;
+                Self::run(input, chunk, &full_tx, &empty_rx);
+            })?;
+        Ok(ReadAhead { full, empty, cpu })
+    }
+
+    /// The thread's loop: fills chunks until the file ends, fails, or the reader leaves.
+    fn run(
+        mut input: Box<dyn Read + Send>,
+        chunk: usize,
+        full_tx: &crossbeam_channel::Sender<io::Result<(Chunk, usize)>>,
+        empty_rx: &crossbeam_channel::Receiver<Chunk>,
+    ) {
+        loop {
+            let mut buf = empty_rx
+                .try_iter()
+                .find(|c| Arc::strong_count(c) == 1)
+                .unwrap_or_else(|| Arc::new(vec![0; HEADROOM + chunk]));
+            let Some(bytes) = Arc::get_mut(&mut buf) else {
+                continue; // not reached: only unshared chunks come back
+            };
+            let mut n = 0;
+            let result = loop {
+                let Some(room) = bytes.get_mut(HEADROOM + n..).filter(|r| !r.is_empty()) else {
+                    break Ok(true);
                 };
-                let mut n = 0;
-                let result = loop {
-                    let Some(room) = bytes.get_mut(HEADROOM + n..).filter(|r| !r.is_empty()) else {
-                        break Ok(true);
-                    };
-                    match input.read(room) {
-                        Ok(0) => break Ok(false),
-                        Ok(k) => n += k,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    }
-                };
-                // The reader has gone (stopped early): so does the thread.
-                if n > 0 && full_tx.send(Ok((buf, n))).is_err() {
+                match input.read(room) {
+                    Ok(0) => break Ok(false),
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            // The reader has gone (stopped early): so does the thread.
+            if n > 0 && full_tx.send(Ok((buf, n))).is_err() {
+                return;
+            }
+            match result {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let _ = full_tx.send(Err(e));
                     return;
                 }
-                match result {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => {
-                        let _ = full_tx.send(Err(e));
-                        return;
-                    }
-                }
-            })?;
-        Ok(ReadAhead { full, empty })
+            }
+        }
     }
 }
 
@@ -253,8 +281,8 @@ impl ReadAhead {
 pub struct FileSource {
     path: PathBuf,
     input: Box<dyn Read + Send>,
-    /// Files opened by path are read ahead on a thread ([`ReadAhead`]); other inputs (and a
-    /// file whose thread could not start) are read in place.
+    /// Regular files opened by path are read ahead on a thread ([`ReadAhead`]); FIFOs,
+    /// devices and other inputs are read in place.
     ahead: Option<ReadAhead>,
     /// The chunk being read; frames handed out borrow it, and workers may hold it.
     buf: Chunk,
@@ -311,8 +339,12 @@ impl FileSource {
             kind,
         };
         let file = File::open(&path).map_err(|e| err(CaptureErrorKind::Io(e)))?;
-        let len = file.metadata().ok().map(|m| m.len());
-        Self::build(path.clone(), Box::new(file), len, BUF_SIZE, true)
+        let meta = file.metadata().ok();
+        let len = meta.as_ref().map(|m| m.len());
+        // Read ahead only from a regular file: a FIFO or a device (`tcpdump -U -w fifo`) gives
+        // packets as they come, and the thread would hold them until a whole chunk had arrived.
+        let ahead = meta.is_some_and(|m| m.is_file());
+        Self::build(path.clone(), Box::new(file), len, BUF_SIZE, ahead)
     }
 
     /// Reads a capture from any byte stream; `path` names it in errors.
@@ -866,6 +898,12 @@ impl PacketSource for FileSource {
     fn position(&self) -> u64 {
         self.offset
     }
+
+    fn helper_cpu(&self) -> std::time::Duration {
+        self.ahead.as_ref().map_or(std::time::Duration::ZERO, |a| {
+            std::time::Duration::from_nanos(a.cpu.load(std::sync::atomic::Ordering::Relaxed))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1189,15 +1227,21 @@ mod tests {
             assert_eq!(want.len(), 40);
             for chunk in [4096, 65_536, 300_000, BUF_SIZE] {
                 let mut src = open(true, chunk);
-                let mut held: Vec<(Chunk, usize, usize)> = Vec::new();
+                // Every third frame is held, as a lagging worker would: the chunks of the
+                // others go back to the thread and are filled again meanwhile.
+                let mut held: Vec<(usize, Chunk, usize, usize)> = Vec::new();
                 let mut got = Vec::new();
                 while let Some(p) = src.next_packet().unwrap() {
                     let off = p.data.as_ptr() as usize - p.chunk.as_ptr() as usize;
-                    held.push((Arc::clone(p.chunk), off, p.data.len()));
+                    if got.len() % 3 == 0 {
+                        held.push((got.len(), Arc::clone(p.chunk), off, p.data.len()));
+                    }
                     got.push((p.ts.0, p.link, p.data.to_vec()));
                 }
                 assert_eq!(got, want, "chunk {chunk}");
-                for ((c, off, n), w) in held.iter().zip(&want) {
+                assert_eq!(held.len(), 14);
+                for (i, c, off, n) in &held {
+                    let w = &want[*i];
                     assert_eq!(
                         &c[*off..off + n],
                         &w.2[..],
@@ -1265,5 +1309,43 @@ mod tests {
         };
         assert_eq!(n, 5, "every packet before the failure");
         assert!(e.to_string().contains("disk went away"), "{e}");
+    }
+
+    /// A FIFO (a live `tcpdump -U -w fifo`) is read in place: a packet comes out while the
+    /// writer still holds the FIFO open, not when a whole chunk has arrived.
+    #[test]
+    fn open_reads_a_fifo_as_packets_come() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("live.pcap");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("SKIPPED: mkfifo (coreutils) is not available");
+            return;
+        }
+        let closed = Arc::new(AtomicBool::new(false));
+        let (got_tx, got_rx) = crossbeam_channel::bounded::<()>(1);
+        let writer = {
+            let (fifo, closed) = (fifo.clone(), Arc::clone(&closed));
+            std::thread::spawn(move || {
+                let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                let mut f = pcap_header(PCAP_US_LE, false, 1);
+                pcap_record(&mut f, false, 1, 0, &[0x42; 100]);
+                std::io::Write::write_all(&mut w, &f).unwrap();
+                // Hold the FIFO open until the reader has the packet (or long enough to fail).
+                let _ = got_rx.recv_timeout(std::time::Duration::from_secs(20));
+                closed.store(true, Ordering::SeqCst);
+            })
+        };
+        let mut src = FileSource::open(&fifo).unwrap();
+        let p = src.next_packet().unwrap().map(|p| p.data.to_vec());
+        let writer_closed = closed.load(Ordering::SeqCst);
+        let _ = got_tx.send(());
+        writer.join().unwrap();
+        assert_eq!(p, Some(vec![0x42; 100]));
+        assert!(
+            !writer_closed,
+            "the packet waited for the writer to close the FIFO"
+        );
     }
 }

@@ -161,6 +161,19 @@ pub trait PacketSource {
     fn now(&self) -> Option<Timestamp> {
         None
     }
+    /// CPU time of the source's own helper thread so far (a file read ahead), for benchmarks.
+    fn helper_cpu(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+/// CPU time the calling thread has used so far (read once per thread, when it ends).
+pub fn thread_cpu() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 #[cfg(test)]

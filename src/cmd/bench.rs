@@ -39,12 +39,20 @@ pub struct Args {
     max_flows: usize,
 }
 
+/// CPU time of a full pipeline pass: the read-ahead thread, the reader, and each worker's
+/// (packets, CPU time).
+struct Cpu {
+    ahead: Duration,
+    reader: Duration,
+    workers: Vec<(u64, Duration)>,
+}
+
 struct Pass {
     packets: u64,
     bytes: u64,
     elapsed: Duration,
-    /// Full pipeline passes: the reader's CPU time and each worker's (packets, CPU time).
-    cpu: Option<(Duration, Vec<(u64, Duration)>)>,
+    /// Full pipeline passes only.
+    cpu: Option<Cpu>,
 }
 
 fn best<F: FnMut() -> Result<Pass>>(repeat: u32, mut f: F) -> Result<Pass> {
@@ -108,9 +116,10 @@ fn row(name: &str, p: &Pass, base: &Pass) {
     );
 }
 
-/// CPU time per packet of the reader (all packets) and of each worker (its own packets): a
-/// worker's cost stays flat as workers are added when the work splits without overhead.
-fn cpu_rows(packets: u64, reader: Duration, workers: &[(u64, Duration)]) {
+/// CPU time per packet of the read-ahead thread and the reader (all packets) and of each worker
+/// (its own packets): a worker's cost stays flat as workers are added when the work splits
+/// without overhead.
+fn cpu_rows(packets: u64, ahead: Duration, reader: Duration, workers: &[(u64, Duration)]) {
     let per = |d: Duration, n: u64| d.as_nanos() as f64 / n.max(1) as f64;
     let worker_cpu: Duration = workers.iter().map(|w| w.1).sum();
     let each: Vec<String> = workers
@@ -118,8 +127,10 @@ fn cpu_rows(packets: u64, reader: Duration, workers: &[(u64, Duration)]) {
         .map(|&(n, d)| format!("{:.0}", per(d, n)))
         .collect();
     println!(
-        "{:<28} CPU: reader {:.3} s ({:.0} ns/pkt), workers {:.3} s (ns per own packet: {})",
+        "{:<28} CPU: read-ahead {:.3} s ({:.0} ns/pkt), reader {:.3} s ({:.0} ns/pkt), workers {:.3} s (ns per own packet: {})",
         "",
+        ahead.as_secs_f64(),
+        per(ahead, packets),
         reader.as_secs_f64(),
         per(reader, packets),
         worker_cpu.as_secs_f64(),
@@ -182,13 +193,17 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 packets: r.read.packets,
                 bytes: read.bytes,
                 elapsed: r.elapsed,
-                cpu: Some((r.reader_cpu, r.workers.cpu)),
+                cpu: Some(Cpu {
+                    ahead: r.read.helper_cpu,
+                    reader: r.reader_cpu,
+                    workers: r.workers.cpu,
+                }),
             })
         })?;
         row(&format!("full pipeline, {w} worker(s)"), &full, &read);
         println!("{:<28} {flows} flows", "");
-        if let Some((reader, workers)) = &full.cpu {
-            cpu_rows(full.packets, *reader, workers);
+        if let Some(c) = &full.cpu {
+            cpu_rows(full.packets, c.ahead, c.reader, &c.workers);
         }
     }
     println!("(x read: the stage's rate as a fraction of the bare read rate, same run; best of {} passes)", a.repeat.max(1));

@@ -395,9 +395,5 @@ fn worker_loop(
 
 /// CPU time the calling thread has used so far (read once per thread, at its end).
 pub fn thread_cpu() -> std::time::Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    std::time::Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
+    crate::capture::thread_cpu()
 }

@@ -138,14 +138,15 @@ impl HttpServer {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(QUEUED);
         let mut srv = HttpServer {
             addr,
             state: Arc::clone(&state),
             acceptor: None,
             handlers: Vec::with_capacity(HANDLERS),
         };
-        // On an error below, dropping `srv` stops and joins what was started.
+        // Made after `srv`, so on an error below the queue's ends are dropped first: the
+        // handlers started so far see it closed and end, and dropping `srv` joins them.
+        let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(QUEUED);
         for i in 0..HANDLERS {
             let (st, rx) = (Arc::clone(&state), rx.clone());
             let h = thread::Builder::new()

@@ -916,6 +916,15 @@ impl FlowTracker {
             track_tcp(f, m, from_client);
             if !from_client && !payload.is_empty() && f.reply_sig != 0 {
                 self.server_reply(i, payload.len(), m.ts, out);
+            } else if from_client
+                && !payload.is_empty()
+                && f.reply_sig != 0
+                && f.hello_done
+                && f.tcp.client_base != Some(m.seq)
+            {
+                // More client data before any reply: not the handshake that was waited for.
+                // (A one-way capture would otherwise wait until the flow ends.)
+                self.reply_abandoned(i, m.ts, out);
             } else if from_client && !payload.is_empty() && !f.hello_done {
                 // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
                 let seq = if m.flags & tcp_flags::SYN != 0 {
@@ -1028,8 +1037,17 @@ impl FlowTracker {
                 return;
             }
         }
+        // Client data past the first segment before any reply: not the handshake waited for.
+        if f.reply_sig != 0 && seq != base {
+            f.reply_sig = 0;
+        }
+        // Only a handshake seen from its start: the SYN or SYN-ACK fixed where the client's data
+        // begins, and the server has sent nothing yet (a flow picked up mid-way has no "first"
+        // segments, and 48- and 80-byte records are common there).
         if ins.grew
             && seq == base
+            && f.tcp.client_base.is_some()
+            && f.to_client.payload == 0
             && f.app.is_none()
             && f.reply_sig == 0
             && self.rules.has_reply_signatures()
@@ -1108,8 +1126,10 @@ impl FlowTracker {
         if f.app.is_some() || f.tls.is_some() {
             return;
         }
-        // Rules reloaded since the client's segment: the index means another signature now.
-        let found = (f.reply_gen == self.rules_gen)
+        // Rules reloaded since the client's segment: the index means another signature now. And
+        // only the server's first data counts (its bytes so far are this segment's).
+        let first = f.to_client.payload == len as u64;
+        let found = (f.reply_gen == self.rules_gen && first)
             .then(|| classify::by_reply(&self.rules, ix, len))
             .flatten();
         let cx = Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out);
@@ -1128,6 +1148,18 @@ impl FlowTracker {
             }
             None if f.hello_done => cx.by_address(f),
             None => {}
+        }
+    }
+
+    /// Stops waiting for a server reply (the client went on without one): a search that already
+    /// ended without a hello leaves the flow to its address now.
+    fn reply_abandoned(&mut self, i: u32, ts: Timestamp, out: &mut Vec<Event>) {
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        f.reply_sig = 0;
+        if f.app.is_none() && f.tls.is_none() {
+            Adopt::new(&self.rules, &mut self.apps, &self.clock, ts, out).by_address(f);
         }
     }
 

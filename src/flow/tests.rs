@@ -477,3 +477,81 @@ fn packet_reply_size_decides_unless_rules_were_reloaded() {
     assert_eq!(r.len(), 1);
     assert_eq!(app(&r[0]), None, "192.0.2.10 is in no list");
 }
+
+/// What a fixed-size handshake must not be taken from: a flow picked up mid-way (no SYN), a
+/// server that spoke first, and a client that goes on without a reply (a one-way capture).
+#[test]
+fn packet_reply_size_needs_the_start_of_both_directions() {
+    let feed = |t: &mut FlowTracker, h: &FlowHasher, pkts: Vec<Pkt>| {
+        let mut ev = Vec::new();
+        for p in pkts {
+            let hash = FlowKey::of(&p.m).0.hash_with(h);
+            t.packet(&p.m, hash, &p.payload, p.m.ts, &mut ev);
+        }
+        ev
+    };
+    let finish = |t: &mut FlowTracker, mut ev: Vec<Event>| {
+        t.finish(Timestamp(10_000_000_000), 64, |v| ev.extend(v));
+        ended(ev)
+    };
+    // Mid-flow: no SYN, 48 bytes out, 80 back.
+    let (mut t, h) = tracker(16);
+    let ev = feed(
+        &mut t,
+        &h,
+        vec![
+            pkt(0, true, PA, 1001, 5001, &[0x5a; 48]),
+            pkt(1, false, PA, 5001, 1049, &[0xa5; 80]),
+        ],
+    );
+    assert_eq!(app(&finish(&mut t, ev)[0]), None, "mid-flow");
+    // The server spoke first.
+    let (mut t, h) = tracker(16);
+    let ev = feed(
+        &mut t,
+        &h,
+        vec![
+            pkt(0, true, SYN, 1000, 0, &[]),
+            pkt(1, false, SA, 5000, 1001, &[]),
+            pkt(2, false, PA, 5001, 1001, &[0x11; 30]),
+            pkt(3, true, PA, 1001, 5031, &[0x5a; 48]),
+            pkt(4, false, PA, 5031, 1049, &[0xa5; 80]),
+        ],
+    );
+    assert_eq!(app(&finish(&mut t, ev)[0]), None, "server first");
+    // One way, to an address in Threema's list: the client's next data ends the wait (a
+    // retransmitted first segment does not), and the flow goes on as any other.
+    let threema: [u8; 4] = [5, 148, 175, 10];
+    let to_threema = |mut p: Pkt| {
+        p.m.dst = Addr::from(Ipv4Addr::from(threema));
+        p
+    };
+    let waiting = |t: &FlowTracker| t.table.get(0).map(|f| f.reply_sig != 0);
+    let (mut t, h) = tracker(16);
+    let ev = feed(
+        &mut t,
+        &h,
+        vec![
+            to_threema(pkt(0, true, SYN, 1000, 0, &[])),
+            to_threema(pkt(2, true, PA, 1001, 0, &[0x5a; 48])),
+            to_threema(pkt(3, true, PA, 1001, 0, &[0x5a; 48])),
+        ],
+    );
+    assert_eq!(
+        waiting(&t),
+        Some(true),
+        "a retransmitted first segment still waits"
+    );
+    let ev2 = feed(
+        &mut t,
+        &h,
+        vec![to_threema(pkt(4, true, PA, 1049, 0, &[0x77; 200]))],
+    );
+    assert_eq!(waiting(&t), Some(false), "more client data ends the wait");
+    let r = finish(&mut t, ev.into_iter().chain(ev2).collect());
+    assert_eq!(app(&r[0]), Some("threema"));
+    assert_eq!(
+        r[0].flow.app.as_ref().map(|c| c.source),
+        Some(AppSource::Ip)
+    );
+}
