@@ -8,6 +8,9 @@
 
 use serde_json::Value;
 
+mod common;
+use common::{free_port, http_get};
+
 /// Packets in the shipped demo capture.
 fn demo_packets() -> usize {
     picket::synth::demo().len()
@@ -19,7 +22,6 @@ fn demo_flows() -> usize {
 }
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,26 +98,6 @@ impl Drop for Veth {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
 fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
@@ -164,13 +146,15 @@ impl Sensor {
             events,
         };
         wait_for("/ready", 15, || {
-            http_get(port, "/ready").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+            http_get(port, "/ready").is_some_and(|(status, _)| status.starts_with("HTTP/1.1 200"))
         });
         s
     }
 
     fn metrics(&self) -> String {
-        http_get(self.port, "/metrics").unwrap_or_default()
+        http_get(self.port, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
     }
 
     fn signal(&self, sig: &str) {
@@ -405,16 +389,14 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
     let end = Instant::now() + Duration::from_secs(30);
     let mut got = None;
     while Instant::now() < end && got.is_none() {
-        if let Some(body) = http_get(prom_port, query) {
-            if let Some(json) = body.split("\r\n\r\n").nth(1) {
-                last = json.to_string();
-                if let Ok(v) = serde_json::from_str::<Value>(json) {
-                    got = v["data"]["result"][0]["value"][1]
-                        .as_str()
-                        .and_then(|s| s.parse::<f64>().ok())
-                        .filter(|&x| x == whatsapp);
-                }
+        if let Some((_, json)) = http_get(prom_port, query) {
+            if let Ok(v) = serde_json::from_str::<Value>(&json) {
+                got = v["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .filter(|&x| x == whatsapp);
             }
+            last = json;
         }
         std::thread::sleep(Duration::from_millis(300));
     }
