@@ -482,7 +482,7 @@ fn readme_flags_exist_in_help_and_option_tables_are_complete() {
         }
     }
     // Live takes the replay options the replay table lists, besides its own; those it does not
-    // take are named in its section ("but `--report` and `--format`").
+    // take are named in its section ("but `--report`").
     let replay_listed = listed.get("replay").cloned().unwrap_or_default();
     let live_prose = secs
         .iter()

@@ -131,12 +131,19 @@ impl Sensor {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let events = dir.join("live.jsonl");
+        // The summary at exit only when its format is asked for.
+        let quiet: &[&str] = if extra.contains(&"--format") {
+            &[]
+        } else {
+            &["--quiet"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_picket"))
-            .args(["live", "-i", iface, "--quiet", "--workers", "2"])
+            .args(["live", "-i", iface, "--workers", "2"])
+            .args(quiet)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--events", events.to_str().expect("utf-8 path")])
             .args(extra)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("picket live starts");
@@ -162,7 +169,13 @@ impl Sensor {
     }
 
     /// SIGTERM, then the exit status and stderr; the sensor must stop within a few seconds.
-    fn stop(mut self) -> (Option<i32>, String) {
+    fn stop(self) -> (Option<i32>, String) {
+        let (code, err, _) = self.stop_with_output();
+        (code, err)
+    }
+
+    /// [`Sensor::stop`], with what the sensor wrote on stdout (its summary).
+    fn stop_with_output(mut self) -> (Option<i32>, String, String) {
         self.signal("TERM");
         let end = Instant::now() + Duration::from_secs(10);
         let status = loop {
@@ -179,7 +192,11 @@ impl Sensor {
         if let Some(mut e) = self.child.stderr.take() {
             let _ = e.read_to_string(&mut err);
         }
-        (status.code(), err)
+        let mut out = String::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        (status.code(), err, out)
     }
 }
 
@@ -266,7 +283,7 @@ fn live_equals_replay_and_sigterm_loses_no_flow() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let veth = Veth::new("a");
-    let sensor = Sensor::start(dir.path(), &veth.capture, &[]);
+    let sensor = Sensor::start(dir.path(), &veth.capture, &["--format", "json"]);
     send(&veth.send, &demo());
     wait_for("all the demo's packets counted", 20, || {
         metric(&sensor.metrics(), "picket_packets_total") == Some(demo_packets() as f64)
@@ -279,12 +296,17 @@ fn live_equals_replay_and_sigterm_loses_no_flow() {
     assert_eq!(metric(&m, "picket_tls_client_hellos_total"), Some(22.0));
     // Stop at once: every flow is still open and must still be written.
     let events = sensor.events.clone();
-    let (code, err) = sensor.stop();
+    let (code, err, out) = sensor.stop_with_output();
     assert_eq!(code, Some(0), "{err}");
     let live = read_events(&events);
     let replayed = replay_events(dir.path());
     assert_eq!(live.len(), demo_flows(), "{err}");
     assert_eq!(essence(&live), essence(&replayed));
+    // The summary at exit, as JSON: the same totals as the events and the counters.
+    let summary: Value = serde_json::from_str(out.trim()).expect("one JSON summary on stdout");
+    assert_eq!(summary["totals"]["flows"], demo_flows(), "{out}");
+    assert_eq!(summary["totals"]["packets"], demo_packets(), "{out}");
+    assert_eq!(summary["totals"]["stopped"], true, "{out}");
 }
 
 #[test]

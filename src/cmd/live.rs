@@ -51,6 +51,9 @@ pub struct Args {
     /// No summary at exit.
     #[arg(long, short)]
     quiet: bool,
+    /// Summary format at exit: a table, or one JSON object for scripts.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
+    format: common::SummaryFormat,
 }
 
 /// Runs `picket live`.
@@ -137,12 +140,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "stopped"
     );
     if !a.quiet {
-        common::print_summary(
-            &sink,
-            &report,
-            a.common.events_to_stdout(),
-            common::SummaryFormat::Table,
-        );
+        common::print_summary(&sink, &report, a.common.events_to_stdout(), a.format);
     }
     if let Some(e) = failure {
         anyhow::bail!("{e}");
