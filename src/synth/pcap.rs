@@ -49,19 +49,27 @@ impl LinkType {
     }
 }
 
+fn be16_at(frame: &[u8], at: usize) -> u16 {
+    frame
+        .get(at..at + 2)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// Offset of the network header in an Ethernet frame (after any VLAN tags) and its ether type.
+pub(crate) fn l3_start(frame: &[u8]) -> (usize, u16) {
+    let mut at = 12;
+    while matches!(be16_at(frame, at), 0x8100 | 0x88a8 | 0x9100) {
+        at += 4;
+    }
+    (at + 2, be16_at(frame, at))
+}
+
 /// Converts an Ethernet frame to the layout of `link`: IP-based layouts drop VLAN tags and
 /// Ethernet padding; cooked (SLL) layouts keep the tags after their protocol field.
 pub fn to_linktype(frame: &[u8], link: LinkType) -> Vec<u8> {
-    let be16 = |at: usize| {
-        frame
-            .get(at..at + 2)
-            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
-    };
-    let mut at = 12;
-    while matches!(be16(at), 0x8100 | 0x88a8 | 0x9100) {
-        at += 4;
-    }
-    let ip = frame.get(at + 2..).map_or(&[][..], |l3| &l3[..ip_len(l3)]);
+    let be16 = |at: usize| be16_at(frame, at);
+    let (l3, ether_type) = l3_start(frame);
+    let ip = frame.get(l3..).map_or(&[][..], |l3| &l3[..ip_len(l3)]);
     let after_macs = frame.get(14..).unwrap_or_default();
     let mut addr = [0u8; 8];
     if let Some(mac) = frame.get(6..12) {
@@ -73,7 +81,7 @@ pub fn to_linktype(frame: &[u8], link: LinkType) -> Vec<u8> {
         LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => out.extend_from_slice(ip),
         LinkType::Null => {
             out.extend(
-                (if be16(at) == 0x86dd {
+                (if ether_type == 0x86dd {
                     AF_INET6
                 } else {
                     AF_INET

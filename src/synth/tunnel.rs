@@ -120,20 +120,6 @@ const fn v6(encap: Encap) -> Layer {
     }
 }
 
-/// Offset of the network header in an Ethernet frame (after any VLAN tags) and its ether type.
-fn l3_start(frame: &[u8]) -> (usize, u16) {
-    let be16 = |at: usize| {
-        frame
-            .get(at..at + 2)
-            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
-    };
-    let mut at = 12;
-    while matches!(be16(at), 0x8100 | 0x88a8 | 0x9100) {
-        at += 4;
-    }
-    (at + 2, be16(at))
-}
-
 /// The IPv4 or IPv6 header and payload of a frame, without Ethernet padding.
 fn ip_of(frame: &[u8]) -> Vec<u8> {
     to_linktype(frame, LinkType::Raw)
@@ -401,7 +387,7 @@ pub fn fragment(ip: &[u8], ranges: &[Range<usize>], id: u32) -> Vec<Vec<u8>> {
 
 /// The same Ethernet header (MACs and VLAN tags) as `frame`, around another IP packet.
 fn reframe(frame: &[u8], ip: &[u8]) -> Vec<u8> {
-    let (at, _) = l3_start(frame);
+    let (at, _) = super::pcap::l3_start(frame);
     let mut f = frame[..at].to_vec();
     f.extend_from_slice(ip);
     f.resize(f.len().max(60), 0);
