@@ -1795,10 +1795,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn decoder_reassembles_a_fragmented_outer_gre_packet() {
+    /// A GRE packet carrying a TCP segment, its outer IPv4 packet in two fragments.
+    fn fragmented_gre() -> [Vec<u8>; 2] {
         let g = gre(0x0800, IPV4_TCP_SYN_ACK_PAYLOAD);
-        let frames = [
+        [
             eth_with(
                 ETH_IPV4,
                 &ipv4_frag(47, [10, 0, 0, 1], 9, 0, true, &g[..24]),
@@ -1807,7 +1807,12 @@ mod tests {
                 ETH_IPV4,
                 &ipv4_frag(47, [10, 0, 0, 1], 9, 24, false, &g[24..]),
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn decoder_reassembles_a_fragmented_outer_gre_packet() {
+        let frames = fragmented_gre();
         let mut d = Decoder::new();
         let (m, payload) = feed(&mut d, &frames).expect("reassembled");
         assert_eq!((m.dport, payload.as_slice()), (443, &b"abcd"[..]));
@@ -1887,18 +1892,12 @@ mod tests {
         /// Tunnelled and fragmented frames to mutate.
         fn seeds() -> Vec<Vec<u8>> {
             let v = ipv4(17, &udp(1, VXLAN_PORT, &vxlan(77, &inner_tagged_frame(1))));
-            let g = gre(0x0800, IPV4_TCP_SYN_ACK_PAYLOAD);
+            let [frag0, frag1] = fragmented_gre();
             vec![
                 eth_with(ETH_IPV4, &ipv4(47, &gre(0x0800, &v))),
                 eth_with(ETH_IPV6, &ipv6(41, &ipv6(4, IPV4_TCP_SYN_ACK_PAYLOAD))),
-                eth_with(
-                    ETH_IPV4,
-                    &ipv4_frag(47, [10, 0, 0, 1], 9, 0, true, &g[..24]),
-                ),
-                eth_with(
-                    ETH_IPV4,
-                    &ipv4_frag(47, [10, 0, 0, 1], 9, 24, false, &g[24..]),
-                ),
+                frag0,
+                frag1,
                 eth_with(
                     0x8847,
                     &[&[0, 1, 1, 0x40][..], IPV4_TCP_SYN_ACK_PAYLOAD].concat(),
