@@ -43,22 +43,13 @@ struct Run {
 
 fn replay(cap: &Path, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ev = dir.path().join("ev.jsonl");
     let report = dir.path().join("report.html");
-    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["replay", "--format", "json", "--events", s(&ev), "--report"])
-        .arg(&report)
-        .args(extra)
-        .arg(cap)
-        .output()
-        .expect("picket runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let events = std::fs::read_to_string(&ev)
-        .expect("events file")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+    let args: Vec<&str> = ["--format", "json", "--report", s(&report)]
+        .iter()
+        .chain(extra)
+        .copied()
         .collect();
-    let stdout = String::from_utf8(o.stdout).expect("utf-8 summary");
+    let (events, stdout) = common::replay_output(cap, &args);
     assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
     let summary = serde_json::from_str(&stdout).expect("the summary is JSON");
     let html = std::fs::read_to_string(&report).expect("report file");

@@ -19,21 +19,7 @@ use common::{of, sorted, write_capture};
 
 /// Replays with the real binary, summary on; the events and the summary text.
 fn replay(cap: &Path, workers: &str) -> (Vec<Value>, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ev = dir.path().join("ev.jsonl");
-    let o = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["replay", "--workers", workers, "--events"])
-        .arg(&ev)
-        .arg(cap)
-        .output()
-        .expect("picket runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let events = std::fs::read_to_string(&ev)
-        .expect("events file")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect();
-    (events, String::from_utf8_lossy(&o.stdout).into_owned())
+    common::replay_output(cap, &["--workers", workers])
 }
 
 /// Replays at one and two workers, checks that the events are the same, returns them and the

@@ -24,25 +24,28 @@ pub fn write_capture(dir: &Path, name: &str, mut packets: Vec<Packet>) -> PathBu
 
 /// Replays a capture (with extra options) and returns every event written.
 pub fn replay(cap: &Path, extra: &[&str]) -> Vec<Value> {
+    let args: Vec<&str> = ["--quiet"].iter().chain(extra).copied().collect();
+    replay_output(cap, &args).0
+}
+
+/// Replays a capture with `args` (the summary on unless they say `--quiet`) and returns every
+/// event written and what the replay printed on stdout; fails the test when the replay fails.
+pub fn replay_output(cap: &Path, args: &[&str]) -> (Vec<Value>, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let ev = dir.path().join("ev.jsonl");
     let o = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args([
-            "replay",
-            "--quiet",
-            "--events",
-            ev.to_str().expect("utf-8 path"),
-        ])
-        .args(extra)
+        .args(["replay", "--events", ev.to_str().expect("utf-8 path")])
+        .args(args)
         .arg(cap)
         .output()
         .expect("picket runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read_to_string(&ev)
+    let events = std::fs::read_to_string(&ev)
         .expect("events file")
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect()
+        .collect();
+    (events, String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 /// The events of one type.
