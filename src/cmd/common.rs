@@ -593,7 +593,7 @@ pub fn serve_metrics(
         None => "http",
     };
     let state = Arc::new(HttpState {
-        metrics: Arc::clone(metrics),
+        metrics: metrics.clone(),
         ready: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         web,

@@ -4,9 +4,9 @@
 //! new connections are closed unread and counted. Requests are bounded in size and time, so a
 //! misbehaving scraper can hold a handler for a few seconds at most, and never the capture.
 //! With a web config ([`super::webconfig`]) it speaks TLS and asks for basic authentication; the
-//! file is read again when it changes.
+//! file is read again when it changes. What it serves and where it counts come through
+//! [`Exposition`]: the endpoint never names the metrics registry.
 
-use super::metrics::Metrics;
 use super::webconfig::WebConfig;
 use crossbeam_channel::{Receiver, TrySendError};
 use std::io::{self, Read, Write};
@@ -34,11 +34,22 @@ pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(7);
 /// Longest single wait on a socket, so that a stopping server is not held by a silent client.
 const POLL: Duration = Duration::from_millis(250);
 
+/// What the endpoint serves on `/metrics` and where it counts the connections it could not
+/// serve normally; [`super::metrics::Metrics`] is the sensor's.
+pub trait Exposition: Send + Sync + std::fmt::Debug {
+    /// The Prometheus text exposition, refreshed.
+    fn render(&self) -> Vec<u8>;
+    /// Counts a connection closed unread because every handler was busy and the queue full.
+    fn rejected(&self);
+    /// Counts a connection that got no normal answer.
+    fn failed(&self, why: ConnFailure);
+}
+
 /// What the endpoint serves and when it should stop.
 #[derive(Debug)]
 pub struct HttpState {
-    /// The metrics.
-    pub metrics: Arc<Metrics>,
+    /// What `/metrics` serves, and where the connections are counted.
+    pub metrics: Arc<dyn Exposition>,
     /// Capture is open and the pipeline runs: `/ready` answers 200.
     pub ready: AtomicBool,
     /// Stop serving.
@@ -191,7 +202,7 @@ fn accept(listener: &TcpListener, tx: &crossbeam_channel::Sender<TcpStream>, sta
                 Ok(()) => {}
                 Err(TrySendError::Full(stream)) => {
                     drop(stream);
-                    state.metrics.http_rejected();
+                    state.metrics.rejected();
                 }
                 Err(TrySendError::Disconnected(_)) => {
                     tracing::error!("metrics endpoint: every handler has ended");
@@ -216,7 +227,7 @@ fn handler(rx: &Receiver<TcpStream>, state: &HttpState) {
             continue;
         }
         if let Err(why) = handle(stream, state) {
-            state.metrics.http_failed(why);
+            state.metrics.failed(why);
         }
     }
 }
@@ -453,6 +464,7 @@ fn respond(stream: &mut impl Write, code: u16, ctype: &str, body: &[u8]) -> io::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::metrics::Metrics;
 
     fn state() -> Arc<HttpState> {
         Arc::new(HttpState {

@@ -5,7 +5,7 @@
 //! Labels come only from closed sets (app ids of the loaded rules, verdicts, stages, reasons,
 //! worker indexes), never addresses, names or ports: per-host detail goes in events.
 
-use super::http::ConnFailure;
+use super::http::{ConnFailure, Exposition};
 use crate::decode::frag::ReasmEnd;
 use crate::decode::{DecodeStats, Skip, TunnelKind};
 use crate::flow::{Anomaly, TrackerStats};
@@ -466,16 +466,6 @@ impl Metrics {
         }
     }
 
-    /// Counts a connection the metrics endpoint closed unread because it was full.
-    pub fn http_rejected(&self) {
-        self.http_rejected.inc();
-    }
-
-    /// Counts a connection to the metrics endpoint that got no normal answer.
-    pub fn http_failed(&self, why: ConnFailure) {
-        self.http_failed.with_label_values(&[why.as_str()]).inc();
-    }
-
     /// Folds the published values into the registry.
     pub fn refresh(&self) {
         let Ok(mut last) = self.last.lock() else {
@@ -575,6 +565,21 @@ impl Metrics {
         // empty body then says so to the scraper.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
+    }
+}
+
+/// The metrics endpoint serves this registry and counts its connections in it.
+impl Exposition for Metrics {
+    fn render(&self) -> Vec<u8> {
+        Metrics::render(self)
+    }
+
+    fn rejected(&self) {
+        self.http_rejected.inc();
+    }
+
+    fn failed(&self, why: ConnFailure) {
+        self.http_failed.with_label_values(&[why.as_str()]).inc();
     }
 }
 
