@@ -1,8 +1,9 @@
 //! The metrics endpoint: `/metrics` (Prometheus text format), `/healthz` and `/ready`, on a small
 //! HTTP/1.1 server with threads of its own: an accept loop and a fixed pool of [`HANDLERS`]
 //! handlers, fed through a queue of [`QUEUED`] connections. When the pool and the queue are full,
-//! new connections are closed unread and counted. Requests are bounded in size and time, so a
-//! misbehaving scraper can hold a handler for a few seconds at most, and never the capture.
+//! new connections are closed unread and counted. Request heads are read with `httparse` and
+//! bounded in size, field count and time, so a misbehaving scraper can hold a handler for a few
+//! seconds at most, and never the capture.
 //! With a web config ([`super::webconfig`]) it speaks TLS and asks for basic authentication; the
 //! file is read again when it changes. What it serves and where it counts come through
 //! [`Exposition`]: the endpoint never names the metrics registry.
@@ -25,6 +26,9 @@ pub const HANDLERS: usize = 4;
 pub const QUEUED: usize = 4;
 /// Largest request head read; a longer one gets 431.
 const MAX_REQUEST: usize = 8 * 1024;
+/// Most header fields a request head may have (httparse fills a fixed array of them); more get
+/// 431, as a head past [`MAX_REQUEST`] does. A scraper sends a handful.
+const MAX_HEADERS: usize = 64;
 /// Time a client has, from when a handler takes its connection, for the TLS handshake and the
 /// whole request head, however it trickles them.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
@@ -106,7 +110,7 @@ impl WebState {
 pub enum ConnFailure {
     /// The request (or TLS handshake) or the response passed its deadline.
     Timeout,
-    /// The request head passed 8 KiB; it got 431.
+    /// The request head passed 8 KiB or 64 header fields; it got 431.
     TooLarge,
     /// The TLS handshake or a TLS record failed.
     Tls,
@@ -341,33 +345,37 @@ fn handle(stream: TcpStream, state: &HttpState) -> Result<(), ConnFailure> {
     }
 }
 
-/// Reads a request head (up to the blank line, or to the end of the stream); `None` when it
-/// passes [`MAX_REQUEST`]. The socket bounds the time.
-fn read_head(stream: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        if head.len() >= MAX_REQUEST {
-            return Ok(None);
-        }
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Ok(Some(head))
+/// How reading a request head ended.
+enum Head {
+    /// httparse found it whole in the first this many bytes.
+    Complete(usize),
+    /// It passed [`MAX_REQUEST`] bytes or [`MAX_HEADERS`] fields.
+    TooLarge,
+    /// It is not an HTTP/1.x request head, or the client ended its side before the blank line.
+    Malformed,
 }
 
-/// The `Authorization` header's value in a request head.
-fn authorization(head: &[u8]) -> Option<&[u8]> {
-    head.split(|&b| b == b'\n').skip(1).find_map(|l| {
-        let l = l.strip_suffix(b"\r").unwrap_or(l);
-        let colon = l.iter().position(|&b| b == b':')?;
-        l[..colon]
-            .eq_ignore_ascii_case(b"authorization")
-            .then(|| &l[colon + 1..])
-    })
+/// Reads a request head into `buf`, whose size is the limit, until httparse finds it whole.
+/// The socket bounds the time.
+fn read_head(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<Head> {
+    let mut len = 0;
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match httparse::Request::new(&mut headers).parse(&buf[..len]) {
+            Ok(httparse::Status::Complete(n)) => return Ok(Head::Complete(n)),
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => return Ok(Head::TooLarge),
+            Err(_) => return Ok(Head::Malformed),
+        }
+        if len == buf.len() {
+            return Ok(Head::TooLarge);
+        }
+        let n = stream.read(&mut buf[len..])?;
+        if n == 0 {
+            return Ok(Head::Malformed);
+        }
+        len += n;
+    }
 }
 
 /// Reads a request and answers it.
@@ -376,41 +384,55 @@ fn answer<S: Read + Write>(
     state: &HttpState,
     web: Option<&WebConfig>,
 ) -> io::Result<Served> {
-    let Some(head) = read_head(stream)? else {
-        respond(
-            stream,
-            431,
-            "text/plain",
-            b"request header fields too large\n",
-        )?;
-        return Ok(Served::TooLarge);
-    };
-    route(stream, state, web, &head)?;
+    let mut buf = [0u8; MAX_REQUEST];
+    match read_head(stream, &mut buf)? {
+        Head::Complete(n) => route(stream, state, web, &buf[..n])?,
+        Head::Malformed => respond(stream, 400, "text/plain", b"bad request\n")?,
+        Head::TooLarge => {
+            respond(
+                stream,
+                431,
+                "text/plain",
+                b"request header fields too large\n",
+            )?;
+            return Ok(Served::TooLarge);
+        }
+    }
     Ok(Served::Answered)
 }
 
-/// Answers a request by its method and path.
+/// Answers a whole request head by its method and path.
 fn route(
     stream: &mut impl Write,
     state: &HttpState,
     web: Option<&WebConfig>,
     head: &[u8],
 ) -> io::Result<()> {
+    // Parsed whole once already by `read_head`; the borrow checker does not let that parse be
+    // returned from its reading loop, so it is done again here, on at most 8 KiB.
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return respond(stream, 400, "text/plain", b"bad request\n");
+    }
     if let Some(w) = web {
-        if !w.authorized(authorization(head)) {
+        let auth = req
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+            .map(|h| h.value);
+        if !w.authorized(auth) {
             return respond(stream, 401, "text/plain", b"unauthorized\n");
         }
     }
-    let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let mut parts = line.split(|&b| b == b' ');
-    let method = parts.next().unwrap_or(&[]);
-    let path = parts.next().unwrap_or(&[]);
-    let path = path.split(|&b| b == b'?').next().unwrap_or(&[]);
-    if method != b"GET" && method != b"HEAD" {
+    let method = req.method.unwrap_or("");
+    let path = req.path.unwrap_or("");
+    let path = path.split('?').next().unwrap_or("");
+    if method != "GET" && method != "HEAD" {
         return respond(stream, 405, "text/plain", b"method not allowed\n");
     }
     match path {
-        b"/metrics" => {
+        "/metrics" => {
             let body = state.metrics.render();
             respond(
                 stream,
@@ -419,15 +441,15 @@ fn route(
                 &body,
             )
         }
-        b"/healthz" => respond(stream, 200, "text/plain", b"ok\n"),
-        b"/ready" => {
+        "/healthz" => respond(stream, 200, "text/plain", b"ok\n"),
+        "/ready" => {
             if state.ready.load(Ordering::Relaxed) {
                 respond(stream, 200, "text/plain", b"ready\n")
             } else {
                 respond(stream, 503, "text/plain", b"not ready\n")
             }
         }
-        b"/" => respond(
+        "/" => respond(
             stream,
             200,
             "text/html; charset=utf-8",
@@ -440,6 +462,7 @@ fn route(
 fn respond(stream: &mut impl Write, code: u16, ctype: &str, body: &[u8]) -> io::Result<()> {
     let reason = match code {
         200 => "OK",
+        400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -563,6 +586,88 @@ mod tests {
             }
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A reader that hands out one byte per read.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((&b, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            buf[0] = b;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn read_head_waits_for_the_blank_line_however_it_trickles() {
+        let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nbody after the head";
+        let mut buf = [0u8; MAX_REQUEST];
+        let Head::Complete(n) = read_head(&mut OneByte(req), &mut buf).unwrap() else {
+            panic!("not read whole");
+        };
+        assert_eq!(&buf[..n], &req[..n]);
+        assert!(buf[..n].ends_with(b"\r\n\r\n"));
+        // Bare line feeds end a head too.
+        let Head::Complete(n) = read_head(&mut OneByte(b"GET / HTTP/1.0\n\n"), &mut buf).unwrap()
+        else {
+            panic!("bare LF head not read");
+        };
+        assert_eq!(n, 16);
+        // The client ends its side before the blank line, or sends what is not HTTP.
+        for bad in [
+            &b"GET /metrics HTTP/1.1\r\nHost: x\r\n"[..],
+            b"\x16\x03\x01\x02\x00",
+        ] {
+            let r = read_head(&mut OneByte(bad), &mut buf).unwrap();
+            assert!(matches!(r, Head::Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn read_head_stops_at_the_size_and_field_limits() {
+        let mut buf = [0u8; MAX_REQUEST];
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_REQUEST));
+        let r = read_head(&mut long.as_bytes(), &mut buf).unwrap();
+        assert!(matches!(r, Head::TooLarge));
+        let many = format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            "X: a\r\n".repeat(MAX_HEADERS + 1)
+        );
+        assert!(many.len() < MAX_REQUEST);
+        let r = read_head(&mut many.as_bytes(), &mut buf).unwrap();
+        assert!(matches!(r, Head::TooLarge));
+        let enough = format!("GET / HTTP/1.1\r\n{}\r\n", "X: a\r\n".repeat(MAX_HEADERS));
+        let r = read_head(&mut enough.as_bytes(), &mut buf).unwrap();
+        assert!(matches!(r, Head::Complete(n) if n == enough.len()));
+    }
+
+    #[test]
+    fn answer_malformed_heads_get_400_and_too_many_fields_431() {
+        let state = state();
+        let srv = HttpServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&state)).unwrap();
+        let a = srv.addr();
+        assert!(get(a, "GET /metrics\r\n\r\n").starts_with("HTTP/1.1 400"));
+        assert!(get(a, "GET /metrics HTTP/1.1\r\nno colon\r\n\r\n").starts_with("HTTP/1.1 400"));
+        assert!(get(a, "GET /healthz?x=1 HTTP/1.1\n\n").starts_with("HTTP/1.1 200"));
+        // Read whole (under 8 KiB), so nothing is left unread and the 431 reaches the client.
+        let many = format!(
+            "GET /metrics HTTP/1.1\r\n{}\r\n",
+            "X: a\r\n".repeat(MAX_HEADERS + 1)
+        );
+        let r = get(a, &many);
+        assert!(r.starts_with("HTTP/1.1 431"), "{r}");
+        assert_eq!(
+            value(
+                &state,
+                "picket_http_connections_failed_total{reason=\"too_large\"}"
+            ),
+            1.0
+        );
+        drop(srv);
     }
 
     #[test]
