@@ -124,7 +124,7 @@ pub(crate) struct Draft<'a> {
 impl<'a> Draft<'a> {
     /// Parses the text of the web config file at `path` (named in errors).
     pub(crate) fn parse(text: &'a str, path: &'a Path) -> Result<Self, WebConfigError> {
-        let file: File = serde_yaml::from_str(text).map_err(|e| err(path, e.to_string()))?;
+        let file: File = serde_norway::from_str(text).map_err(|e| err(path, e.to_string()))?;
         let mut costs = Vec::with_capacity(file.basic_auth_users.len());
         for (user, hash) in &file.basic_auth_users {
             let cost = hash
