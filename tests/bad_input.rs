@@ -2,6 +2,8 @@
 //! packet or line, documented exit codes, what was read before the damage still reported, and
 //! never a panic.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -236,8 +238,12 @@ fn replay_with_broken_rules_refuses_to_start() {
 
 #[test]
 fn replay_events_sink_full_still_reports_and_says_so() {
-    if !Path::new("/dev/full").exists() {
-        eprintln!("SKIPPED: no /dev/full here");
+    let full = Path::new("/dev/full").exists();
+    if !common::require(
+        "/dev/full",
+        "a Linux /dev has it (mknod /dev/full c 1 7)",
+        full,
+    ) {
         return;
     }
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/demo.pcap");

@@ -1,22 +1,19 @@
 //! The labelled corpus in ../shared/corpus (real captures written by others): every ClientHello
 //! server name that tshark dissects (TCP and QUIC) must appear on its flow, and app recall and
 //! precision must stay at or above 95% overall, with no app's recall under 80%. Scored by the corpus's own tool, `../shared/tools/score`.
-//! Skips, saying so, when the corpus or the scorer is absent.
+//! Skips, saying so, when the corpus or the scorer is absent; fails instead under `CI=true` or
+//! `PICKET_LIVE_TESTS=1`.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn corpus_sni_agreement_and_app_recall_and_precision() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    let corpus = root.join("corpus");
-    let score = root.join("tools/score");
-    if !corpus.join("pcap").is_dir() || !score.is_file() {
-        eprintln!(
-            "SKIPPED: corpus test: {} or {} is absent",
-            corpus.display(),
-            score.display()
-        );
+    let Some(common::Corpus { dir: corpus, score }) = common::require_corpus() else {
+        return;
+    };
+    if common::require_tool("python3", "the Debian package python3").is_none() {
         return;
     }
     let out = Command::new("python3")

