@@ -5,7 +5,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use picket::capture::file::FileSource;
 use picket::engine::{self, EngineConfig};
 use picket::flow::{Event, FlowConfig};
-use picket::synth::{self, PcapFormat};
+use picket_synth::{self as synth, PcapFormat};
 use std::sync::Arc;
 
 const FLOWS: usize = 40;

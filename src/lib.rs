@@ -40,4 +40,3 @@ pub mod flow;
 pub mod fuzzing;
 pub mod proto;
 pub mod rules;
-pub mod synth;

@@ -8,7 +8,7 @@
 
 use picket::engine::{self, EngineConfig};
 use picket::flow::{Event, FlowConfig};
-use picket::synth::{self, PcapFormat};
+use picket_synth::{self as synth, PcapFormat};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

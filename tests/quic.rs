@@ -2,7 +2,7 @@
 //! Initial packets and datagrams, out of order, QUIC v1 and v2, gives the server name and app.
 
 use picket::proto::quic;
-use picket::synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, UdpConv};
+use picket_synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, UdpConv};
 
 mod common;
 use common::{flow_of, replay, write_capture};
