@@ -581,7 +581,8 @@ fn sealed_frames(
     frames: &[u8],
     scratch: &mut Vec<u8>,
 ) {
-    let Ok(packet) = quic::seal_client_initial(version, dcid, scid, 0, pn_len, frames, min_len)
+    let Ok(packet) =
+        picket_synth::quic::seal_client_initial(version, dcid, scid, 0, pn_len, frames, min_len)
     else {
         return; // too long for the sealing helper
     };
@@ -639,10 +640,10 @@ fn sealed_stream(
         if order & 0x40 != 0 {
             frames.push(0x01); // PING first
         }
-        quic::crypto_frame(off as u64, piece, &mut frames);
-        let Ok(p) =
-            quic::seal_client_initial(version, dcid, scid, pn as u32, pn_len, &frames, min_len)
-        else {
+        picket_synth::quic::crypto_frame(off as u64, piece, &mut frames);
+        let Ok(p) = picket_synth::quic::seal_client_initial(
+            version, dcid, scid, pn as u32, pn_len, &frames, min_len,
+        ) else {
             return;
         };
         packets.push(p);

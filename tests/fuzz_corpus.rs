@@ -85,7 +85,7 @@ fn every_target_has_a_fuzz_target_file_and_back() {
 
 /// Seed inputs, built from the project's generator, test fixtures and rule files.
 mod seeds {
-    use picket::proto::quic;
+    use picket_synth::quic;
     use picket_synth::{
         self as synth, client_hello, ClientHelloSpec, Interface, LinkType, Packet, PcapFormat,
         PcapngWriter, TcpConv, UdpConv,
