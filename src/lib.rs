@@ -32,12 +32,11 @@
 pub mod capture;
 pub mod classify;
 pub mod decode;
-pub mod dispatch;
-pub mod engine;
 pub mod export;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod pipeline;
 pub mod proto;
 pub mod rules;
 pub mod synth;

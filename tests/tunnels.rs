@@ -5,8 +5,8 @@
 //! the same at any worker count. Counts are checked in the summary and in the metrics.
 
 use picket::decode::frag::{MAX_DATAGRAMS, MAX_DATAGRAM_BYTES, MAX_HELD_BYTES};
-use picket::engine::{self, EngineConfig, Hooks};
 use picket::export::metrics::Metrics;
+use picket::pipeline::{self, Hooks};
 use picket::synth::tunnel::{encapsulate, nested_ip_in_ip, Encap, Layer};
 use picket::synth::{self, Packet, TunnelFlow};
 use serde_json::Value;
@@ -36,15 +36,15 @@ fn metrics(cap: &Path) -> String {
     let m = Metrics::new(1).expect("registry");
     let rules = Arc::new(picket::rules::defaults().expect("embedded rules"));
     m.rules_loaded(&rules);
-    let cfg = EngineConfig {
+    let cfg = pipeline::Config {
         workers: 1,
-        ..EngineConfig::default()
+        ..pipeline::Config::default()
     };
     let hooks = Hooks {
         metrics: Some(&m),
         ..Hooks::default()
     };
-    engine::replay(&[cap.to_path_buf()], &cfg, rules, hooks, |_| {});
+    pipeline::replay(&[cap.to_path_buf()], &cfg, rules, hooks, |_| {});
     String::from_utf8(m.render()).expect("utf-8")
 }
 

@@ -1,11 +1,29 @@
-//! Classification: the facts a flow revealed (its server name, payload, STUN marks, address, and
-//! what other flows revealed of its endpoints) against the compiled
-//! rules, giving an app, the rule that decided and the policy verdict. Allocates only the small
-//! result, once per classified flow.
+//! Classification: the one decision. [`decide`] takes what a flow revealed ([`Facts`]: its
+//! server name, its payload's and STUN messages' rule matches, its JA4, what other flows
+//! revealed of its endpoints, its addresses) and the compiled rules, and gives the app, the rule
+//! that decided and the policy verdict. A pure function: no state, no clock; it allocates only
+//! the small result. The flow tracker gathers the facts and says when they are complete; it never
+//! decides.
+//!
+//! # Precedence
+//!
+//! The first row that applies decides:
+//!
+//! | # | signal | `app_source` | applies when |
+//! |---|---|---|---|
+//! | 1 | the flow's own bytes: a payload signature, a server reply's size, a STUN/TURN mark | `signature`, `stun` | matched when the bytes passed (bytes are not kept) |
+//! | 2 | the ClientHello's server name (TCP, or QUIC Initials) | `sni`, `quic_sni` | the name is trusted (not real ECH's outer name, not beside ESNI, not an IP literal, not oversized) and a rule claims it |
+//! | 3 | the ClientHello's JA4 | `ja4` | a rule names the fingerprint of the app's own TLS stack |
+//! | — | a trusted server name that no rule claims | none | stops here: the name is what the client asked for, and an address must not overrule it |
+//! | 4 | the name a DNS flow asked for | `dns_query` | a rule claims it |
+//! | 5 | what other flows revealed of an endpoint when the flow started | `peer_cache`, `dns_answer` | a call's STUN exchange used the endpoint, or a DNS answer for an app's name gave the server's address |
+//! | 6 | the server's address | `ip` | it is in an app's prefix list |
+//! | 7 | the client's address | `ip` | which side is the server was only guessed (no SYN seen) and it is in an app's prefix list |
 
-pub mod hints;
-
+use crate::flow::hints::Hint;
+use crate::proto::tls::TlsSummary;
 use crate::rules::{CompiledRules, DomainMatch, Verdict};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Which signal decided a flow's app.
@@ -61,6 +79,65 @@ pub struct Classification {
     pub verdict: Verdict,
     /// Flows of this app raise an alert (verdict `flag`, or named by the policy's `alert`).
     pub alert: bool,
+}
+
+/// What a flow revealed, as [`decide`] reads it: a view of the flow's own state.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts<'a> {
+    /// A rule match of the flow's own bytes (payload signature, reply size, STUN mark), made
+    /// when the bytes passed.
+    pub marks: Option<&'a Classification>,
+    /// What the ClientHello said (over TCP or in QUIC Initials).
+    pub tls: Option<&'a TlsSummary>,
+    /// The name a DNS flow asked for.
+    pub dns_query: Option<&'a [u8]>,
+    /// What the hint caches said of the flow's endpoints when it started.
+    pub hint: Option<&'a Hint>,
+    /// The server's address.
+    pub server: IpAddr,
+    /// The client's address.
+    pub client: IpAddr,
+    /// Which side is the client is known (the client's SYN was seen), not guessed.
+    pub client_known: bool,
+}
+
+/// The decision: the first signal of the precedence (see the module documentation) that names
+/// an app, or `None`.
+pub fn decide(f: &Facts<'_>, rules: &CompiledRules) -> Option<Classification> {
+    if let Some(c) = f.marks {
+        return Some(c.clone());
+    }
+    if let Some(tls) = f.tls {
+        let source = if tls.quic {
+            AppSource::QuicSni
+        } else {
+            AppSource::Sni
+        };
+        let named = tls.trusted_sni();
+        let by_name = named.and_then(|n| by_server_name(rules, n.as_bytes(), source));
+        if let Some(c) = by_name.or_else(|| by_ja4(rules, tls.ja4())) {
+            return Some(c);
+        }
+        if named.is_some() {
+            return None;
+        }
+    }
+    if let Some(c) = f
+        .dns_query
+        .and_then(|q| by_server_name(rules, q, AppSource::DnsQuery))
+    {
+        return Some(c);
+    }
+    if let Some(h) = f.hint {
+        return Some(h.class.clone());
+    }
+    by_address(rules, f.server).or_else(|| {
+        if f.client_known {
+            None
+        } else {
+            by_address(rules, f.client)
+        }
+    })
 }
 
 /// The classification a rule match gives, with the app's verdict under the rules in force.
