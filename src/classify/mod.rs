@@ -207,6 +207,168 @@ pub fn by_address(rules: &CompiledRules, ip: std::net::IpAddr) -> Option<Classif
 mod tests {
     use super::*;
 
+    /// A rule set with one app whose JA4 and address list are known.
+    fn rules_with_ja4() -> CompiledRules {
+        let text = r#"
+id = "chat"
+name = "Chat"
+category = "messaging"
+verdict = "flag"
+domains = ["chat.example"]
+ja4 = ["t13d1516h2_8daaf6152771_b186095e22b6"]
+[prefixes]
+source = "test"
+as_of = "2026-01-01"
+list = ["192.0.2.0/24"]
+"#;
+        crate::rules::load(
+            &[crate::rules::Source {
+                path: "chat.toml".into(),
+                name: "chat.toml".into(),
+                text: text.into(),
+            }],
+            None,
+        )
+        .unwrap()
+    }
+
+    /// One row of the precedence table: the facts given, the source that must decide.
+    #[test]
+    fn decide_follows_the_precedence_table() {
+        let rules = rules_with_ja4();
+        let ja4 = "t13d1516h2_8daaf6152771_b186095e22b6";
+        let tls =
+            |sni: Option<&[u8]>, ja4: &str| TlsSummary::new(ja4, sni, &[], 0x0304, false, false);
+        let class = |app: &str, source| Classification {
+            app: Arc::from(app),
+            source,
+            rule: Arc::from("x.toml:1"),
+            verdict: Verdict::Observe,
+            alert: false,
+        };
+        let in_list: IpAddr = "192.0.2.7".parse().unwrap();
+        let elsewhere: IpAddr = "198.51.100.1".parse().unwrap();
+        let base = Facts {
+            marks: None,
+            tls: None,
+            dns_query: None,
+            hint: None,
+            server: elsewhere,
+            client: elsewhere,
+            client_known: true,
+        };
+        let named_other = tls(
+            Some(b"www.example.org"),
+            "t13d0000h2_000000000000_000000000000",
+        );
+        let named_chat = tls(Some(b"chat.example"), "x");
+        let unnamed_ja4 = tls(None, ja4);
+        let mark = class("marked", AppSource::Stun);
+        let hint = Hint {
+            class: class("hinted", AppSource::PeerCache),
+            name: None,
+        };
+        let source = |f: Facts<'_>| decide(&f, &rules).map(|c| (c.app.to_string(), c.source));
+        type Row<'a> = (&'a str, Facts<'a>, Option<(&'a str, AppSource)>);
+        let rows: Vec<Row<'_>> = vec![
+            (
+                "1 own bytes beat a name",
+                Facts {
+                    marks: Some(&mark),
+                    tls: Some(&named_chat),
+                    ..base
+                },
+                Some(("marked", AppSource::Stun)),
+            ),
+            (
+                "2 a claimed server name",
+                Facts {
+                    tls: Some(&named_chat),
+                    server: in_list,
+                    ..base
+                },
+                Some(("chat", AppSource::Sni)),
+            ),
+            (
+                "3 JA4 without a name",
+                Facts {
+                    tls: Some(&unnamed_ja4),
+                    hint: Some(&hint),
+                    ..base
+                },
+                Some(("chat", AppSource::Ja4)),
+            ),
+            (
+                "- an unclaimed trusted name stops",
+                Facts {
+                    tls: Some(&named_other),
+                    hint: Some(&hint),
+                    server: in_list,
+                    ..base
+                },
+                None,
+            ),
+            (
+                "4 a DNS question",
+                Facts {
+                    dns_query: Some(b"chat.example"),
+                    hint: Some(&hint),
+                    ..base
+                },
+                Some(("chat", AppSource::DnsQuery)),
+            ),
+            (
+                "5 a hint beats addresses",
+                Facts {
+                    hint: Some(&hint),
+                    server: in_list,
+                    ..base
+                },
+                Some(("hinted", AppSource::PeerCache)),
+            ),
+            (
+                "6 the server's address",
+                Facts {
+                    server: in_list,
+                    ..base
+                },
+                Some(("chat", AppSource::Ip)),
+            ),
+            (
+                "7 the client's address, sides guessed",
+                Facts {
+                    client: in_list,
+                    client_known: false,
+                    ..base
+                },
+                Some(("chat", AppSource::Ip)),
+            ),
+            (
+                "7 not when the SYN told the sides",
+                Facts {
+                    client: in_list,
+                    ..base
+                },
+                None,
+            ),
+            ("nothing", base, None),
+        ];
+        for (row, facts, want) in rows {
+            let want = want.map(|(a, s)| (a.to_string(), s));
+            assert_eq!(source(facts), want, "{row}");
+        }
+        // QUIC's hello gives quic_sni.
+        let mut quic = named_chat.clone();
+        quic.quic = true;
+        assert_eq!(
+            source(Facts {
+                tls: Some(&quic),
+                ..base
+            }),
+            Some(("chat".into(), AppSource::QuicSni))
+        );
+    }
+
     #[test]
     fn by_server_name_with_default_rules() {
         let rules = crate::rules::defaults().unwrap();
