@@ -17,9 +17,11 @@ use crate::decode::{
     TunnelKind, MAX_MPLS_LABELS, MAX_TUNNEL_DEPTH, MAX_VLANS,
 };
 use crate::export::events::EventWriter;
+use crate::export::record::Record as Event;
 use crate::export::webconfig::{basic_credentials, Draft, WebConfigError};
 use crate::flow::reasm::{ClientPrefix, HelloScan, MAX_PREFIX, MAX_RANGES};
-use crate::flow::{Event, FlowConfig, FlowHasher, FlowKey, FlowTracker, TlsInfo};
+use crate::flow::{FlowConfig, FlowHasher, FlowKey, FlowTracker};
+use crate::proto::tls::TlsSummary as TlsInfo;
 use crate::proto::{dns, quic, stun, tls};
 use crate::rules::{self, CompiledRules, RuleSet, Source};
 use std::io::{self, Read};

@@ -38,13 +38,12 @@ pub mod classify;
 // without `_fuzz`; CI builds with every feature, so dead code there is still an error.
 #[cfg_attr(not(feature = "_fuzz"), allow(dead_code))]
 pub mod decode;
-pub mod dispatch;
-pub mod engine;
 #[cfg_attr(not(feature = "_fuzz"), allow(dead_code))]
 pub mod export;
 pub mod flow;
 #[cfg(feature = "_fuzz")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod pipeline;
 pub mod proto;
 pub mod rules;

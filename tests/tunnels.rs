@@ -9,8 +9,8 @@
 use picket::capture::{LinkType, Timestamp};
 use picket::decode::frag::{ReasmEnd, MAX_DATAGRAMS, MAX_DATAGRAM_BYTES, MAX_HELD_BYTES};
 use picket::decode::{self, Decoded, Decoder, Segment};
-use picket::engine::{self, EngineConfig, Hooks};
 use picket::export::metrics::Metrics;
+use picket::pipeline::{self, Hooks};
 use picket_synth::tunnel::{encapsulate, nested_ip_in_ip, Encap, Layer};
 use picket_synth::{self as synth, Packet, TunnelFlow};
 use serde_json::Value;
@@ -40,15 +40,15 @@ fn metrics(cap: &Path) -> String {
     let m = Metrics::new(1).expect("registry");
     let rules = Arc::new(picket::rules::defaults().expect("embedded rules"));
     m.rules_loaded(&rules);
-    let cfg = EngineConfig {
+    let cfg = pipeline::Config {
         workers: 1,
-        ..EngineConfig::default()
+        ..pipeline::Config::default()
     };
     let hooks = Hooks {
         metrics: Some(&m),
         ..Hooks::default()
     };
-    engine::replay(&[cap.to_path_buf()], &cfg, rules, hooks, |_| {});
+    pipeline::replay(&[cap.to_path_buf()], &cfg, rules, hooks, |_| {});
     String::from_utf8(m.render()).expect("utf-8")
 }
 
