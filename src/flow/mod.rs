@@ -8,7 +8,7 @@
 //!
 //! - [`state`]: one flow's state and the facts it has gathered.
 //! - [`tracker`]: the table's life cycle: packets in, timeouts, eviction, records out.
-//! - [`tcp`], [`udp`]: what each transport's first bytes reveal (ClientHellos, STUN, QUIC
+//! - `tcp`, `udp`: what each transport's first bytes reveal (ClientHellos, STUN, QUIC
 //!   Initials, DNS questions, signatures).
 //! - [`reasm`]: the bounded reassembly of a handshake's bytes.
 //! - [`hints`]: the worker's copy of what other flows revealed of endpoints.
