@@ -8,7 +8,7 @@
 //! it is missing the browser tests skip, naming the package, or fail under `CI=true` or
 //! `PICKET_LIVE_TESTS=1`.
 
-use picket::synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, TcpConv};
+use picket_synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, TcpConv};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
