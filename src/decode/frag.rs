@@ -25,7 +25,8 @@
 //! 1 KiB each, so `MAX_DATAGRAMS` KiB): about 5 MiB. Nothing is allocated until the first
 //! fragment; after warm-up, reassembly reuses its buffers.
 
-use super::{Addr, Ctx, Segment, Upper, MAX_VLANS};
+use super::ip::Upper;
+use super::{Addr, Ctx, Segment, MAX_VLANS};
 use crate::capture::Timestamp;
 use etherparse::IpNumber;
 

@@ -1,12 +1,15 @@
-//! Tunnel headers: GRE (with ERSPAN types I–III), VXLAN, GTP-U and MPLS label stacks. Pure
-//! functions from the bytes after the outer header to the layer inside; the walk in the parent
-//! module decides what to do with it. Never allocates, never panics: every read is checked.
+//! Tunnel headers: GRE (with ERSPAN types I–III), VXLAN, GTP-U and MPLS label stacks, and the
+//! kinds counted ([`TunnelKind`]). Pure functions from the bytes after the outer header to the
+//! layer inside; the walk in the parent module decides what to do with it. Never allocates, never
+//! panics: every read is checked.
 //!
 //! A header that a UDP port only suggests (VXLAN, GTP-U) and that does not validate is not a
 //! tunnel (`None`: the outer UDP flow stays); a header whose protocol says it is a tunnel (GRE,
 //! MPLS) and that does not validate is a [`Skip::Malformed`] or [`Skip::Truncated`] tunnel.
 
-use super::{DecodeLayer, Next, Segment, Skip, TunnelKind, ETH_IPV4, ETH_IPV6};
+use super::link::{ETH_IPV4, ETH_IPV6};
+use super::{DecodeLayer, Next, Segment, Skip};
+use std::fmt;
 
 /// GRE protocol type of transparent Ethernet bridging (Ethernet over GRE, NVGRE).
 const GRE_TEB: u16 = 0x6558;
@@ -30,6 +33,58 @@ pub const MAX_MPLS_LABELS: usize = 8;
 
 const TRUNC: Skip = Skip::Truncated(DecodeLayer::Tunnel);
 const BAD: Skip = Skip::Malformed(DecodeLayer::Tunnel);
+
+/// A kind of tunnel, as counted in `picket_tunnel_packets_total{kind}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TunnelKind {
+    /// GRE carrying IP, Ethernet (including NVGRE) or MPLS.
+    Gre,
+    /// ERSPAN type I, II or III (over GRE).
+    Erspan,
+    /// VXLAN (UDP port 4789 or 8472).
+    Vxlan,
+    /// IPv4 or IPv6 directly inside IPv4 or IPv6 (IP protocols 4 and 41).
+    IpIp,
+    /// An MPLS label stack.
+    Mpls,
+    /// GTP-U (UDP port 2152).
+    GtpU,
+}
+
+impl TunnelKind {
+    /// All kinds, in the order summaries list them.
+    pub const ALL: [TunnelKind; 6] = [
+        TunnelKind::Gre,
+        TunnelKind::Erspan,
+        TunnelKind::Vxlan,
+        TunnelKind::IpIp,
+        TunnelKind::Mpls,
+        TunnelKind::GtpU,
+    ];
+
+    /// Dense index into [`TunnelKind::ALL`], for counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A stable lower-case name, used as a metric label and in summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelKind::Gre => "gre",
+            TunnelKind::Erspan => "erspan",
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::IpIp => "ipip",
+            TunnelKind::Mpls => "mpls",
+            TunnelKind::GtpU => "gtpu",
+        }
+    }
+}
+
+impl fmt::Display for TunnelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a tunnel header held: its kind, the layer inside, and the virtual network it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
