@@ -38,6 +38,7 @@ pub mod export;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+mod macros;
 pub mod proto;
 pub mod rules;
 pub mod synth;

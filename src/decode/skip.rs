@@ -1,7 +1,7 @@
 //! Why a frame gave no flow packet ([`Skip`]) and the layer a decode error happened in: the
 //! counted outcomes of decoding, never logged per packet.
 
-use std::fmt;
+use crate::macros::counter_enum;
 
 /// Why a frame gave no flow packet: skipped kinds and decode errors, each counted by the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,48 +39,27 @@ pub enum DecodeLayer {
     Tunnel,
 }
 
-impl Skip {
-    /// All kinds, in the order summaries list them.
-    pub const ALL: [Skip; 15] = [
-        Skip::UnsupportedLink,
-        Skip::NotIp,
-        Skip::OtherTransport,
-        Skip::Fragment,
-        Skip::Truncated(DecodeLayer::Link),
-        Skip::Truncated(DecodeLayer::Ip),
-        Skip::Truncated(DecodeLayer::Tcp),
-        Skip::Truncated(DecodeLayer::Udp),
-        Skip::Malformed(DecodeLayer::Link),
-        Skip::Malformed(DecodeLayer::Ip),
-        Skip::Malformed(DecodeLayer::Tcp),
-        Skip::Malformed(DecodeLayer::Udp),
-        Skip::Truncated(DecodeLayer::Tunnel),
-        Skip::Malformed(DecodeLayer::Tunnel),
-        Skip::TunnelDepth,
-    ];
-
-    /// Dense index into [`Skip::ALL`], for counter arrays.
-    pub fn index(self) -> usize {
-        use DecodeLayer::*;
-        match self {
-            Skip::UnsupportedLink => 0,
-            Skip::NotIp => 1,
-            Skip::OtherTransport => 2,
-            Skip::Fragment => 3,
-            Skip::Truncated(Link) => 4,
-            Skip::Truncated(Ip) => 5,
-            Skip::Truncated(Tcp) => 6,
-            Skip::Truncated(Udp) => 7,
-            Skip::Malformed(Link) => 8,
-            Skip::Malformed(Ip) => 9,
-            Skip::Malformed(Tcp) => 10,
-            Skip::Malformed(Udp) => 11,
-            Skip::Truncated(Tunnel) => 12,
-            Skip::Malformed(Tunnel) => 13,
-            Skip::TunnelDepth => 14,
-        }
+counter_enum! {
+    impl Skip {
+        UnsupportedLink => "unsupported_link",
+        NotIp => "not_ip",
+        OtherTransport => "other_transport",
+        Fragment => "ip_fragment",
+        Truncated(DecodeLayer::Link) => "truncated_link",
+        Truncated(DecodeLayer::Ip) => "truncated_ip",
+        Truncated(DecodeLayer::Tcp) => "truncated_tcp",
+        Truncated(DecodeLayer::Udp) => "truncated_udp",
+        Malformed(DecodeLayer::Link) => "malformed_link",
+        Malformed(DecodeLayer::Ip) => "malformed_ip",
+        Malformed(DecodeLayer::Tcp) => "malformed_tcp",
+        Malformed(DecodeLayer::Udp) => "malformed_udp",
+        Truncated(DecodeLayer::Tunnel) => "truncated_tunnel",
+        Malformed(DecodeLayer::Tunnel) => "malformed_tunnel",
+        TunnelDepth => "tunnel_too_deep",
     }
+}
 
+impl Skip {
     /// Whether this kind is damage (truncated, malformed, nested too deep) rather than traffic we
     /// do not track.
     pub fn is_error(self) -> bool {
@@ -88,33 +67,6 @@ impl Skip {
             self,
             Skip::Truncated(_) | Skip::Malformed(_) | Skip::TunnelDepth
         )
-    }
-
-    /// A stable snake_case name, used as a metric label and in summaries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Skip::UnsupportedLink => "unsupported_link",
-            Skip::NotIp => "not_ip",
-            Skip::OtherTransport => "other_transport",
-            Skip::Fragment => "ip_fragment",
-            Skip::Truncated(DecodeLayer::Link) => "truncated_link",
-            Skip::Truncated(DecodeLayer::Ip) => "truncated_ip",
-            Skip::Truncated(DecodeLayer::Tcp) => "truncated_tcp",
-            Skip::Truncated(DecodeLayer::Udp) => "truncated_udp",
-            Skip::Truncated(DecodeLayer::Tunnel) => "truncated_tunnel",
-            Skip::Malformed(DecodeLayer::Link) => "malformed_link",
-            Skip::Malformed(DecodeLayer::Ip) => "malformed_ip",
-            Skip::Malformed(DecodeLayer::Tcp) => "malformed_tcp",
-            Skip::Malformed(DecodeLayer::Udp) => "malformed_udp",
-            Skip::Malformed(DecodeLayer::Tunnel) => "malformed_tunnel",
-            Skip::TunnelDepth => "tunnel_too_deep",
-        }
-    }
-}
-
-impl fmt::Display for Skip {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

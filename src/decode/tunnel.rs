@@ -9,7 +9,7 @@
 
 use super::link::{ETH_IPV4, ETH_IPV6};
 use super::{DecodeLayer, Next, Segment, Skip};
-use std::fmt;
+use crate::macros::counter_enum;
 
 /// GRE protocol type of transparent Ethernet bridging (Ethernet over GRE, NVGRE).
 const GRE_TEB: u16 = 0x6558;
@@ -34,55 +34,22 @@ pub const MAX_MPLS_LABELS: usize = 8;
 const TRUNC: Skip = Skip::Truncated(DecodeLayer::Tunnel);
 const BAD: Skip = Skip::Malformed(DecodeLayer::Tunnel);
 
-/// A kind of tunnel, as counted in `picket_tunnel_packets_total{kind}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TunnelKind {
-    /// GRE carrying IP, Ethernet (including NVGRE) or MPLS.
-    Gre,
-    /// ERSPAN type I, II or III (over GRE).
-    Erspan,
-    /// VXLAN (UDP port 4789 or 8472).
-    Vxlan,
-    /// IPv4 or IPv6 directly inside IPv4 or IPv6 (IP protocols 4 and 41).
-    IpIp,
-    /// An MPLS label stack.
-    Mpls,
-    /// GTP-U (UDP port 2152).
-    GtpU,
-}
-
-impl TunnelKind {
-    /// All kinds, in the order summaries list them.
-    pub const ALL: [TunnelKind; 6] = [
-        TunnelKind::Gre,
-        TunnelKind::Erspan,
-        TunnelKind::Vxlan,
-        TunnelKind::IpIp,
-        TunnelKind::Mpls,
-        TunnelKind::GtpU,
-    ];
-
-    /// Dense index into [`TunnelKind::ALL`], for counter arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// A stable lower-case name, used as a metric label and in summaries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TunnelKind::Gre => "gre",
-            TunnelKind::Erspan => "erspan",
-            TunnelKind::Vxlan => "vxlan",
-            TunnelKind::IpIp => "ipip",
-            TunnelKind::Mpls => "mpls",
-            TunnelKind::GtpU => "gtpu",
-        }
-    }
-}
-
-impl fmt::Display for TunnelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+counter_enum! {
+    /// A kind of tunnel, as counted in `picket_tunnel_packets_total{kind}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum TunnelKind {
+        /// GRE carrying IP, Ethernet (including NVGRE) or MPLS.
+        Gre => "gre",
+        /// ERSPAN type I, II or III (over GRE).
+        Erspan => "erspan",
+        /// VXLAN (UDP port 4789 or 8472).
+        Vxlan => "vxlan",
+        /// IPv4 or IPv6 directly inside IPv4 or IPv6 (IP protocols 4 and 41).
+        IpIp => "ipip",
+        /// An MPLS label stack.
+        Mpls => "mpls",
+        /// GTP-U (UDP port 2152).
+        GtpU => "gtpu",
     }
 }
 
