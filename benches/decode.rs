@@ -6,7 +6,7 @@ use picket::decode;
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
-    let frames: Vec<Vec<u8>> = picket::synth::demo().into_iter().map(|p| p.frame).collect();
+    let frames: Vec<Vec<u8>> = picket_synth::demo().into_iter().map(|p| p.frame).collect();
     let ok = frames
         .iter()
         .filter(|f| decode::decode(LinkType::Ethernet, Timestamp(0), 0, f).is_ok())

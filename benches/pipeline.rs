@@ -3,9 +3,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use picket::capture::file::FileSource;
-use picket::engine::{self, EngineConfig};
-use picket::flow::{Event, FlowConfig};
-use picket::synth::{self, PcapFormat};
+use picket::export::record::Record;
+use picket::flow::FlowConfig;
+use picket::pipeline;
+use picket_synth::{self as synth, PcapFormat};
 use std::sync::Arc;
 
 const FLOWS: usize = 40;
@@ -38,25 +39,25 @@ fn bench(c: &mut Criterion) {
         b.iter(|| assert_eq!(read_all(), packets))
     });
     for workers in [1, 2] {
-        let cfg = EngineConfig {
+        let cfg = pipeline::Config {
             low_latency: false,
             workers,
             flow: FlowConfig::default(),
-            ..EngineConfig::default()
+            ..pipeline::Config::default()
         };
         g.bench_function(format!("full_pipeline_{workers}_workers"), |b| {
             b.iter(|| {
                 let mut flows = 0;
-                let r = engine::replay(
+                let r = pipeline::replay(
                     &paths,
                     &cfg,
                     Arc::clone(&rules),
-                    engine::Hooks::default(),
+                    pipeline::Hooks::default(),
                     |o| {
                         flows += o
-                            .events
+                            .records
                             .iter()
-                            .filter(|e| matches!(e, Event::Flow(_)))
+                            .filter(|e| matches!(e, Record::Flow(_)))
                             .count()
                     },
                 );

@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use picket::proto::tls::parse_client_hello;
-use picket::synth::{client_hello, ClientHelloSpec};
+use picket_synth::{client_hello, ClientHelloSpec};
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {

@@ -17,9 +17,11 @@ use crate::decode::{
     TunnelKind, MAX_MPLS_LABELS, MAX_TUNNEL_DEPTH, MAX_VLANS,
 };
 use crate::export::events::EventWriter;
+use crate::export::record::Record as Event;
 use crate::export::webconfig::{basic_credentials, Draft, WebConfigError};
 use crate::flow::reasm::{ClientPrefix, HelloScan, MAX_PREFIX, MAX_RANGES};
-use crate::flow::{Event, FlowConfig, FlowHasher, FlowKey, FlowTracker, TlsInfo};
+use crate::flow::{FlowConfig, FlowHasher, FlowKey, FlowTracker};
+use crate::proto::tls::TlsSummary as TlsInfo;
 use crate::proto::{dns, quic, stun, tls};
 use crate::rules::{self, CompiledRules, RuleSet, Source};
 use std::io::{self, Read};
@@ -581,7 +583,8 @@ fn sealed_frames(
     frames: &[u8],
     scratch: &mut Vec<u8>,
 ) {
-    let Ok(packet) = quic::seal_client_initial(version, dcid, scid, 0, pn_len, frames, min_len)
+    let Ok(packet) =
+        picket_synth::quic::seal_client_initial(version, dcid, scid, 0, pn_len, frames, min_len)
     else {
         return; // too long for the sealing helper
     };
@@ -639,10 +642,10 @@ fn sealed_stream(
         if order & 0x40 != 0 {
             frames.push(0x01); // PING first
         }
-        quic::crypto_frame(off as u64, piece, &mut frames);
-        let Ok(p) =
-            quic::seal_client_initial(version, dcid, scid, pn as u32, pn_len, &frames, min_len)
-        else {
+        picket_synth::quic::crypto_frame(off as u64, piece, &mut frames);
+        let Ok(p) = picket_synth::quic::seal_client_initial(
+            version, dcid, scid, pn as u32, pn_len, &frames, min_len,
+        ) else {
             return;
         };
         packets.push(p);

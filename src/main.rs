@@ -1,4 +1,4 @@
-//! The `picket` command: replay capture files, capture live, check rules, generate captures,
+//! The `picket` command: replay capture files, capture live, check rules, measure throughput,
 //! write shell completions and man pages.
 //!
 //! Exit codes ([`cmd::EXIT_CODES`]): 0 success; 1 nothing readable (no input file could be
@@ -20,9 +20,8 @@ and Prometheus metrics.
 
 `replay` reads capture files and `live` a network interface; both run the same pipeline, rules \
 and events, so the same packets give the same answers. `rules check` validates a rules folder and \
-a policy before a sensor loads them. `synth` writes the generated captures the tests and the demo \
-use, and `bench` measures throughput on a capture. `completions` and `man` write shell completion \
-scripts and man pages made from this very definition.
+a policy before a sensor loads them, and `bench` measures throughput on a capture. `completions` \
+and `man` write shell completion scripts and man pages made from this very definition.
 
 `picket COMMAND --help` describes each command's options.";
 
@@ -70,9 +69,6 @@ enum Command {
     /// Check rule files and a policy before a sensor loads them.
     #[command(subcommand)]
     Rules(cmd::rules::RulesCmd),
-    /// Write the project's generated captures (demo, bulk load, many flows, hostile traffic).
-    #[command(after_help = cmd::synth::EXAMPLES)]
-    Synth(cmd::synth::Args),
     /// Write a shell completion script to standard output.
     #[command(after_help = cmd::manual::COMPLETIONS_EXAMPLES)]
     Completions(cmd::manual::CompletionsArgs),
@@ -98,7 +94,6 @@ fn main() -> ExitCode {
         Command::Live(a) => cmd::live::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Rules(c) => cmd::rules::run(c),
-        Command::Synth(a) => cmd::synth::run(a),
         Command::Completions(a) => cmd::manual::completions(a, command()),
         Command::Man(a) => cmd::manual::man(a, command()),
     };
@@ -156,11 +151,11 @@ mod tests {
     #[test]
     fn command_value_names_are_chosen_and_consistent() {
         // The value names in use, one meaning each; a new one is added here on purpose.
-        const VOCABULARY: [&str; 19] = [
-            "FILE", "PATH", "DIR", "OUT", // read, written, a folder; OUT: synth's output
+        const VOCABULARY: [&str; 16] = [
+            "FILE", "PATH", "DIR", // read, written, a folder
             "N", "SECS", "MS", "MIB", "BYTES", // counts and quantities
             "ADDR", "IFACE", "EXPR", "USER", "NAME", // network and identity
-            "FORMAT", "MODE", "KIND", "LINK", "SHELL", // closed sets (possible values listed)
+            "FORMAT", "MODE", "SHELL", // closed sets (possible values listed)
         ];
         // Flag → (value name, where first seen): a flag shared by several commands shows the
         // same value name in each.

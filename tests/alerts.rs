@@ -1,8 +1,8 @@
 //! Alerts, flow ids, long-flow updates and alert suppression through the real binary, on
 //! captures the project's generator writes.
 
-use picket::synth::{
-    self, client_hello, ClientHelloSpec, Packet, Path as SynthPath, PcapFormat, TcpConv,
+use picket_synth::{
+    self as synth, client_hello, ClientHelloSpec, Packet, Path as SynthPath, PcapFormat, TcpConv,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -209,7 +209,7 @@ fn alerts_file_gets_alerts_alone() {
 /// same way whichever worker holds them.
 #[test]
 fn late_address_alerts_and_out_of_order_time_same_at_any_width() {
-    use picket::synth::UdpConv;
+    use picket_synth::UdpConv;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut packets = Vec::new();
     // UDP to a WhatsApp prefix at t=0 (classified by address when it ends), TLS to WhatsApp at

@@ -6,9 +6,10 @@
 // `GlobalAlloc` trait. It forwards every call to the system allocator unchanged.
 #![allow(unsafe_code)]
 
-use picket::engine::{self, EngineConfig};
-use picket::flow::{Event, FlowConfig};
-use picket::synth::{self, PcapFormat};
+use picket::export::record::Record;
+use picket::flow::FlowConfig;
+use picket::pipeline;
+use picket_synth::{self as synth, PcapFormat};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,24 +45,24 @@ const FLOWS: usize = 12;
 
 fn replay_counting(path: &Path, workers: usize) -> (u64, u64) {
     let rules = Arc::new(picket::rules::defaults().expect("embedded rules"));
-    let cfg = EngineConfig {
+    let cfg = pipeline::Config {
         low_latency: false,
         workers,
         flow: FlowConfig::default(),
-        ..EngineConfig::default()
+        ..pipeline::Config::default()
     };
     let before = ALLOCS.load(Ordering::Relaxed);
     let mut flows = 0;
-    let r = engine::replay(
+    let r = pipeline::replay(
         &[path.to_path_buf()],
         &cfg,
         rules,
-        engine::Hooks::default(),
+        pipeline::Hooks::default(),
         |o| {
             flows += o
-                .events
+                .records
                 .iter()
-                .filter(|e| matches!(e, Event::Flow(_)))
+                .filter(|e| matches!(e, Record::Flow(_)))
                 .count()
         },
     );

@@ -27,11 +27,11 @@ fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
     let packets = frames
         .iter()
         .enumerate()
-        .map(|(i, f)| picket::synth::Packet {
+        .map(|(i, f)| picket_synth::Packet {
             ts_ns: (1_700_000_000 + i as u64) * 1_000_000_000,
             frame: f.clone(),
         });
-    picket::synth::write_pcap(Vec::new(), picket::synth::PcapFormat::default(), packets)
+    picket_synth::write_pcap(Vec::new(), picket_synth::PcapFormat::default(), packets)
         .expect("in-memory write")
 }
 

@@ -2,9 +2,10 @@
 //! `pcaps/README.md` states them, the summary, the same answers at any worker count, in every
 //! capture format and link type, and split over several files.
 
-use picket::synth::{self, Interface, LinkType, PcapFormat, PcapngWriter};
+use picket_synth::{self as synth, Interface, LinkType, PcapFormat, PcapngWriter};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -85,15 +86,12 @@ fn flow_key(e: &Value) -> String {
 
 #[test]
 fn shipped_demo_is_what_the_generator_writes() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("demo.pcap");
-    let o = picket(&["synth", "demo", s(&out)]);
-    assert!(o.status.success());
-    let fresh = std::fs::read(&out).expect("written");
+    // As `picket-synth demo` writes it (its own tests run the binary).
+    let fresh = synth::write_pcap(Vec::new(), PcapFormat::default(), synth::demo()).expect("write");
     let shipped = std::fs::read(demo_path()).expect("pcaps/demo.pcap is shipped");
     assert!(
         fresh == shipped,
-        "pcaps/demo.pcap is stale: rerun `picket synth demo pcaps/demo.pcap`"
+        "pcaps/demo.pcap is stale: rerun `cargo run -p picket-synth -- demo pcaps/demo.pcap`"
     );
 }
 
@@ -228,8 +226,11 @@ fn demo_same_events_at_any_worker_count() {
 fn many_flows_same_events_at_any_worker_count_and_counts_add_up() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cap = dir.path().join("many.pcap");
-    let o = picket(&["synth", "many-flows", "--flows", "3000", s(&cap)]);
-    assert!(o.status.success());
+    let f = BufWriter::new(std::fs::File::create(&cap).expect("create"));
+    // `picket-synth many-flows --flows 3000` (seed 1).
+    synth::write_pcap(f, PcapFormat::default(), synth::many_flows(3000, 1))
+        .and_then(|mut f| f.flush())
+        .expect("write");
     let (one, out1) = replay(&[&cap], &["--workers", "1"]);
     assert_eq!(one.len(), 3000);
     for w in ["2", "4"] {
@@ -371,7 +372,7 @@ fn demo_split_over_two_files_is_one_timeline() {
 /// the end of input reaches them first must not change their events (`end_reason` included).
 #[test]
 fn idle_near_the_end_same_events_at_any_worker_count() {
-    use picket::synth::{Path as SynthPath, UdpConv};
+    use picket_synth::{Path as SynthPath, UdpConv};
     let dir = tempfile::tempdir().expect("temp dir");
     let cap = dir.path().join("idle.pcap");
     let t0 = 1_700_000_000_000_000_000u64;

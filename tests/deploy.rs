@@ -1022,7 +1022,8 @@ fn dockerfile_passes_hadolint_and_builds_a_small_non_root_image() {
     assert_eq!(caps, "cap_net_raw,cap_net_admin=ep");
 
     // Everything cargo needs for `cargo build --bin picket` is in the build context: each
-    // target and the build script lies under a COPY of the build stage (an undeclared bench
+    // target and the build script of every workspace member (cargo loads them all, and
+    // picket's dev-dependencies) lies under a COPY of the build stage (an undeclared bench
     // file, say, fails the build), and the build's dockerignore lets it through.
     let meta = pass(
         Command::new(env!("CARGO"))
@@ -1051,14 +1052,21 @@ fn dockerfile_passes_hadolint_and_builds_a_small_non_root_image() {
     let ignore = read(&deploy("docker/Dockerfile.dockerignore"));
     let root = repo();
     let mut needed: Vec<String> = vec!["Cargo.toml".into(), "Cargo.lock".into(), "rules".into()];
-    for t in meta["packages"][0]["targets"].as_array().expect("targets") {
-        let kinds = t["kind"].to_string();
-        if kinds.contains("test") || kinds.contains("example") {
-            continue;
-        }
-        let src = Path::new(t["src_path"].as_str().expect("src_path"));
-        let rel = src.strip_prefix(&root).expect("inside the repository");
+    let packages = meta["packages"].as_array().expect("packages");
+    assert!(packages.iter().any(|p| p["name"] == "picket"), "{meta}");
+    for p in packages {
+        let manifest = Path::new(p["manifest_path"].as_str().expect("manifest_path"));
+        let rel = manifest.strip_prefix(&root).expect("inside the repository");
         needed.push(rel.display().to_string());
+        for t in p["targets"].as_array().expect("targets") {
+            let kinds = t["kind"].to_string();
+            if kinds.contains("test") || kinds.contains("example") {
+                continue;
+            }
+            let src = Path::new(t["src_path"].as_str().expect("src_path"));
+            let rel = src.strip_prefix(&root).expect("inside the repository");
+            needed.push(rel.display().to_string());
+        }
     }
     for n in &needed {
         let top = n.split('/').next().expect("a path");

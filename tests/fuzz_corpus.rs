@@ -1,6 +1,6 @@
 //! The fuzz corpora as ordinary tests, on stable: every file under `fuzz/corpus/<target>/` and
 //! `fuzz/regressions/<target>/` goes through the same entry point the fuzz target calls
-//! (`picket::fuzzing`). A target without a corpus, or with an empty one, fails, so a corpus
+//! (`picket::fuzzing`, with the private `_fuzz` feature). A target without a corpus, or with an empty one, fails, so a corpus
 //! cannot silently vanish.
 //!
 //! The seed corpora come from `write_seed_corpora` (ignored; run it by hand, see
@@ -85,10 +85,10 @@ fn every_target_has_a_fuzz_target_file_and_back() {
 
 /// Seed inputs, built from the project's generator, test fixtures and rule files.
 mod seeds {
-    use picket::proto::quic;
-    use picket::synth::{
-        self, client_hello, ClientHelloSpec, Interface, LinkType, Packet, PcapFormat, PcapngWriter,
-        TcpConv, UdpConv,
+    use picket_synth::quic;
+    use picket_synth::{
+        self as synth, client_hello, ClientHelloSpec, Interface, LinkType, Packet, PcapFormat,
+        PcapngWriter, TcpConv, UdpConv,
     };
     use std::net::SocketAddr;
 
@@ -844,8 +844,8 @@ realms = ["chat.example"]
     }
 }
 
-/// Writes the seed corpora under `fuzz/corpus/<target>/seed_*` (by hand: `cargo test --test
-/// fuzz_corpus -- --ignored write_seed_corpora`).
+/// Writes the seed corpora under `fuzz/corpus/<target>/seed_*` (by hand: `cargo test --features
+/// _fuzz --test fuzz_corpus -- --ignored write_seed_corpora`).
 #[test]
 #[ignore = "writes files; run by hand to refresh the seeds"]
 fn write_seed_corpora() {

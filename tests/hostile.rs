@@ -1,7 +1,9 @@
-//! Floods and evasions (`picket synth hostile`) through the real binary: no crash, memory held by
+//! Floods and evasions (`picket-synth hostile`) through the real binary: no crash, memory held by
 //! `--max-flows`, every anomaly counted by kind, and the ordinary flows among them classified as
 //! they would be alone.
 
+use picket_synth::PcapFormat;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::Command;
 
@@ -20,8 +22,11 @@ fn floods_and_evasions_are_counted_and_ordinary_flows_still_classified() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cap = dir.path().join("hostile.pcap");
     let s = |p: &Path| p.to_str().expect("utf-8").to_string();
-    let o = picket(&["synth", "hostile", &s(&cap), "--flows", "20000"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `picket-synth hostile --flows 20000` (seed 1).
+    let f = BufWriter::new(std::fs::File::create(&cap).expect("create"));
+    picket_synth::write_pcap(f, PcapFormat::default(), picket_synth::hostile(20_000, 1))
+        .and_then(|mut f| f.flush())
+        .expect("write");
     let ev = dir.path().join("ev.jsonl");
     let o = picket(&[
         "replay",

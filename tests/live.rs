@@ -13,12 +13,12 @@ use common::{free_port, http_get};
 
 /// Packets in the shipped demo capture.
 fn demo_packets() -> usize {
-    picket::synth::demo().len()
+    picket_synth::demo().len()
 }
 
 /// Flows in the shipped demo capture.
 fn demo_flows() -> usize {
-    picket::synth::demo_manifest().len()
+    picket_synth::demo_manifest().len()
 }
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -1,8 +1,9 @@
 //! QUIC Initials through the real binary: the ClientHello in CRYPTO frames, split over several
 //! Initial packets and datagrams, out of order, QUIC v1 and v2, gives the server name and app.
 
-use picket::proto::quic;
-use picket::synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, UdpConv};
+// Sealed by the generator, opened by the sensor.
+use picket_synth::quic;
+use picket_synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, UdpConv};
 
 mod common;
 use common::{flow_of, replay, write_capture};

@@ -7,7 +7,7 @@
 //! `PICKET_LIVE_TESTS=1 scripts/ensure-deps` installs Chromium (`scripts/check` does this); the
 //! browser tests fail, naming the package, when it is missing.
 
-use picket::synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, TcpConv};
+use picket_synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, TcpConv};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;

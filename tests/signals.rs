@@ -4,7 +4,7 @@
 //! STUN marks, and what other flows revealed: DNS answers (`dns_answer`) and the endpoints of a
 //! call's STUN exchange (`peer_cache`).
 
-use picket::synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, TcpConv, UdpConv};
+use picket_synth::{client_hello, ClientHelloSpec, Packet, Path as SynthPath, TcpConv, UdpConv};
 
 mod common;
 use common::{flow_of, replay, write_capture};

@@ -2,13 +2,17 @@
 //! app from its ClientHello, flows of two VXLAN sites with the same inner addresses stay apart,
 //! fragmented hellos are reassembled (overlapping ones dropped), a fragment flood past every cap
 //! leaves other flows classified, malformed and too-deep tunnels are counted, and the answers are
-//! the same at any worker count. Counts are checked in the summary and in the metrics.
+//! the same at any worker count. Counts are checked in the summary and in the metrics. The
+//! generator's tunnel and fragment captures also go through the decoder alone: every inner flow
+//! with its segment and VLANs, every tunnel kind and reassembly outcome counted.
 
-use picket::decode::frag::{MAX_DATAGRAMS, MAX_DATAGRAM_BYTES, MAX_HELD_BYTES};
-use picket::engine::{self, EngineConfig, Hooks};
+use picket::capture::{LinkType, Timestamp};
+use picket::decode::frag::{ReasmEnd, MAX_DATAGRAMS, MAX_DATAGRAM_BYTES, MAX_HELD_BYTES};
+use picket::decode::{self, Decoded, Decoder, Segment};
 use picket::export::metrics::Metrics;
-use picket::synth::tunnel::{encapsulate, nested_ip_in_ip, Encap, Layer};
-use picket::synth::{self, Packet, TunnelFlow};
+use picket::pipeline::{self, Hooks};
+use picket_synth::tunnel::{encapsulate, nested_ip_in_ip, Encap, Layer};
+use picket_synth::{self as synth, Packet, TunnelFlow};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -36,15 +40,15 @@ fn metrics(cap: &Path) -> String {
     let m = Metrics::new(1).expect("registry");
     let rules = Arc::new(picket::rules::defaults().expect("embedded rules"));
     m.rules_loaded(&rules);
-    let cfg = EngineConfig {
+    let cfg = pipeline::Config {
         workers: 1,
-        ..EngineConfig::default()
+        ..pipeline::Config::default()
     };
     let hooks = Hooks {
         metrics: Some(&m),
         ..Hooks::default()
     };
-    engine::replay(&[cap.to_path_buf()], &cfg, rules, hooks, |_| {});
+    pipeline::replay(&[cap.to_path_buf()], &cfg, rules, hooks, |_| {});
     String::from_utf8(m.render()).expect("utf-8")
 }
 
@@ -341,5 +345,85 @@ fn malformed_and_too_deep_tunnels_are_counted_not_fatal() {
     assert_eq!(
         metric(&m, "picket_decode_errors_total{reason=\"tunnel_too_deep\"}"),
         n as f64
+    );
+}
+
+/// Decodes every packet with one reassembling decoder, as the reader does: the metas of the
+/// flow packets (fragments held for reassembly give none) and the decoder's counters.
+fn decoded(packets: &[Packet]) -> (Vec<decode::PacketMeta>, decode::DecodeStats) {
+    let mut d = Decoder::new();
+    let mut out = Vec::new();
+    for p in packets {
+        match d.decode(LinkType::Ethernet, Timestamp(p.ts_ns), 0, &p.frame) {
+            Ok(Decoded::Frame(m)) | Ok(Decoded::Reassembled { meta: m, .. }) => out.push(m),
+            Err(s) => assert_eq!(s, decode::Skip::Fragment, "{s}"),
+        }
+    }
+    (out, d.stats())
+}
+
+#[test]
+fn decoder_finds_every_generated_tunnel_flow_with_its_segment() {
+    let (packets, manifest) = synth::tunnels();
+    let (metas, stats) = decoded(&packets);
+    for f in &manifest {
+        let seg = match f.segment {
+            None => Segment::NONE,
+            Some(("vxlan", n)) => Segment::vxlan(n),
+            Some(("nvgre", n)) => Segment::nvgre(n),
+            Some((_, n)) => Segment::erspan(n as u16),
+        };
+        let flow: Vec<_> = metas
+            .iter()
+            .filter(|m| m.src.ip() == f.client.ip() && m.sport == f.client.port())
+            .filter(|m| m.segment == seg)
+            .collect();
+        assert!(flow.len() > 5, "{}: {} packets", f.description, flow.len());
+        assert!(flow.iter().all(|m| m.dport == 443));
+        let vlans: Vec<u16> = flow[0].vlans[..usize::from(flow[0].nvlan)].to_vec();
+        assert_eq!(vlans, f.vlan, "{}", f.description);
+    }
+    for k in ["gre", "erspan", "vxlan", "ipip", "mpls", "gtpu"] {
+        let i = decode::TunnelKind::ALL
+            .iter()
+            .position(|t| t.as_str() == k)
+            .expect("a tunnel kind");
+        assert!(stats.tunnels[i] > 0, "{k}");
+    }
+    assert!(stats.reassembly.count(ReasmEnd::Reassembled) > 0);
+}
+
+#[test]
+fn decoder_reassembles_generated_fragments_and_holds_the_flood() {
+    let (packets, manifest) = synth::fragments();
+    let (metas, stats) = decoded(&packets);
+    let r = stats.reassembly;
+    assert!(r.count(ReasmEnd::Reassembled) >= 6, "{r:?}");
+    assert!(r.count(ReasmEnd::Overlap) >= 2, "{r:?}");
+    assert!(r.duplicates >= 1);
+    assert!(manifest
+        .iter()
+        .all(|f| metas.iter().any(|m| m.src.ip() == f.client.ip())));
+    let (flood, _) = synth::fragment_flood(3000, 2048);
+    let (_, stats) = decoded(&flood);
+    let r = stats.reassembly;
+    assert!(
+        r.count(ReasmEnd::Evicted) >= 3000 - MAX_DATAGRAMS as u64,
+        "{r:?}"
+    );
+    assert!(r.pending <= MAX_DATAGRAMS as u64);
+    assert!(
+        r.count(ReasmEnd::Reassembled) >= 1,
+        "the hello after the flood"
+    );
+}
+
+#[test]
+fn decoder_refuses_ip_in_ip_past_its_depth() {
+    let (packets, _) = synth::tunnels();
+    let deep = nested_ip_in_ip(&packets[0].frame, 5);
+    assert_eq!(
+        decode::decode(LinkType::Ethernet, Timestamp(0), 0, &deep),
+        Err(decode::Skip::TunnelDepth)
     );
 }

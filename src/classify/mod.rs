@@ -1,11 +1,29 @@
-//! Classification: the facts a flow revealed (its server name, payload, STUN marks, address, and
-//! what other flows revealed of its endpoints) against the compiled
-//! rules, giving an app, the rule that decided and the policy verdict. Allocates only the small
-//! result, once per classified flow.
+//! Classification: the one decision. [`decide`] takes what a flow revealed ([`Facts`]: its
+//! server name, its payload's and STUN messages' rule matches, its JA4, what other flows
+//! revealed of its endpoints, its addresses) and the compiled rules, and gives the app, the rule
+//! that decided and the policy verdict. A pure function: no state, no clock; it allocates only
+//! the small result. The flow tracker gathers the facts and says when they are complete; it never
+//! decides.
+//!
+//! # Precedence
+//!
+//! The first row that applies decides:
+//!
+//! | # | signal | `app_source` | applies when |
+//! |---|---|---|---|
+//! | 1 | the flow's own bytes: a payload signature, a server reply's size, a STUN/TURN mark | `signature`, `stun` | matched when the bytes passed (bytes are not kept) |
+//! | 2 | the ClientHello's server name (TCP, or QUIC Initials) | `sni`, `quic_sni` | the name is trusted (not real ECH's outer name, not beside ESNI, not an IP literal, not oversized) and a rule claims it |
+//! | 3 | the ClientHello's JA4 | `ja4` | a rule names the fingerprint of the app's own TLS stack |
+//! | — | a trusted server name that no rule claims | none | stops here: the name is what the client asked for, and an address must not overrule it |
+//! | 4 | the name a DNS flow asked for | `dns_query` | a rule claims it |
+//! | 5 | what other flows revealed of an endpoint when the flow started | `peer_cache`, `dns_answer` | a call's STUN exchange used the endpoint, or a DNS answer for an app's name gave the server's address |
+//! | 6 | the server's address | `ip` | it is in an app's prefix list |
+//! | 7 | the client's address | `ip` | which side is the server was only guessed (no SYN seen) and it is in an app's prefix list |
 
-pub mod hints;
-
+use crate::flow::hints::Hint;
+use crate::proto::tls::TlsSummary;
 use crate::rules::{CompiledRules, DomainMatch, Verdict};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Which signal decided a flow's app.
@@ -61,6 +79,65 @@ pub struct Classification {
     pub verdict: Verdict,
     /// Flows of this app raise an alert (verdict `flag`, or named by the policy's `alert`).
     pub alert: bool,
+}
+
+/// What a flow revealed, as [`decide`] reads it: a view of the flow's own state.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts<'a> {
+    /// A rule match of the flow's own bytes (payload signature, reply size, STUN mark), made
+    /// when the bytes passed.
+    pub marks: Option<&'a Classification>,
+    /// What the ClientHello said (over TCP or in QUIC Initials).
+    pub tls: Option<&'a TlsSummary>,
+    /// The name a DNS flow asked for.
+    pub dns_query: Option<&'a [u8]>,
+    /// What the hint caches said of the flow's endpoints when it started.
+    pub hint: Option<&'a Hint>,
+    /// The server's address.
+    pub server: IpAddr,
+    /// The client's address.
+    pub client: IpAddr,
+    /// Which side is the client is known (the client's SYN was seen), not guessed.
+    pub client_known: bool,
+}
+
+/// The decision: the first signal of the precedence (see the module documentation) that names
+/// an app, or `None`.
+pub fn decide(f: &Facts<'_>, rules: &CompiledRules) -> Option<Classification> {
+    if let Some(c) = f.marks {
+        return Some(c.clone());
+    }
+    if let Some(tls) = f.tls {
+        let source = if tls.quic {
+            AppSource::QuicSni
+        } else {
+            AppSource::Sni
+        };
+        let named = tls.trusted_sni();
+        let by_name = named.and_then(|n| by_server_name(rules, n.as_bytes(), source));
+        if let Some(c) = by_name.or_else(|| by_ja4(rules, tls.ja4())) {
+            return Some(c);
+        }
+        if named.is_some() {
+            return None;
+        }
+    }
+    if let Some(c) = f
+        .dns_query
+        .and_then(|q| by_server_name(rules, q, AppSource::DnsQuery))
+    {
+        return Some(c);
+    }
+    if let Some(h) = f.hint {
+        return Some(h.class.clone());
+    }
+    by_address(rules, f.server).or_else(|| {
+        if f.client_known {
+            None
+        } else {
+            by_address(rules, f.client)
+        }
+    })
 }
 
 /// The classification a rule match gives, with the app's verdict under the rules in force.
@@ -129,6 +206,168 @@ pub fn by_address(rules: &CompiledRules, ip: std::net::IpAddr) -> Option<Classif
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rule set with one app whose JA4 and address list are known.
+    fn rules_with_ja4() -> CompiledRules {
+        let text = r#"
+id = "chat"
+name = "Chat"
+category = "messaging"
+verdict = "flag"
+domains = ["chat.example"]
+ja4 = ["t13d1516h2_8daaf6152771_b186095e22b6"]
+[prefixes]
+source = "test"
+as_of = "2026-01-01"
+list = ["192.0.2.0/24"]
+"#;
+        crate::rules::load(
+            &[crate::rules::Source {
+                path: "chat.toml".into(),
+                name: "chat.toml".into(),
+                text: text.into(),
+            }],
+            None,
+        )
+        .unwrap()
+    }
+
+    /// One row of the precedence table: the facts given, the source that must decide.
+    #[test]
+    fn decide_follows_the_precedence_table() {
+        let rules = rules_with_ja4();
+        let ja4 = "t13d1516h2_8daaf6152771_b186095e22b6";
+        let tls =
+            |sni: Option<&[u8]>, ja4: &str| TlsSummary::new(ja4, sni, &[], 0x0304, false, false);
+        let class = |app: &str, source| Classification {
+            app: Arc::from(app),
+            source,
+            rule: Arc::from("x.toml:1"),
+            verdict: Verdict::Observe,
+            alert: false,
+        };
+        let in_list: IpAddr = "192.0.2.7".parse().unwrap();
+        let elsewhere: IpAddr = "198.51.100.1".parse().unwrap();
+        let base = Facts {
+            marks: None,
+            tls: None,
+            dns_query: None,
+            hint: None,
+            server: elsewhere,
+            client: elsewhere,
+            client_known: true,
+        };
+        let named_other = tls(
+            Some(b"www.example.org"),
+            "t13d0000h2_000000000000_000000000000",
+        );
+        let named_chat = tls(Some(b"chat.example"), "x");
+        let unnamed_ja4 = tls(None, ja4);
+        let mark = class("marked", AppSource::Stun);
+        let hint = Hint {
+            class: class("hinted", AppSource::PeerCache),
+            name: None,
+        };
+        let source = |f: Facts<'_>| decide(&f, &rules).map(|c| (c.app.to_string(), c.source));
+        type Row<'a> = (&'a str, Facts<'a>, Option<(&'a str, AppSource)>);
+        let rows: Vec<Row<'_>> = vec![
+            (
+                "1 own bytes beat a name",
+                Facts {
+                    marks: Some(&mark),
+                    tls: Some(&named_chat),
+                    ..base
+                },
+                Some(("marked", AppSource::Stun)),
+            ),
+            (
+                "2 a claimed server name",
+                Facts {
+                    tls: Some(&named_chat),
+                    server: in_list,
+                    ..base
+                },
+                Some(("chat", AppSource::Sni)),
+            ),
+            (
+                "3 JA4 without a name",
+                Facts {
+                    tls: Some(&unnamed_ja4),
+                    hint: Some(&hint),
+                    ..base
+                },
+                Some(("chat", AppSource::Ja4)),
+            ),
+            (
+                "- an unclaimed trusted name stops",
+                Facts {
+                    tls: Some(&named_other),
+                    hint: Some(&hint),
+                    server: in_list,
+                    ..base
+                },
+                None,
+            ),
+            (
+                "4 a DNS question",
+                Facts {
+                    dns_query: Some(b"chat.example"),
+                    hint: Some(&hint),
+                    ..base
+                },
+                Some(("chat", AppSource::DnsQuery)),
+            ),
+            (
+                "5 a hint beats addresses",
+                Facts {
+                    hint: Some(&hint),
+                    server: in_list,
+                    ..base
+                },
+                Some(("hinted", AppSource::PeerCache)),
+            ),
+            (
+                "6 the server's address",
+                Facts {
+                    server: in_list,
+                    ..base
+                },
+                Some(("chat", AppSource::Ip)),
+            ),
+            (
+                "7 the client's address, sides guessed",
+                Facts {
+                    client: in_list,
+                    client_known: false,
+                    ..base
+                },
+                Some(("chat", AppSource::Ip)),
+            ),
+            (
+                "7 not when the SYN told the sides",
+                Facts {
+                    client: in_list,
+                    ..base
+                },
+                None,
+            ),
+            ("nothing", base, None),
+        ];
+        for (row, facts, want) in rows {
+            let want = want.map(|(a, s)| (a.to_string(), s));
+            assert_eq!(source(facts), want, "{row}");
+        }
+        // QUIC's hello gives quic_sni.
+        let mut quic = named_chat.clone();
+        quic.quic = true;
+        assert_eq!(
+            source(Facts {
+                tls: Some(&quic),
+                ..base
+            }),
+            Some(("chat".into(), AppSource::QuicSni))
+        );
+    }
 
     #[test]
     fn by_server_name_with_default_rules() {

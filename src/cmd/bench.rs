@@ -9,8 +9,9 @@ use super::load_rules;
 use anyhow::{Context, Result};
 use picket::capture::file::FileSource;
 use picket::decode;
-use picket::engine::{self, EngineConfig};
-use picket::flow::{Event, FlowConfig};
+use picket::export::record::Record;
+use picket::flow::FlowConfig;
+use picket::pipeline;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -163,28 +164,28 @@ pub fn run(a: Args) -> Result<ExitCode> {
     row("read (no header touched)", &read, &read);
     row("read + decode", &dec, &read);
     for w in &a.workers {
-        let cfg = EngineConfig {
+        let cfg = pipeline::Config {
             low_latency: false,
             workers: usize::from(*w),
             flow: FlowConfig {
                 max_flows: a.max_flows,
                 ..FlowConfig::default()
             },
-            ..EngineConfig::default()
+            ..pipeline::Config::default()
         };
         let mut flows = 0u64;
         let full = best(a.repeat, || {
             let mut n = 0u64;
-            let r = engine::replay(
+            let r = pipeline::replay(
                 std::slice::from_ref(&a.file),
                 &cfg,
                 Arc::clone(&rules),
-                engine::Hooks::default(),
+                pipeline::Hooks::default(),
                 |o| {
                     n += o
-                        .events
+                        .records
                         .iter()
-                        .filter(|e| matches!(e, Event::Flow(_)))
+                        .filter(|e| matches!(e, Record::Flow(_)))
                         .count() as u64
                 },
             );

@@ -1,10 +1,11 @@
 //! `picket live -i IFACE`: the sensor on a span or mirror port.
 
-use super::common::{self, CommonArgs, Sink};
+use super::common::{self, CommonArgs};
 use anyhow::{Context, Result};
 use picket::capture::live::{LiveConfig, LiveSource};
-use picket::engine::{self, Control, EngineConfig, Hooks, PumpEnd};
 use picket::export::metrics::Metrics;
+use picket::export::sink::Sink;
+use picket::pipeline::{self, Control, Hooks, PumpEnd};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,9 +61,9 @@ pub struct Args {
 pub fn run(a: Args) -> Result<ExitCode> {
     common::init_logs(a.common.log_format);
     let rules = Arc::new(a.common.load_rules()?);
-    let cfg = EngineConfig {
+    let cfg = pipeline::Config {
         low_latency: true,
-        ..a.common.engine()
+        ..a.common.pipeline()
     };
     let mut src = LiveSource::open(&LiveConfig {
         interface: a.interface.clone(),
@@ -110,14 +111,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
         progress: None,
     };
     let mut failure = None;
-    let report = engine::run(
+    let report = pipeline::run(
         &cfg,
         rules,
         hooks,
         |o| sink.output(o),
-        |feeder| {
+        |reader| {
             http.ready.store(true, Ordering::Relaxed);
-            match feeder.pump(&mut src) {
+            match reader.pump(&mut src) {
                 PumpEnd::Stopped => true,
                 PumpEnd::End => false,
                 PumpEnd::Failed(e) => {

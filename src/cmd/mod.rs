@@ -7,7 +7,6 @@ pub mod live;
 pub mod manual;
 pub mod replay;
 pub mod rules;
-pub mod synth;
 
 /// Nothing readable.
 pub const EXIT_UNREADABLE: u8 = 1;

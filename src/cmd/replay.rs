@@ -1,12 +1,13 @@
 //! `picket replay FILE...`: classify every flow of capture files.
 
-use super::common::{self, CommonArgs, Sink, SummaryFormat};
+use super::common::{self, CommonArgs, SummaryFormat};
 use super::{EXIT_DAMAGED, EXIT_UNREADABLE};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use picket::engine::{self, Control, Hooks};
 use picket::export::metrics::Metrics;
 use picket::export::report::Report;
+use picket::export::sink::Sink;
+use picket::pipeline::{self, Control, Hooks};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal};
 use std::net::SocketAddr;
@@ -72,7 +73,7 @@ fn create_report(path: &Path) -> Result<BufWriter<File>> {
 pub fn run(a: Args) -> Result<ExitCode> {
     common::init_logs(a.common.log_format);
     let rules = Arc::new(a.common.load_rules()?);
-    let cfg = a.common.engine();
+    let cfg = a.common.pipeline();
     let control = Arc::new(Control::default());
     let reopen = Arc::new(AtomicBool::new(false));
     common::watch_signals(Arc::clone(&control), Arc::clone(&reopen))?;
@@ -130,7 +131,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         reload: Some(&reload_rules),
         progress: Some(&progress),
     };
-    let report = engine::replay(&a.files, &cfg, rules, hooks, |o| sink.output(o));
+    let report = pipeline::replay(&a.files, &cfg, rules, hooks, |o| sink.output(o));
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -19,7 +19,7 @@
 //!   [`MAX_FRAGMENTS`] pieces is oversize. A datagram not complete [`TIMEOUT_NS`] after its first
 //!   fragment arrived is dropped.
 //! - A completed datagram's payload is assembled in one scratch buffer (64 KiB at most), which the
-//!   reader copies into the batch bound for the flow's worker (see [`crate::dispatch`]).
+//!   reader copies into the batch bound for the flow's worker (see [`crate::pipeline::dispatch`]).
 //!
 //! Memory is bounded by `MAX_HELD_BYTES`, the scratch buffer and per-datagram bookkeeping (about
 //! 1 KiB each, so `MAX_DATAGRAMS` KiB): about 5 MiB. Nothing is allocated until the first

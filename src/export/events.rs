@@ -73,8 +73,8 @@
 use crate::capture::Timestamp;
 use crate::decode::{Segment, Transport};
 use crate::export::gate::SuppressedAlerts;
-use crate::flow::{DirStats, Flow, FlowRecord};
-use crate::proto::tls;
+use crate::export::record::{DirStats, FlowRecord, FlowView};
+use crate::proto::tls::{self, TlsSummary};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -209,7 +209,7 @@ fn tcp_flags_of(d: &DirStats, transport: Transport) -> Option<String> {
 }
 
 /// The `ech` field: what the hello's ECH or ESNI extension was taken for.
-fn ech_kind(t: &crate::flow::TlsInfo) -> &'static str {
+fn ech_kind(t: &TlsSummary) -> &'static str {
     if t.esni {
         "esni"
     } else if t.ech_outer {
@@ -219,15 +219,6 @@ fn ech_kind(t: &crate::flow::TlsInfo) -> &'static str {
     } else {
         "none"
     }
-}
-
-/// The DNS name behind a `dns_answer` classification.
-pub(crate) fn dns_name(f: &Flow) -> Option<&str> {
-    let app = f.app.as_deref()?;
-    if app.source != crate::classify::AppSource::DnsAnswer {
-        return None;
-    }
-    f.hint.as_deref()?.name.as_deref()
 }
 
 /// A flow id as text: 16 hex digits, prefixed with the sensor name when there is one.
@@ -360,29 +351,29 @@ impl<W: Write> EventWriter<W> {
     }
 
     /// Writes one `alert` event.
-    pub fn alert(&mut self, ts: Timestamp, f: &Flow) -> io::Result<()> {
-        let Some(app) = f.app.as_deref() else {
+    pub fn alert(&mut self, ts: Timestamp, f: &FlowView) -> io::Result<()> {
+        let Some(app) = f.app.as_ref() else {
             return Ok(());
         };
-        let (client, server) = (f.client(), f.server());
+        let (client, server) = (f.client, f.server);
         let id = self.id_text(f.id);
         let ev = AlertEvent {
             event: "alert",
             ts: ts.to_string(),
             flow_id: &id,
             sensor: self.sensor.as_deref(),
-            transport: f.key.transport.as_str(),
+            transport: f.transport.as_str(),
             src_ip: self.clients.show(client.0.ip()),
             src_port: client.1,
             dst_ip: server.0.ip().to_string(),
             dst_port: server.1,
-            vlan: f.key.vlan_ids(),
-            segment: segment_field(f.key.segment),
+            vlan: f.vlans.ids(),
+            segment: segment_field(f.segment),
             app: &app.app,
             app_source: app.source.as_str(),
             rule: &app.rule,
             sni: f.tls.as_ref().and_then(|t| t.sni()),
-            dns_name: dns_name(f),
+            dns_name: f.dns_name.as_deref(),
             verdict: app.verdict.as_str(),
             suppressed: 0,
         };
@@ -406,7 +397,7 @@ impl<W: Write> EventWriter<W> {
     }
 
     /// Writes one `flow_update` event.
-    pub fn update(&mut self, ts: Timestamp, f: &Flow) -> io::Result<()> {
+    pub fn update(&mut self, ts: Timestamp, f: &FlowView) -> io::Result<()> {
         self.flow_like("flow_update", Some(ts), f, None)
     }
 
@@ -424,13 +415,13 @@ impl<W: Write> EventWriter<W> {
         &mut self,
         event: &'static str,
         ts: Option<Timestamp>,
-        f: &Flow,
+        f: &FlowView,
         end_reason: Option<&'static str>,
     ) -> io::Result<()> {
-        let (client, server) = (f.client(), f.server());
+        let (client, server) = (f.client, f.server);
         let id = self.id_text(f.id);
         let tls = f.tls.as_ref();
-        let app = f.app.as_deref();
+        let app = f.app.as_ref();
         let ev = FlowEvent {
             event,
             ts: ts.map(|t| t.to_string()),
@@ -438,22 +429,22 @@ impl<W: Write> EventWriter<W> {
             sensor: self.sensor.as_deref(),
             ts_start: f.first_ts.to_string(),
             ts_end: f.last_ts.to_string(),
-            transport: f.key.transport.as_str(),
+            transport: f.transport.as_str(),
             src_ip: self.clients.show(client.0.ip()),
             src_port: client.1,
             dst_ip: server.0.ip().to_string(),
             dst_port: server.1,
-            vlan: f.key.vlan_ids(),
-            segment: segment_field(f.key.segment),
+            vlan: f.vlans.ids(),
+            segment: segment_field(f.segment),
             packets_to_server: f.to_server.packets,
             packets_to_client: f.to_client.packets,
             bytes_to_server: f.to_server.bytes,
             bytes_to_client: f.to_client.bytes,
             payload_bytes_to_server: f.to_server.payload,
             payload_bytes_to_client: f.to_client.payload,
-            tcp_flags_to_server: tcp_flags_of(&f.to_server, f.key.transport),
-            tcp_flags_to_client: tcp_flags_of(&f.to_client, f.key.transport),
-            syn_seen: (f.key.transport == Transport::Tcp).then_some(f.tcp.syn),
+            tcp_flags_to_server: tcp_flags_of(&f.to_server, f.transport),
+            tcp_flags_to_client: tcp_flags_of(&f.to_client, f.transport),
+            syn_seen: (f.transport == Transport::Tcp).then_some(f.syn_seen),
             sni: tls.and_then(|t| t.sni()),
             alpn: tls
                 .map(|t| t.alpn().collect::<Vec<_>>())
@@ -466,7 +457,7 @@ impl<W: Write> EventWriter<W> {
             sni_trusted: tls
                 .filter(|t| t.sni().is_some())
                 .map(|t| t.trusted_sni().is_some()),
-            dns_name: dns_name(f),
+            dns_name: f.dns_name.as_deref(),
             ja4: tls.map(|t| t.ja4()).filter(|j| !j.is_empty()),
             app: app.map(|a| &*a.app),
             app_source: app.map(|a| a.source.as_str()),
@@ -489,7 +480,7 @@ mod tests {
     use crate::capture::Timestamp;
     use crate::classify::{AppSource, Classification};
     use crate::decode::{tcp_flags, Addr};
-    use crate::flow::{EndReason, Flow, FlowKey, TlsInfo};
+    use crate::export::record::{EndReason, Vlans};
     use crate::rules::Verdict;
     use std::net::IpAddr;
     use std::sync::Arc;
@@ -497,40 +488,42 @@ mod tests {
     fn record(tls: bool) -> FlowRecord {
         let c: IpAddr = "2001:db8::5".parse().unwrap();
         let s: IpAddr = "2001:db8::1".parse().unwrap();
-        let key = FlowKey {
-            lo: (Addr::from(s), 443),
-            hi: (Addr::from(c), 50000),
+        let flow = FlowView {
+            id: 0x1234,
             transport: Transport::Tcp,
-            vlans: [10, 20, 0],
-            nvlan: 2,
-            segment: crate::decode::Segment::NONE,
-        };
-        let mut flow = Flow::new(key, 0, false, Timestamp(1_700_000_000_000_000_000));
-        flow.last_ts = Timestamp(1_700_000_001_500_000_000);
-        flow.to_server = DirStats {
-            packets: 3,
-            bytes: 400,
-            payload: 200,
-            flags: tcp_flags::SYN | tcp_flags::ACK,
-        };
-        flow.tcp.syn = true;
-        if tls {
-            flow.tls = Some(TlsInfo::new(
-                "t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb",
-                Some(b"g.whatsapp.net"),
-                &[b"h2"],
-                0x0304,
-                false,
-                false,
-            ));
-            flow.app = Some(Box::new(Classification {
+            client: (Addr::from(c), 50000),
+            server: (Addr::from(s), 443),
+            vlans: Vlans::new([10, 20, 0], 2),
+            segment: Segment::NONE,
+            first_ts: Timestamp(1_700_000_000_000_000_000),
+            last_ts: Timestamp(1_700_000_001_500_000_000),
+            to_server: DirStats {
+                packets: 3,
+                bytes: 400,
+                payload: 200,
+                flags: tcp_flags::SYN | tcp_flags::ACK,
+            },
+            to_client: DirStats::default(),
+            syn_seen: true,
+            tls: tls.then(|| {
+                TlsSummary::new(
+                    "t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb",
+                    Some(b"g.whatsapp.net"),
+                    &[b"h2"],
+                    0x0304,
+                    false,
+                    false,
+                )
+            }),
+            app: tls.then(|| Classification {
                 app: Arc::from("whatsapp"),
                 source: AppSource::Sni,
                 rule: Arc::from("whatsapp.toml:12"),
                 verdict: Verdict::Flag,
                 alert: true,
-            }));
-        }
+            }),
+            dns_name: None,
+        };
         FlowRecord {
             flow,
             reason: EndReason::Fin,
@@ -628,8 +621,8 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let client = rec.flow.client().0.ip();
-        let server = rec.flow.server().0.ip();
+        let client = rec.flow.client.0.ip();
+        let server = rec.flow.server.0.ip();
         assert!(!text.contains(&client.to_string()), "{text}");
         assert_eq!(lines[0]["src_ip"], h.show(client));
         assert_eq!(lines[0]["dst_ip"], server.to_string());

@@ -15,7 +15,7 @@
 
 use crate::capture::Timestamp;
 use crate::decode::Addr;
-use crate::flow::{Event, Flow, FlowRecord};
+use crate::export::record::{AppCount, FlowRecord, FlowView, Record};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub enum Released {
         /// The deciding packet's time.
         ts: Timestamp,
         /// The flow as it was then.
-        flow: Flow,
+        flow: FlowView,
     },
     /// Alerts of one (client, app) suppressed during an interval that has now closed.
     Suppressed(SuppressedAlerts),
@@ -46,7 +46,7 @@ pub enum Released {
         /// The boundary time.
         ts: Timestamp,
         /// The flow as it was then.
-        flow: Flow,
+        flow: FlowView,
     },
     /// An ended flow.
     Flow(FlowRecord),
@@ -74,7 +74,7 @@ struct Pending {
     rank: u8,
     id: u64,
     seq: u64,
-    event: Event,
+    event: Record,
 }
 
 impl Pending {
@@ -145,17 +145,17 @@ impl Gate {
         &mut self,
         worker: usize,
         watermark: Timestamp,
-        events: Vec<Event>,
+        events: Vec<Record>,
         out: &mut impl FnMut(Released),
-        counts: &mut impl FnMut(Vec<crate::flow::AppCount>),
+        counts: &mut impl FnMut(Vec<AppCount>),
     ) {
         for event in events {
             let (ts, rank, id) = match &event {
-                Event::Alert { at, flow, .. } => (*at, 0, flow.id),
-                Event::Update { at, flow, .. } => (*at, 1, flow.id),
-                Event::Flow(r) => (r.at, 2, r.flow.id),
-                Event::Counts(_) => {
-                    if let Event::Counts(c) = event {
+                Record::Alert { at, flow, .. } => (*at, 0, flow.id),
+                Record::Update { at, flow, .. } => (*at, 1, flow.id),
+                Record::Flow(r) => (r.at, 2, r.flow.id),
+                Record::Counts(_) => {
+                    if let Record::Counts(c) = event {
                         counts(c);
                     }
                     continue;
@@ -207,10 +207,10 @@ impl Gate {
             };
             self.close_windows(p.ts, out);
             match p.event {
-                Event::Alert { ts, at, flow } => self.alert(ts, at, flow, out),
-                Event::Update { ts, flow, .. } => out(Released::Update { ts, flow }),
-                Event::Flow(r) => out(Released::Flow(r)),
-                Event::Counts(_) => {}
+                Record::Alert { ts, at, flow } => self.alert(ts, at, flow, out),
+                Record::Update { ts, flow, .. } => out(Released::Update { ts, flow }),
+                Record::Flow(r) => out(Released::Flow(r)),
+                Record::Counts(_) => {}
             }
         }
         if let Some(u) = upto {
@@ -219,7 +219,13 @@ impl Gate {
     }
 
     /// `ts` is the deciding packet's time (reported); `at` the sensor's time (decides windows).
-    fn alert(&mut self, ts: Timestamp, at: Timestamp, flow: Flow, out: &mut impl FnMut(Released)) {
+    fn alert(
+        &mut self,
+        ts: Timestamp,
+        at: Timestamp,
+        flow: FlowView,
+        out: &mut impl FnMut(Released),
+    ) {
         let Some(app) = flow.app.as_ref().map(|a| Arc::clone(&a.app)) else {
             return;
         };
@@ -227,7 +233,7 @@ impl Gate {
             out(Released::Alert { ts, flow });
             return;
         }
-        let key = (flow.client().0, app);
+        let key = (flow.client.0, app);
         match self.windows.get_mut(&key) {
             Some(w) if at.0 < w.since.0.saturating_add(self.interval) => {
                 w.suppressed += 1;

@@ -8,7 +8,7 @@
 use super::http::ConnFailure;
 use crate::decode::frag::ReasmEnd;
 use crate::decode::{DecodeStats, Skip, TunnelKind};
-use crate::flow::{Anomaly, TrackerStats};
+use crate::export::record::{Anomaly, AppCount, WorkerStats};
 use crate::rules::CompiledRules;
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -88,7 +88,7 @@ pub struct WorkerPub {
 
 impl WorkerPub {
     /// Publishes a tracker's counters.
-    pub fn publish(&self, s: &TrackerStats, active: usize) {
+    pub fn publish(&self, s: &WorkerStats, active: usize) {
         self.packets.store(s.packets, Ordering::Relaxed);
         self.active.store(active as u64, Ordering::Relaxed);
         self.evicted.store(s.evicted, Ordering::Relaxed);
@@ -430,7 +430,7 @@ impl Metrics {
 
     /// Counts flows and bytes of apps as the workers report them (as flows are classified and
     /// as their packets pass).
-    pub fn app_counts(&self, counts: &[crate::flow::AppCount]) {
+    pub fn app_counts(&self, counts: &[AppCount]) {
         for c in counts {
             if c.flows > 0 {
                 self.flows
@@ -603,7 +603,7 @@ mod tests {
         m.reader.publish_decode(&d);
         m.workers[0].active.store(5, Ordering::Relaxed);
         m.workers[1].active.store(7, Ordering::Relaxed);
-        m.app_counts(&[crate::flow::AppCount {
+        m.app_counts(&[AppCount {
             app: std::sync::Arc::from("whatsapp"),
             verdict: crate::rules::Verdict::Flag,
             flows: 1,
@@ -617,8 +617,7 @@ mod tests {
         assert_eq!(value(&t, "picket_flows_max"), Some(1_000_000.0));
         m.reader.packets.store(150, Ordering::Relaxed);
         m.reader.hint_entries[0].store(9, Ordering::Relaxed);
-        m.workers[1].anomalies[crate::flow::Anomaly::DnsMalformed.index()]
-            .store(2, Ordering::Relaxed);
+        m.workers[1].anomalies[Anomaly::DnsMalformed.index()].store(2, Ordering::Relaxed);
         m.reader.hint_evictions[1].store(4, Ordering::Relaxed);
         let t = String::from_utf8(m.render()).unwrap();
         assert_eq!(value(&t, "picket_packets_total"), Some(150.0));

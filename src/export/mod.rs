@@ -5,6 +5,8 @@ pub mod events;
 pub mod gate;
 pub mod http;
 pub mod metrics;
+pub mod record;
 pub mod report;
+pub mod sink;
 pub mod summary;
 pub mod webconfig;

@@ -32,8 +32,7 @@
 
 use crate::decode::frag::ReasmEnd;
 use crate::decode::{Addr, Skip, TunnelKind};
-use crate::engine::RunReport;
-use crate::flow::FlowRecord;
+use crate::export::record::{Anomaly, FlowRecord, RunReport};
 use crate::rules::Verdict;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -173,7 +172,7 @@ impl Summary {
         t.flows += 1;
         t.bytes += f.to_server.bytes + f.to_client.bytes;
         if t.clients.len() < MAX_CLIENTS {
-            t.clients.insert(f.client().0);
+            t.clients.insert(f.client.0);
         }
     }
 
@@ -323,7 +322,7 @@ impl Summary {
         if !kinds.is_empty() {
             let _ = writeln!(s, "skipped   {}", kinds.join(", "));
         }
-        let anomalies: Vec<String> = crate::flow::Anomaly::ALL
+        let anomalies: Vec<String> = Anomaly::ALL
             .iter()
             .map(|k| (k, run.workers.stats.anomalies[k.index()]))
             .filter(|(_, n)| *n > 0)

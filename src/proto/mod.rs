@@ -2,6 +2,7 @@
 //! No state, no allocation beyond the summary, no panics on any input.
 
 pub mod dns;
+pub mod ja4;
 pub mod quic;
 pub mod stun;
 pub mod tls;

@@ -1,5 +1,6 @@
 //! TLS ClientHello: pure functions from the client's first stream bytes to a typed summary.
-//! Holds no state; reassembly lives in `flow::reasm`, JSON shaping in `export::events`.
+//! Holds no state; reassembly lives in `flow::reasm`, JSON shaping in `export::events`, the JA4
+//! fingerprint in `proto::ja4`.
 //!
 //! A ClientHello may span several TLS records (and so several TCP segments): RFC 8446 §5.1 lets a
 //! handshake message be fragmented over records of the same content type. Post-quantum key shares
@@ -27,7 +28,7 @@ pub const MAX_RECORD: usize = 16_384 + 2_048;
 pub const MAX_HELLO: usize = 64 * 1024;
 
 /// Extension numbers that matter here (IANA "TLS ExtensionType Values").
-mod ext {
+pub(crate) mod ext {
     pub const SERVER_NAME: u16 = 0;
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const ALPN: u16 = 16;
@@ -92,110 +93,106 @@ impl ClientHello<'_> {
     }
 }
 
-impl ClientHello<'_> {
-    /// The JA4 client fingerprint (FoxIO's JA4 specification, the BSD-licensed part of JA4+):
-    /// `{t|q}{version}{d|i}{ciphers:02}{extensions:02}{alpn first+last}_{sha256(sorted ciphers)
-    /// [..12]}_{sha256(sorted extensions without SNI and ALPN "_" signature algorithms)[..12]}`,
-    /// GREASE values left out everywhere.
-    pub fn ja4(&self, quic: bool) -> String {
-        use sha2::{Digest, Sha256};
-        // Hex digits pushed by hand: once per hello, but `write!` per number was most of the
-        // fingerprint's cost.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let push_hex = |s: &mut String, x: u16, digits: u32| {
-            for i in (0..digits).rev() {
-                s.push(char::from(HEX[usize::from((x >> (4 * i)) & 0xf)]));
-            }
-        };
-        let hex_list = |v: &[u16]| {
-            let mut s = String::with_capacity(v.len() * 5);
-            for (i, &x) in v.iter().enumerate() {
-                if i > 0 {
-                    s.push(',');
-                }
-                push_hex(&mut s, x, 4);
-            }
-            s
-        };
-        let hash12 = |text: &str| {
-            if text.is_empty() {
-                return "000000000000".to_string();
-            }
-            let d = Sha256::digest(text.as_bytes());
-            let mut s = String::with_capacity(12);
-            for &b in &d[..6] {
-                push_hex(&mut s, u16::from(b), 2);
-            }
-            s
-        };
-        let version = match self.max_version() {
-            0x0304 => "13",
-            0x0303 => "12",
-            0x0302 => "11",
-            0x0301 => "10",
-            0x0300 => "s3",
-            0x0200 => "s2",
-            0xfeff => "d1",
-            0xfefd => "d2",
-            0xfefc => "d3",
-            _ => "00",
-        };
-        let mut ciphers: Vec<u16> = self
-            .ciphers
-            .iter()
-            .copied()
-            .filter(|&c| !is_grease(c))
-            .collect();
-        let exts: Vec<u16> = self
-            .extensions
-            .iter()
-            .copied()
-            .filter(|&e| !is_grease(e))
-            .collect();
-        let alpn = match self.alpn.first() {
-            Some(a) if !a.is_empty() => {
-                let (f, l) = (a[0], a[a.len() - 1]);
-                if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
-                    format!("{}{}", f as char, l as char)
-                } else {
-                    let h = |b: u8| format!("{b:02x}");
-                    let (hf, hl) = (h(f), h(l));
-                    format!("{}{}", &hf[..1], &hl[1..])
-                }
-            }
-            _ => "00".to_string(),
-        };
-        let a = format!(
-            "{}{}{}{:02}{:02}{}",
-            if quic { 'q' } else { 't' },
+/// Longest server name a DNS name allows (RFC 1035, in text form); longer ones are anomalies and
+/// are cut to [`MAX_SNI_KEPT`] bytes.
+pub const MAX_SNI: usize = 253;
+/// Bytes of a server name kept.
+pub const MAX_SNI_KEPT: usize = 255;
+
+/// What a flow's ClientHello said, owned: built once per hello and kept with the flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSummary {
+    /// The JA4 client fingerprint.
+    pub ja4: Box<str>,
+    /// The server name as text (lossy UTF-8, NULs replaced), cut at [`MAX_SNI_KEPT`] bytes.
+    pub sni: Option<Box<str>>,
+    /// The ALPN protocols offered, in order, as text.
+    pub alpn: Box<[Box<str>]>,
+    /// The server name was longer than a DNS name can be (cut in `sni`; never trusted).
+    pub sni_oversized: bool,
+    /// Highest version offered.
+    pub version: u16,
+    /// An ECH extension was present (with real ECH the SNI is the outer, public name; Chrome also
+    /// sends a placeholder that looks the same).
+    pub ech: bool,
+    /// An ESNI extension was present.
+    pub esni: bool,
+    /// Real ECH: the ECH extension came with the public name of a known ECH client-facing
+    /// server (rules' `ech.toml`), so the server name is only the outer one. An ECH extension
+    /// with any other name is taken for GREASE. Set by whoever knows the rules.
+    pub ech_outer: bool,
+    /// The hello came in QUIC Initials rather than over TCP.
+    pub quic: bool,
+}
+
+/// Bytes as text for events: lossy UTF-8, NUL bytes replaced.
+fn text(b: &[u8]) -> Box<str> {
+    String::from_utf8_lossy(b).replace('\0', "\u{fffd}").into()
+}
+
+impl TlsSummary {
+    /// Builds the summary from the hello's raw fields.
+    pub fn new(
+        ja4: &str,
+        sni: Option<&[u8]>,
+        alpn: &[&[u8]],
+        version: u16,
+        ech: bool,
+        esni: bool,
+    ) -> Self {
+        TlsSummary {
+            ja4: ja4.into(),
+            sni: sni.map(|n| text(&n[..n.len().min(MAX_SNI_KEPT)])),
+            alpn: alpn.iter().map(|a| text(a)).collect(),
+            sni_oversized: sni.is_some_and(|n| n.len() > MAX_SNI),
             version,
-            if self.extensions.contains(&ext::SERVER_NAME) {
-                'd'
-            } else {
-                'i'
-            },
-            ciphers.len().min(99),
-            exts.len().min(99),
-            alpn
-        );
-        ciphers.sort_unstable();
-        let mut sorted: Vec<u16> = exts
-            .into_iter()
-            .filter(|&e| e != ext::SERVER_NAME && e != ext::ALPN)
-            .collect();
-        sorted.sort_unstable();
-        let sigs: Vec<u16> = self
-            .signature_algorithms
-            .iter()
-            .copied()
-            .filter(|&x| !is_grease(x))
-            .collect();
-        let mut c = hex_list(&sorted);
-        if !sigs.is_empty() {
-            c.push('_');
-            c.push_str(&hex_list(&sigs));
+            ech,
+            esni,
+            ech_outer: false,
+            quic: false,
         }
-        format!("{a}_{}_{}", hash12(&hex_list(&ciphers)), hash12(&c))
+    }
+
+    /// From a parsed hello; `quic` when it came in QUIC Initials (for JA4).
+    pub fn from_hello(ch: &ClientHello<'_>, quic: bool) -> Self {
+        TlsSummary {
+            quic,
+            ..TlsSummary::new(
+                &ch.ja4(quic),
+                ch.sni,
+                &ch.alpn,
+                ch.max_version(),
+                ch.ech,
+                ch.esni,
+            )
+        }
+    }
+
+    /// The server name, when it names the server the client wants: not the outer name of real
+    /// ECH, not beside ESNI, and not an IP address written as a name.
+    pub fn trusted_sni(&self) -> Option<&str> {
+        let sni = self.sni()?;
+        let literal = sni.parse::<std::net::IpAddr>().is_ok()
+            || sni
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok());
+        (!self.ech_outer && !self.esni && !literal && !self.sni_oversized).then_some(sni)
+    }
+
+    /// The JA4 client fingerprint.
+    pub fn ja4(&self) -> &str {
+        &self.ja4
+    }
+
+    /// The server name.
+    pub fn sni(&self) -> Option<&str> {
+        self.sni.as_deref()
+    }
+
+    /// The ALPN protocols offered, in order.
+    pub fn alpn(&self) -> impl Iterator<Item = &str> {
+        self.alpn.iter().map(|a| &**a)
     }
 }
 
@@ -623,5 +620,25 @@ pub(crate) mod tests {
         assert!(looks_like_client_hello(&s));
         assert!(!looks_like_client_hello(&s[..5]));
         assert!(!looks_like_client_hello(b"\x17\x03\x03\x00\x10\x01"));
+    }
+
+    #[test]
+    fn tls_summary_names_round_trip() {
+        let t = TlsSummary::new(
+            "t13d",
+            Some(b"a.example"),
+            &[b"h2", b"http/1.1"],
+            0x0304,
+            false,
+            false,
+        );
+        assert_eq!(t.ja4(), "t13d");
+        assert_eq!(t.sni(), Some("a.example"));
+        assert_eq!(t.alpn().collect::<Vec<_>>(), ["h2", "http/1.1"]);
+        let t = TlsSummary::new("j", None, &[b"h\0x"], 0x0303, false, false);
+        assert_eq!(t.sni(), None);
+        assert_eq!(t.alpn().collect::<Vec<_>>(), ["h\u{fffd}x"]);
+        let t = TlsSummary::new("j", Some(b"b.example"), &[], 0x0303, false, false);
+        assert_eq!((t.sni(), t.alpn().count()), (Some("b.example"), 0));
     }
 }

@@ -4,7 +4,7 @@
 // Each test crate uses its own subset of these helpers.
 #![allow(dead_code)]
 
-use picket::synth::{self, Packet, PcapFormat};
+use picket_synth::{self as synth, Packet, PcapFormat};
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::io::{Read, Write};

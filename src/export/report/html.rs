@@ -3,7 +3,7 @@
 //! only them. Renders; never aggregates.
 
 use super::Report;
-use crate::engine::RunReport;
+use crate::export::record::RunReport;
 use crate::export::summary::Summary;
 use std::io::{self, Write};
 

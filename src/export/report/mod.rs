@@ -61,10 +61,10 @@ pub use html::script_safe;
 
 use crate::capture::Timestamp;
 use crate::decode::{Addr, Transport};
-use crate::engine::RunReport;
-use crate::export::events::{dns_name, flow_id_text, ClientAddrs};
+use crate::export::events::{flow_id_text, ClientAddrs};
+use crate::export::record::FlowRecord;
+use crate::export::record::RunReport;
 use crate::export::summary::Summary;
-use crate::flow::FlowRecord;
 use crate::rules::Verdict;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -168,7 +168,7 @@ impl Report {
             Some((a, b)) => (a.min(f.first_ts), b.max(last)),
         });
         let bytes = f.to_server.bytes + f.to_client.bytes;
-        let app = f.app.as_deref();
+        let app = f.app.as_ref();
         self.timeline
             .add(app.map(|a| &a.app), f.first_ts.0, last.0, bytes);
         let Some(app) = app.filter(|a| a.verdict == Verdict::Flag) else {
@@ -176,7 +176,7 @@ impl Report {
         };
         self.flagged += 1;
         let sni = f.tls.as_ref().and_then(|t| t.sni());
-        let dns = dns_name(f);
+        let dns = f.dns_name.as_deref();
         let cap = self.limits.top_tracked;
         let tops = self
             .tops
@@ -185,16 +185,16 @@ impl Report {
                 clients: TopK::new(cap),
                 servers: TopK::new(cap),
             });
-        tops.clients.add(f.client().0, bytes, None);
-        tops.servers.add(f.server().0, bytes, sni.or(dns));
+        tops.clients.add(f.client.0, bytes, None);
+        tops.servers.add(f.server.0, bytes, sni.or(dns));
         if self.rows.len() < self.limits.rows {
             self.rows.push(Row {
                 id: f.id,
                 first_ts: f.first_ts,
                 last_ts: last,
-                transport: f.key.transport,
-                client: f.client(),
-                server: f.server(),
+                transport: f.transport,
+                client: f.client,
+                server: f.server,
                 sni: sni.map(cut),
                 dns_name: dns.map(cut),
                 app: Arc::clone(&app.app),
@@ -313,7 +313,7 @@ impl Row {
 mod tests {
     use super::*;
     use crate::classify::{AppSource, Classification};
-    use crate::flow::{EndReason, Flow, FlowKey};
+    use crate::export::record::{EndReason, FlowView};
     use std::net::IpAddr;
 
     pub(super) const T0: u64 = 1_714_564_800 * NS;
@@ -327,26 +327,20 @@ mod tests {
     ) -> FlowRecord {
         let c: IpAddr = client.parse().unwrap();
         let s: IpAddr = "192.0.2.1".parse().unwrap();
-        let key = FlowKey {
-            lo: (Addr::from(s), 443),
-            hi: (Addr::from(c), 50000),
-            transport: Transport::Tcp,
-            vlans: [0, 0, 0],
-            nvlan: 0,
-            segment: crate::decode::Segment::NONE,
-        };
-        let mut flow = Flow::new(key, 0, false, Timestamp(T0 + at_s * NS));
-        flow.last_ts = Timestamp(T0 + (at_s + secs) * NS);
+        let mut flow = FlowView::sample(
+            (c, 50000),
+            (s, 443),
+            Timestamp(T0 + at_s * NS),
+            Timestamp(T0 + (at_s + secs) * NS),
+        );
         flow.to_server.bytes = bytes;
         flow.to_server.packets = 1;
-        flow.app = app.map(|(a, v)| {
-            Box::new(Classification {
-                app: Arc::from(a),
-                source: AppSource::Sni,
-                rule: Arc::from("x.toml:1"),
-                verdict: v,
-                alert: v == Verdict::Flag,
-            })
+        flow.app = app.map(|(a, v)| Classification {
+            app: Arc::from(a),
+            source: AppSource::Sni,
+            rule: Arc::from("x.toml:1"),
+            verdict: v,
+            alert: v == Verdict::Flag,
         });
         FlowRecord {
             flow,

@@ -741,29 +741,7 @@ pub fn nested_ip_in_ip(frame: &[u8], depth: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::Timestamp;
-    use crate::decode::{self, Decoded, Decoder, Segment};
-    use crate::synth::testutil::parse;
-
-    /// Decodes every packet with a fresh reassembling decoder; the inner flows' (src, dst port,
-    /// payload length) of each flow packet.
-    fn decoded(packets: &[Packet]) -> (Vec<decode::PacketMeta>, decode::DecodeStats) {
-        let mut d = Decoder::new();
-        let mut out = Vec::new();
-        for p in packets {
-            let r = d.decode(
-                crate::capture::LinkType::Ethernet,
-                Timestamp(p.ts_ns),
-                0,
-                &p.frame,
-            );
-            match r {
-                Ok(Decoded::Frame(m)) | Ok(Decoded::Reassembled { meta: m, .. }) => out.push(m),
-                Err(s) => assert_eq!(s, decode::Skip::Fragment, "{}", s),
-            }
-        }
-        (out, d.stats())
-    }
+    use crate::testutil::parse;
 
     #[test]
     fn fragment_ranges_reassemble_to_the_packet() {
@@ -785,59 +763,15 @@ mod tests {
     }
 
     #[test]
-    fn tunnels_decode_to_the_inner_flows_with_their_segments() {
+    fn tunnels_and_fragments_are_deterministic_and_in_time_order() {
+        // Picket's tests/tunnels.rs decodes them: inner flows, segments, reassembly counts.
         let (packets, manifest) = tunnels();
-        assert_eq!(packets, tunnels().0, "deterministic");
+        assert_eq!(packets, tunnels().0);
         assert!(packets.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
-        let (metas, stats) = decoded(&packets);
-        for f in &manifest {
-            let seg = match f.segment {
-                None => Segment::NONE,
-                Some(("vxlan", n)) => Segment::vxlan(n),
-                Some(("nvgre", n)) => Segment::nvgre(n),
-                Some((_, n)) => Segment::erspan(n as u16),
-            };
-            let flow: Vec<_> = metas
-                .iter()
-                .filter(|m| m.src.ip() == f.client.ip() && m.sport == f.client.port())
-                .filter(|m| m.segment == seg)
-                .collect();
-            assert!(flow.len() > 5, "{}: {} packets", f.description, flow.len());
-            assert!(flow.iter().all(|m| m.dport == 443));
-            let vlans: Vec<u16> = flow[0].vlans[..usize::from(flow[0].nvlan)].to_vec();
-            assert_eq!(vlans, f.vlan, "{}", f.description);
-        }
-        for k in ["gre", "erspan", "vxlan", "ipip", "mpls", "gtpu"] {
-            let i = decode::TunnelKind::ALL
-                .iter()
-                .position(|t| t.as_str() == k)
-                .unwrap();
-            assert!(stats.tunnels[i] > 0, "{k}");
-        }
-        assert!(stats.reassembly.count(decode::frag::ReasmEnd::Reassembled) > 0);
-    }
-
-    #[test]
-    fn fragments_and_flood_exercise_reassembly() {
-        let (packets, manifest) = fragments();
-        let (metas, stats) = decoded(&packets);
-        let r = stats.reassembly;
-        use decode::frag::ReasmEnd::*;
-        assert!(r.count(Reassembled) >= 6, "{r:?}");
-        assert!(r.count(Overlap) >= 2, "{r:?}");
-        assert!(r.duplicates >= 1);
-        assert!(manifest
-            .iter()
-            .all(|f| metas.iter().any(|m| m.src.ip() == f.client.ip())));
-        let (flood, _) = fragment_flood(3000, 2048);
-        let (_, stats) = decoded(&flood);
-        let r = stats.reassembly;
-        assert!(
-            r.count(Evicted) >= 3000 - decode::frag::MAX_DATAGRAMS as u64,
-            "{r:?}"
-        );
-        assert!(r.pending <= decode::frag::MAX_DATAGRAMS as u64);
-        assert!(r.count(Reassembled) >= 1, "the hello after the flood");
+        assert!(!manifest.is_empty());
+        let (packets, _) = fragments();
+        assert_eq!(packets, fragments().0);
+        assert!(packets.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
     }
 
     #[test]
@@ -860,10 +794,23 @@ mod tests {
             let inner = &p.frame[14 + 20 + 4..];
             parse(inner);
         }
-        let deep = nested_ip_in_ip(&packets[0].frame, 5);
-        assert_eq!(
-            decode::decode(crate::capture::LinkType::Ethernet, Timestamp(0), 0, &deep),
-            Err(decode::Skip::TunnelDepth)
-        );
+    }
+
+    #[test]
+    fn nested_ip_in_ip_adds_one_ipv6_header_per_layer() {
+        // Picket refuses it past its depth limit (tests/tunnels.rs).
+        let frame = &tunnels().0[0].frame;
+        let inner = to_linktype(frame, LinkType::Raw);
+        let deep = nested_ip_in_ip(frame, 5);
+        assert_eq!(deep[12..14], ETHERTYPE_IPV6.to_be_bytes());
+        assert_eq!(deep[14 + 5 * 40..], inner[..]);
+        for layer in 0..5 {
+            let ip = &deep[14 + layer * 40..];
+            let next = match (layer, inner[0] >> 4) {
+                (4, 4) => PROTO_IPV4,
+                _ => PROTO_IPV6,
+            };
+            assert_eq!((ip[0] >> 4, ip[6]), (6, next), "layer {layer}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! Dispatch: a symmetric flow hash picks the one worker that owns a flow; packets travel to it in
-//! batches over bounded crossbeam channels, and emptied batches come back to be refilled.
+//! batches over bounded crossbeam channels, and emptied batches come back to be refilled. The
+//! dispatcher keeps the sensor's one [`Clock`] and stamps every packet with its reading; hint
+//! updates go to every worker in band, between the packets they came among.
 //!
 //! Per packet, the dispatcher hashes the key once and records where the frame lies in the
 //! capture's shared read chunk; the worker never re-hashes and no payload is copied. A batch
@@ -9,12 +11,16 @@
 //! no atomic read-modify-write, no clock read and no allocation on the per-packet path once the
 //! batches have warmed up.
 
+use super::clock::Clock;
+use super::worker::{self, Msg};
+use super::Config;
 use crate::capture::{Chunk, Timestamp};
-use crate::classify::hints::Hints;
 use crate::decode::PacketMeta;
-use crate::export::metrics::{Metrics, WorkerPub};
+use crate::export::metrics::Metrics;
+use crate::export::record::{RecordBatch, WorkerReport, WorkerStats};
+use crate::flow::hints::HintUpdate;
 use crate::flow::key::worker_of;
-use crate::flow::{Clock, Event, FlowConfig, FlowHasher, FlowKey, FlowTracker, TrackerStats};
+use crate::flow::{FlowConfig, FlowHasher, FlowKey, FlowTracker};
 use crate::rules::CompiledRules;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::Arc;
@@ -33,30 +39,17 @@ pub const MAX_BATCH_OWN_BYTES: usize = 64 << 10;
 /// A batch older than this (in packet time) is sent even if not full, so a slow link's packets
 /// reach their workers promptly; on a quiet link the source's read timeout flushes instead.
 pub const BATCH_MAX_AGE_NS: u64 = 50_000_000;
-
-/// What a worker hands the consumer: its events in the order they happened, and its progress —
-/// every packet of this worker with a time before `watermark` has been processed.
-#[derive(Debug)]
-pub struct WorkerOutput {
-    /// The worker's index.
-    pub worker: u16,
-    /// Progress in packet time.
-    pub watermark: Timestamp,
-    /// Events since the previous output.
-    pub events: Vec<Event>,
-}
-
-/// A worker reports progress without events at most once per this many batches (and at every
-/// tick of a quiet link), so the consumer is not woken per batch.
-const WATERMARK_EVERY_BATCHES: u32 = 32;
+/// A batch carrying this many hint updates is sent, so a burst of DNS answers cannot grow a
+/// batch without bound.
+pub const MAX_BATCH_HINTS: usize = 256;
 
 /// One packet of a batch: its summary, its key hash and where its frame lies.
 #[derive(Clone, Copy, Debug)]
-struct Item {
-    meta: PacketMeta,
-    hash: u64,
+pub(super) struct Item {
+    pub(super) meta: PacketMeta,
+    pub(super) hash: u64,
     /// The dispatcher's clock when the packet was read.
-    now: Timestamp,
+    pub(super) now: Timestamp,
     /// Index into the batch's chunks, or [`OWN`].
     chunk: u16,
     /// Offset of the frame in that chunk (or in the batch's own bytes).
@@ -68,15 +61,17 @@ const OWN: u16 = u16::MAX;
 
 /// Packets bound for one worker, with references to the chunks their frames lie in.
 #[derive(Debug, Default)]
-struct Batch {
-    items: Vec<Item>,
+pub(super) struct Batch {
+    pub(super) items: Vec<Item>,
     chunks: Vec<Chunk>,
     /// Frames copied in (reassembled datagrams).
     own: Vec<u8>,
+    /// Hint updates, each with the number of items that came before it.
+    pub(super) hints: Vec<(usize, HintUpdate)>,
     /// Packet time of the first item.
     first: Timestamp,
     /// Packet time at the dispatcher when sent: lets a quiet worker expire its flows.
-    now: Timestamp,
+    pub(super) now: Timestamp,
 }
 
 impl Batch {
@@ -85,13 +80,22 @@ impl Batch {
             items: Vec::with_capacity(BATCH_PACKETS),
             chunks: Vec::with_capacity(8),
             own: Vec::new(),
+            hints: Vec::new(),
             first: Timestamp(0),
             now: Timestamp(0),
         }
     }
 
+    /// Empties the batch for reuse.
+    pub(super) fn clear(&mut self) {
+        self.items.clear();
+        self.chunks.clear();
+        self.own.clear();
+        self.hints.clear();
+    }
+
     /// The payload of an item.
-    fn payload(&self, it: &Item) -> &[u8] {
+    pub(super) fn payload(&self, it: &Item) -> &[u8] {
         let frame_at = it.frame_off as usize + it.meta.payload_off as usize;
         let bytes = match it.chunk {
             OWN => Some(self.own.as_slice()),
@@ -103,72 +107,50 @@ impl Batch {
     }
 }
 
-enum Msg {
-    Batch(Batch),
-    /// Rules to use for flows classified from now on.
-    Rules(Arc<CompiledRules>),
-    /// The time now on a quiet link: flows age by it.
-    Tick(Timestamp),
-    /// End of input: end every flow (the sensor's final time given) and stop.
-    Finish(Timestamp),
-}
-
 struct WorkerHandle {
     tx: Sender<Msg>,
     free: Receiver<Batch>,
     current: Batch,
 }
 
-/// The worker side's results.
-#[derive(Clone, Debug, Default)]
-pub struct WorkerReport {
-    /// Tracker counters, summed over workers.
-    pub stats: TrackerStats,
-    /// Each worker's packets and the CPU time its thread used, in worker order: what a worker
-    /// costs per packet, read once when it ends.
-    pub cpu: Vec<(u64, std::time::Duration)>,
-}
-
-/// A running set of workers fed by one dispatcher (the caller's thread).
-pub struct Pipeline<'scope> {
+/// A running set of workers fed by one dispatcher (the reader's thread).
+pub struct Dispatch<'scope> {
     workers: Vec<WorkerHandle>,
-    joins: Vec<thread::ScopedJoinHandle<'scope, (TrackerStats, std::time::Duration)>>,
+    joins: Vec<thread::ScopedJoinHandle<'scope, (WorkerStats, std::time::Duration)>>,
     hasher: FlowHasher,
     clock: Clock,
     low_latency: bool,
 }
 
-impl<'scope> Pipeline<'scope> {
-    /// Starts `n` workers (at least 1) in `scope`; ended flows are sent, in per-batch vectors,
-    /// to `records`.
+impl<'scope> Dispatch<'scope> {
+    /// Starts `cfg.workers` workers (at least 1) in `scope`; their records are sent, in
+    /// per-batch vectors, to `records`.
     pub fn start<'env>(
         scope: &'scope thread::Scope<'scope, 'env>,
-        n: usize,
-        cfg: FlowConfig,
+        cfg: &Config,
         rules: Arc<CompiledRules>,
-        hints: &Arc<Hints>,
-        records: Sender<WorkerOutput>,
+        records: Sender<RecordBatch>,
         metrics: Option<&'env Metrics>,
     ) -> Self {
-        let n = n.max(1);
+        let n = cfg.workers.max(1);
         let per_worker = FlowConfig {
-            max_flows: cfg.max_flows.div_ceil(n).max(1),
-            ..cfg
+            max_flows: cfg.flow.max_flows.div_ceil(n).max(1),
+            ..cfg.flow
         };
+        let hint_capacity = cfg.hint_capacity;
         let mut workers = Vec::with_capacity(n);
         let mut joins = Vec::with_capacity(n);
         for w in 0..n {
             let (tx, rx) = bounded::<Msg>(QUEUE_BATCHES);
             let (free_tx, free_rx) = bounded::<Batch>(QUEUE_BATCHES + 2);
             let rules = Arc::clone(&rules);
-            let hints = Arc::clone(hints);
             let records = records.clone();
-            let publish = metrics.and_then(|m| m.workers.get(w));
             let join = thread::Builder::new()
                 .name(format!("picket-worker-{w}"))
                 .spawn_scoped(scope, move || {
-                    let tracker = FlowTracker::new(per_worker, rules).with_hints(hints);
-                    worker_loop(w as u16, rx, free_tx, records, tracker, publish)
+                    let tracker =
+                        FlowTracker::new(per_worker, rules).with_hint_capacity(hint_capacity);
+                    worker::run(w as u16, rx, free_tx, records, tracker, metrics)
                 })
                 .unwrap_or_else(|e| panic!("cannot start worker thread: {e}"));
             joins.push(join);
@@ -178,7 +160,7 @@ impl<'scope> Pipeline<'scope> {
                 current: Batch::with_capacity(),
             });
         }
-        Pipeline {
+        Dispatch {
             workers,
             joins,
             hasher: FlowHasher::default(),
@@ -259,11 +241,24 @@ impl<'scope> Pipeline<'scope> {
         }
     }
 
+    /// Hands a hint update to every worker, after the packets dispatched so far and before the
+    /// ones to come.
+    pub fn hint(&mut self, u: HintUpdate) {
+        let now = self.clock.now();
+        for h in &mut self.workers {
+            let b = &mut h.current;
+            b.hints.push((b.items.len(), u.clone()));
+            if b.hints.len() >= MAX_BATCH_HINTS {
+                send_batch(h, now);
+            }
+        }
+    }
+
     /// Sends every partly filled batch now (live capture does this when the link is quiet).
     pub fn flush(&mut self) {
         let now = self.clock.now();
         for h in &mut self.workers {
-            if !h.current.items.is_empty() {
+            if !h.current.items.is_empty() || !h.current.hints.is_empty() {
                 send_batch(h, now);
             }
         }
@@ -304,7 +299,7 @@ impl<'scope> Pipeline<'scope> {
         for h in &self.workers {
             let _ = h.tx.send(Msg::Finish(now));
         }
-        let mut stats = TrackerStats::default();
+        let mut stats = WorkerStats::default();
         let mut cpu = Vec::with_capacity(self.joins.len());
         for j in self.joins.drain(..) {
             match j.join() {
@@ -325,75 +320,4 @@ fn send_batch(h: &mut WorkerHandle, now: Timestamp) {
     full.now = now;
     // A worker only stops after Finish; a send error means it panicked, which finish() reports.
     let _ = h.tx.send(Msg::Batch(full));
-}
-
-fn worker_loop(
-    worker: u16,
-    rx: Receiver<Msg>,
-    free: Sender<Batch>,
-    records: Sender<WorkerOutput>,
-    mut tracker: FlowTracker,
-    publish: Option<&WorkerPub>,
-) -> (TrackerStats, std::time::Duration) {
-    let mut out: Vec<Event> = Vec::new();
-    let mut sent_mark = Timestamp(0);
-    let mut quiet_batches = 0u32;
-    let send = |events: Vec<Event>, watermark: Timestamp| {
-        let _ = records.send(WorkerOutput {
-            worker,
-            watermark,
-            events,
-        });
-    };
-    while let Ok(msg) = rx.recv() {
-        let (mark, tick) = match msg {
-            Msg::Batch(mut b) => {
-                for it in &b.items {
-                    tracker.packet(&it.meta, it.hash, b.payload(it), it.now, &mut out);
-                }
-                tracker.advance(b.now, &mut out);
-                b.items.clear();
-                b.chunks.clear();
-                b.own.clear();
-                let now = b.now;
-                let _ = free.try_send(b);
-                (now, false)
-            }
-            Msg::Rules(r) => {
-                tracker.set_rules(r);
-                continue;
-            }
-            Msg::Tick(now) => {
-                tracker.advance(now, &mut out);
-                (now, true)
-            }
-            Msg::Finish(now) => {
-                if !out.is_empty() {
-                    send(std::mem::take(&mut out), sent_mark);
-                }
-                tracker.finish(now, BATCH_PACKETS, |v| send(v, sent_mark));
-                if let Some(p) = publish {
-                    p.publish(&tracker.stats, tracker.active());
-                }
-                break;
-            }
-        };
-        if let Some(p) = publish {
-            p.publish(&tracker.stats, tracker.active());
-        }
-        // Events go out as they happen; a bare progress mark (which lets the consumer release
-        // events in time order) on a quiet link's tick or every few batches.
-        quiet_batches += 1;
-        if !out.is_empty() || tick || quiet_batches >= WATERMARK_EVERY_BATCHES {
-            quiet_batches = 0;
-            sent_mark = mark.max(sent_mark);
-            send(std::mem::take(&mut out), sent_mark);
-        }
-    }
-    (tracker.stats, thread_cpu())
-}
-
-/// CPU time the calling thread has used so far (read once per thread, at its end).
-pub fn thread_cpu() -> std::time::Duration {
-    crate::capture::thread_cpu()
 }

@@ -418,7 +418,7 @@ impl UdpConv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::testutil::parse;
+    use crate::testutil::parse;
 
     fn path() -> Path {
         Path::new(

@@ -508,7 +508,7 @@ impl<I: Iterator<Item = (u64, Source)>> Iterator for Mixer<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::testutil::{parse, Parsed};
+    use crate::testutil::{parse, Parsed};
     use std::collections::HashSet;
 
     fn ordered(packets: &[Packet]) -> bool {

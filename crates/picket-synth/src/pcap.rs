@@ -368,7 +368,7 @@ fn option(o: Order, out: &mut Vec<u8>, code: u16, value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::packet::{udp_frame, IpHdr, Link};
+    use crate::packet::{udp_frame, IpHdr, Link};
 
     /// One record read back: link type, timestamp in ns, original length, stored bytes.
     type Rec = (u16, u64, u32, Vec<u8>);

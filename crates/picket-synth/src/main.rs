@@ -1,20 +1,20 @@
-//! `picket synth`: writes the project's generated captures (the demo, bulk load, many flows,
-//! tunnels and fragments, hostile traffic).
+//! `picket-synth`: writes the project's generated captures (the demo, bulk load, many flows,
+//! tunnels and fragments, hostile traffic). The same options write the same bytes.
 
 use anyhow::{Context, Result};
-use clap::ValueEnum;
-use picket::synth::{self, LinkType, Packet, PcapFormat};
+use clap::{Parser, ValueEnum};
+use picket_synth::{self as synth, LinkType, Packet, PcapFormat};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Examples shown after the options, and in the man page.
-pub const EXAMPLES: &str = "\
+/// Examples shown after the options.
+const EXAMPLES: &str = "\
 Examples:
-  picket synth demo pcaps/demo.pcap
-  picket synth bulk bulk.pcap --flows 200 --packets-per-flow 3000
-  picket synth many-flows flows.pcapng --flows 100000 --pcapng --link sll2";
+  picket-synth demo pcaps/demo.pcap
+  picket-synth bulk bulk.pcap --flows 200 --packets-per-flow 3000
+  picket-synth many-flows flows.pcapng --flows 100000 --pcapng --link sll2";
 
 /// Which capture to write.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -53,9 +53,10 @@ enum Link {
     Null,
 }
 
-/// Options of `picket synth`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
+/// Write the project's generated captures (demo, bulk load, many flows, hostile traffic).
+#[derive(Parser, Debug)]
+#[command(name = "picket-synth", version, about, after_help = EXAMPLES)]
+struct Args {
     /// Which capture.
     #[arg(value_enum, value_name = "KIND")]
     kind: Kind,
@@ -80,8 +81,19 @@ pub struct Args {
     pcapng: bool,
 }
 
-/// Runs `picket synth`.
-pub fn run(a: Args) -> Result<ExitCode> {
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("picket-synth: {e:#}");
+            // A usage or output error, as clap's own exit code for bad flags.
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes the capture the options name.
+fn run(a: Args) -> Result<()> {
     let packets: Box<dyn Iterator<Item = Packet>> = match a.kind {
         Kind::Demo => Box::new(synth::demo().into_iter()),
         Kind::Bulk => Box::new(synth::bulk(a.flows, a.packets_per_flow, a.seed)),
@@ -120,5 +132,5 @@ pub fn run(a: Args) -> Result<ExitCode> {
         synth::write_pcap(out, fmt, counted)?.flush()?;
     }
     eprintln!("wrote {n} packets to {}", a.out.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

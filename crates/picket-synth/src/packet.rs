@@ -226,7 +226,7 @@ pub fn as_ipv6(a: IpAddr) -> Ipv6Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::testutil::parse;
+    use crate::testutil::parse;
 
     fn ip(src: &str, dst: &str, options: bool) -> IpHdr {
         IpHdr {

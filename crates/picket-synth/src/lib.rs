@@ -1,11 +1,15 @@
-//! Picket's own traffic generator: deterministic TLS hellos, Ethernet frames, TCP/UDP
-//! conversations, tunnels and fragments, capture-file writers and named scenarios, all from
-//! `std` only.
+//! Picket's traffic generator: deterministic TLS hellos, sealed QUIC Initials, Ethernet frames,
+//! TCP/UDP conversations, tunnels and fragments, capture-file writers and named scenarios. It only
+//! writes bytes: it never parses them with Picket, so Picket's tests check one against the other.
+//!
+//! The `picket-synth` binary writes the named captures (`picket-synth demo pcaps/demo.pcap`);
+//! Picket's tests, benchmarks and fuzz seeds use the library.
 
 pub mod conv;
 pub mod hostile;
 pub mod packet;
 pub mod pcap;
+pub mod quic;
 pub mod rng;
 pub mod scenario;
 #[cfg(test)]

@@ -1,0 +1,376 @@
+//! The record boundary: what the workers hand to export, owned and finished. Export reads these
+//! and nothing else of a worker; a worker builds them from its flow table and lets go.
+//!
+//! A [`FlowView`] is a flow's state at one moment (an alert, an update, its end), with the
+//! endpoints already oriented client → server. [`Record`]s travel to the consumer in a
+//! [`RecordBatch`] per worker, with the worker's progress in packet time (its watermark).
+
+use crate::capture::Timestamp;
+use crate::classify::Classification;
+use crate::decode::{Addr, DecodeStats, Segment, Skip, Transport, MAX_VLANS};
+use crate::proto::tls::TlsSummary;
+use crate::rules::Verdict;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Counters of one direction of a flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirStats {
+    /// Packets.
+    pub packets: u64,
+    /// Frame bytes on the wire.
+    pub bytes: u64,
+    /// Transport payload bytes captured.
+    pub payload: u64,
+    /// TCP flags seen (OR of all packets).
+    pub flags: u8,
+}
+
+/// VLAN ids of a flow, outermost first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Vlans {
+    ids: [u16; MAX_VLANS],
+    n: u8,
+}
+
+impl Vlans {
+    /// The first `n` of `ids`.
+    pub fn new(ids: [u16; MAX_VLANS], n: u8) -> Self {
+        Vlans {
+            ids,
+            n: n.min(MAX_VLANS as u8),
+        }
+    }
+
+    /// The ids as a slice (empty when untagged).
+    pub fn ids(&self) -> &[u16] {
+        &self.ids[..usize::from(self.n)]
+    }
+}
+
+/// A flow as export sees it at one moment: identity, counters, what its handshake said and
+/// what it was classified as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowView {
+    /// The flow's id: the same in every record of the flow, and for the same packets at any
+    /// worker count.
+    pub id: u64,
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// The client endpoint.
+    pub client: (Addr, u16),
+    /// The server endpoint.
+    pub server: (Addr, u16),
+    /// VLAN ids.
+    pub vlans: Vlans,
+    /// The tunnel segment the flow came in ([`Segment::NONE`] outside such tunnels).
+    pub segment: Segment,
+    /// First packet time.
+    pub first_ts: Timestamp,
+    /// Last packet time.
+    pub last_ts: Timestamp,
+    /// Client to server.
+    pub to_server: DirStats,
+    /// Server to client.
+    pub to_client: DirStats,
+    /// TCP: the client's SYN was seen.
+    pub syn_seen: bool,
+    /// What the ClientHello said.
+    pub tls: Option<TlsSummary>,
+    /// The app, when the flow was classified.
+    pub app: Option<Classification>,
+    /// With an app decided by a DNS answer: the name whose answer gave the server's address.
+    pub dns_name: Option<Arc<str>>,
+}
+
+/// Why a flow ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// FIN in both directions, then the grace period.
+    Fin,
+    /// A RST, then the grace period.
+    Rst,
+    /// No packet for the idle timeout.
+    Idle,
+    /// The input ended (replay) or the sensor stopped.
+    Eof,
+    /// The table was full and this was the least recently seen flow.
+    Evicted,
+    /// A new connection (a fresh SYN) took over the 5-tuple of one that never closed.
+    Reused,
+}
+
+impl EndReason {
+    /// Name as used in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::Idle => "idle",
+            EndReason::Eof => "end_of_input",
+            EndReason::Evicted => "evicted",
+            EndReason::Reused => "reused",
+        }
+    }
+}
+
+/// An ended flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// The flow's final state.
+    pub flow: FlowView,
+    /// Why it ended.
+    pub reason: EndReason,
+    /// The sensor's time it ended: its last packet plus its timeout when it went quiet, the
+    /// packet that ended it, or the end of the input (orders records).
+    pub at: Timestamp,
+}
+
+/// Per-app counts since the last report, counted as flows are classified and as their packets
+/// pass (not only when flows end), so a dashboard sees a call while it lasts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppCount {
+    /// App id.
+    pub app: Arc<str>,
+    /// Its verdict when counted.
+    pub verdict: Verdict,
+    /// Flows classified as this app.
+    pub flows: u64,
+    /// Bytes on the wire of those flows.
+    pub bytes: u64,
+}
+
+/// What a worker emits, in the order it happened there.
+#[derive(Debug)]
+pub enum Record {
+    /// A flow was first classified with an app that alerts.
+    Alert {
+        /// Packet time of the deciding packet.
+        ts: Timestamp,
+        /// The sensor's time when it happened (orders records; the same at any worker count).
+        at: Timestamp,
+        /// The flow as it was then.
+        flow: FlowView,
+    },
+    /// A long flow's counters so far.
+    Update {
+        /// The interval boundary the update is for.
+        ts: Timestamp,
+        /// The sensor's time when it happened.
+        at: Timestamp,
+        /// The flow as it was then.
+        flow: FlowView,
+    },
+    /// A flow ended.
+    Flow(FlowRecord),
+    /// Per-app counts since the previous report.
+    Counts(Vec<AppCount>),
+}
+
+/// One worker's records since its previous batch, and its progress: every packet of this worker
+/// with a time before `watermark` has been processed.
+#[derive(Debug)]
+pub struct RecordBatch {
+    /// The worker's index.
+    pub worker: u16,
+    /// Progress in packet time.
+    pub watermark: Timestamp,
+    /// Records, in the order they happened.
+    pub records: Vec<Record>,
+}
+
+/// Something a hostile or broken peer did, counted (`picket_anomalies_total{kind}`); the flow
+/// goes on being tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anomaly {
+    /// TCP segments whose bytes disagreed with bytes already reassembled (first arrival kept).
+    ReassemblyConflict,
+    /// Segments dropped by the reassembly limits (16 KiB, 8 holes).
+    ReassemblyLimit,
+    /// A ClientHello started but never completed (the flow ended or the cap was reached).
+    HelloIncomplete,
+    /// Bytes that looked like a ClientHello record but did not parse, or a ClientHello whose
+    /// extension list does not hold together.
+    TlsMalformed,
+    /// A server name longer than a DNS name can be (253 bytes).
+    SniOversized,
+    /// A datagram that looked like a QUIC client Initial but did not decrypt or parse.
+    QuicUndecryptable,
+    /// A DNS message with a compression loop, a reserved label type or an overlong name.
+    DnsMalformed,
+    /// A datagram with the STUN magic cookie whose lengths do not hold.
+    StunMalformed,
+}
+
+impl Anomaly {
+    /// Every kind, in index order.
+    pub const ALL: [Anomaly; 8] = [
+        Anomaly::ReassemblyConflict,
+        Anomaly::ReassemblyLimit,
+        Anomaly::HelloIncomplete,
+        Anomaly::TlsMalformed,
+        Anomaly::SniOversized,
+        Anomaly::QuicUndecryptable,
+        Anomaly::DnsMalformed,
+        Anomaly::StunMalformed,
+    ];
+
+    /// Position in [`Anomaly::ALL`] and the counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `kind` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anomaly::ReassemblyConflict => "reassembly_conflict",
+            Anomaly::ReassemblyLimit => "reassembly_limit",
+            Anomaly::HelloIncomplete => "hello_incomplete",
+            Anomaly::TlsMalformed => "tls_malformed",
+            Anomaly::SniOversized => "sni_oversized",
+            Anomaly::QuicUndecryptable => "quic_undecryptable",
+            Anomaly::DnsMalformed => "dns_malformed",
+            Anomaly::StunMalformed => "stun_malformed",
+        }
+    }
+}
+
+/// Plain counters of one worker; summed by whoever owns the workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Packets processed.
+    pub packets: u64,
+    /// Frame bytes processed.
+    pub bytes: u64,
+    /// Flows created.
+    pub flows: u64,
+    /// Flows evicted because the table was full.
+    pub evicted: u64,
+    /// ClientHellos read.
+    pub hellos: u64,
+    /// Flows whose handshake search ended without a ClientHello.
+    pub hello_gave_up: u64,
+    /// Most flows held at once.
+    pub peak_flows: u64,
+    /// Protocol anomalies, by [`Anomaly::index`].
+    pub anomalies: [u64; Anomaly::ALL.len()],
+}
+
+impl WorkerStats {
+    /// Adds another worker's counters (peaks add too: workers hold disjoint flows).
+    pub fn add(&mut self, o: &WorkerStats) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.flows += o.flows;
+        self.evicted += o.evicted;
+        self.hellos += o.hellos;
+        self.hello_gave_up += o.hello_gave_up;
+        self.peak_flows += o.peak_flows;
+        for (a, b) in self.anomalies.iter_mut().zip(o.anomalies) {
+            *a += b;
+        }
+    }
+
+    /// Segments whose bytes disagreed with bytes already held (TCP and QUIC CRYPTO).
+    pub fn overlap_conflicts(&self) -> u64 {
+        self.anomalies[Anomaly::ReassemblyConflict.index()]
+    }
+
+    /// Counts `n` anomalies of one kind.
+    pub fn anomaly(&mut self, kind: Anomaly, n: u64) {
+        self.anomalies[kind.index()] += n;
+    }
+}
+
+/// What reading and decoding saw.
+#[derive(Clone, Debug, Default)]
+pub struct ReadStats {
+    /// Sources opened successfully.
+    pub files: usize,
+    /// Packets read.
+    pub packets: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+    /// Packets handed to the workers (TCP/UDP over IP; a reassembled datagram counts once).
+    pub decoded: u64,
+    /// Packets skipped, by [`Skip::index`].
+    pub skips: [u64; Skip::ALL.len()],
+    /// Tunnels seen and fragment reassembly.
+    pub decode: DecodeStats,
+    /// Errors, each naming its source (file, packet and byte offset for captures).
+    pub errors: Vec<String>,
+    /// CPU time of the sources' helper threads (files read ahead), summed when each ends.
+    pub helper_cpu: Duration,
+}
+
+impl ReadStats {
+    /// Packets skipped for any reason.
+    pub fn skipped(&self) -> u64 {
+        self.skips.iter().sum()
+    }
+
+    /// Packets skipped because they were damaged (truncated or malformed headers).
+    pub fn decode_errors(&self) -> u64 {
+        Skip::ALL
+            .iter()
+            .filter(|k| k.is_error())
+            .map(|k| self.skips[k.index()])
+            .sum()
+    }
+}
+
+/// The workers' results at the end of a run.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerReport {
+    /// Counters, summed over workers.
+    pub stats: WorkerStats,
+    /// Each worker's packets and the CPU time its thread used, in worker order: what a worker
+    /// costs per packet, read once when it ends.
+    pub cpu: Vec<(u64, Duration)>,
+}
+
+/// Everything a run counted.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    /// Reading and decoding.
+    pub read: ReadStats,
+    /// The workers' counters.
+    pub workers: WorkerReport,
+    /// Worker threads used.
+    pub workers_used: usize,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// CPU time of the reader thread (reading, decoding, dispatching) while it fed the workers.
+    pub reader_cpu: Duration,
+    /// The run was stopped on request before its input ended.
+    pub stopped: bool,
+}
+
+#[cfg(test)]
+impl FlowView {
+    /// A TCP flow between two endpoints over a span of packet time, with nothing else known: the
+    /// start of export's test records.
+    pub(crate) fn sample(
+        client: (std::net::IpAddr, u16),
+        server: (std::net::IpAddr, u16),
+        first_ts: Timestamp,
+        last_ts: Timestamp,
+    ) -> Self {
+        FlowView {
+            id: 0,
+            transport: Transport::Tcp,
+            client: (Addr::from(client.0), client.1),
+            server: (Addr::from(server.0), server.1),
+            vlans: Vlans::default(),
+            segment: Segment::NONE,
+            first_ts,
+            last_ts,
+            to_server: DirStats::default(),
+            to_client: DirStats::default(),
+            syn_seen: true,
+            tls: None,
+            app: None,
+            dns_name: None,
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! One flow's state: identity, counters, TCP facts, the handshake being gathered, and the facts
+//! classification reads. Plain data; the tracker changes it.
+
+use super::hints::Hint;
+use super::key::FlowKey;
+use super::reasm::ClientPrefix;
+use super::table::TimeoutClass;
+use crate::capture::Timestamp;
+use crate::classify::{AppSource, Classification, Facts};
+use crate::decode::{Addr, PacketMeta, Transport};
+use crate::export::record::{DirStats, EndReason, FlowView, Vlans};
+use crate::proto::quic;
+use crate::proto::tls::TlsSummary;
+
+/// Seed of flow ids: fixed, so ids are the same in every run and at every worker count.
+const FLOW_ID_SEED: u64 = 0x7069_636b_6574_0001;
+
+/// A handshake being gathered, boxed in its flow only while it lasts.
+#[derive(Debug)]
+pub enum Hello {
+    /// TCP: the client's first stream bytes.
+    Tcp(ClientPrefix),
+    /// QUIC: the CRYPTO stream of the client's Initial packets, and the connection id their
+    /// keys derive from (the destination of the client's first Initial).
+    Quic {
+        /// The original destination connection id, once the first Initial was read.
+        dcid: Option<quic::ConnId>,
+        /// CRYPTO data by offset.
+        crypto: ClientPrefix,
+        /// Client datagrams looked at.
+        datagrams: u8,
+    },
+}
+
+/// TCP facts tracked per flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpTrack {
+    /// The client's SYN was seen.
+    pub syn: bool,
+    /// The client's initial sequence number, when its SYN was seen.
+    pub isn: u32,
+    /// Sequence number of the client's first data byte, from the SYN or the SYN-ACK.
+    pub client_base: Option<u32>,
+    /// FIN seen from the client.
+    pub fin_client: bool,
+    /// FIN seen from the server.
+    pub fin_server: bool,
+    /// RST seen.
+    pub rst: bool,
+}
+
+/// A signature whose client side the first segment matched, waiting for the server's first
+/// segment (whose size decides). Until it comes, a flow with no hello is not yet left to its
+/// address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyWait {
+    /// The signature's index in the rules it was found in.
+    pub sig: u16,
+    /// The rules generation that index belongs to (a reload renumbers signatures).
+    pub rules_gen: u8,
+}
+
+/// One flow's state. Measured size: see the `flow_size` test; the handshake buffer is boxed and
+/// freed once the handshake is read, the hello's summary takes a few allocations per TLS flow,
+/// the app one per classified flow.
+#[derive(Debug)]
+pub struct Flow {
+    /// The flow's id: the same in every event of the flow, and the same for the same packets
+    /// whatever the worker count (a hash of the key and the first packet's time).
+    pub id: u64,
+    /// Direction-normalised key.
+    pub key: FlowKey,
+    /// The key's hash.
+    pub hash: u64,
+    /// Whether the client is the key's `lo` endpoint.
+    pub client_is_lo: bool,
+    /// First packet time.
+    pub first_ts: Timestamp,
+    /// Last packet time.
+    pub last_ts: Timestamp,
+    /// Client to server.
+    pub to_server: DirStats,
+    /// Server to client.
+    pub to_client: DirStats,
+    /// TCP tracking (unused for UDP).
+    pub tcp: TcpTrack,
+    /// The handshake being reassembled, until it is found.
+    pub hello: Option<Box<Hello>>,
+    /// No more handshake search for this flow.
+    pub hello_done: bool,
+    /// Fact: what the ClientHello said.
+    pub tls: Option<Box<TlsSummary>>,
+    /// Fact: the name a DNS flow asked for.
+    pub dns_query: Option<Box<str>>,
+    /// Fact: a rule match of the flow's own bytes (signature, reply size, STUN mark).
+    pub marks: Option<Box<Classification>>,
+    /// Fact: what the hint caches said of the flow's endpoints when it started (a DNS answer or
+    /// a call's STUN exchange).
+    pub hint: Option<Box<Hint>>,
+    /// The decision, once made.
+    pub app: Option<Box<Classification>>,
+    /// The tracker's per-app counter this flow's bytes go to (when `app` is set).
+    pub(super) app_slot: u16,
+    /// `flow_update` events emitted so far.
+    pub updates: u32,
+    /// UDP datagrams looked at for an app.
+    pub(super) looked: u8,
+    /// TCP: a signature waiting for the server's reply.
+    pub(super) reply: Option<ReplyWait>,
+}
+
+impl Flow {
+    /// A new flow first seen at `ts`.
+    pub fn new(key: FlowKey, hash: u64, client_is_lo: bool, ts: Timestamp) -> Self {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = foldhash::fast::FixedState::with_seed(FLOW_ID_SEED).build_hasher();
+        key.hash(&mut h);
+        ts.hash(&mut h);
+        Flow {
+            id: h.finish(),
+            key,
+            hash,
+            client_is_lo,
+            first_ts: ts,
+            last_ts: ts,
+            to_server: DirStats::default(),
+            to_client: DirStats::default(),
+            tcp: TcpTrack::default(),
+            hello: None,
+            hello_done: false,
+            tls: None,
+            dns_query: None,
+            marks: None,
+            hint: None,
+            app: None,
+            app_slot: 0,
+            updates: 0,
+            looked: 0,
+            reply: None,
+        }
+    }
+
+    /// The client endpoint.
+    pub fn client(&self) -> (Addr, u16) {
+        if self.client_is_lo {
+            self.key.lo
+        } else {
+            self.key.hi
+        }
+    }
+
+    /// The server endpoint.
+    pub fn server(&self) -> (Addr, u16) {
+        if self.client_is_lo {
+            self.key.hi
+        } else {
+            self.key.lo
+        }
+    }
+
+    /// The facts classification reads.
+    pub fn facts(&self) -> Facts<'_> {
+        Facts {
+            marks: self.marks.as_deref(),
+            tls: self.tls.as_deref(),
+            dns_query: self.dns_query.as_deref().map(str::as_bytes),
+            hint: self.hint.as_deref(),
+            server: self.server().0.ip(),
+            client: self.client().0.ip(),
+            client_known: self.tcp.syn,
+        }
+    }
+
+    /// The DNS name behind a `dns_answer` decision.
+    fn dns_name(&self) -> Option<std::sync::Arc<str>> {
+        let app = self.app.as_deref()?;
+        if app.source != AppSource::DnsAnswer {
+            return None;
+        }
+        self.hint.as_deref()?.name.clone()
+    }
+
+    /// The flow as export sees it now (a copy: the flow goes on).
+    pub fn view(&self) -> FlowView {
+        FlowView {
+            id: self.id,
+            transport: self.key.transport,
+            client: self.client(),
+            server: self.server(),
+            vlans: Vlans::new(self.key.vlans, self.key.nvlan),
+            segment: self.key.segment,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            to_server: self.to_server,
+            to_client: self.to_client,
+            syn_seen: self.tcp.syn,
+            tls: self.tls.as_deref().cloned(),
+            app: self.app.as_deref().cloned(),
+            dns_name: self.dns_name(),
+        }
+    }
+
+    /// The flow as export sees it at its end (moved out: the flow is gone).
+    pub fn into_view(self) -> FlowView {
+        let dns_name = self.dns_name();
+        let (client, server) = (self.client(), self.server());
+        FlowView {
+            id: self.id,
+            transport: self.key.transport,
+            client,
+            server,
+            vlans: Vlans::new(self.key.vlans, self.key.nvlan),
+            segment: self.key.segment,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            to_server: self.to_server,
+            to_client: self.to_client,
+            syn_seen: self.tcp.syn,
+            tls: self.tls.map(|t| *t),
+            app: self.app.map(|a| *a),
+            dns_name,
+        }
+    }
+
+    pub(super) fn closing(&self) -> bool {
+        self.tcp.rst || (self.tcp.fin_client && self.tcp.fin_server)
+    }
+
+    pub(super) fn class(&self) -> TimeoutClass {
+        match self.key.transport {
+            Transport::Udp => TimeoutClass::Udp,
+            Transport::Tcp if self.closing() => TimeoutClass::Closing,
+            Transport::Tcp => TimeoutClass::Tcp,
+        }
+    }
+
+    /// How this flow ends if it ends now for lack of packets.
+    pub(super) fn quiet_end(&self) -> EndReason {
+        if self.tcp.rst {
+            EndReason::Rst
+        } else if self.closing() {
+            EndReason::Fin
+        } else {
+            EndReason::Idle
+        }
+    }
+
+    /// Whether a SYN (without ACK) from `from_client`'s side opens a new connection rather than
+    /// repeating this one's.
+    pub(super) fn is_new_connection(&self, m: &PacketMeta, from_client: bool) -> bool {
+        let same_syn = from_client && self.tcp.syn && m.seq == self.tcp.isn;
+        if same_syn {
+            return false; // a retransmitted SYN
+        }
+        self.closing()
+            || self.tcp.syn
+            || self.to_server.payload > 0
+            || self.to_client.payload > 0
+            || !from_client
+    }
+}

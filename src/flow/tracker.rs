@@ -1,0 +1,434 @@
+//! One worker's flows through their lives: packets in, flows found or created, timeouts and
+//! eviction in packet time, and owned records out. Asks `classify::decide` when a flow's facts
+//! are complete; counts and raises the alert of what it decides.
+
+use super::hints::{HintCache, HintUpdate};
+use super::key::FlowKey;
+use super::state::{Flow, Hello};
+use super::table::{FlowTable, TimeoutClass};
+use super::{FlowConfig, Out};
+use crate::capture::Timestamp;
+use crate::classify;
+use crate::decode::{tcp_flags, PacketMeta, Transport};
+use crate::export::record::{Anomaly, AppCount, EndReason, FlowRecord, Record, WorkerStats};
+use crate::proto::tls::{ClientHello, MAX_SNI};
+use crate::rules::CompiledRules;
+use std::sync::Arc;
+
+const SEC: u64 = 1_000_000_000;
+
+/// How often (in packet time) per-app counts are reported.
+const REPORT_EVERY: u64 = SEC;
+
+/// UDP port of DNS.
+const DNS_PORT: u16 = 53;
+
+/// The flow logic of one worker.
+#[derive(Debug)]
+pub struct FlowTracker {
+    pub(super) table: FlowTable,
+    cfg: FlowConfig,
+    pub(super) rules: Arc<CompiledRules>,
+    /// Bumped at each rule reload: a flow waiting for a reply names its signature by index,
+    /// which only holds in the rules it was found in.
+    pub(super) rules_gen: u8,
+    pub(super) scratch: Vec<u8>,
+    /// Decrypted QUIC Initial payloads.
+    pub(super) quic_scratch: Vec<u8>,
+    /// The sensor's time, as last handed in.
+    pub(super) now: Timestamp,
+    /// Time of the last look for quiet flows.
+    swept: Timestamp,
+    /// When per-app counts are next reported.
+    next_report: Timestamp,
+    /// Per-app counts since the last report; flows point at their slot.
+    pub(super) apps: Vec<AppCount>,
+    /// This worker's copy of the caches of DNS answers and call endpoints.
+    hints: HintCache,
+    /// Counters.
+    pub stats: WorkerStats,
+}
+
+/// Whether the sender of a packet without SYN information looks like the client: a port below
+/// 1024 on one side only marks that side as the server; otherwise the first packet's sender is
+/// taken as the client.
+fn sender_looks_like_client(sport: u16, dport: u16) -> bool {
+    !(sport < 1024 && dport >= 1024)
+}
+
+impl FlowTracker {
+    /// A tracker with its own table, sharing the compiled rules.
+    pub fn new(cfg: FlowConfig, rules: Arc<CompiledRules>) -> Self {
+        FlowTracker {
+            table: FlowTable::new(cfg.max_flows),
+            cfg,
+            rules,
+            rules_gen: 0,
+            scratch: Vec::with_capacity(4096),
+            quic_scratch: Vec::with_capacity(2048),
+            now: Timestamp(0),
+            swept: Timestamp(0),
+            next_report: Timestamp(0),
+            apps: Vec::new(),
+            hints: HintCache::new(1),
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// Keeps at most `capacity` entries in each hint cache.
+    pub fn with_hint_capacity(mut self, capacity: usize) -> Self {
+        self.hints = HintCache::new(capacity);
+        self
+    }
+
+    /// Applies what the reader found in a DNS answer or a STUN exchange, for flows that start
+    /// from now on.
+    pub fn hint(&mut self, u: HintUpdate) {
+        self.hints.apply(u);
+    }
+
+    /// This worker's hint caches.
+    pub fn hints(&self) -> &HintCache {
+        &self.hints
+    }
+
+    /// Flows held now.
+    pub fn active(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Replaces the rules used for flows classified from now on.
+    pub fn set_rules(&mut self, rules: Arc<CompiledRules>) {
+        self.rules = rules;
+        self.rules_gen = self.rules_gen.wrapping_add(1);
+    }
+
+    /// Processes one packet; what happens on the way is pushed to `out`. `now` is the sensor's
+    /// time when the packet was read (the one clock over all packets), so flows age the same way
+    /// whichever worker holds them.
+    pub fn packet(
+        &mut self,
+        m: &PacketMeta,
+        hash: u64,
+        payload: &[u8],
+        now: Timestamp,
+        out: &mut Out,
+    ) {
+        self.stats.packets += 1;
+        self.stats.bytes += u64::from(m.wire_len);
+        self.advance(now, out);
+        let now = self.now;
+        let (key, src_is_lo) = FlowKey::of(m);
+        let is_tcp = m.transport == Transport::Tcp;
+        let syn_only = is_tcp && m.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+        let mut slot = self.table.find(hash, &key);
+        if let Some(i) = slot {
+            if let Some(f) = self.table.get(i) {
+                let from_client = src_is_lo == f.client_is_lo;
+                let quiet_at = f.last_ts.plus_nanos(self.cfg.timeout(f.class()));
+                let end = if now > quiet_at {
+                    Some((f.quiet_end(), quiet_at))
+                } else if syn_only && f.is_new_connection(m, from_client) {
+                    Some(if f.closing() {
+                        (f.quiet_end(), now)
+                    } else {
+                        (EndReason::Reused, now)
+                    })
+                } else {
+                    None
+                };
+                if let Some((reason, at)) = end {
+                    self.end(i, reason, at, out);
+                    slot = None;
+                }
+            }
+        }
+        let i = match slot {
+            Some(i) => i,
+            None => self.create(key, hash, src_is_lo, m, out),
+        };
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        let from_client = src_is_lo == f.client_is_lo;
+        let d = if from_client {
+            &mut f.to_server
+        } else {
+            &mut f.to_client
+        };
+        d.packets += 1;
+        d.bytes += u64::from(m.wire_len);
+        d.payload += payload.len() as u64;
+        d.flags |= m.flags;
+        if m.ts > f.last_ts {
+            f.last_ts = m.ts;
+        }
+        if f.app.is_some() {
+            if let Some(a) = self.apps.get_mut(usize::from(f.app_slot)) {
+                a.bytes += u64::from(m.wire_len);
+            }
+        }
+        let every = self.cfg.update_ns;
+        if every > 0 {
+            let age = m.ts.0.saturating_sub(f.first_ts.0);
+            let due = u64::from(f.updates) + 1;
+            if age >= due.saturating_mul(every) {
+                let n = age / every;
+                f.updates = u32::try_from(n).unwrap_or(u32::MAX);
+                out.push(Record::Update {
+                    ts: f.first_ts.plus_nanos(n * every),
+                    at: now,
+                    flow: f.view(),
+                });
+            }
+        }
+        if !is_tcp {
+            if !payload.is_empty() && !f.hello_done {
+                let dns = (m.sport == DNS_PORT || m.dport == DNS_PORT)
+                    && self.dns_datagram(i, payload, m.ts, out);
+                if !dns {
+                    self.udp_datagram(i, payload, from_client, m.ts, out);
+                }
+            }
+        } else {
+            self.tcp_segment(i, m, payload, from_client, out);
+        }
+        if let Some(f) = self.table.get(i) {
+            let class = f.class();
+            self.table.touch(i, class);
+        }
+    }
+
+    fn create(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        src_is_lo: bool,
+        m: &PacketMeta,
+        out: &mut Out,
+    ) -> u32 {
+        if self.table.is_full() {
+            if let Some(old) = self.table.oldest_overall() {
+                self.stats.evicted += 1;
+                let at = self.now;
+                self.end(old, EndReason::Evicted, at, out);
+            }
+        }
+        let syn = m.flags & tcp_flags::SYN != 0;
+        let ack = m.flags & tcp_flags::ACK != 0;
+        let src_is_client = match (m.transport, syn, ack) {
+            (Transport::Tcp, true, false) => true,
+            (Transport::Tcp, true, true) => false,
+            _ => sender_looks_like_client(m.sport, m.dport),
+        };
+        let client_is_lo = src_is_lo == src_is_client;
+        let mut flow = Flow::new(key, hash, client_is_lo, m.ts);
+        if !self.hints.is_empty() {
+            let sock = |(a, p): (crate::decode::Addr, u16)| std::net::SocketAddr::new(a.ip(), p);
+            flow.hint = self
+                .hints
+                .lookup(
+                    &self.rules,
+                    m.transport == Transport::Udp,
+                    sock(flow.server()),
+                    sock(flow.client()),
+                    m.ts,
+                )
+                .map(Box::new);
+        }
+        let class = flow.class();
+        self.stats.flows += 1;
+        let i = self.table.insert(flow, class);
+        self.stats.peak_flows = self.stats.peak_flows.max(self.table.len() as u64);
+        i
+    }
+
+    /// Moves packet time forward and ends the flows that went quiet.
+    ///
+    /// Every flow whose timeout has passed is ended as soon as time passes it (a look at the
+    /// oldest flow of each timeout class: cheap when nothing expires), with its deterministic
+    /// end time, so ended flows never come after the progress mark that covers them.
+    pub fn advance(&mut self, now: Timestamp, out: &mut Out) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        if now <= self.swept {
+            return;
+        }
+        self.swept = now;
+        if now >= self.next_report {
+            self.next_report = now.plus_nanos(REPORT_EVERY);
+            self.report_counts(out);
+        }
+        for class in [TimeoutClass::Closing, TimeoutClass::Udp, TimeoutClass::Tcp] {
+            let timeout = self.cfg.timeout(class);
+            while let Some(i) = self.table.oldest(class) {
+                let Some(f) = self.table.get(i) else { break };
+                let quiet_at = f.last_ts.plus_nanos(timeout);
+                if quiet_at >= now {
+                    break;
+                }
+                let reason = f.quiet_end();
+                self.end(i, reason, quiet_at, out);
+            }
+        }
+    }
+
+    /// Ends every flow (end of input or shutdown), oldest first, handing them to `emit` in
+    /// batches of at most `batch`, so ending a full table never holds a copy of it.
+    ///
+    /// `now` is the whole sensor's final time: a flow already past its timeout then ends as idle
+    /// whether or not a sweep of this worker came to it first, so the records do not depend on
+    /// how flows were spread over workers.
+    pub fn finish(&mut self, now: Timestamp, batch: usize, mut emit: impl FnMut(Out)) {
+        let mut out = Vec::with_capacity(batch.min(self.table.len()));
+        while let Some(mut flow) = self.table.pop_oldest() {
+            let quiet_at = flow.last_ts.plus_nanos(self.cfg.timeout(flow.class()));
+            let (reason, at) = if quiet_at < now {
+                (flow.quiet_end(), quiet_at)
+            } else if flow.closing() {
+                (flow.quiet_end(), now)
+            } else {
+                (EndReason::Eof, now)
+            };
+            self.close(&mut flow, at, &mut out);
+            out.push(Record::Flow(FlowRecord {
+                flow: flow.into_view(),
+                reason,
+                at,
+            }));
+            if out.len() >= batch {
+                emit(std::mem::replace(&mut out, Vec::with_capacity(batch)));
+            }
+        }
+        self.report_counts(&mut out);
+        if !out.is_empty() {
+            emit(out);
+        }
+    }
+
+    /// Emits the per-app counts gathered since the last report.
+    fn report_counts(&mut self, out: &mut Out) {
+        if self.apps.iter().all(|a| a.flows == 0 && a.bytes == 0) {
+            return;
+        }
+        let counts = self
+            .apps
+            .iter_mut()
+            .filter(|a| a.flows > 0 || a.bytes > 0)
+            .map(|a| {
+                let c = a.clone();
+                a.flows = 0;
+                a.bytes = 0;
+                c
+            })
+            .collect();
+        out.push(Record::Counts(counts));
+    }
+
+    pub(super) fn end(&mut self, i: u32, reason: EndReason, at: Timestamp, out: &mut Out) {
+        if let Some(mut flow) = self.table.remove(i) {
+            self.close(&mut flow, at, out);
+            out.push(Record::Flow(FlowRecord {
+                flow: flow.into_view(),
+                reason,
+                at,
+            }));
+        }
+    }
+
+    /// What an ending flow still owes: its handshake buffer freed (a ClientHello that started and
+    /// never completed counted), and the decision made with what it gathered, if none was.
+    fn close(&mut self, flow: &mut Flow, at: Timestamp, out: &mut Out) {
+        if let Some(Hello::Tcp(p)) = flow.hello.as_deref() {
+            if p.hello_started() {
+                self.stats.anomaly(Anomaly::HelloIncomplete, 1);
+            }
+        }
+        flow.hello = None;
+        decide(&self.rules, &mut self.apps, flow, at, at, out);
+    }
+}
+
+/// Decides a flow whose facts are complete (its handshake search is over, or it ends), if it is
+/// not decided yet: counts it in its app's slot of `apps` and raises its alert. `ts` is the
+/// deciding packet's time, `at` the sensor's. (A free function: the flow is borrowed from the
+/// tracker's table while the rules and counts are other fields of it.)
+pub(super) fn decide(
+    rules: &CompiledRules,
+    apps: &mut Vec<AppCount>,
+    f: &mut Flow,
+    ts: Timestamp,
+    at: Timestamp,
+    out: &mut Out,
+) {
+    if f.app.is_some() {
+        return;
+    }
+    let Some(c) = classify::decide(&f.facts(), rules) else {
+        return;
+    };
+    let slot = match apps
+        .iter()
+        .position(|a| a.app == c.app && a.verdict == c.verdict)
+    {
+        Some(s) => s,
+        None => {
+            apps.push(AppCount {
+                app: Arc::clone(&c.app),
+                verdict: c.verdict,
+                flows: 0,
+                bytes: 0,
+            });
+            apps.len() - 1
+        }
+    };
+    f.app_slot = u16::try_from(slot).unwrap_or(u16::MAX);
+    if let Some(a) = apps.get_mut(slot) {
+        a.flows += 1;
+        a.bytes += f.to_server.bytes + f.to_client.bytes;
+    }
+    let alert = c.alert;
+    f.app = Some(Box::new(c));
+    if alert {
+        out.push(Record::Alert {
+            ts,
+            at,
+            flow: f.view(),
+        });
+    }
+}
+
+/// Counts a ClientHello read (over TCP or QUIC) and what was wrong with it.
+pub(super) fn hello_read(stats: &mut WorkerStats, ch: &ClientHello<'_>) {
+    stats.hellos += 1;
+    if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
+        stats.anomaly(Anomaly::SniOversized, 1);
+    }
+    if ch.malformed_extensions {
+        stats.anomaly(Anomaly::TlsMalformed, 1);
+    }
+}
+
+/// Ends a round of the handshake search: one that goes on keeps its buffer; one that is over
+/// decides the flow, unless a signature still waits for the server's reply and no hello came.
+#[allow(clippy::too_many_arguments)] // the tracker's fields, borrowed apart from its table
+pub(super) fn conclude(
+    rules: &CompiledRules,
+    apps: &mut Vec<AppCount>,
+    f: &mut Flow,
+    hello: Box<Hello>,
+    done: bool,
+    ts: Timestamp,
+    at: Timestamp,
+    out: &mut Out,
+) {
+    if !done {
+        f.hello = Some(hello);
+        return;
+    }
+    f.hello_done = true;
+    // A handshake of fixed sizes is decided by the server's reply, which is still to come.
+    if f.tls.is_some() || f.reply.is_none() {
+        decide(rules, apps, f, ts, at, out);
+    }
+}

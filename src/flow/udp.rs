@@ -1,0 +1,172 @@
+//! What a UDP flow's first datagrams reveal: the question of a DNS message, STUN/TURN messages
+//! (also inside TURN ChannelData), QUIC client Initials gathered until their ClientHello is
+//! whole, and payload signatures. Gathers facts and says when the search is over.
+
+use super::reasm::{ClientPrefix, HelloScan};
+use super::state::Hello;
+use super::tcp::summary;
+use super::tracker::{conclude, decide, hello_read, FlowTracker};
+use super::Out;
+use crate::capture::Timestamp;
+use crate::classify;
+use crate::decode::Transport;
+use crate::export::record::Anomaly;
+use crate::proto::{dns, quic, stun};
+
+/// Datagrams of a UDP flow looked at for STUN, QUIC and signatures.
+const MAX_UDP_LOOK: u8 = 8;
+
+/// Most client datagrams of a UDP flow looked at for QUIC Initials before giving up.
+const MAX_QUIC_DATAGRAMS: u8 = 8;
+
+impl FlowTracker {
+    /// Reads the question of a DNS message (a query, or the response to one when only that
+    /// direction is captured): the name asked for is the flow's fact, and the search is over.
+    /// False when the datagram is no DNS message (something else uses port 53), so the other
+    /// UDP signals get their look.
+    pub(super) fn dns_datagram(
+        &mut self,
+        i: u32,
+        payload: &[u8],
+        ts: Timestamp,
+        out: &mut Out,
+    ) -> bool {
+        let at = self.now;
+        let Some(f) = self.table.get_mut(i) else {
+            return true;
+        };
+        let mut name = [0u8; dns::MAX_NAME];
+        let q = match dns::first_question(payload, &mut name) {
+            Ok(q) => q,
+            Err(e) => {
+                if matches!(e, dns::DnsError::Malformed(_)) {
+                    self.stats.anomaly(Anomaly::DnsMalformed, 1);
+                }
+                return false;
+            }
+        };
+        f.hello_done = true;
+        f.dns_query = Some(String::from_utf8_lossy(&name[..q.name_len]).into());
+        decide(&self.rules, &mut self.apps, f, ts, at, out);
+        true
+    }
+
+    /// Looks at one of the first datagrams of a UDP flow: STUN/TURN messages (either direction),
+    /// QUIC Initials and payload signatures (the client's). After [`MAX_UDP_LOOK`] datagrams
+    /// without an answer, or at once when a hint speaks for the flow, the search is over.
+    pub(super) fn udp_datagram(
+        &mut self,
+        i: u32,
+        payload: &[u8],
+        from_client: bool,
+        ts: Timestamp,
+        out: &mut Out,
+    ) {
+        let at = self.now;
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        f.looked = f.looked.saturating_add(1);
+        let rules = &*self.rules;
+        // TURN ChannelData (a relayed channel) carries the relayed datagram: ICE checks through
+        // a relay are STUN messages inside it.
+        let stun_bytes = stun::channel_data(payload).map_or(payload, |c| c.data);
+        let msg = stun::parse(stun_bytes);
+        if msg.is_none() && stun::has_cookie(stun_bytes) {
+            self.stats.anomaly(Anomaly::StunMalformed, 1);
+        }
+        let found = if let Some(msg) = msg {
+            classify::by_stun(rules, &msg)
+        } else if from_client && (f.hello.is_some() || quic::looks_like_client_initial(payload)) {
+            self.quic_datagram(i, payload, ts, out);
+            return;
+        } else if from_client {
+            classify::by_payload(rules, Transport::Udp, f.server().1, payload, payload.len())
+        } else {
+            None
+        };
+        if let Some(c) = found {
+            f.marks = Some(Box::new(c));
+            f.hello_done = true;
+            f.hello = None;
+            decide(rules, &mut self.apps, f, ts, at, out);
+        } else if (f.hint.is_some() || f.looked >= MAX_UDP_LOOK) && f.hello.is_none() {
+            // A datagram that is neither STUN, nor a QUIC Initial, nor a signature: a hint
+            // decides at once (a call's media, a flow to an address a DNS answer gave).
+            f.hello_done = true;
+            decide(rules, &mut self.apps, f, ts, at, out);
+        }
+    }
+
+    /// Gathers the CRYPTO data of QUIC client Initials; the search is over when the ClientHello
+    /// is whole or cannot be.
+    fn quic_datagram(&mut self, i: u32, payload: &[u8], ts: Timestamp, out: &mut Out) {
+        let at = self.now;
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        // Taken out while it is read, so what it says can go into the flow.
+        let mut hello = f.hello.take().unwrap_or_else(|| {
+            Box::new(Hello::Quic {
+                dcid: None,
+                crypto: ClientPrefix::new(0),
+                datagrams: 0,
+            })
+        });
+        let Hello::Quic {
+            dcid,
+            crypto,
+            datagrams,
+        } = &mut *hello
+        else {
+            f.hello_done = true;
+            return;
+        };
+        *datagrams = datagrams.saturating_add(1);
+        let known = *dcid;
+        let mut conflict = false;
+        let got = quic::client_initials(
+            payload,
+            known.as_ref(),
+            &mut self.quic_scratch,
+            |off, data| {
+                if let Ok(off) = u32::try_from(off) {
+                    conflict |= crypto.insert(off, data).conflict;
+                }
+            },
+        );
+        self.stats
+            .anomaly(Anomaly::ReassemblyConflict, u64::from(conflict));
+        if matches!(
+            got,
+            Err(quic::QuicError::Decrypt
+                | quic::QuicError::Malformed(_)
+                | quic::QuicError::BadLength)
+        ) {
+            self.stats.anomaly(Anomaly::QuicUndecryptable, 1);
+        }
+        if let Ok(info) = got {
+            if dcid.is_none() {
+                *dcid = Some(info.dcid);
+            }
+        }
+        let rules = &*self.rules;
+        let done = match crypto.scan_handshake_message() {
+            HelloScan::Found(ch) => {
+                hello_read(&mut self.stats, &ch);
+                f.tls = Some(Box::new(summary(rules, &ch, true)));
+                true
+            }
+            HelloScan::GiveUp => {
+                self.stats.hello_gave_up += 1;
+                true
+            }
+            HelloScan::Pending if *datagrams >= MAX_QUIC_DATAGRAMS || dcid.is_none() => {
+                self.stats.hello_gave_up += 1;
+                true
+            }
+            HelloScan::Pending => false,
+        };
+        conclude(rules, &mut self.apps, f, hello, done, ts, at, out);
+    }
+}

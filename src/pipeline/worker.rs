@@ -1,0 +1,118 @@
+//! A worker thread: it owns one [`FlowTracker`] (made inside the thread), applies its batches —
+//! hint updates exactly where they fell among the packets — and sends its records with progress
+//! marks to the consumer. It publishes its plain counters after each batch.
+
+use super::dispatch::{Batch, BATCH_PACKETS};
+use crate::capture::Timestamp;
+use crate::export::metrics::Metrics;
+use crate::export::record::{Record, RecordBatch, WorkerStats};
+use crate::flow::FlowTracker;
+use crate::rules::CompiledRules;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// What the dispatcher sends a worker.
+pub(super) enum Msg {
+    /// Packets, and hint updates among them.
+    Batch(Batch),
+    /// Rules to use for flows classified from now on.
+    Rules(Arc<CompiledRules>),
+    /// The time now on a quiet link: flows age by it.
+    Tick(Timestamp),
+    /// End of input: end every flow (the sensor's final time given) and stop.
+    Finish(Timestamp),
+}
+
+/// A worker reports progress without records at most once per this many batches (and at every
+/// tick of a quiet link), so the consumer is not woken per batch.
+const WATERMARK_EVERY_BATCHES: u32 = 32;
+
+/// The worker's loop, until [`Msg::Finish`]; returns its counters and the CPU time it used.
+pub(super) fn run(
+    worker: u16,
+    rx: Receiver<Msg>,
+    free: Sender<Batch>,
+    records: Sender<RecordBatch>,
+    mut tracker: FlowTracker,
+    metrics: Option<&Metrics>,
+) -> (WorkerStats, std::time::Duration) {
+    let mut out: Vec<Record> = Vec::new();
+    let mut sent_mark = Timestamp(0);
+    let mut quiet_batches = 0u32;
+    let send = |records_: Vec<Record>, watermark: Timestamp| {
+        let _ = records.send(RecordBatch {
+            worker,
+            watermark,
+            records: records_,
+        });
+    };
+    while let Ok(msg) = rx.recv() {
+        let (mark, tick) = match msg {
+            Msg::Batch(mut b) => {
+                let mut hints = std::mem::take(&mut b.hints).into_iter().peekable();
+                for (n, it) in b.items.iter().enumerate() {
+                    while let Some((_, u)) = hints.next_if(|(before, _)| *before <= n) {
+                        tracker.hint(u);
+                    }
+                    tracker.packet(&it.meta, it.hash, b.payload(it), it.now, &mut out);
+                }
+                hints.for_each(|(_, u)| tracker.hint(u));
+                tracker.advance(b.now, &mut out);
+                b.clear();
+                let now = b.now;
+                let _ = free.try_send(b);
+                (now, false)
+            }
+            Msg::Rules(r) => {
+                tracker.set_rules(r);
+                continue;
+            }
+            Msg::Tick(now) => {
+                tracker.advance(now, &mut out);
+                (now, true)
+            }
+            Msg::Finish(now) => {
+                if !out.is_empty() {
+                    send(std::mem::take(&mut out), sent_mark);
+                }
+                tracker.finish(now, BATCH_PACKETS, |v| send(v, sent_mark));
+                publish(metrics, worker, &tracker);
+                break;
+            }
+        };
+        publish(metrics, worker, &tracker);
+        // Records go out as they happen; a bare progress mark (which lets the consumer release
+        // records in time order) on a quiet link's tick or every few batches.
+        quiet_batches += 1;
+        if !out.is_empty() || tick || quiet_batches >= WATERMARK_EVERY_BATCHES {
+            quiet_batches = 0;
+            sent_mark = mark.max(sent_mark);
+            send(std::mem::take(&mut out), sent_mark);
+        }
+    }
+    (tracker.stats, crate::capture::thread_cpu())
+}
+
+/// Publishes the worker's counters; worker 0 also the hint caches' (every worker's copy is the
+/// same).
+fn publish(metrics: Option<&Metrics>, worker: u16, tracker: &FlowTracker) {
+    let Some(m) = metrics else {
+        return;
+    };
+    if let Some(p) = m.workers.get(usize::from(worker)) {
+        p.publish(&tracker.stats, tracker.active());
+    }
+    if worker == 0 {
+        let h = tracker.hints();
+        let (dns, peers) = h.len();
+        let (dns_out, peers_out) = h.evicted();
+        let r = &m.reader;
+        for (a, v) in r.hint_entries.iter().zip([dns, peers]) {
+            a.store(v as u64, Ordering::Relaxed);
+        }
+        for (a, v) in r.hint_evictions.iter().zip([dns_out, peers_out]) {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+}
