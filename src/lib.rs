@@ -50,6 +50,7 @@ pub mod flow;
 #[cfg(feature = "_fuzz")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod macros;
 pub mod pipeline;
 pub mod proto;
 pub mod rules;

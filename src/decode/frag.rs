@@ -25,8 +25,10 @@
 //! 1 KiB each, so `MAX_DATAGRAMS` KiB): about 5 MiB. Nothing is allocated until the first
 //! fragment; after warm-up, reassembly reuses its buffers.
 
-use super::{Addr, Ctx, Segment, Upper, MAX_VLANS};
+use super::ip::Upper;
+use super::{Addr, Ctx, Segment, MAX_VLANS};
 use crate::capture::Timestamp;
+use crate::macros::counter_enum;
 use etherparse::IpNumber;
 
 /// Most datagrams being reassembled at once.
@@ -46,49 +48,22 @@ const KEEP_IDLE_BELOW: usize = MAX_HELD_BYTES / 2;
 /// End of a list.
 const NIL: u32 = u32::MAX;
 
-/// How the reassembly of a datagram ended, as counted in `picket_ip_reassembly_total{result}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReasmEnd {
-    /// Complete, handed on as one packet.
-    Reassembled,
-    /// Not complete within [`TIMEOUT_NS`].
-    Timeout,
-    /// Fragments overlapped, or disagreed on where the datagram ends.
-    Overlap,
-    /// Made room for a newer datagram ([`MAX_DATAGRAMS`] or [`MAX_HELD_BYTES`] reached).
-    Evicted,
-    /// Longer than [`MAX_DATAGRAM_BYTES`], or in more than [`MAX_FRAGMENTS`] pieces.
-    Oversize,
-    /// A fragment other than the last whose length is not a multiple of 8, or empty.
-    Invalid,
-}
-
-impl ReasmEnd {
-    /// All outcomes, in the order summaries list them.
-    pub const ALL: [ReasmEnd; 6] = [
-        ReasmEnd::Reassembled,
-        ReasmEnd::Timeout,
-        ReasmEnd::Overlap,
-        ReasmEnd::Evicted,
-        ReasmEnd::Oversize,
-        ReasmEnd::Invalid,
-    ];
-
-    /// Dense index into [`ReasmEnd::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// A stable snake_case name, used as a metric label and in summaries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReasmEnd::Reassembled => "reassembled",
-            ReasmEnd::Timeout => "timeout",
-            ReasmEnd::Overlap => "overlap",
-            ReasmEnd::Evicted => "evicted",
-            ReasmEnd::Oversize => "oversize",
-            ReasmEnd::Invalid => "invalid",
-        }
+counter_enum! {
+    /// How the reassembly of a datagram ended, as counted in `picket_ip_reassembly_total{result}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum ReasmEnd {
+        /// Complete, handed on as one packet.
+        Reassembled => "reassembled",
+        /// Not complete within [`TIMEOUT_NS`].
+        Timeout => "timeout",
+        /// Fragments overlapped, or disagreed on where the datagram ends.
+        Overlap => "overlap",
+        /// Made room for a newer datagram ([`MAX_DATAGRAMS`] or [`MAX_HELD_BYTES`] reached).
+        Evicted => "evicted",
+        /// Longer than [`MAX_DATAGRAM_BYTES`], or in more than [`MAX_FRAGMENTS`] pieces.
+        Oversize => "oversize",
+        /// A fragment other than the last whose length is not a multiple of 8, or empty.
+        Invalid => "invalid",
     }
 }
 

@@ -1,12 +1,15 @@
-//! Tunnel headers: GRE (with ERSPAN types I–III), VXLAN, GTP-U and MPLS label stacks. Pure
-//! functions from the bytes after the outer header to the layer inside; the walk in the parent
-//! module decides what to do with it. Never allocates, never panics: every read is checked.
+//! Tunnel headers: GRE (with ERSPAN types I–III), VXLAN, GTP-U and MPLS label stacks, and the
+//! kinds counted ([`TunnelKind`]). Pure functions from the bytes after the outer header to the
+//! layer inside; the walk in the parent module decides what to do with it. Never allocates, never
+//! panics: every read is checked.
 //!
 //! A header that a UDP port only suggests (VXLAN, GTP-U) and that does not validate is not a
 //! tunnel (`None`: the outer UDP flow stays); a header whose protocol says it is a tunnel (GRE,
 //! MPLS) and that does not validate is a [`Skip::Malformed`] or [`Skip::Truncated`] tunnel.
 
-use super::{DecodeLayer, Next, Segment, Skip, TunnelKind, ETH_IPV4, ETH_IPV6};
+use super::link::{ETH_IPV4, ETH_IPV6};
+use super::{DecodeLayer, Next, Segment, Skip};
+use crate::macros::counter_enum;
 
 /// GRE protocol type of transparent Ethernet bridging (Ethernet over GRE, NVGRE).
 const GRE_TEB: u16 = 0x6558;
@@ -30,6 +33,25 @@ pub const MAX_MPLS_LABELS: usize = 8;
 
 const TRUNC: Skip = Skip::Truncated(DecodeLayer::Tunnel);
 const BAD: Skip = Skip::Malformed(DecodeLayer::Tunnel);
+
+counter_enum! {
+    /// A kind of tunnel, as counted in `picket_tunnel_packets_total{kind}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum TunnelKind {
+        /// GRE carrying IP, Ethernet (including NVGRE) or MPLS.
+        Gre => "gre",
+        /// ERSPAN type I, II or III (over GRE).
+        Erspan => "erspan",
+        /// VXLAN (UDP port 4789 or 8472).
+        Vxlan => "vxlan",
+        /// IPv4 or IPv6 directly inside IPv4 or IPv6 (IP protocols 4 and 41).
+        IpIp => "ipip",
+        /// An MPLS label stack.
+        Mpls => "mpls",
+        /// GTP-U (UDP port 2152).
+        GtpU => "gtpu",
+    }
+}
 
 /// What a tunnel header held: its kind, the layer inside, and the virtual network it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
