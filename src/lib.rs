@@ -39,12 +39,7 @@
 
 pub mod capture;
 pub mod classify;
-// The checks only the fuzz targets call (`decode::decode_traced`, the reassembly's
-// `assert_consistent`, the web config's `hash_of`, `dummy_cost`, `users`, `max_cost`) are unused
-// without `_fuzz`; CI builds with every feature, so dead code there is still an error.
-#[cfg_attr(not(feature = "_fuzz"), allow(dead_code))]
 pub mod decode;
-#[cfg_attr(not(feature = "_fuzz"), allow(dead_code))]
 pub mod export;
 pub mod flow;
 #[cfg(feature = "_fuzz")]

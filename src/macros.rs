@@ -18,9 +18,7 @@
 ///
 /// Doc comments and attributes (derives, `#[non_exhaustive]`) go on the enum and on each kind
 /// as usual; each kind is followed by `=> "label"`, and the variants are numbered from 0 in list
-/// order. This is how `decode::TunnelKind` is declared, and how
-/// `flow::Anomaly` is meant to be: replace the enum and its hand-written `ALL`, `index` and
-/// `as_str` with
+/// order. This is how `decode::TunnelKind` and `export::record::Anomaly` are declared:
 ///
 /// ```ignore
 /// use crate::macros::counter_enum;

@@ -123,6 +123,7 @@ impl Decoder {
         self.table.expire(now);
     }
 
+    #[cfg(any(test, feature = "_fuzz"))]
     /// Checks the reassembly's bookkeeping and caps, panicking on a mismatch (see
     /// [`frag::MAX_DATAGRAMS`] and the other caps); `expired`: the time of the last
     /// [`Decoder::expire`] just before. For the fuzz target.

@@ -337,6 +337,7 @@ impl Reassembler {
         }
     }
 
+    #[cfg(any(test, feature = "_fuzz"))]
     /// Checks the bookkeeping against the slots themselves and the caps against the constants,
     /// panicking on any mismatch: bytes held and idle, the oldest-first list, the index, and
     /// each datagram's pieces. With `expired`, also that nothing older than the timeout is left

@@ -86,6 +86,7 @@ pub fn decode(
     }
 }
 
+#[cfg(any(test, feature = "_fuzz"))]
 /// What [`decode_traced`] saw on the way: the tunnels it opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Trace {
@@ -97,6 +98,7 @@ pub(crate) struct Trace {
     pub segment: Segment,
 }
 
+#[cfg(any(test, feature = "_fuzz"))]
 /// [`decode`], also returning how deep it went, for the fuzz targets' checks (the packet path
 /// calls [`decode`] or the [`Decoder`]).
 pub(crate) fn decode_traced(

@@ -8,6 +8,7 @@
 use crate::capture::Timestamp;
 use crate::classify::Classification;
 use crate::decode::{Addr, DecodeStats, Segment, Skip, Transport, MAX_VLANS};
+use crate::macros::counter_enum;
 use crate::proto::tls::TlsSummary;
 use crate::rules::Verdict;
 use std::sync::Arc;
@@ -179,59 +180,28 @@ pub struct RecordBatch {
     pub records: Vec<Record>,
 }
 
-/// Something a hostile or broken peer did, counted (`picket_anomalies_total{kind}`); the flow
-/// goes on being tracked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Anomaly {
-    /// TCP segments whose bytes disagreed with bytes already reassembled (first arrival kept).
-    ReassemblyConflict,
-    /// Segments dropped by the reassembly limits (16 KiB, 8 holes).
-    ReassemblyLimit,
-    /// A ClientHello started but never completed (the flow ended or the cap was reached).
-    HelloIncomplete,
-    /// Bytes that looked like a ClientHello record but did not parse, or a ClientHello whose
-    /// extension list does not hold together.
-    TlsMalformed,
-    /// A server name longer than a DNS name can be (253 bytes).
-    SniOversized,
-    /// A datagram that looked like a QUIC client Initial but did not decrypt or parse.
-    QuicUndecryptable,
-    /// A DNS message with a compression loop, a reserved label type or an overlong name.
-    DnsMalformed,
-    /// A datagram with the STUN magic cookie whose lengths do not hold.
-    StunMalformed,
-}
-
-impl Anomaly {
-    /// Every kind, in index order.
-    pub const ALL: [Anomaly; 8] = [
-        Anomaly::ReassemblyConflict,
-        Anomaly::ReassemblyLimit,
-        Anomaly::HelloIncomplete,
-        Anomaly::TlsMalformed,
-        Anomaly::SniOversized,
-        Anomaly::QuicUndecryptable,
-        Anomaly::DnsMalformed,
-        Anomaly::StunMalformed,
-    ];
-
-    /// Position in [`Anomaly::ALL`] and the counter arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The `kind` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Anomaly::ReassemblyConflict => "reassembly_conflict",
-            Anomaly::ReassemblyLimit => "reassembly_limit",
-            Anomaly::HelloIncomplete => "hello_incomplete",
-            Anomaly::TlsMalformed => "tls_malformed",
-            Anomaly::SniOversized => "sni_oversized",
-            Anomaly::QuicUndecryptable => "quic_undecryptable",
-            Anomaly::DnsMalformed => "dns_malformed",
-            Anomaly::StunMalformed => "stun_malformed",
-        }
+counter_enum! {
+    /// Something a hostile or broken peer did, counted (`picket_anomalies_total{kind}`); the flow
+    /// goes on being tracked.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Anomaly {
+        /// TCP segments whose bytes disagreed with bytes already reassembled (first arrival kept).
+        ReassemblyConflict => "reassembly_conflict",
+        /// Segments dropped by the reassembly limits (16 KiB, 8 holes).
+        ReassemblyLimit => "reassembly_limit",
+        /// A ClientHello started but never completed (the flow ended or the cap was reached).
+        HelloIncomplete => "hello_incomplete",
+        /// Bytes that looked like a ClientHello record but did not parse, or a ClientHello whose
+        /// extension list does not hold together.
+        TlsMalformed => "tls_malformed",
+        /// A server name longer than a DNS name can be (253 bytes).
+        SniOversized => "sni_oversized",
+        /// A datagram that looked like a QUIC client Initial but did not decrypt or parse.
+        QuicUndecryptable => "quic_undecryptable",
+        /// A DNS message with a compression loop, a reserved label type or an overlong name.
+        DnsMalformed => "dns_malformed",
+        /// A datagram with the STUN magic cookie whose lengths do not hold.
+        StunMalformed => "stun_malformed",
     }
 }
 

@@ -146,11 +146,13 @@ impl<'a> Draft<'a> {
         })
     }
 
+    #[cfg(any(test, feature = "_fuzz"))]
     /// The number of users.
     pub(crate) fn users(&self) -> usize {
         self.costs.len()
     }
 
+    #[cfg(any(test, feature = "_fuzz"))]
     /// The highest bcrypt cost of the users' hashes (0 without users): what one check costs.
     pub(crate) fn max_cost(&self) -> u32 {
         self.costs.iter().copied().max().unwrap_or(0)
@@ -211,11 +213,13 @@ impl WebConfig {
         Draft::parse(text, path)?.finish(&|p| std::fs::read(p))
     }
 
+    #[cfg(any(test, feature = "_fuzz"))]
     /// The bcrypt hash of `user`, for the fuzz target's checks.
     pub(crate) fn hash_of(&self, user: &str) -> Option<&str> {
         self.users.get(user).map(String::as_str)
     }
 
+    #[cfg(any(test, feature = "_fuzz"))]
     /// The bcrypt cost of the hash unknown users are checked against (None without users), for
     /// the fuzz target's checks.
     pub(crate) fn dummy_cost(&self) -> Option<u32> {
