@@ -3,7 +3,8 @@
 //!
 //! Stages are timed as whole passes over the file (read; read + decode; read + decode +
 //! dispatch + flows + classification), so nothing reads a clock per packet; a stage's own cost is
-//! the difference between consecutive passes.
+//! the difference between consecutive passes. Last comes what a user runs: this binary's whole
+//! `replay --events FILE` process, start to exit, as `time` sees it.
 
 use super::load_rules;
 use anyhow::{Context, Result};
@@ -139,6 +140,61 @@ fn cpu_rows(packets: u64, ahead: Duration, reader: Duration, workers: &[(u64, Du
     );
 }
 
+/// One whole `picket replay --quiet --workers N --events FILE CAPTURE` process, as `time` sees
+/// it: wall time from start to exit, and the child's user and system CPU.
+struct Whole {
+    wall: Duration,
+    user: Duration,
+    sys: Duration,
+}
+
+/// CPU time of the waited-for children so far.
+fn children_cpu() -> Result<(Duration, Duration)> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN).context("getrusage")?;
+    let d = |t: nix::sys::time::TimeVal| {
+        Duration::new(
+            t.tv_sec().max(0) as u64,
+            (t.tv_usec().max(0) as u32) * 1_000,
+        )
+    };
+    Ok((d(u.user_time()), d(u.system_time())))
+}
+
+/// Runs this binary's `replay` on `file` with events written to a file, once.
+fn pass_whole(file: &PathBuf, workers: u16, events: &std::path::Path) -> Result<Whole> {
+    let exe = std::env::current_exe().context("cannot find this program to run its replay")?;
+    let (u0, s0) = children_cpu()?;
+    let t = Instant::now();
+    let out = std::process::Command::new(exe)
+        .arg("replay")
+        .arg("--quiet")
+        .arg("--workers")
+        .arg(workers.to_string())
+        .arg("--events")
+        .arg(events)
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .context("cannot start the replay")?;
+    let wall = t.elapsed();
+    let (u1, s1) = children_cpu()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "the replay failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(Whole {
+        wall,
+        user: u1.saturating_sub(u0),
+        sys: s1.saturating_sub(s0),
+    })
+}
+
 /// Runs `picket bench`.
 pub fn run(a: Args) -> Result<ExitCode> {
     let rules = Arc::new(load_rules(None, None)?);
@@ -206,6 +262,33 @@ pub fn run(a: Args) -> Result<ExitCode> {
         if let Some(c) = &full.cpu {
             cpu_rows(full.packets, c.ahead, c.reader, &c.workers);
         }
+        // What a user runs: the whole process, start-up, events file and exit included.
+        let events =
+            std::env::temp_dir().join(format!("picket-bench-{}.jsonl", std::process::id()));
+        let mut runs = Vec::with_capacity(a.repeat.max(1) as usize);
+        for _ in 0..a.repeat.max(1) {
+            runs.push(pass_whole(&a.file, *w, &events));
+        }
+        let _ = std::fs::remove_file(&events);
+        let mut runs = runs.into_iter().collect::<Result<Vec<_>>>()?;
+        runs.sort_by_key(|r| r.wall);
+        let median = &runs[runs.len() / 2];
+        let whole = Pass {
+            packets: full.packets,
+            bytes: read.bytes,
+            elapsed: runs[0].wall,
+            cpu: None,
+        };
+        row(&format!("whole replay --events, {w} w."), &whole, &read);
+        println!(
+            "{:<28} as `time` sees it: best {:.3} s, median {:.3} s wall (user {:.3} s, sys {:.3} s); {:.2}x the pipeline's time",
+            "",
+            runs[0].wall.as_secs_f64(),
+            median.wall.as_secs_f64(),
+            median.user.as_secs_f64(),
+            median.sys.as_secs_f64(),
+            runs[0].wall.as_secs_f64() / full.elapsed.as_secs_f64().max(1e-9),
+        );
     }
     println!("(x read: the stage's rate as a fraction of the bare read rate, same run; best of {} passes)", a.repeat.max(1));
     Ok(ExitCode::SUCCESS)
