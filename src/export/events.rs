@@ -73,139 +73,57 @@
 use crate::capture::Timestamp;
 use crate::decode::{Segment, Transport};
 use crate::export::gate::SuppressedAlerts;
+use crate::export::json::{self, Obj};
 use crate::export::record::{DirStats, FlowRecord, FlowView};
 use crate::proto::tls::{self, TlsSummary};
-use serde::Serialize;
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-#[derive(Serialize)]
-struct FlowEvent<'a> {
-    event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ts: Option<String>,
-    flow_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sensor: Option<&'a str>,
-    ts_start: String,
-    ts_end: String,
-    transport: &'static str,
-    src_ip: String,
-    src_port: u16,
-    dst_ip: String,
-    dst_port: u16,
-    #[serde(skip_serializing_if = "<[u16]>::is_empty")]
-    vlan: &'a [u16],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    segment: Option<SegmentField>,
-    packets_to_server: u64,
-    packets_to_client: u64,
-    bytes_to_server: u64,
-    bytes_to_client: u64,
-    payload_bytes_to_server: u64,
-    payload_bytes_to_client: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_flags_to_server: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_flags_to_client: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    syn_seen: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sni: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    alpn: Option<Vec<&'a str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ech: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sni_trusted: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dns_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ja4: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    app: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    app_source: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    verdict: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    end_reason: Option<&'static str>,
+/// The `segment` field: the tunnel segment a flow came in, when it came in one.
+fn segment_field(o: &mut Obj<'_>, s: Segment) {
+    if let Some(kind) = s.kind() {
+        o.obj("segment", |o| {
+            o.str("kind", kind);
+            o.u64("id", u64::from(s.id()));
+        });
+    }
 }
 
-/// A tunnel segment as written.
-#[derive(Serialize)]
-struct SegmentField {
-    kind: &'static str,
-    id: u32,
+/// The `vlan` field, when the flow was tagged.
+fn vlan_field(o: &mut Obj<'_>, ids: &[u16]) {
+    if !ids.is_empty() {
+        o.uints("vlan", ids.iter().map(|&v| u64::from(v)));
+    }
 }
 
-fn segment_field(s: Segment) -> Option<SegmentField> {
-    s.kind().map(|kind| SegmentField { kind, id: s.id() })
-}
-
-#[derive(Serialize)]
-struct AlertEvent<'a> {
-    event: &'static str,
-    ts: String,
-    flow_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sensor: Option<&'a str>,
-    transport: &'static str,
-    src_ip: String,
-    src_port: u16,
-    dst_ip: String,
-    dst_port: u16,
-    #[serde(skip_serializing_if = "<[u16]>::is_empty")]
-    vlan: &'a [u16],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    segment: Option<SegmentField>,
-    app: &'a str,
-    app_source: &'static str,
-    rule: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sni: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dns_name: Option<&'a str>,
-    verdict: &'static str,
-    suppressed: u64,
-}
-
-#[derive(Serialize)]
-struct SuppressedEvent<'a> {
-    event: &'static str,
-    ts: String,
-    since: String,
-    flow_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sensor: Option<&'a str>,
-    src_ip: String,
-    app: &'a str,
-    suppressed: u64,
-}
-
-/// TCP flags as letters, in a fixed order.
-fn flag_letters(flags: u8) -> String {
+/// TCP flags as letters, in a fixed order, into a small buffer.
+fn flag_letters(flags: u8, out: &mut [u8; 6]) -> &str {
     use crate::decode::tcp_flags::*;
-    [
-        (SYN, 'S'),
-        (ACK, 'A'),
-        (FIN, 'F'),
-        (RST, 'R'),
-        (PSH, 'P'),
-        (URG, 'U'),
-    ]
-    .iter()
-    .filter(|(bit, _)| flags & bit != 0)
-    .map(|&(_, c)| c)
-    .collect()
+    let mut n = 0;
+    for (bit, c) in [
+        (SYN, b'S'),
+        (ACK, b'A'),
+        (FIN, b'F'),
+        (RST, b'R'),
+        (PSH, b'P'),
+        (URG, b'U'),
+    ] {
+        if flags & bit != 0 {
+            out[n] = c;
+            n += 1;
+        }
+    }
+    // ASCII letters only.
+    std::str::from_utf8(&out[..n]).unwrap_or("")
 }
 
-fn tcp_flags_of(d: &DirStats, transport: Transport) -> Option<String> {
-    (transport == Transport::Tcp && d.packets > 0).then(|| flag_letters(d.flags))
+/// A `tcp_flags_to_*` field: TCP only, and only when a packet went that way.
+fn tcp_flags_field(o: &mut Obj<'_>, k: &str, d: &DirStats, transport: Transport) {
+    if transport == Transport::Tcp && d.packets > 0 {
+        let mut buf = [0u8; 6];
+        o.str(k, flag_letters(d.flags, &mut buf));
+    }
 }
 
 /// The `ech` field: what the hello's ECH or ESNI extension was taken for.
@@ -229,22 +147,27 @@ pub fn flow_id_text(sensor: Option<&str>, id: u64) -> String {
     }
 }
 
+/// Writes a flow id, escaped, as [`flow_id_text`] gives it.
+fn write_flow_id(buf: &mut Vec<u8>, sensor: Option<&str>, id: u64) {
+    if let Some(s) = sensor {
+        json::escape(buf, s);
+        buf.push(b'-');
+    }
+    hex16(buf, id);
+}
+
+/// 16 lower-case hex digits.
+fn hex16(buf: &mut Vec<u8>, v: u64) {
+    for i in (0..16).rev() {
+        buf.push(b"0123456789abcdef"[((v >> (4 * i)) & 0xf) as usize]);
+    }
+}
+
 /// Where serialized lines go.
 struct Lines<W: Write> {
     out: W,
     line: Vec<u8>,
     written: u64,
-}
-
-impl<W: Write> Lines<W> {
-    fn emit(&mut self, ev: &impl Serialize) -> io::Result<()> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, ev).map_err(io::Error::other)?;
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        self.written += 1;
-        Ok(())
-    }
 }
 
 /// How client addresses appear in events, for privacy-restricted deployments.
@@ -276,32 +199,40 @@ fn keyed(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
 
 impl ClientAddrs {
     /// A client address as events show it.
-    pub fn show(&self, ip: std::net::IpAddr) -> String {
-        use std::net::IpAddr;
+    pub fn show(&self, ip: IpAddr) -> String {
+        let mut buf = Vec::with_capacity(40);
+        self.write(&mut buf, ip);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Writes a client address as events show it (plain text: digits, dots, colons, hex).
+    pub fn write(&self, buf: &mut Vec<u8>, ip: IpAddr) {
         match self {
-            ClientAddrs::Keep => ip.to_string(),
-            ClientAddrs::Truncate { .. } => match ip {
-                IpAddr::V4(v) => {
-                    let o = v.octets();
-                    IpAddr::from([o[0], o[1], o[2], 0]).to_string()
-                }
-                IpAddr::V6(v) => {
-                    let s = v.segments();
-                    IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0]).to_string()
-                }
-            },
+            ClientAddrs::Keep => json::addr(buf, ip),
+            ClientAddrs::Truncate { .. } => json::addr(
+                buf,
+                match ip {
+                    IpAddr::V4(v) => {
+                        let o = v.octets();
+                        IpAddr::from([o[0], o[1], o[2], 0])
+                    }
+                    IpAddr::V6(v) => {
+                        let s = v.segments();
+                        IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0])
+                    }
+                },
+            ),
             ClientAddrs::Hash { key } => {
                 let octets = match ip {
                     IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
                     IpAddr::V6(v) => v.octets(),
                 };
                 let h = keyed(key, &octets);
-                let mut out = String::with_capacity(18);
-                out.push_str("h:");
-                for b in &h[..8] {
-                    out.push_str(&format!("{b:02x}"));
+                buf.extend_from_slice(b"h:");
+                for &b in &h[..8] {
+                    buf.push(b"0123456789abcdef"[usize::from(b >> 4)]);
+                    buf.push(b"0123456789abcdef"[usize::from(b & 0xf)]);
                 }
-                out
             }
         }
     }
@@ -346,8 +277,24 @@ impl<W: Write> EventWriter<W> {
         self
     }
 
-    fn id_text(&self, id: u64) -> String {
-        flow_id_text(self.sensor.as_deref(), self.clients.flow_id(id))
+    /// The fields every flow-bound event starts with: `flow_id`, `sensor`.
+    fn ids(&self, o: &mut Obj<'_>, id: u64) {
+        let (sensor, id) = (self.sensor.as_deref(), self.clients.flow_id(id));
+        o.text("flow_id", |b| write_flow_id(b, sensor, id));
+        o.opt_str("sensor", sensor);
+    }
+
+    /// The endpoint fields: `transport`, the client (as `clients` shows it) and the server,
+    /// `vlan`, `segment`.
+    fn endpoints(&self, o: &mut Obj<'_>, f: &FlowView) {
+        let (client, server) = (f.client, f.server);
+        o.str("transport", f.transport.as_str());
+        o.text("src_ip", |b| self.clients.write(b, client.0.ip()));
+        o.u64("src_port", u64::from(client.1));
+        o.ip("dst_ip", server.0.ip());
+        o.u64("dst_port", u64::from(server.1));
+        vlan_field(o, f.vlans.ids());
+        segment_field(o, f.segment);
     }
 
     /// Writes one `alert` event.
@@ -355,45 +302,49 @@ impl<W: Write> EventWriter<W> {
         let Some(app) = f.app.as_ref() else {
             return Ok(());
         };
-        let (client, server) = (f.client, f.server);
-        let id = self.id_text(f.id);
-        let ev = AlertEvent {
-            event: "alert",
-            ts: ts.to_string(),
-            flow_id: &id,
-            sensor: self.sensor.as_deref(),
-            transport: f.transport.as_str(),
-            src_ip: self.clients.show(client.0.ip()),
-            src_port: client.1,
-            dst_ip: server.0.ip().to_string(),
-            dst_port: server.1,
-            vlan: f.vlans.ids(),
-            segment: segment_field(f.segment),
-            app: &app.app,
-            app_source: app.source.as_str(),
-            rule: &app.rule,
-            sni: f.tls.as_ref().and_then(|t| t.sni()),
-            dns_name: f.dns_name.as_deref(),
-            verdict: app.verdict.as_str(),
-            suppressed: 0,
-        };
-        self.lines.emit(&ev)
+        let buf = std::mem::take(&mut self.lines.line);
+        self.line(buf, |w, o| {
+            o.str("event", "alert");
+            o.ts("ts", ts);
+            w.ids(o, f.id);
+            w.endpoints(o, f);
+            o.str("app", &app.app);
+            o.str("app_source", app.source.as_str());
+            o.str("rule", &app.rule);
+            o.opt_str("sni", f.tls.as_ref().and_then(|t| t.sni()));
+            o.opt_str("dns_name", f.dns_name.as_deref());
+            o.str("verdict", app.verdict.as_str());
+            o.u64("suppressed", 0);
+        })
+    }
+
+    /// Builds one line in `buf` (the writer's reused buffer, taken out so the fields can read
+    /// the writer) and writes it.
+    fn line(&mut self, mut buf: Vec<u8>, f: impl FnOnce(&Self, &mut Obj<'_>)) -> io::Result<()> {
+        buf.clear();
+        let mut o = Obj::begin(&mut buf);
+        f(self, &mut o);
+        o.end();
+        buf.push(b'\n');
+        let r = self.lines.out.write_all(&buf);
+        self.lines.line = buf;
+        r?;
+        self.lines.written += 1;
+        Ok(())
     }
 
     /// Writes one `alert_suppressed` event.
     pub fn suppressed(&mut self, s: &SuppressedAlerts) -> io::Result<()> {
-        let id = self.id_text(s.alert_flow_id);
-        let ev = SuppressedEvent {
-            event: "alert_suppressed",
-            ts: s.ts.to_string(),
-            since: s.since.to_string(),
-            flow_id: &id,
-            sensor: self.sensor.as_deref(),
-            src_ip: self.clients.show(s.client.ip()),
-            app: &s.app,
-            suppressed: s.suppressed,
-        };
-        self.lines.emit(&ev)
+        let buf = std::mem::take(&mut self.lines.line);
+        self.line(buf, |w, o| {
+            o.str("event", "alert_suppressed");
+            o.ts("ts", s.ts);
+            o.ts("since", s.since);
+            w.ids(o, s.alert_flow_id);
+            o.text("src_ip", |b| w.clients.write(b, s.client.ip()));
+            o.str("app", &s.app);
+            o.u64("suppressed", s.suppressed);
+        })
     }
 
     /// Writes one `flow_update` event.
@@ -418,54 +369,60 @@ impl<W: Write> EventWriter<W> {
         f: &FlowView,
         end_reason: Option<&'static str>,
     ) -> io::Result<()> {
-        let (client, server) = (f.client, f.server);
-        let id = self.id_text(f.id);
-        let tls = f.tls.as_ref();
-        let app = f.app.as_ref();
-        let ev = FlowEvent {
-            event,
-            ts: ts.map(|t| t.to_string()),
-            flow_id: &id,
-            sensor: self.sensor.as_deref(),
-            ts_start: f.first_ts.to_string(),
-            ts_end: f.last_ts.to_string(),
-            transport: f.transport.as_str(),
-            src_ip: self.clients.show(client.0.ip()),
-            src_port: client.1,
-            dst_ip: server.0.ip().to_string(),
-            dst_port: server.1,
-            vlan: f.vlans.ids(),
-            segment: segment_field(f.segment),
-            packets_to_server: f.to_server.packets,
-            packets_to_client: f.to_client.packets,
-            bytes_to_server: f.to_server.bytes,
-            bytes_to_client: f.to_client.bytes,
-            payload_bytes_to_server: f.to_server.payload,
-            payload_bytes_to_client: f.to_client.payload,
-            tcp_flags_to_server: tcp_flags_of(&f.to_server, f.transport),
-            tcp_flags_to_client: tcp_flags_of(&f.to_client, f.transport),
-            syn_seen: (f.transport == Transport::Tcp).then_some(f.syn_seen),
-            sni: tls.and_then(|t| t.sni()),
-            alpn: tls
-                .map(|t| t.alpn().collect::<Vec<_>>())
-                .filter(|a| !a.is_empty()),
-            tls_version: tls.map(|t| {
-                tls::version_name(t.version)
-                    .map_or_else(|| format!("{:#06x}", t.version), str::to_string)
-            }),
-            ech: tls.map(ech_kind),
-            sni_trusted: tls
-                .filter(|t| t.sni().is_some())
-                .map(|t| t.trusted_sni().is_some()),
-            dns_name: f.dns_name.as_deref(),
-            ja4: tls.map(|t| t.ja4()).filter(|j| !j.is_empty()),
-            app: app.map(|a| &*a.app),
-            app_source: app.map(|a| a.source.as_str()),
-            rule: app.map(|a| &*a.rule),
-            verdict: app.map(|a| a.verdict.as_str()),
-            end_reason,
-        };
-        self.lines.emit(&ev)
+        let buf = std::mem::take(&mut self.lines.line);
+        self.line(buf, |w, o| {
+            let tls = f.tls.as_ref();
+            let app = f.app.as_ref();
+            o.str("event", event);
+            if let Some(ts) = ts {
+                o.ts("ts", ts);
+            }
+            w.ids(o, f.id);
+            o.ts("ts_start", f.first_ts);
+            o.ts("ts_end", f.last_ts);
+            w.endpoints(o, f);
+            o.u64("packets_to_server", f.to_server.packets);
+            o.u64("packets_to_client", f.to_client.packets);
+            o.u64("bytes_to_server", f.to_server.bytes);
+            o.u64("bytes_to_client", f.to_client.bytes);
+            o.u64("payload_bytes_to_server", f.to_server.payload);
+            o.u64("payload_bytes_to_client", f.to_client.payload);
+            tcp_flags_field(o, "tcp_flags_to_server", &f.to_server, f.transport);
+            tcp_flags_field(o, "tcp_flags_to_client", &f.to_client, f.transport);
+            if f.transport == Transport::Tcp {
+                o.bool("syn_seen", f.syn_seen);
+            }
+            if let Some(t) = tls {
+                o.opt_str("sni", t.sni());
+                if t.alpn().next().is_some() {
+                    o.strs("alpn", t.alpn());
+                }
+                match tls::version_name(t.version) {
+                    Some(v) => o.str("tls_version", v),
+                    None => o.text("tls_version", |b| {
+                        b.extend_from_slice(b"0x");
+                        for i in (0..4).rev() {
+                            b.push(b"0123456789abcdef"[usize::from((t.version >> (4 * i)) & 0xf)]);
+                        }
+                    }),
+                }
+                o.str("ech", ech_kind(t));
+                if t.sni().is_some() {
+                    o.bool("sni_trusted", t.trusted_sni().is_some());
+                }
+            }
+            o.opt_str("dns_name", f.dns_name.as_deref());
+            if let Some(t) = tls.filter(|t| !t.ja4().is_empty()) {
+                o.str("ja4", t.ja4());
+            }
+            if let Some(a) = app {
+                o.str("app", &a.app);
+                o.str("app_source", a.source.as_str());
+                o.str("rule", &a.rule);
+                o.str("verdict", a.verdict.as_str());
+            }
+            o.opt_str("end_reason", end_reason);
+        })
     }
 
     /// Flushes the sink.
@@ -632,8 +589,33 @@ mod tests {
 
     #[test]
     fn segment_field_names_kind_and_id() {
-        let v = serde_json::to_value(segment_field(Segment::vxlan(5001))).unwrap();
-        assert_eq!(v, serde_json::json!({"kind": "vxlan", "id": 5001}));
-        assert!(segment_field(Segment::NONE).is_none());
+        let field = |s: Segment| {
+            let mut buf = Vec::new();
+            let mut o = Obj::begin(&mut buf);
+            segment_field(&mut o, s);
+            o.end();
+            serde_json::from_slice::<serde_json::Value>(&buf).unwrap()
+        };
+        assert_eq!(
+            field(Segment::vxlan(5001)),
+            serde_json::json!({"segment": {"kind": "vxlan", "id": 5001}})
+        );
+        assert_eq!(field(Segment::NONE), serde_json::json!({}));
+    }
+
+    /// Sensor names and flow ids: the id keeps its 16 digits, and a name that JSON must escape
+    /// comes out escaped inside the id as in the `sensor` field.
+    #[test]
+    fn flow_ids_with_odd_sensor_names_stay_one_valid_line() {
+        let rec = record(true);
+        let mut w = EventWriter::new(Vec::new(), Some("edge \"1\"\\x".into()));
+        w.flow(&rec).unwrap();
+        let text = String::from_utf8(w.lines.out).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["sensor"], "edge \"1\"\\x");
+        assert_eq!(
+            v["flow_id"],
+            flow_id_text(Some("edge \"1\"\\x"), rec.flow.id)
+        );
     }
 }

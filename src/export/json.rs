@@ -48,6 +48,14 @@ impl<'a> Obj<'a> {
         string(self.buf, v);
     }
 
+    /// A string field whose inside `f` writes, already escaped (e.g. with [`escape`]).
+    pub fn text(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        self.key(k);
+        self.buf.push(b'"');
+        f(self.buf);
+        self.buf.push(b'"');
+    }
+
     /// A string field when `v` is some.
     pub fn opt_str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {
@@ -150,6 +158,12 @@ impl<'a> Obj<'a> {
 /// Writes `v` as a JSON string.
 pub fn string(buf: &mut Vec<u8>, v: &str) {
     buf.push(b'"');
+    escape(buf, v);
+    buf.push(b'"');
+}
+
+/// Writes `v` escaped for the inside of a JSON string (no quotes).
+pub fn escape(buf: &mut Vec<u8>, v: &str) {
     let bytes = v.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -175,7 +189,6 @@ pub fn string(buf: &mut Vec<u8>, v: &str) {
         start = i + 1;
     }
     buf.extend_from_slice(&bytes[start..]);
-    buf.push(b'"');
 }
 
 /// Writes `v` in decimal.
