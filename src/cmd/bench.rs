@@ -162,7 +162,12 @@ fn children_cpu() -> Result<(Duration, Duration)> {
 }
 
 /// Runs this binary's `replay` on `file` with events written to a file, once.
-fn pass_whole(file: &PathBuf, workers: u16, events: &std::path::Path) -> Result<Whole> {
+fn pass_whole(
+    file: &PathBuf,
+    workers: u16,
+    max_flows: usize,
+    events: &std::path::Path,
+) -> Result<Whole> {
     let exe = std::env::current_exe().context("cannot find this program to run its replay")?;
     let (u0, s0) = children_cpu()?;
     let t = Instant::now();
@@ -171,6 +176,8 @@ fn pass_whole(file: &PathBuf, workers: u16, events: &std::path::Path) -> Result<
         .arg("--quiet")
         .arg("--workers")
         .arg(workers.to_string())
+        .arg("--max-flows")
+        .arg(max_flows.to_string())
         .arg("--events")
         .arg(events)
         .arg(file)
@@ -267,7 +274,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             std::env::temp_dir().join(format!("picket-bench-{}.jsonl", std::process::id()));
         let mut runs = Vec::with_capacity(a.repeat.max(1) as usize);
         for _ in 0..a.repeat.max(1) {
-            runs.push(pass_whole(&a.file, *w, &events));
+            runs.push(pass_whole(&a.file, *w, a.max_flows, &events));
         }
         let _ = std::fs::remove_file(&events);
         let mut runs = runs.into_iter().collect::<Result<Vec<_>>>()?;
