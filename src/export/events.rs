@@ -463,21 +463,23 @@ mod tests {
             to_client: DirStats::default(),
             syn_seen: true,
             tls: tls.then(|| {
-                TlsSummary::new(
+                Box::new(TlsSummary::new(
                     "t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb",
                     Some(b"g.whatsapp.net"),
                     &[b"h2"],
                     0x0304,
                     false,
                     false,
-                )
+                ))
             }),
-            app: tls.then(|| Classification {
-                app: Arc::from("whatsapp"),
-                source: AppSource::Sni,
-                rule: Arc::from("whatsapp.toml:12"),
-                verdict: Verdict::Flag,
-                alert: true,
+            app: tls.then(|| {
+                Box::new(Classification {
+                    app: Arc::from("whatsapp"),
+                    source: AppSource::Sni,
+                    rule: Arc::from("whatsapp.toml:12"),
+                    verdict: Verdict::Flag,
+                    alert: true,
+                })
             }),
             dns_name: None,
         };

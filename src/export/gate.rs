@@ -16,7 +16,7 @@
 use crate::capture::Timestamp;
 use crate::decode::Addr;
 use crate::export::record::{AppCount, FlowRecord, FlowView, Record};
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
@@ -69,35 +69,15 @@ pub struct SuppressedAlerts {
     pub suppressed: u64,
 }
 
+/// A held record's place in the release order: small, so the heap moves keys, not records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Pending {
     ts: Timestamp,
     rank: u8,
     id: u64,
     seq: u64,
-    event: Record,
-}
-
-impl Pending {
-    fn key(&self) -> (Timestamp, u8, u64, u64) {
-        (self.ts, self.rank, self.id, self.seq)
-    }
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        self.key() == o.key()
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.key().cmp(&o.key())
-    }
+    /// Where the record waits in [`Gate::held`].
+    slot: u32,
 }
 
 struct Window {
@@ -111,6 +91,9 @@ pub struct Gate {
     interval: u64,
     marks: Vec<Timestamp>,
     pending: BinaryHeap<Reverse<Pending>>,
+    /// The records waiting for release, by slot; freed slots are reused.
+    held: Vec<Option<Record>>,
+    free: Vec<u32>,
     windows: HashMap<(Addr, Arc<str>), Window>,
     seq: u64,
     next_sweep: Timestamp,
@@ -133,6 +116,8 @@ impl Gate {
             interval: interval_ns,
             marks: vec![Timestamp(0); workers.max(1)],
             pending: BinaryHeap::new(),
+            held: Vec::new(),
+            free: Vec::new(),
             windows: HashMap::new(),
             seq: 0,
             next_sweep: Timestamp(0),
@@ -145,7 +130,7 @@ impl Gate {
         &mut self,
         worker: usize,
         watermark: Timestamp,
-        events: Vec<Record>,
+        events: impl IntoIterator<Item = Record>,
         out: &mut impl FnMut(Released),
         counts: &mut impl FnMut(Vec<AppCount>),
     ) {
@@ -162,12 +147,22 @@ impl Gate {
                 }
             };
             self.seq += 1;
+            let slot = match self.free.pop() {
+                Some(s) => {
+                    self.held[s as usize] = Some(event);
+                    s
+                }
+                None => {
+                    self.held.push(Some(event));
+                    (self.held.len() - 1) as u32
+                }
+            };
             self.pending.push(Reverse(Pending {
                 ts,
                 rank,
                 id,
                 seq: self.seq,
-                event,
+                slot,
             }));
         }
         if let Some(m) = self.marks.get_mut(worker) {
@@ -205,8 +200,12 @@ impl Gate {
             let Some(Reverse(p)) = self.pending.pop() else {
                 break;
             };
+            let Some(event) = self.held.get_mut(p.slot as usize).and_then(Option::take) else {
+                continue;
+            };
+            self.free.push(p.slot);
             self.close_windows(p.ts, out);
-            match p.event {
+            match event {
                 Record::Alert { ts, at, flow } => self.alert(ts, at, flow, out),
                 Record::Update { ts, flow, .. } => out(Released::Update { ts, flow }),
                 Record::Flow(r) => out(Released::Flow(r)),

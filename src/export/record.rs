@@ -76,10 +76,10 @@ pub struct FlowView {
     pub to_client: DirStats,
     /// TCP: the client's SYN was seen.
     pub syn_seen: bool,
-    /// What the ClientHello said.
-    pub tls: Option<TlsSummary>,
-    /// The app, when the flow was classified.
-    pub app: Option<Classification>,
+    /// What the ClientHello said (boxed: records move often, hellos are the minority).
+    pub tls: Option<Box<TlsSummary>>,
+    /// The app, when the flow was classified (boxed, as `tls`).
+    pub app: Option<Box<Classification>>,
     /// With an app decided by a DNS answer: the name whose answer gave the server's address.
     pub dns_name: Option<Arc<str>>,
 }

@@ -176,7 +176,7 @@ impl Sink {
 
     /// Takes a worker's batch: records are released in time order and written; the files are
     /// flushed, so a live sensor's events reach them as they happen.
-    pub fn output(&mut self, o: RecordBatch) {
+    pub fn output(&mut self, o: &mut RecordBatch) {
         if self.reopen.load(Ordering::Relaxed) && self.reopen.swap(false, Ordering::Relaxed) {
             for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
                 out.reopen();
@@ -192,7 +192,7 @@ impl Sink {
         gate.push(
             usize::from(o.worker),
             o.watermark,
-            o.records,
+            o.records.drain(..),
             &mut |r| out.handle(r),
             &mut counts,
         );

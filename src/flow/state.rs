@@ -194,8 +194,8 @@ impl Flow {
             to_server: self.to_server,
             to_client: self.to_client,
             syn_seen: self.tcp.syn,
-            tls: self.tls.as_deref().cloned(),
-            app: self.app.as_deref().cloned(),
+            tls: self.tls.clone(),
+            app: self.app.clone(),
             dns_name: self.dns_name(),
         }
     }
@@ -216,8 +216,8 @@ impl Flow {
             to_server: self.to_server,
             to_client: self.to_client,
             syn_seen: self.tcp.syn,
-            tls: self.tls.map(|t| *t),
-            app: self.app.map(|a| *a),
+            tls: self.tls,
+            app: self.app,
             dns_name,
         }
     }

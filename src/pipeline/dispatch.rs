@@ -17,7 +17,7 @@ use super::Config;
 use crate::capture::{Chunk, Timestamp};
 use crate::decode::PacketMeta;
 use crate::export::metrics::Metrics;
-use crate::export::record::{RecordBatch, WorkerReport, WorkerStats};
+use crate::export::record::{Record, RecordBatch, WorkerReport, WorkerStats};
 use crate::flow::hints::HintUpdate;
 use crate::flow::key::worker_of;
 use crate::flow::{FlowConfig, FlowHasher, FlowKey, FlowTracker};
@@ -130,6 +130,7 @@ impl<'scope> Dispatch<'scope> {
         cfg: &Config,
         rules: Arc<CompiledRules>,
         records: Sender<RecordBatch>,
+        recycled: Vec<Receiver<Vec<Record>>>,
         metrics: Option<&'env Metrics>,
     ) -> Self {
         let n = cfg.workers.max(1);
@@ -140,7 +141,9 @@ impl<'scope> Dispatch<'scope> {
         let hint_capacity = cfg.hint_capacity;
         let mut workers = Vec::with_capacity(n);
         let mut joins = Vec::with_capacity(n);
+        let mut recycled = recycled.into_iter();
         for w in 0..n {
+            let back = recycled.next().unwrap_or_else(|| bounded(1).1);
             let (tx, rx) = bounded::<Msg>(QUEUE_BATCHES);
             let (free_tx, free_rx) = bounded::<Batch>(QUEUE_BATCHES + 2);
             let rules = Arc::clone(&rules);
@@ -150,7 +153,7 @@ impl<'scope> Dispatch<'scope> {
                 .spawn_scoped(scope, move || {
                     let tracker =
                         FlowTracker::new(per_worker, rules).with_hint_capacity(hint_capacity);
-                    worker::run(w as u16, rx, free_tx, records, tracker, metrics)
+                    worker::run(w as u16, rx, free_tx, records, back, tracker, metrics)
                 })
                 .unwrap_or_else(|e| panic!("cannot start worker thread: {e}"));
             joins.push(join);

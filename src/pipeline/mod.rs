@@ -23,7 +23,7 @@ pub use reader::{PumpEnd, Reader};
 
 use crate::capture::file::FileSource;
 use crate::export::metrics::Metrics;
-use crate::export::record::{ReadStats, RecordBatch, RunReport};
+use crate::export::record::{ReadStats, Record, RecordBatch, RunReport};
 use crate::flow::FlowConfig;
 use crate::rules::CompiledRules;
 use crossbeam_channel::bounded;
@@ -105,7 +105,9 @@ pub struct Hooks<'a> {
 const RECORD_BATCHES: usize = 64;
 
 /// Runs the pipeline: `feed` pumps sources into the reader; `consume` sees every worker's
-/// records and progress, on one consumer thread. Ends every flow when `feed` returns.
+/// records and progress, on one consumer thread (it takes the records out of the batch; the
+/// emptied vector goes back to its worker to be filled again). Ends every flow when `feed`
+/// returns.
 pub fn run<F, D>(
     cfg: &Config,
     rules: Arc<CompiledRules>,
@@ -114,18 +116,34 @@ pub fn run<F, D>(
     feed: D,
 ) -> RunReport
 where
-    F: FnMut(RecordBatch) + Send,
+    F: FnMut(&mut RecordBatch) + Send,
     D: FnOnce(&mut Reader<'_, '_>) -> bool,
 {
     let started = Instant::now();
     let (read, workers, stopped, reader_cpu) = thread::scope(|scope| {
         let (tx, rx) = bounded::<RecordBatch>(RECORD_BATCHES);
+        let (recycle_tx, recycle_rx): (Vec<_>, Vec<_>) = (0..cfg.workers.max(1))
+            .map(|_| bounded::<Vec<Record>>(RECORD_BATCHES))
+            .unzip();
         let consumer = scope.spawn(move || {
-            for batch in rx {
-                consume(batch);
+            for mut batch in rx {
+                consume(&mut batch);
+                let mut v = batch.records;
+                v.clear();
+                if let Some(back) = recycle_tx.get(usize::from(batch.worker)) {
+                    // A full queue or a gone worker: the vector is simply dropped.
+                    let _ = back.try_send(v);
+                }
             }
         });
-        let mut dispatch = Dispatch::start(scope, cfg, Arc::clone(&rules), tx, hooks.metrics);
+        let mut dispatch = Dispatch::start(
+            scope,
+            cfg,
+            Arc::clone(&rules),
+            tx,
+            recycle_rx,
+            hooks.metrics,
+        );
         dispatch.set_low_latency(cfg.low_latency);
         let mut reader = Reader::new(dispatch, hooks, rules);
         let cpu_before = crate::capture::thread_cpu();
@@ -159,7 +177,7 @@ pub fn replay<F>(
     consume: F,
 ) -> RunReport
 where
-    F: FnMut(RecordBatch) + Send,
+    F: FnMut(&mut RecordBatch) + Send,
 {
     run(cfg, rules, hooks, consume, |reader| {
         for path in paths {

@@ -34,10 +34,14 @@ pub(super) fn run(
     rx: Receiver<Msg>,
     free: Sender<Batch>,
     records: Sender<RecordBatch>,
+    recycled: Receiver<Vec<Record>>,
     mut tracker: FlowTracker,
     metrics: Option<&Metrics>,
 ) -> (WorkerStats, std::time::Duration) {
     let mut out: Vec<Record> = Vec::new();
+    // An emptied vector back from the consumer, so filling the next batch's records does not
+    // allocate and grow a new one.
+    let fresh = || recycled.try_recv().unwrap_or_default();
     let mut sent_mark = Timestamp(0);
     let mut quiet_batches = 0u32;
     let send = |records_: Vec<Record>, watermark: Timestamp| {
@@ -74,7 +78,7 @@ pub(super) fn run(
             }
             Msg::Finish(now) => {
                 if !out.is_empty() {
-                    send(std::mem::take(&mut out), sent_mark);
+                    send(std::mem::replace(&mut out, fresh()), sent_mark);
                 }
                 tracker.finish(now, BATCH_PACKETS, |v| send(v, sent_mark));
                 publish(metrics, worker, &tracker);
@@ -88,7 +92,7 @@ pub(super) fn run(
         if !out.is_empty() || tick || quiet_batches >= WATERMARK_EVERY_BATCHES {
             quiet_batches = 0;
             sent_mark = mark.max(sent_mark);
-            send(std::mem::take(&mut out), sent_mark);
+            send(std::mem::replace(&mut out, fresh()), sent_mark);
         }
     }
     (tracker.stats, crate::capture::thread_cpu())

@@ -335,12 +335,14 @@ mod tests {
         );
         flow.to_server.bytes = bytes;
         flow.to_server.packets = 1;
-        flow.app = app.map(|(a, v)| Classification {
-            app: Arc::from(a),
-            source: AppSource::Sni,
-            rule: Arc::from("x.toml:1"),
-            verdict: v,
-            alert: v == Verdict::Flag,
+        flow.app = app.map(|(a, v)| {
+            Box::new(Classification {
+                app: Arc::from(a),
+                source: AppSource::Sni,
+                rule: Arc::from("x.toml:1"),
+                verdict: v,
+                alert: v == Verdict::Flag,
+            })
         });
         FlowRecord {
             flow,
