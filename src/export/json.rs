@@ -20,6 +20,40 @@ pub struct Obj<'a> {
 /// Lower-case hex digits.
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Two decimal digits for each value below 100.
+const DIGITS2: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Bytes that a JSON string cannot hold as they are: control bytes, `"` and `\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Appends a short slice byte by byte (a loop the compiler keeps inline, where a call to
+/// `memcpy` for a handful of bytes would cost more than the copy), a long one with one copy.
+#[inline]
+fn put(buf: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.len() <= 16 {
+        for &b in bytes {
+            buf.push(b);
+        }
+    } else {
+        buf.extend_from_slice(bytes);
+    }
+}
+
 impl<'a> Obj<'a> {
     /// Starts an object at the end of `buf`.
     pub fn begin(buf: &'a mut Vec<u8>) -> Self {
@@ -32,14 +66,16 @@ impl<'a> Obj<'a> {
         self.buf.push(b'}');
     }
 
+    #[inline]
     fn key(&mut self, k: &str) {
         if !self.first {
             self.buf.push(b',');
         }
         self.first = false;
         self.buf.push(b'"');
-        self.buf.extend_from_slice(k.as_bytes());
-        self.buf.extend_from_slice(b"\":");
+        put(self.buf, k.as_bytes());
+        self.buf.push(b'"');
+        self.buf.push(b':');
     }
 
     /// A string field.
@@ -165,8 +201,14 @@ pub fn string(buf: &mut Vec<u8>, v: &str) {
 /// Writes `v` escaped for the inside of a JSON string (no quotes).
 pub fn escape(buf: &mut Vec<u8>, v: &str) {
     let bytes = v.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    // The common case: nothing to escape, one copy.
+    let Some(first) = bytes.iter().position(|&b| NEEDS_ESCAPE[usize::from(b)]) else {
+        put(buf, bytes);
+        return;
+    };
+    buf.extend_from_slice(&bytes[..first]);
+    let mut start = first;
+    for (i, &b) in bytes.iter().enumerate().skip(first) {
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -193,17 +235,37 @@ pub fn escape(buf: &mut Vec<u8>, v: &str) {
 
 /// Writes `v` in decimal.
 pub fn uint(buf: &mut Vec<u8>, mut v: u64) {
+    if v < 10 {
+        buf.push(b'0' + v as u8);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+    while v >= 100 {
+        let d = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        digits[i] = DIGITS2[d];
+        digits[i + 1] = DIGITS2[d + 1];
     }
-    buf.extend_from_slice(&digits[i..]);
+    if v >= 10 {
+        let d = v as usize * 2;
+        i -= 2;
+        digits[i] = DIGITS2[d];
+        digits[i + 1] = DIGITS2[d + 1];
+    } else {
+        i -= 1;
+        digits[i] = b'0' + v as u8;
+    }
+    put(buf, &digits[i..]);
+}
+
+/// Writes `v` (below 100) as two digits.
+#[inline]
+fn two(buf: &mut Vec<u8>, v: u64) {
+    let d = (v % 100) as usize * 2;
+    buf.push(DIGITS2[d]);
+    buf.push(DIGITS2[d + 1]);
 }
 
 /// Writes `v` in decimal with exactly `width` digits (leading zeros; `v` below 10^width).
@@ -222,19 +284,24 @@ pub fn timestamp(buf: &mut Vec<u8>, t: Timestamp) {
     let secs = t.0 / 1_000_000_000;
     let (y, m, d) = crate::capture::civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    fixed(buf, y.max(0) as u64, 4);
+    let y = y.max(0) as u64;
+    two(buf, y / 100);
+    two(buf, y);
     buf.push(b'-');
-    fixed(buf, u64::from(m), 2);
+    two(buf, u64::from(m));
     buf.push(b'-');
-    fixed(buf, u64::from(d), 2);
+    two(buf, u64::from(d));
     buf.push(b'T');
-    fixed(buf, rem / 3600, 2);
+    two(buf, rem / 3600);
     buf.push(b':');
-    fixed(buf, (rem / 60) % 60, 2);
+    two(buf, (rem / 60) % 60);
     buf.push(b':');
-    fixed(buf, rem % 60, 2);
+    two(buf, rem % 60);
     buf.push(b'.');
-    fixed(buf, (t.0 % 1_000_000_000) / 1_000, 6);
+    let us = (t.0 % 1_000_000_000) / 1_000;
+    two(buf, us / 10_000);
+    two(buf, us / 100);
+    two(buf, us);
     buf.push(b'Z');
 }
 
