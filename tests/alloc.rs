@@ -135,12 +135,7 @@ fn bulk_with_dns(path: &Path, ppf: usize) {
     }
     packets.sort_by_key(|p| p.ts_ns);
     let f = std::fs::File::create(path).expect("create");
-    synth::write_pcap(
-        std::io::BufWriter::new(f),
-        PcapFormat::default(),
-        packets.into_iter(),
-    )
-    .expect("write");
+    synth::write_pcap(std::io::BufWriter::new(f), PcapFormat::default(), packets).expect("write");
 }
 
 /// Replays `path` with every event written to a file through the consumer a user's replay uses;
@@ -214,7 +209,7 @@ fn writing_an_event_allocates_nothing_once_warm() {
     synth::write_pcap(
         std::io::BufWriter::new(f),
         PcapFormat::default(),
-        synth::demo().into_iter(),
+        synth::demo(),
     )
     .expect("write");
     let rules = Arc::new(picket::rules::defaults().expect("embedded rules"));
