@@ -7,7 +7,7 @@ use picket::export::events::EventWriter;
 use picket::export::record::{FlowRecord, Record};
 use picket::pipeline;
 use picket_synth::{self as synth, PcapFormat};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::sync::Arc;
 
 /// Every ended flow of the demo capture, as the workers hand them to export.
@@ -15,12 +15,7 @@ fn demo_records() -> Vec<FlowRecord> {
     let dir = tempfile::tempdir().expect("temp dir");
     let cap = dir.path().join("demo.pcap");
     let f = std::fs::File::create(&cap).expect("create");
-    synth::write_pcap(
-        BufWriter::new(f),
-        PcapFormat::default(),
-        synth::demo().into_iter(),
-    )
-    .expect("write demo");
+    synth::write_pcap(BufWriter::new(f), PcapFormat::default(), synth::demo()).expect("write demo");
     let rules = Arc::new(picket::rules::defaults().expect("embedded rules"));
     let mut out = Vec::new();
     pipeline::replay(
