@@ -15,7 +15,7 @@
 
 use crate::capture::Timestamp;
 use crate::decode::Addr;
-use crate::export::record::{AppCount, FlowRecord, FlowView, Record};
+use crate::export::record::{AppCount, FlowRecord, FlowView, Mark, Record};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -72,9 +72,7 @@ pub struct SuppressedAlerts {
 /// A held record's place in the release order: small, so the heap moves keys, not records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Pending {
-    ts: Timestamp,
-    rank: u8,
-    id: u64,
+    mark: Mark,
     seq: u64,
     /// Where the record waits in [`Gate::held`].
     slot: u32,
@@ -89,7 +87,7 @@ struct Window {
 /// Orders events by packet time and suppresses repeated alerts.
 pub struct Gate {
     interval: u64,
-    marks: Vec<Timestamp>,
+    marks: Vec<Mark>,
     pending: BinaryHeap<Reverse<Pending>>,
     /// The records waiting for release, by slot; freed slots are reused.
     held: Vec<Option<Record>>,
@@ -114,7 +112,7 @@ impl Gate {
     pub fn new(workers: usize, interval_ns: u64) -> Self {
         Gate {
             interval: interval_ns,
-            marks: vec![Timestamp(0); workers.max(1)],
+            marks: vec![Mark::default(); workers.max(1)],
             pending: BinaryHeap::new(),
             held: Vec::new(),
             free: Vec::new(),
@@ -129,22 +127,17 @@ impl Gate {
     pub fn push(
         &mut self,
         worker: usize,
-        watermark: Timestamp,
+        watermark: Mark,
         events: impl IntoIterator<Item = Record>,
         out: &mut impl FnMut(Released),
         counts: &mut impl FnMut(Vec<AppCount>),
     ) {
         for event in events {
-            let (ts, rank, id) = match &event {
-                Record::Alert { at, flow, .. } => (*at, 0, flow.id),
-                Record::Update { at, flow, .. } => (*at, 1, flow.id),
-                Record::Flow(r) => (r.at, 2, r.flow.id),
-                Record::Counts(_) => {
-                    if let Record::Counts(c) = event {
-                        counts(c);
-                    }
-                    continue;
+            let Some(mark) = event.mark() else {
+                if let Record::Counts(c) = event {
+                    counts(c);
                 }
+                continue;
             };
             self.seq += 1;
             let slot = match self.free.pop() {
@@ -158,9 +151,7 @@ impl Gate {
                 }
             };
             self.pending.push(Reverse(Pending {
-                ts,
-                rank,
-                id,
+                mark,
                 seq: self.seq,
                 slot,
             }));
@@ -192,9 +183,9 @@ impl Gate {
     }
 
     /// Releases events strictly before `upto` (everything when None).
-    fn release(&mut self, upto: Option<Timestamp>, out: &mut impl FnMut(Released)) {
+    fn release(&mut self, upto: Option<Mark>, out: &mut impl FnMut(Released)) {
         while let Some(Reverse(p)) = self.pending.peek() {
-            if upto.is_some_and(|u| p.ts >= u) {
+            if upto.is_some_and(|u| p.mark >= u) {
                 break;
             }
             let Some(Reverse(p)) = self.pending.pop() else {
@@ -204,7 +195,7 @@ impl Gate {
                 continue;
             };
             self.free.push(p.slot);
-            self.close_windows(p.ts, out);
+            self.close_windows(p.mark.at, out);
             match event {
                 Record::Alert { ts, at, flow } => self.alert(ts, at, flow, out),
                 Record::Update { ts, flow, .. } => out(Released::Update { ts, flow }),
@@ -213,7 +204,7 @@ impl Gate {
             }
         }
         if let Some(u) = upto {
-            self.close_windows(u, out);
+            self.close_windows(u.at, out);
         }
     }
 

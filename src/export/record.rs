@@ -168,14 +168,68 @@ pub enum Record {
     Counts(Vec<AppCount>),
 }
 
-/// One worker's records since its previous batch, and its progress: every packet of this worker
-/// with a time before `watermark` has been processed.
+/// Where a record stands in the release order: the sensor's time it happened, then alerts
+/// before updates before ended flows, then flow id. The same at any worker count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mark {
+    /// The sensor's time.
+    pub at: Timestamp,
+    /// [`Record::rank`]: 0 alert, 1 update, 2 flow.
+    pub rank: u8,
+    /// The flow's id.
+    pub id: u64,
+}
+
+impl Mark {
+    /// The first place at time `at`: a worker that sends it has sent every record of an earlier
+    /// time.
+    pub fn before(at: Timestamp) -> Mark {
+        Mark { at, rank: 0, id: 0 }
+    }
+
+    /// The place just after `self`: a worker that sends it has sent every record up to `self`.
+    pub fn next(self) -> Mark {
+        match self.id.checked_add(1) {
+            Some(id) => Mark { id, ..self },
+            None => Mark {
+                rank: self.rank.saturating_add(1),
+                id: 0,
+                ..self
+            },
+        }
+    }
+
+    /// After everything: a worker that is done.
+    pub const END: Mark = Mark {
+        at: Timestamp(u64::MAX),
+        rank: u8::MAX,
+        id: u64::MAX,
+    };
+}
+
+impl Record {
+    /// The record's place in the release order (none for per-app counts, which are not events
+    /// in time).
+    pub fn mark(&self) -> Option<Mark> {
+        let (at, rank, id) = match self {
+            Record::Alert { at, flow, .. } => (*at, 0, flow.id),
+            Record::Update { at, flow, .. } => (*at, 1, flow.id),
+            Record::Flow(r) => (r.at, 2, r.flow.id),
+            Record::Counts(_) => return None,
+        };
+        Some(Mark { at, rank, id })
+    }
+}
+
+/// One worker's records since its previous batch, and its progress: every record of this worker
+/// whose [`Mark`] sorts before `watermark` has been sent (in normal running, every packet of this
+/// worker with a time before `watermark.at` has been processed).
 #[derive(Debug)]
 pub struct RecordBatch {
     /// The worker's index.
     pub worker: u16,
-    /// Progress in packet time.
-    pub watermark: Timestamp,
+    /// Progress in the release order.
+    pub watermark: Mark,
     /// Records, in the order they happened.
     pub records: Vec<Record>,
 }

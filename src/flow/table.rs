@@ -96,6 +96,14 @@ impl FlowTable {
             .copied()
     }
 
+    /// Every flow held, with its slot, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Flow)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i as u32, f.as_ref()?)))
+    }
+
     /// The flow in a slot.
     pub fn get(&self, i: u32) -> Option<&Flow> {
         self.slots.get(i as usize).and_then(Option::as_ref)

@@ -82,7 +82,7 @@ fn run_events(t: &mut FlowTracker, h: &FlowHasher, pkts: &[Pkt]) -> Vec<Event> {
         t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
     }
     let end = pkts.iter().map(|p| p.m.ts).max().unwrap_or_default();
-    t.finish(end, 3, |v| out.extend(v));
+    t.finish(end, 3, |v, _| out.extend(v));
     out
 }
 
@@ -167,11 +167,11 @@ fn finish_ends_flows_past_their_timeout_as_idle() {
     let p = pkt(0, true, PA, 1, 1, b"x");
     let hash = FlowKey::of(&p.m).0.hash_with(&h);
     t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
-    t.finish(Timestamp(301 * SEC), 8, |v| out.extend(v));
+    t.finish(Timestamp(301 * SEC), 8, |v, _| out.extend(v));
     assert_eq!(ended_at(&out, 0).reason, EndReason::Idle);
     let p = pkt(0, true, PA, 1, 1, b"x");
     t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
-    t.finish(Timestamp(299 * SEC), 8, |v| out.extend(v));
+    t.finish(Timestamp(299 * SEC), 8, |v, _| out.extend(v));
     assert_eq!(ended_at(&out, 1).reason, EndReason::Eof);
 }
 
@@ -429,7 +429,7 @@ fn packet_reply_size_decides_unless_rules_were_reloaded() {
             t.set_rules(Arc::new(crate::rules::defaults().unwrap()));
         }
         feed(t, pkt(3, false, PA, 5001, 1049, &[0xa5; 80]));
-        t.finish(Timestamp(10_000_000_000), 64, |v| ev.extend(v));
+        t.finish(Timestamp(10_000_000_000), 64, |v, _| ev.extend(v));
         ended(ev)
     };
     let (mut t, h) = tracker(16);
@@ -457,7 +457,7 @@ fn packet_reply_size_needs_the_start_of_both_directions() {
         ev
     };
     let finish = |t: &mut FlowTracker, mut ev: Vec<Event>| {
-        t.finish(Timestamp(10_000_000_000), 64, |v| ev.extend(v));
+        t.finish(Timestamp(10_000_000_000), 64, |v, _| ev.extend(v));
         ended(ev)
     };
     // Mid-flow: no SYN, 48 bytes out, 80 back.
@@ -520,4 +520,46 @@ fn packet_reply_size_needs_the_start_of_both_directions() {
         r[0].flow.app.as_ref().map(|c| c.source),
         Some(AppSource::Ip)
     );
+}
+
+#[test]
+fn finish_emits_in_release_order_with_marks_that_cover_each_batch() {
+    use crate::export::record::Mark;
+    let (mut t, h) = tracker(1000);
+    let mut out = Vec::new();
+    // Flows of several ages, so some end as idle at their own times and the rest at the end.
+    for k in 0..60u32 {
+        let ts = u64::from(k % 7) * 10_000 + u64::from(k);
+        let mut p = pkt(ts, true, SYN, 1000 + k, 0, b"");
+        p.m.sport = 40_000 + k as u16;
+        let hash = FlowKey::of(&p.m).0.hash_with(&h);
+        t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
+    }
+    out.clear();
+    let mut batches = Vec::new();
+    // At 330 s the flows last seen before 30 s are past their 300 s timeout: two end times.
+    t.finish(Timestamp(330 * SEC), 4, |v, m| batches.push((v, m)));
+    assert_eq!(t.active(), 0);
+    let (mut last, mut flows) = (Mark::default(), 0);
+    for (records, mark) in &batches {
+        assert!(
+            records.len() <= 5,
+            "a batch is at most its size plus the counts"
+        );
+        for r in records {
+            let Some(m) = r.mark() else { continue };
+            assert!(m >= last, "{m:?} after {last:?}");
+            assert!(m < *mark, "{m:?} not covered by its batch's mark {mark:?}");
+            last = m;
+            flows += usize::from(matches!(r, Event::Flow(_)));
+        }
+    }
+    assert_eq!(flows, 60);
+    let ends: std::collections::BTreeSet<_> = batches
+        .iter()
+        .flat_map(|b| &b.0)
+        .filter_map(|r| r.mark().map(|m| m.at))
+        .collect();
+    assert!(ends.len() > 2, "flows ended at several times: {ends:?}");
+    assert_eq!(batches.last().map(|b| b.1), Some(Mark::END));
 }

@@ -10,7 +10,7 @@ use super::{FlowConfig, Out};
 use crate::capture::Timestamp;
 use crate::classify;
 use crate::decode::{tcp_flags, PacketMeta, Transport};
-use crate::export::record::{Anomaly, AppCount, EndReason, FlowRecord, Record, WorkerStats};
+use crate::export::record::{Anomaly, AppCount, EndReason, FlowRecord, Mark, Record, WorkerStats};
 use crate::proto::tls::{ClientHello, MAX_SNI};
 use crate::rules::CompiledRules;
 use std::sync::Arc;
@@ -273,37 +273,62 @@ impl FlowTracker {
         }
     }
 
-    /// Ends every flow (end of input or shutdown), oldest first, handing them to `emit` in
-    /// batches of at most `batch`, so ending a full table never holds a copy of it.
+    /// Ends every flow (end of input or shutdown), handing the records to `emit` in batches of
+    /// at most `batch`, in release order (the time each flow ends, alerts before flows, then
+    /// flow id), each batch with the [`Mark`] it reached: the consumer can write them as they
+    /// come, and ending a full table holds neither a copy of it nor its records.
     ///
     /// `now` is the whole sensor's final time: a flow already past its timeout then ends as idle
     /// whether or not a sweep of this worker came to it first, so the records do not depend on
     /// how flows were spread over workers.
-    pub fn finish(&mut self, now: Timestamp, batch: usize, mut emit: impl FnMut(Out)) {
-        let mut out = Vec::with_capacity(batch.min(self.table.len()));
-        while let Some(mut flow) = self.table.pop_oldest() {
-            let quiet_at = flow.last_ts.plus_nanos(self.cfg.timeout(flow.class()));
-            let (reason, at) = if quiet_at < now {
-                (flow.quiet_end(), quiet_at)
-            } else if flow.closing() {
-                (flow.quiet_end(), now)
-            } else {
-                (EndReason::Eof, now)
-            };
-            self.close(&mut flow, at, &mut out);
-            out.push(Record::Flow(FlowRecord {
-                flow: flow.into_view(),
-                reason,
-                at,
-            }));
-            if out.len() >= batch {
-                emit(std::mem::replace(&mut out, Vec::with_capacity(batch)));
+    pub fn finish(&mut self, now: Timestamp, batch: usize, mut emit: impl FnMut(Out, Mark)) {
+        let batch = batch.max(1);
+        let mut order: Vec<(Timestamp, u64, u32, EndReason)> = self
+            .table
+            .iter()
+            .map(|(i, flow)| {
+                let quiet_at = flow.last_ts.plus_nanos(self.cfg.timeout(flow.class()));
+                let (reason, at) = if quiet_at < now {
+                    (flow.quiet_end(), quiet_at)
+                } else if flow.closing() {
+                    (flow.quiet_end(), now)
+                } else {
+                    (EndReason::Eof, now)
+                };
+                (at, flow.id, i, reason)
+            })
+            .collect();
+        order.sort_unstable_by_key(|&(at, id, i, _)| (at, id, i));
+        let mut out = Vec::with_capacity(batch.min(order.len() * 2 + 1));
+        let mut k = 0;
+        while k < order.len() {
+            let at = order[k].0;
+            let end = k + order[k..].iter().take_while(|o| o.0 == at).count();
+            // The alerts of flows decided at their end come before every flow ending then.
+            for &(_, id, i, _) in &order[k..end] {
+                self.close(i, at, &mut out);
+                if out.len() >= batch {
+                    let mark = Mark { at, rank: 0, id }.next();
+                    emit(std::mem::replace(&mut out, Vec::with_capacity(batch)), mark);
+                }
             }
+            for &(_, id, i, reason) in &order[k..end] {
+                if let Some(flow) = self.table.remove(i) {
+                    out.push(Record::Flow(FlowRecord {
+                        flow: flow.into_view(),
+                        reason,
+                        at,
+                    }));
+                }
+                if out.len() >= batch {
+                    let mark = Mark { at, rank: 2, id }.next();
+                    emit(std::mem::replace(&mut out, Vec::with_capacity(batch)), mark);
+                }
+            }
+            k = end;
         }
         self.report_counts(&mut out);
-        if !out.is_empty() {
-            emit(out);
-        }
+        emit(out, Mark::END);
     }
 
     /// Emits the per-app counts gathered since the last report.
@@ -326,8 +351,8 @@ impl FlowTracker {
     }
 
     pub(super) fn end(&mut self, i: u32, reason: EndReason, at: Timestamp, out: &mut Out) {
-        if let Some(mut flow) = self.table.remove(i) {
-            self.close(&mut flow, at, out);
+        self.close(i, at, out);
+        if let Some(flow) = self.table.remove(i) {
             out.push(Record::Flow(FlowRecord {
                 flow: flow.into_view(),
                 reason,
@@ -336,9 +361,13 @@ impl FlowTracker {
         }
     }
 
-    /// What an ending flow still owes: its handshake buffer freed (a ClientHello that started and
-    /// never completed counted), and the decision made with what it gathered, if none was.
-    fn close(&mut self, flow: &mut Flow, at: Timestamp, out: &mut Out) {
+    /// What the flow at slot `i`, ending at `at`, still owes: its handshake buffer freed (a
+    /// ClientHello that started and never completed counted), and the decision made with what
+    /// it gathered, if none was.
+    fn close(&mut self, i: u32, at: Timestamp, out: &mut Out) {
+        let Some(flow) = self.table.get_mut(i) else {
+            return;
+        };
         if let Some(Hello::Tcp(p)) = flow.hello.as_deref() {
             if p.hello_started() {
                 self.stats.anomaly(Anomaly::HelloIncomplete, 1);

@@ -167,7 +167,7 @@ impl Pipeline {
     /// Ends every flow and writes what is left.
     fn finish(mut self) {
         let mut rest = Vec::new();
-        self.tracker.finish(self.last, 4, |v| rest.extend(v));
+        self.tracker.finish(self.last, 4, |v, _| rest.extend(v));
         self.write(rest);
         assert_eq!(self.tracker.active(), 0);
     }

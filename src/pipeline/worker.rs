@@ -5,7 +5,7 @@
 use super::dispatch::{Batch, BATCH_PACKETS};
 use crate::capture::Timestamp;
 use crate::export::metrics::Metrics;
-use crate::export::record::{Record, RecordBatch, WorkerStats};
+use crate::export::record::{Mark, Record, RecordBatch, WorkerStats};
 use crate::flow::FlowTracker;
 use crate::rules::CompiledRules;
 use crossbeam_channel::{Receiver, Sender};
@@ -42,9 +42,9 @@ pub(super) fn run(
     // An emptied vector back from the consumer, so filling the next batch's records does not
     // allocate and grow a new one.
     let fresh = || recycled.try_recv().unwrap_or_default();
-    let mut sent_mark = Timestamp(0);
+    let mut sent_mark = Mark::default();
     let mut quiet_batches = 0u32;
-    let send = |records_: Vec<Record>, watermark: Timestamp| {
+    let send = |records_: Vec<Record>, watermark: Mark| {
         let _ = records.send(RecordBatch {
             worker,
             watermark,
@@ -80,7 +80,9 @@ pub(super) fn run(
                 if !out.is_empty() {
                     send(std::mem::replace(&mut out, fresh()), sent_mark);
                 }
-                tracker.finish(now, BATCH_PACKETS, |v| send(v, sent_mark));
+                // The last records come in release order, each batch with the place it reached,
+                // so the consumer writes them as they come instead of holding them all.
+                tracker.finish(now, BATCH_PACKETS, |v, mark| send(v, mark.max(sent_mark)));
                 publish(metrics, worker, &tracker);
                 break;
             }
@@ -91,7 +93,7 @@ pub(super) fn run(
         quiet_batches += 1;
         if !out.is_empty() || tick || quiet_batches >= WATERMARK_EVERY_BATCHES {
             quiet_batches = 0;
-            sent_mark = mark.max(sent_mark);
+            sent_mark = Mark::before(mark).max(sent_mark);
             send(std::mem::replace(&mut out, fresh()), sent_mark);
         }
     }
