@@ -174,7 +174,7 @@ pub enum Record {
 pub struct Mark {
     /// The sensor's time.
     pub at: Timestamp,
-    /// [`Record::rank`]: 0 alert, 1 update, 2 flow.
+    /// The kind of record: 0 alert, 1 update, 2 flow.
     pub rank: u8,
     /// The flow's id.
     pub id: u64,
