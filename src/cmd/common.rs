@@ -84,6 +84,10 @@ pub struct CommonArgs {
     /// hash; flow ids are keyed too in the last two, so they cannot be reversed.
     #[arg(long, value_enum, value_name = "MODE", default_value = "keep")]
     pub client_addresses: ClientAddrMode,
+    /// The seed of events' `community_id` (Community ID v1): the one the tools whose records are
+    /// joined with these use.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
     /// Key for `--client-addresses hash`: a file of at least 32 bytes (the same key gives the
     /// same hashes across runs and sensors) [default: a random key for this run].
     #[arg(long, value_name = "FILE")]
@@ -149,6 +153,7 @@ impl CommonArgs {
             workers,
             alert_interval_ns: self.alert_interval.saturating_mul(SEC),
             clients: self.client_addrs()?,
+            community_id_seed: self.community_id_seed,
         })
     }
 

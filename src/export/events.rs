@@ -15,7 +15,7 @@
 //! | `event` | `"alert"` | event type |
 //! | `ts` | string | time of the packet that decided |
 //! | `flow_id`, `sensor` | string | as in `flow` |
-//! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment` | | as in `flow` |
+//! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment`, `community_id` | | as in `flow` |
 //! | `app`, `app_source`, `rule`, `verdict`, `sni`, `dns_name` | | as in `flow` |
 //! | `suppressed` | int | always 0: later alerts of the same client and app within the interval are reported by `alert_suppressed` |
 //!
@@ -50,6 +50,7 @@
 //! | `transport` | `"tcp"` / `"udp"` | |
 //! | `src_ip`, `src_port` | string, int | the client: the side that sent the SYN; lacking one, the side with the port ≥ 1024 when the other is below 1024; else the first sender |
 //! | `dst_ip`, `dst_port` | string, int | the server |
+//! | `community_id` | string | the flow's Community ID (v1, `1:` and base64 of a SHA-1; seed 0 unless `--community-id-seed`), computed from the innermost decoded addresses and ports as Suricata and Zeek compute it, so their records of the flow join with this one; absent with `--client-addresses truncate` or `hash` (it would let anyone with the events test guesses of the client's address) |
 //! | `vlan` | array of int | VLAN ids, outermost first (absent when untagged) |
 //! | `segment` | object | the tunnel segment the flow came in, part of its identity: `{"kind": "vxlan", "id": 5001}`; kinds `vxlan` (VNI), `nvgre` (VSID), `erspan` (session id); absent outside such tunnels |
 //! | `packets_to_server`, `packets_to_client` | int | packets per direction |
@@ -72,6 +73,7 @@
 
 use crate::capture::Timestamp;
 use crate::decode::{Segment, Transport};
+use crate::export::community_id::community_id;
 use crate::export::gate::SuppressedAlerts;
 use crate::export::json::{self, Obj};
 use crate::export::record::{DirStats, FlowRecord, FlowView};
@@ -249,11 +251,23 @@ impl ClientAddrs {
     }
 }
 
+/// How events are written: what every writer of one run shares.
+#[derive(Clone, Debug, Default)]
+pub struct EventStyle {
+    /// The sensor's name, in every event and prefixed to flow ids.
+    pub sensor: Option<String>,
+    /// How client addresses appear.
+    pub clients: ClientAddrs,
+    /// The seed of `community_id`.
+    pub community_id_seed: u16,
+}
+
 /// Writes events as JSON lines to any sink, one `write` per event.
 pub struct EventWriter<W: Write> {
     lines: Lines<W>,
     sensor: Option<String>,
     clients: ClientAddrs,
+    community_id_seed: u16,
 }
 
 impl<W: Write> EventWriter<W> {
@@ -268,7 +282,22 @@ impl<W: Write> EventWriter<W> {
             },
             sensor,
             clients: ClientAddrs::Keep,
+            community_id_seed: 0,
         }
+    }
+
+    /// A writer into `out` in `style`.
+    pub fn styled(out: W, style: &EventStyle) -> Self {
+        EventWriter::new(out, style.sensor.clone())
+            .with_client_addrs(style.clients.clone())
+            .with_community_id_seed(style.community_id_seed)
+    }
+
+    /// Computes `community_id` under `seed` (the Community ID specification's seed; 0 unless
+    /// the tools joined with use another).
+    pub fn with_community_id_seed(mut self, seed: u16) -> Self {
+        self.community_id_seed = seed;
+        self
     }
 
     /// Shows client addresses (and flow ids) as `clients` says.
@@ -295,6 +324,20 @@ impl<W: Write> EventWriter<W> {
         o.u64("dst_port", u64::from(server.1));
         vlan_field(o, f.vlans.ids());
         segment_field(o, f.segment);
+        if let ClientAddrs::Keep = self.clients {
+            let proto = match f.transport {
+                Transport::Tcp => 6,
+                Transport::Udp => 17,
+            };
+            let id = community_id(
+                self.community_id_seed,
+                client.0.ip(),
+                server.0.ip(),
+                proto,
+                Some((client.1, server.1)),
+            );
+            o.str("community_id", id.as_str());
+        }
     }
 
     /// Writes one `alert` event.
@@ -587,6 +630,40 @@ mod tests {
         assert_eq!(lines[0]["dst_ip"], server.to_string());
         assert_eq!(lines[0]["flow_id"], lines[1]["flow_id"]);
         assert_ne!(lines[0]["flow_id"], flow_id_text(None, rec.flow.id));
+    }
+
+    /// `community_id` of the flow's tuple under the writer's seed, the same in the alert, and
+    /// absent when client addresses are hidden.
+    #[test]
+    fn community_id_in_flow_and_alert_under_the_seed() {
+        let rec = record(true);
+        let want = |seed| {
+            community_id(
+                seed,
+                rec.flow.client.0.ip(),
+                rec.flow.server.0.ip(),
+                6,
+                Some((rec.flow.client.1, rec.flow.server.1)),
+            )
+            .to_string()
+        };
+        for seed in [0, 1, 65535] {
+            let mut w = EventWriter::new(Vec::new(), None).with_community_id_seed(seed);
+            w.flow(&rec).unwrap();
+            w.alert(rec.flow.first_ts, &rec.flow).unwrap();
+            let text = String::from_utf8(w.lines.out).unwrap();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["community_id"], want(seed), "{line}");
+            }
+        }
+        assert_ne!(want(0), want(1));
+        let key = Arc::new([7u8; 32]);
+        let mut w = EventWriter::new(Vec::new(), None).with_client_addrs(ClientAddrs::Hash { key });
+        w.flow(&rec).unwrap();
+        assert!(!String::from_utf8(w.lines.out)
+            .unwrap()
+            .contains("community_id"));
     }
 
     #[test]

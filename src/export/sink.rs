@@ -2,7 +2,7 @@
 //! time order through the alert [`Gate`], writes them to the events and alerts files, and feeds
 //! the summary, the report and the per-app metrics. Reads owned records only.
 
-use crate::export::events::{ClientAddrs, EventWriter};
+use crate::export::events::{ClientAddrs, EventStyle, EventWriter};
 use crate::export::gate::{Gate, Released};
 use crate::export::metrics::Metrics;
 use crate::export::record::{AppCount, RecordBatch};
@@ -45,8 +45,7 @@ type Writer = EventWriter<Box<dyn Write + Send>>;
 struct Output {
     path: PathBuf,
     writer: Writer,
-    sensor: Option<String>,
-    clients: ClientAddrs,
+    style: EventStyle,
     failed: bool,
     dropped_since: u64,
 }
@@ -55,20 +54,15 @@ struct Output {
 const RETRY_EVERY: u64 = 1000;
 
 impl Output {
-    fn open(
-        path: &PathBuf,
-        sensor: Option<String>,
-        clients: ClientAddrs,
-    ) -> Result<Self, SinkError> {
+    fn open(path: &PathBuf, style: EventStyle) -> Result<Self, SinkError> {
         let f = open_events(path, true).map_err(|source| SinkError {
             path: path.clone(),
             source,
         })?;
         Ok(Output {
             path: path.clone(),
-            writer: EventWriter::new(f, sensor.clone()).with_client_addrs(clients.clone()),
-            sensor,
-            clients,
+            writer: EventWriter::styled(f, &style),
+            style,
             failed: false,
             dropped_since: 0,
         })
@@ -78,8 +72,7 @@ impl Output {
         let _ = self.writer.flush();
         match open_events(&self.path, false) {
             Ok(f) => {
-                self.writer = EventWriter::new(f, self.sensor.clone())
-                    .with_client_addrs(self.clients.clone());
+                self.writer = EventWriter::styled(f, &self.style);
                 self.failed = false;
                 tracing::info!(path = %self.path.display(), "reopened");
             }
@@ -132,6 +125,19 @@ pub struct SinkOptions {
     pub alert_interval_ns: u64,
     /// How client addresses appear in events.
     pub clients: ClientAddrs,
+    /// The seed of events' `community_id`.
+    pub community_id_seed: u16,
+}
+
+impl SinkOptions {
+    /// How these options have events written.
+    pub fn style(&self) -> EventStyle {
+        EventStyle {
+            sensor: self.sensor.clone(),
+            clients: self.clients.clone(),
+            community_id_seed: self.community_id_seed,
+        }
+    }
 }
 
 /// The consumer side of a run: events in time order, alert suppression, the summary, the
@@ -159,7 +165,7 @@ impl Sink {
     ) -> Result<Self, SinkError> {
         let open = |p: &Option<PathBuf>| -> Result<Option<Output>, SinkError> {
             p.as_ref()
-                .map(|p| Output::open(p, opts.sensor.clone(), opts.clients.clone()))
+                .map(|p| Output::open(p, opts.style()))
                 .transpose()
         };
         Ok(Sink {
