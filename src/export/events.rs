@@ -13,10 +13,11 @@
 //! | field | type | meaning |
 //! |---|---|---|
 //! | `event` | `"alert"` | event type |
+//! | `timestamp` | string | the event's moment: the packet that decided |
 //! | `ts` | string | time of the packet that decided |
 //! | `flow_id`, `sensor` | string | as in `flow` |
 //! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment`, `community_id` | | as in `flow` |
-//! | `app`, `app_source`, `rule`, `verdict`, `sni`, `dns_name` | | as in `flow` |
+//! | `app`, `app_source`, `rule`, `verdict`, `sni`, `dns_name`, `dns_query` | | as in `flow` |
 //! | `suppressed` | int | always 0: later alerts of the same client and app within the interval are reported by `alert_suppressed` |
 //!
 //! # `alert_suppressed`
@@ -26,6 +27,7 @@
 //! | field | type | meaning |
 //! |---|---|---|
 //! | `event` | `"alert_suppressed"` | event type |
+//! | `timestamp` | string | the event's moment: when the interval closed |
 //! | `ts`, `since` | string | when the interval closed and opened |
 //! | `flow_id` | string | the flow whose alert opened the interval |
 //! | `sensor` | string | as in `flow` |
@@ -35,7 +37,7 @@
 //! # `flow_update`
 //!
 //! Every update interval of a long flow's life: the `flow` fields (counters so far) without
-//! `end_reason`, plus `ts`, the interval boundary.
+//! `end_reason`, plus `ts`, the interval boundary (also its `timestamp`).
 //!
 //! # `flow`
 //!
@@ -45,8 +47,10 @@
 //! | field | type | meaning |
 //! |---|---|---|
 //! | `event` | `"flow"` | event type |
+//! | `timestamp` | string | the event's moment: the flow's last packet (in `flow_update`, the interval boundary) |
 //! | `flow_id`, `sensor` | string | the flow's id; the sensor's name when given |
 //! | `ts_start`, `ts_end` | string | first and last packet time |
+//! | `duration` | float | seconds from the first packet to the last, to the microsecond |
 //! | `transport` | `"tcp"` / `"udp"` | |
 //! | `src_ip`, `src_port` | string, int | the client: the side that sent the SYN; lacking one, the side with the port ≥ 1024 when the other is below 1024; else the first sender |
 //! | `dst_ip`, `dst_port` | string, int | the server |
@@ -64,6 +68,7 @@
 //! | `ech` | string | `"real"`: an ECH extension with the public name of a known ECH client-facing server (`rules/ech.toml`): `sni` is only the outer name and does not decide `app`; `"grease"`: an ECH extension with any other name, taken for the GREASE placeholder browsers send, `sni` is the real name; `"esni"`: the older ESNI extension, `sni` does not decide; `"none"`. Present whenever a ClientHello was seen |
 //! | `sni_trusted` | bool | `sni` names the server the client wants and could decide `app` (false for real ECH, ESNI, or an IP address written as a name); present with `sni` |
 //! | `dns_name` | string | with `app_source` `"dns_answer"`: the name whose DNS answer gave the server's address |
+//! | `dns_query` | string | a DNS flow: the name it asked for (with `app_source` `"dns_query"`, the name that decided) |
 //! | `ja4` | string | JA4 client fingerprint of the ClientHello (FoxIO specification) |
 //! | `app` | string | app id from the rules |
 //! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"ip"` (the app's IP prefix list) |
@@ -348,6 +353,7 @@ impl<W: Write> EventWriter<W> {
         let buf = std::mem::take(&mut self.lines.line);
         self.line(buf, |w, o| {
             o.str("event", "alert");
+            o.ts("timestamp", ts);
             o.ts("ts", ts);
             w.ids(o, f.id);
             w.endpoints(o, f);
@@ -356,6 +362,7 @@ impl<W: Write> EventWriter<W> {
             o.str("rule", &app.rule);
             o.opt_str("sni", f.tls.as_ref().and_then(|t| t.sni()));
             o.opt_str("dns_name", f.dns_name.as_deref());
+            o.opt_str("dns_query", f.dns_query.as_deref());
             o.str("verdict", app.verdict.as_str());
             o.u64("suppressed", 0);
         })
@@ -381,6 +388,7 @@ impl<W: Write> EventWriter<W> {
         let buf = std::mem::take(&mut self.lines.line);
         self.line(buf, |w, o| {
             o.str("event", "alert_suppressed");
+            o.ts("timestamp", s.ts);
             o.ts("ts", s.ts);
             o.ts("since", s.since);
             w.ids(o, s.alert_flow_id);
@@ -417,12 +425,14 @@ impl<W: Write> EventWriter<W> {
             let tls = f.tls.as_ref();
             let app = f.app.as_ref();
             o.str("event", event);
+            o.ts("timestamp", ts.unwrap_or(f.last_ts));
             if let Some(ts) = ts {
                 o.ts("ts", ts);
             }
             w.ids(o, f.id);
             o.ts("ts_start", f.first_ts);
             o.ts("ts_end", f.last_ts);
+            o.secs("duration", f.last_ts.0.saturating_sub(f.first_ts.0));
             w.endpoints(o, f);
             o.u64("packets_to_server", f.to_server.packets);
             o.u64("packets_to_client", f.to_client.packets);
@@ -455,6 +465,7 @@ impl<W: Write> EventWriter<W> {
                 }
             }
             o.opt_str("dns_name", f.dns_name.as_deref());
+            o.opt_str("dns_query", f.dns_query.as_deref());
             if let Some(t) = tls.filter(|t| !t.ja4().is_empty()) {
                 o.str("ja4", t.ja4());
             }
@@ -525,6 +536,7 @@ mod tests {
                 })
             }),
             dns_name: None,
+            dns_query: None,
         };
         FlowRecord {
             flow,
@@ -548,6 +560,8 @@ mod tests {
         assert_eq!(v["event"], "flow");
         assert_eq!(v["ts_start"], "2023-11-14T22:13:20.000000Z");
         assert_eq!(v["ts_end"], "2023-11-14T22:13:21.500000Z");
+        assert_eq!(v["timestamp"], v["ts_end"], "a flow's moment is its end");
+        assert_eq!(v["duration"], 1.5);
         assert_eq!(v["src_ip"], "2001:db8::5");
         assert_eq!(v["src_port"], 50000);
         assert_eq!(v["dst_ip"], "2001:db8::1");

@@ -82,6 +82,8 @@ pub struct FlowView {
     pub app: Option<Box<Classification>>,
     /// With an app decided by a DNS answer: the name whose answer gave the server's address.
     pub dns_name: Option<Arc<str>>,
+    /// A DNS flow: the name it asked for.
+    pub dns_query: Option<Box<str>>,
 }
 
 /// Why a flow ended.
@@ -395,6 +397,7 @@ impl FlowView {
             tls: None,
             app: None,
             dns_name: None,
+            dns_query: None,
         }
     }
 }

@@ -197,6 +197,7 @@ impl Flow {
             tls: self.tls.clone(),
             app: self.app.clone(),
             dns_name: self.dns_name(),
+            dns_query: self.dns_query.clone(),
         }
     }
 
@@ -219,6 +220,7 @@ impl Flow {
             tls: self.tls,
             app: self.app,
             dns_name,
+            dns_query: self.dns_query,
         }
     }
 
