@@ -17,7 +17,7 @@
 //! | `ts` | string | time of the packet that decided |
 //! | `flow_id`, `sensor` | string | as in `flow` |
 //! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment`, `community_id` | | as in `flow` |
-//! | `app`, `app_source`, `rule`, `verdict`, `sni`, `dns_name`, `dns_query` | | as in `flow` |
+//! | `app`, `app_source`, `rule`, `verdict`, `sni`, `dns_name`, `dns_query`, `evidence`, `confidence` | | as in `flow` |
 //! | `suppressed` | int | always 0: later alerts of the same client and app within the interval are reported by `alert_suppressed` |
 //!
 //! # `alert_suppressed`
@@ -74,9 +74,12 @@
 //! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
+//! | `evidence` | array of object | with `app`: every signal that named an app for the flow, in the precedence order of `picket::classify`, whichever app it named (disagreements are kept): `{"source", "value", "app", "rule"}`, `source` named as `app_source` names it, `value` what it saw (the server name, the JA4, the DNS question, the address, the name of another flow's DNS answer; absent for a payload signature or a STUN mark); at most 7, one per precedence row |
+//! | `confidence` | string | with `app`: `"high"` (the flow's own bytes or server name decided), `"medium"` (a JA4, a DNS question, a DNS answer or a call's endpoint), `"low"` (an address list); one step lower when `evidence` names another app |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
 
 use crate::capture::Timestamp;
+use crate::classify::EvidenceValue;
 use crate::decode::{Segment, Transport};
 use crate::export::community_id::community_id;
 use crate::export::gate::SuppressedAlerts;
@@ -345,6 +348,33 @@ impl<W: Write> EventWriter<W> {
         }
     }
 
+    /// The `evidence` and `confidence` fields of a flow with an app.
+    fn explain(&self, o: &mut Obj<'_>, f: &FlowView) {
+        let Some(x) = f.explain.as_deref() else {
+            return;
+        };
+        if !x.evidence.is_empty() {
+            o.objs("evidence", &x.evidence, |o, e| {
+                o.str("source", e.source.as_str());
+                let tls = f.tls.as_deref();
+                match &e.value {
+                    EvidenceValue::None => {}
+                    EvidenceValue::ServerName => o.opt_str("value", tls.and_then(|t| t.sni())),
+                    EvidenceValue::Ja4 => o.opt_str("value", tls.map(|t| t.ja4())),
+                    EvidenceValue::DnsQuery => o.opt_str("value", f.dns_query.as_deref()),
+                    EvidenceValue::Server => o.ip("value", f.server.0.ip()),
+                    EvidenceValue::Client => {
+                        o.text("value", |b| self.clients.write(b, f.client.0.ip()))
+                    }
+                    EvidenceValue::Name(n) => o.str("value", n),
+                }
+                o.str("app", &e.app);
+                o.str("rule", &e.rule);
+            });
+        }
+        o.str("confidence", x.confidence.as_str());
+    }
+
     /// Writes one `alert` event.
     pub fn alert(&mut self, ts: Timestamp, f: &FlowView) -> io::Result<()> {
         let Some(app) = f.app.as_ref() else {
@@ -364,6 +394,7 @@ impl<W: Write> EventWriter<W> {
             o.opt_str("dns_name", f.dns_name.as_deref());
             o.opt_str("dns_query", f.dns_query.as_deref());
             o.str("verdict", app.verdict.as_str());
+            w.explain(o, f);
             o.u64("suppressed", 0);
         })
     }
@@ -474,6 +505,7 @@ impl<W: Write> EventWriter<W> {
                 o.str("app_source", a.source.as_str());
                 o.str("rule", &a.rule);
                 o.str("verdict", a.verdict.as_str());
+                w.explain(o, f);
             }
             o.opt_str("end_reason", end_reason);
         })
@@ -535,6 +567,7 @@ mod tests {
                     alert: true,
                 })
             }),
+            explain: None,
             dns_name: None,
             dns_query: None,
         };
@@ -579,6 +612,43 @@ mod tests {
         assert_eq!(v["rule"], "whatsapp.toml:12");
         assert_eq!(v["verdict"], "flag");
         assert_eq!(v["end_reason"], "fin");
+    }
+
+    /// Evidence items name their source, what it saw (read from the record), the app and rule.
+    #[test]
+    fn flow_event_evidence_and_confidence() {
+        use crate::classify::{Confidence, Evidence, Explanation};
+        let mut rec = record(true);
+        let item = |source, app: &str, value| Evidence {
+            source,
+            app: Arc::from(app),
+            rule: Arc::from("x.toml:3"),
+            value,
+        };
+        rec.flow.explain = Some(Arc::new(Explanation {
+            evidence: vec![
+                item(AppSource::Sni, "whatsapp", EvidenceValue::ServerName),
+                item(AppSource::Stun, "whatsapp", EvidenceValue::None),
+                item(AppSource::Ip, "signal", EvidenceValue::Server),
+                item(
+                    AppSource::DnsAnswer,
+                    "x",
+                    EvidenceValue::Name(Arc::from("a.b")),
+                ),
+            ],
+            confidence: Confidence::Medium,
+        }));
+        let v = json(&rec);
+        assert_eq!(
+            v["evidence"],
+            serde_json::json!([
+                {"source": "sni", "value": "g.whatsapp.net", "app": "whatsapp", "rule": "x.toml:3"},
+                {"source": "stun", "app": "whatsapp", "rule": "x.toml:3"},
+                {"source": "ip", "value": "2001:db8::1", "app": "signal", "rule": "x.toml:3"},
+                {"source": "dns_answer", "value": "a.b", "app": "x", "rule": "x.toml:3"},
+            ])
+        );
+        assert_eq!(v["confidence"], "medium");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! [`RecordBatch`] per worker, with the worker's progress in packet time (its watermark).
 
 use crate::capture::Timestamp;
-use crate::classify::Classification;
+use crate::classify::{Classification, Explanation};
 use crate::decode::{Addr, DecodeStats, Segment, Skip, Transport, MAX_VLANS};
 use crate::macros::counter_enum;
 use crate::proto::tls::TlsSummary;
@@ -80,6 +80,8 @@ pub struct FlowView {
     pub tls: Option<Box<TlsSummary>>,
     /// The app, when the flow was classified (boxed, as `tls`).
     pub app: Option<Box<Classification>>,
+    /// With an app: every signal that spoke, and the confidence (shared: a view copies no list).
+    pub explain: Option<Arc<Explanation>>,
     /// With an app decided by a DNS answer: the name whose answer gave the server's address.
     pub dns_name: Option<Arc<str>>,
     /// A DNS flow: the name it asked for.
@@ -396,6 +398,7 @@ impl FlowView {
             syn_seen: true,
             tls: None,
             app: None,
+            explain: None,
             dns_name: None,
             dns_query: None,
         }

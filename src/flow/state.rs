@@ -6,11 +6,12 @@ use super::key::FlowKey;
 use super::reasm::ClientPrefix;
 use super::table::TimeoutClass;
 use crate::capture::Timestamp;
-use crate::classify::{AppSource, Classification, Facts};
+use crate::classify::{AppSource, Classification, Explanation, Facts};
 use crate::decode::{Addr, PacketMeta, Transport};
 use crate::export::record::{DirStats, EndReason, FlowView, Vlans};
 use crate::proto::quic;
 use crate::proto::tls::TlsSummary;
+use std::sync::Arc;
 
 /// Seed of flow ids: fixed, so ids are the same in every run and at every worker count.
 const FLOW_ID_SEED: u64 = 0x7069_636b_6574_0001;
@@ -99,6 +100,8 @@ pub struct Flow {
     pub hint: Option<Box<Hint>>,
     /// The decision, once made.
     pub app: Option<Box<Classification>>,
+    /// Every signal that spoke for the decision, and its confidence.
+    pub explain: Option<Arc<Explanation>>,
     /// The tracker's per-app counter this flow's bytes go to (when `app` is set).
     pub(super) app_slot: u16,
     /// `flow_update` events emitted so far.
@@ -133,6 +136,7 @@ impl Flow {
             marks: None,
             hint: None,
             app: None,
+            explain: None,
             app_slot: 0,
             updates: 0,
             looked: 0,
@@ -172,7 +176,7 @@ impl Flow {
     }
 
     /// The DNS name behind a `dns_answer` decision.
-    fn dns_name(&self) -> Option<std::sync::Arc<str>> {
+    fn dns_name(&self) -> Option<Arc<str>> {
         let app = self.app.as_deref()?;
         if app.source != AppSource::DnsAnswer {
             return None;
@@ -196,6 +200,7 @@ impl Flow {
             syn_seen: self.tcp.syn,
             tls: self.tls.clone(),
             app: self.app.clone(),
+            explain: self.explain.clone(),
             dns_name: self.dns_name(),
             dns_query: self.dns_query.clone(),
         }
@@ -219,6 +224,7 @@ impl Flow {
             syn_seen: self.tcp.syn,
             tls: self.tls,
             app: self.app,
+            explain: self.explain,
             dns_name,
             dns_query: self.dns_query,
         }

@@ -393,7 +393,7 @@ pub(super) fn decide(
     if f.app.is_some() {
         return;
     }
-    let Some(c) = classify::decide(&f.facts(), rules) else {
+    let Some((c, explain)) = classify::decide_explained(&f.facts(), rules) else {
         return;
     };
     let slot = match apps
@@ -418,6 +418,7 @@ pub(super) fn decide(
     }
     let alert = c.alert;
     f.app = Some(Box::new(c));
+    f.explain = Some(Arc::new(explain));
     if alert {
         out.push(Record::Alert {
             ts,
