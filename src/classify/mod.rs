@@ -31,7 +31,10 @@
 //! question, what other flows revealed), `low` for rows 6–7 (an address list); one step lower
 //! when another row named a different app.
 
+use crate::decode::Transport;
 use crate::flow::hints::Hint;
+use crate::macros::counter_enum;
+use crate::proto::shape::Shape;
 use crate::proto::tls::TlsSummary;
 use crate::rules::{CompiledRules, DomainMatch, Verdict};
 use std::net::IpAddr;
@@ -177,6 +180,88 @@ pub struct Explanation {
     pub evidence: Vec<Evidence>,
     /// The decision's confidence.
     pub confidence: Confidence,
+}
+
+counter_enum! {
+    /// Why a flow ended without an app (`unattributed` in flow events,
+    /// `picket_unattributed_flows_total{reason}`): the first that applies, in this order.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Unattributed {
+        /// Real ECH (or ESNI): the server name is encrypted, only the outer one is seen.
+        Ech => "ech",
+        /// DNS over TLS or QUIC (port 853), or over HTTPS to a public resolver named in
+        /// `rules/hidden.toml` (by server name or address).
+        EncryptedDns => "encrypted_dns",
+        /// A VPN tunnel: WireGuard, OpenVPN over UDP or TCP, IKE (IPsec) by their packets'
+        /// shape, or a commercial VPN service's server name from `rules/hidden.toml`.
+        Vpn => "vpn",
+        /// Tor. Not told yet: its TLS looks like any other with a random name, and telling it
+        /// needs the relays' list; kept so the set of reasons is stable.
+        Tor => "tor",
+        /// A QUIC long header of a version whose Initials cannot be opened, or Initials that
+        /// did not open.
+        QuicUnknown => "quic_unknown",
+        /// A ClientHello without a server name.
+        TlsNoSni => "tls_no_sni",
+        /// A server name or DNS question that no rule claims: traffic of no app watched.
+        UnclaimedName => "unclaimed_name",
+        /// Packets one way only: the other side was never seen.
+        OneWay => "one_way",
+        /// Nothing that could name an app was seen.
+        NoSignal => "no_signal",
+    }
+}
+
+/// What an unattributed flow showed besides its [`Facts`].
+#[derive(Clone, Copy, Debug)]
+pub struct Unseen {
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// The server's port.
+    pub server_port: u16,
+    /// The shape of its first client payload.
+    pub shape: Shape,
+    /// Packets went one way only.
+    pub one_way: bool,
+}
+
+/// Port 853: DNS over TLS (RFC 7858 §3.1) and DNS over QUIC (RFC 9250 §4.1.1).
+const ENCRYPTED_DNS_PORT: u16 = 853;
+
+/// Why a flow without an app stayed so: the first of [`Unattributed`]'s reasons that applies.
+pub fn unattributed(f: &Facts<'_>, u: &Unseen, rules: &CompiledRules) -> Unattributed {
+    let name = f.tls.and_then(|t| t.sni());
+    if f.tls.is_some_and(|t| t.esni || t.ech_outer) {
+        return Unattributed::Ech;
+    }
+    let resolver_port = u.server_port == 443 || u.server_port == ENCRYPTED_DNS_PORT;
+    if u.server_port == ENCRYPTED_DNS_PORT
+        || name.is_some_and(|n| rules.is_resolver_name(n))
+        || (resolver_port && u.transport == Transport::Tcp && rules.is_resolver_addr(f.server))
+        || (resolver_port && f.tls.is_some_and(|t| t.quic) && rules.is_resolver_addr(f.server))
+    {
+        return Unattributed::EncryptedDns;
+    }
+    if u.shape.is_vpn() || name.is_some_and(|n| rules.is_vpn_name(n)) {
+        return Unattributed::Vpn;
+    }
+    if u.shape == Shape::QuicUnknown && f.tls.is_none() {
+        return Unattributed::QuicUnknown;
+    }
+    if let Some(t) = f.tls {
+        return if t.sni().is_some() {
+            Unattributed::UnclaimedName
+        } else {
+            Unattributed::TlsNoSni
+        };
+    }
+    if f.dns_query.is_some() {
+        return Unattributed::UnclaimedName;
+    }
+    if u.one_way {
+        return Unattributed::OneWay;
+    }
+    Unattributed::NoSignal
 }
 
 /// What a flow revealed, as [`decide`] reads it: a view of the flow's own state.

@@ -76,6 +76,7 @@
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `evidence` | array of object | with `app`: every signal that named an app for the flow, in the precedence order of `picket::classify`, whichever app it named (disagreements are kept): `{"source", "value", "app", "rule"}`, `source` named as `app_source` names it, `value` what it saw (the server name, the JA4, the DNS question, the address, the name of another flow's DNS answer; absent for a payload signature or a STUN mark); at most 7, one per precedence row |
 //! | `confidence` | string | with `app`: `"high"` (the flow's own bytes or server name decided), `"medium"` (a JA4, a DNS question, a DNS answer or a call's endpoint), `"low"` (an address list); one step lower when `evidence` names another app |
+//! | `unattributed` | string | a flow without `app`: why, the first that applies of `"ech"` (real ECH or ESNI hid the name), `"encrypted_dns"` (port 853, or a public DoH/DoT/DoQ resolver of `rules/hidden.toml` by name or address), `"vpn"` (WireGuard, OpenVPN over UDP or TCP, IKE by their packets' shape, or a VPN service's name in `rules/hidden.toml`), `"tor"` (reserved: not told yet), `"quic_unknown"` (a QUIC version whose Initials cannot be opened), `"tls_no_sni"` (a ClientHello without a name), `"unclaimed_name"` (a server name or DNS question no rule claims), `"one_way"` (packets one way only), `"no_signal"`; in `flow` only |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
 
 use crate::capture::Timestamp;
@@ -507,6 +508,7 @@ impl<W: Write> EventWriter<W> {
                 o.str("verdict", a.verdict.as_str());
                 w.explain(o, f);
             }
+            o.opt_str("unattributed", f.unattributed.map(|u| u.as_str()));
             o.opt_str("end_reason", end_reason);
         })
     }
@@ -570,6 +572,7 @@ mod tests {
             explain: None,
             dns_name: None,
             dns_query: None,
+            unattributed: None,
         };
         FlowRecord {
             flow,

@@ -6,7 +6,7 @@
 //! [`RecordBatch`] per worker, with the worker's progress in packet time (its watermark).
 
 use crate::capture::Timestamp;
-use crate::classify::{Classification, Explanation};
+use crate::classify::{Classification, Explanation, Unattributed};
 use crate::decode::{Addr, DecodeStats, Segment, Skip, Transport, MAX_VLANS};
 use crate::macros::counter_enum;
 use crate::proto::tls::TlsSummary;
@@ -86,6 +86,8 @@ pub struct FlowView {
     pub dns_name: Option<Arc<str>>,
     /// A DNS flow: the name it asked for.
     pub dns_query: Option<Box<str>>,
+    /// An ended flow without an app: why (set in the flow's last record only).
+    pub unattributed: Option<Unattributed>,
 }
 
 /// Why a flow ended.
@@ -401,6 +403,7 @@ impl FlowView {
             explain: None,
             dns_name: None,
             dns_query: None,
+            unattributed: None,
         }
     }
 }

@@ -319,6 +319,9 @@ impl Outputs<'_> {
                         m.unclassified_flow_ended(
                             rec.flow.to_server.bytes + rec.flow.to_client.bytes,
                         );
+                        if let Some(u) = rec.flow.unattributed {
+                            m.unattributed_flow(u);
+                        }
                     }
                 }
                 write(events, &|w| w.flow(&rec));

@@ -6,10 +6,11 @@ use super::key::FlowKey;
 use super::reasm::ClientPrefix;
 use super::table::TimeoutClass;
 use crate::capture::Timestamp;
-use crate::classify::{AppSource, Classification, Explanation, Facts};
+use crate::classify::{self, AppSource, Classification, Explanation, Facts, Unattributed, Unseen};
 use crate::decode::{Addr, PacketMeta, Transport};
 use crate::export::record::{DirStats, EndReason, FlowView, Vlans};
 use crate::proto::quic;
+use crate::proto::shape::Shape;
 use crate::proto::tls::TlsSummary;
 use std::sync::Arc;
 
@@ -95,6 +96,8 @@ pub struct Flow {
     pub dns_query: Option<Box<str>>,
     /// Fact: a rule match of the flow's own bytes (signature, reply size, STUN mark).
     pub marks: Option<Box<Classification>>,
+    /// Fact: the shape of the client's first payload (a VPN tunnel, an unknown QUIC version).
+    pub shape: Shape,
     /// Fact: what the hint caches said of the flow's endpoints when it started (a DNS answer or
     /// a call's STUN exchange).
     pub hint: Option<Box<Hint>>,
@@ -134,6 +137,7 @@ impl Flow {
             tls: None,
             dns_query: None,
             marks: None,
+            shape: Shape::None,
             hint: None,
             app: None,
             explain: None,
@@ -175,6 +179,24 @@ impl Flow {
         }
     }
 
+    /// What the flow showed besides its facts, for the reason it stayed unattributed.
+    pub fn unseen(&self) -> Unseen {
+        Unseen {
+            transport: self.key.transport,
+            server_port: self.server().1,
+            shape: self.shape,
+            one_way: self.to_server.packets == 0 || self.to_client.packets == 0,
+        }
+    }
+
+    /// Why the flow has no app (none when it has one).
+    pub fn unattributed(&self, rules: &crate::rules::CompiledRules) -> Option<Unattributed> {
+        if self.app.is_some() {
+            return None;
+        }
+        Some(classify::unattributed(&self.facts(), &self.unseen(), rules))
+    }
+
     /// The DNS name behind a `dns_answer` decision.
     fn dns_name(&self) -> Option<Arc<str>> {
         let app = self.app.as_deref()?;
@@ -203,6 +225,7 @@ impl Flow {
             explain: self.explain.clone(),
             dns_name: self.dns_name(),
             dns_query: self.dns_query.clone(),
+            unattributed: None,
         }
     }
 
@@ -227,6 +250,7 @@ impl Flow {
             explain: self.explain,
             dns_name,
             dns_query: self.dns_query,
+            unattributed: None,
         }
     }
 

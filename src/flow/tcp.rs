@@ -10,6 +10,7 @@ use crate::capture::Timestamp;
 use crate::classify;
 use crate::decode::{tcp_flags, PacketMeta, Transport};
 use crate::export::record::Anomaly;
+use crate::proto::shape::{self, Shape};
 use crate::proto::stun;
 use crate::proto::tls::{ClientHello, TlsSummary};
 use crate::rules::CompiledRules;
@@ -102,6 +103,9 @@ impl FlowTracker {
             f.hello_done = true;
             return;
         };
+        if seq == base && f.shape == Shape::None {
+            f.shape = shape::tcp(payload);
+        }
         let ins = prefix.insert(seq, payload);
         self.stats
             .anomaly(Anomaly::ReassemblyConflict, u64::from(ins.conflict));

@@ -10,7 +10,9 @@ use super::{FlowConfig, Out};
 use crate::capture::Timestamp;
 use crate::classify;
 use crate::decode::{tcp_flags, PacketMeta, Transport};
-use crate::export::record::{Anomaly, AppCount, EndReason, FlowRecord, Mark, Record, WorkerStats};
+use crate::export::record::{
+    Anomaly, AppCount, EndReason, FlowRecord, FlowView, Mark, Record, WorkerStats,
+};
 use crate::proto::tls::{ClientHello, MAX_SNI};
 use crate::rules::CompiledRules;
 use std::sync::Arc;
@@ -315,7 +317,7 @@ impl FlowTracker {
             for &(_, id, i, reason) in &order[k..end] {
                 if let Some(flow) = self.table.remove(i) {
                     out.push(Record::Flow(FlowRecord {
-                        flow: flow.into_view(),
+                        flow: ended_view(&self.rules, flow),
                         reason,
                         at,
                     }));
@@ -354,7 +356,7 @@ impl FlowTracker {
         self.close(i, at, out);
         if let Some(flow) = self.table.remove(i) {
             out.push(Record::Flow(FlowRecord {
-                flow: flow.into_view(),
+                flow: ended_view(&self.rules, flow),
                 reason,
                 at,
             }));
@@ -376,6 +378,14 @@ impl FlowTracker {
         flow.hello = None;
         decide(&self.rules, &mut self.apps, flow, at, at, out);
     }
+}
+
+/// An ended flow as export sees it, with the reason it stayed unattributed if it has no app.
+fn ended_view(rules: &CompiledRules, flow: Flow) -> FlowView {
+    let unattributed = flow.unattributed(rules);
+    let mut view = flow.into_view();
+    view.unattributed = unattributed;
+    view
 }
 
 /// Decides a flow whose facts are complete (its handshake search is over, or it ends), if it is

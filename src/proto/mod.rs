@@ -4,5 +4,6 @@
 pub mod dns;
 pub mod ja4;
 pub mod quic;
+pub mod shape;
 pub mod stun;
 pub mod tls;

@@ -302,7 +302,12 @@ pub struct RuleSet {
     /// extension whose server name is one of these carries real ECH, and its name is only the
     /// outer one.
     pub ech_public_names: Vec<DomainEntry>,
+    /// Traffic that hides what it carries (`hidden.toml`): encrypted-DNS resolvers, VPN names.
+    pub hidden: hidden::HiddenLists,
 }
+
+#[path = "hidden.rs"]
+pub mod hidden;
 
 /// The file of ECH client-facing servers' public names.
 pub const ECH_FILE: &str = "ech.toml";
@@ -526,6 +531,10 @@ impl RuleSet {
             }
             if src.name == ECH_FILE {
                 parse_ech(src, &mut set, &mut errors);
+                continue;
+            }
+            if src.name == hidden::HIDDEN_FILE {
+                hidden::parse_hidden(src, &mut set, &mut errors);
                 continue;
             }
             if let Some(app) = parse_app(src, &mut errors, &mut seen) {
