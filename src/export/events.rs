@@ -1,4 +1,6 @@
 //! JSON-lines events: one JSON object per line, each with an `"event"` tag naming its type.
+//! (With `--events-format ecs`, the same events under Elastic Common Schema names: see
+//! [`crate::export::ecs`].)
 //!
 //! Fields that are unknown are **absent**, never `null` or an empty string. Addresses are text
 //! (`"10.1.0.5"`, `"2001:db8::1"`); times are RFC 3339 in UTC with microseconds. Every event of a
@@ -83,6 +85,7 @@ use crate::capture::Timestamp;
 use crate::classify::EvidenceValue;
 use crate::decode::{Segment, Transport};
 use crate::export::community_id::community_id;
+use crate::export::ecs;
 use crate::export::gate::SuppressedAlerts;
 use crate::export::json::{self, Obj};
 use crate::export::record::{DirStats, FlowRecord, FlowView};
@@ -269,6 +272,18 @@ pub struct EventStyle {
     pub clients: ClientAddrs,
     /// The seed of `community_id`.
     pub community_id_seed: u16,
+    /// The layout: Picket's names or ECS's.
+    pub format: EventFormat,
+}
+
+/// The layout of events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EventFormat {
+    /// Picket's own field names (this module's tables).
+    #[default]
+    Picket,
+    /// Elastic Common Schema names (see [`crate::export::ecs`]).
+    Ecs,
 }
 
 /// Writes events as JSON lines to any sink, one `write` per event.
@@ -277,6 +292,7 @@ pub struct EventWriter<W: Write> {
     sensor: Option<String>,
     clients: ClientAddrs,
     community_id_seed: u16,
+    format: EventFormat,
 }
 
 impl<W: Write> EventWriter<W> {
@@ -292,7 +308,37 @@ impl<W: Write> EventWriter<W> {
             sensor,
             clients: ClientAddrs::Keep,
             community_id_seed: 0,
+            format: EventFormat::Picket,
         }
+    }
+
+    /// Writes events in `format`'s layout.
+    pub fn with_format(mut self, format: EventFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    fn ecs(&self) -> bool {
+        self.format == EventFormat::Ecs
+    }
+
+    /// The `event` field and, in the ECS layout, the categorisation fields for it.
+    fn event_tag(&self, o: &mut Obj<'_>, event: &str) {
+        if self.ecs() {
+            o.str("ecs.version", ecs::ECS_VERSION);
+            o.str(
+                "event.kind",
+                if event == "alert" { "alert" } else { "event" },
+            );
+            o.strs("event.category", ["network"]);
+            let ty: &[&str] = match event {
+                "flow" => &["connection", "end"],
+                "flow_update" | "alert" => &["connection", "info"],
+                _ => &["info"],
+            };
+            o.strs("event.type", ty.iter().copied());
+        }
+        o.str("event", event);
     }
 
     /// A writer into `out` in `style`.
@@ -300,6 +346,7 @@ impl<W: Write> EventWriter<W> {
         EventWriter::new(out, style.sensor.clone())
             .with_client_addrs(style.clients.clone())
             .with_community_id_seed(style.community_id_seed)
+            .with_format(style.format)
     }
 
     /// Computes `community_id` under `seed` (the Community ID specification's seed; 0 unless
@@ -331,7 +378,16 @@ impl<W: Write> EventWriter<W> {
         o.u64("src_port", u64::from(client.1));
         o.ip("dst_ip", server.0.ip());
         o.u64("dst_port", u64::from(server.1));
-        vlan_field(o, f.vlans.ids());
+        if self.ecs() {
+            for (k, id) in ["network.vlan.id", "network.inner.vlan.id"]
+                .into_iter()
+                .zip(f.vlans.ids())
+            {
+                o.text(k, |b| json::uint(b, u64::from(*id)));
+            }
+        } else {
+            vlan_field(o, f.vlans.ids());
+        }
         segment_field(o, f.segment);
         if let ClientAddrs::Keep = self.clients {
             let proto = match f.transport {
@@ -383,7 +439,7 @@ impl<W: Write> EventWriter<W> {
         };
         let buf = std::mem::take(&mut self.lines.line);
         self.line(buf, |w, o| {
-            o.str("event", "alert");
+            w.event_tag(o, "alert");
             o.ts("timestamp", ts);
             o.ts("ts", ts);
             w.ids(o, f.id);
@@ -404,7 +460,10 @@ impl<W: Write> EventWriter<W> {
     /// the writer) and writes it.
     fn line(&mut self, mut buf: Vec<u8>, f: impl FnOnce(&Self, &mut Obj<'_>)) -> io::Result<()> {
         buf.clear();
-        let mut o = Obj::begin(&mut buf);
+        let mut o = match self.format {
+            EventFormat::Picket => Obj::begin(&mut buf),
+            EventFormat::Ecs => Obj::begin_named(&mut buf, ecs::name, ecs::PREFIX),
+        };
         f(self, &mut o);
         o.end();
         buf.push(b'\n');
@@ -419,7 +478,7 @@ impl<W: Write> EventWriter<W> {
     pub fn suppressed(&mut self, s: &SuppressedAlerts) -> io::Result<()> {
         let buf = std::mem::take(&mut self.lines.line);
         self.line(buf, |w, o| {
-            o.str("event", "alert_suppressed");
+            w.event_tag(o, "alert_suppressed");
             o.ts("timestamp", s.ts);
             o.ts("ts", s.ts);
             o.ts("since", s.since);
@@ -456,7 +515,7 @@ impl<W: Write> EventWriter<W> {
         self.line(buf, |w, o| {
             let tls = f.tls.as_ref();
             let app = f.app.as_ref();
-            o.str("event", event);
+            w.event_tag(o, event);
             o.ts("timestamp", ts.unwrap_or(f.last_ts));
             if let Some(ts) = ts {
                 o.ts("ts", ts);
@@ -464,7 +523,12 @@ impl<W: Write> EventWriter<W> {
             w.ids(o, f.id);
             o.ts("ts_start", f.first_ts);
             o.ts("ts_end", f.last_ts);
-            o.secs("duration", f.last_ts.0.saturating_sub(f.first_ts.0));
+            let duration = f.last_ts.0.saturating_sub(f.first_ts.0);
+            if w.ecs() {
+                o.u64("duration", duration);
+            } else {
+                o.secs("duration", duration);
+            }
             w.endpoints(o, f);
             o.u64("packets_to_server", f.to_server.packets);
             o.u64("packets_to_client", f.to_client.packets);
@@ -472,6 +536,10 @@ impl<W: Write> EventWriter<W> {
             o.u64("bytes_to_client", f.to_client.bytes);
             o.u64("payload_bytes_to_server", f.to_server.payload);
             o.u64("payload_bytes_to_client", f.to_client.payload);
+            if w.ecs() {
+                o.u64("network.packets", f.to_server.packets + f.to_client.packets);
+                o.u64("network.bytes", f.to_server.bytes + f.to_client.bytes);
+            }
             tcp_flags_field(o, "tcp_flags_to_server", &f.to_server, f.transport);
             tcp_flags_field(o, "tcp_flags_to_client", &f.to_client, f.transport);
             if f.transport == Transport::Tcp {
@@ -481,6 +549,9 @@ impl<W: Write> EventWriter<W> {
                 o.opt_str("sni", t.sni());
                 if t.alpn().next().is_some() {
                     o.strs("alpn", t.alpn());
+                }
+                if w.ecs() {
+                    o.str("tls.version_protocol", "tls");
                 }
                 match tls::version_name(t.version) {
                     Some(v) => o.str("tls_version", v),
@@ -751,6 +822,25 @@ mod tests {
         assert!(!String::from_utf8(w.lines.out)
             .unwrap()
             .contains("community_id"));
+    }
+
+    /// The ECS layout: VLAN ids as ECS's two keyword fields, the duration in nanoseconds, the
+    /// rest renamed or under `picket.`.
+    #[test]
+    fn ecs_layout_renames_and_converts() {
+        let rec = record(true);
+        let mut w = EventWriter::new(Vec::new(), None).with_format(EventFormat::Ecs);
+        w.flow(&rec).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&w.lines.out).unwrap();
+        assert_eq!(v["network.vlan.id"], "10");
+        assert_eq!(v["network.inner.vlan.id"], "20");
+        assert_eq!(v["event.duration"], 1_500_000_000u64);
+        assert_eq!(v["source.ip"], "2001:db8::5");
+        assert_eq!(v["tls.client.server_name"], "g.whatsapp.net");
+        assert_eq!(v["picket.ja4"], "t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb");
+        assert_eq!(v["event.kind"], "event");
+        assert_eq!(v["event.type"], serde_json::json!(["connection", "end"]));
+        assert!(v.get("vlan").is_none() && v.get("picket.vlan").is_none());
     }
 
     #[test]

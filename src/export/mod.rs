@@ -2,6 +2,7 @@
 //! anything.
 
 pub mod community_id;
+pub mod ecs;
 pub mod events;
 pub mod gate;
 pub mod http;

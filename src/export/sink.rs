@@ -2,7 +2,7 @@
 //! time order through the alert [`Gate`], writes them to the events and alerts files, and feeds
 //! the summary, the report and the per-app metrics. Reads owned records only.
 
-use crate::export::events::{ClientAddrs, EventStyle, EventWriter};
+use crate::export::events::{ClientAddrs, EventFormat, EventStyle, EventWriter};
 use crate::export::gate::{Gate, Released};
 use crate::export::metrics::Metrics;
 use crate::export::record::{AppCount, RecordBatch};
@@ -127,6 +127,8 @@ pub struct SinkOptions {
     pub clients: ClientAddrs,
     /// The seed of events' `community_id`.
     pub community_id_seed: u16,
+    /// The layout of events.
+    pub format: EventFormat,
 }
 
 impl SinkOptions {
@@ -136,6 +138,7 @@ impl SinkOptions {
             sensor: self.sensor.clone(),
             clients: self.clients.clone(),
             community_id_seed: self.community_id_seed,
+            format: self.format,
         }
     }
 }
