@@ -291,4 +291,27 @@ mod tests {
         p.truncate(40);
         assert_eq!(plain_handshake(&p), Err(QuicError::Truncated));
     }
+
+    proptest::proptest! {
+        /// Any bytes, and any damage to a real packet, give an answer and never a panic; a CHLO
+        /// found lies within the bytes given.
+        #[test]
+        fn hostile_bytes_never_panic(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1400),
+            flips in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..8),
+        ) {
+            let _ = plain_handshake(&junk);
+            if let ChloScan::Found(c) = scan_chlo(&junk) {
+                proptest::prop_assert!(c.len <= junk.len());
+            }
+            let m = chlo(&[(b"SNI\0", b"www.youtube.com"), (b"UAID", b"Chrome")]);
+            let mut p = plain_packet(b"Q046", 0, &m);
+            for (at, x) in flips {
+                p[at] ^= x;
+            }
+            if let Ok((_, _, data)) = plain_handshake(&p) {
+                let _ = scan_chlo(data);
+            }
+        }
+    }
 }
