@@ -5,6 +5,7 @@ use super::load_rules;
 use anyhow::{Context, Result};
 use picket::export::events::ClientAddrs;
 use picket::export::http::{HttpServer, HttpState, WebState};
+use picket::export::lines::Existing;
 use picket::export::metrics::Metrics;
 use picket::export::record::RunReport;
 use picket::export::sink::{Sink, SinkOptions};
@@ -32,9 +33,15 @@ pub enum LogFormat {
 #[derive(clap::Args, Debug)]
 pub struct CommonArgs {
     /// Write JSON-lines events to PATH ('-' for standard output; the summary then goes to
-    /// standard error). The file is created with mode 0640 and reopened on SIGHUP (rotation).
+    /// standard error). An existing file is replaced atomically (a new file with mode 0640,
+    /// renamed over it at the first write) unless --append is given; reopened for appending on
+    /// SIGHUP (rotation). Only whole lines ever reach the file.
     #[arg(long, value_name = "PATH")]
     pub events: Option<PathBuf>,
+    /// Append to existing events and alerts files instead of replacing them (a partial last
+    /// line is cut off first).
+    #[arg(long)]
+    pub append: bool,
     /// Use the rule files of DIR instead of the embedded defaults (reloaded on SIGHUP).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
@@ -149,6 +156,11 @@ impl CommonArgs {
             workers,
             alert_interval_ns: self.alert_interval.saturating_mul(SEC),
             clients: self.client_addrs()?,
+            existing: if self.append {
+                Existing::Append
+            } else {
+                Existing::Replace
+            },
         })
     }
 

@@ -154,8 +154,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Err(e) = flushed {
         anyhow::bail!("writing events failed: {e}");
     }
-    if sink.dropped > 0 {
-        anyhow::bail!("writing events failed: {} events dropped", sink.dropped);
+    if sink.dropped() > 0 {
+        anyhow::bail!("writing events failed: {} events dropped", sink.dropped());
     }
     Ok(if report.read.errors.is_empty() {
         ExitCode::SUCCESS
