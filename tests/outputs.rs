@@ -143,3 +143,243 @@ fn issue_14_full_disk_leaves_whole_lines_exact_counts_and_appending_resumes_clea
         "the old lines stay as they were"
     );
 }
+
+#[test]
+fn issue_15_an_output_that_is_an_input_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cap = flows_capture(dir.path(), 3);
+    let before = std::fs::read(&cap).expect("capture");
+    // The same file under another name: refused by inode, not by path.
+    let link = dir.path().join("link.pcap");
+    std::fs::hard_link(&cap, &link).expect("hard link");
+    for opt in ["--events", "--alerts", "--report"] {
+        let o = picket(&[
+            "replay",
+            opt,
+            link.to_str().expect("utf-8"),
+            cap.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{opt}: {}", text(&o));
+        assert!(text(&o).contains("is the input"), "{opt}: {}", text(&o));
+        assert_eq!(std::fs::read(&cap).expect("capture"), before, "{opt}");
+    }
+    let ev = dir.path().join("ev.jsonl");
+    let o = picket(&[
+        "replay",
+        "--events",
+        ev.to_str().expect("utf-8"),
+        "--alerts",
+        ev.to_str().expect("utf-8"),
+        cap.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("is also the --events file"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn issue_15_replace_is_atomic_with_mode_0640_and_append_keeps_the_old_lines() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cap = flows_capture(dir.path(), 5);
+    let ev = dir.path().join("ev.jsonl");
+    std::fs::write(&ev, "{\"old\":1}\n").expect("old file");
+    std::fs::set_permissions(&ev, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let old_ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&ev).expect("stat"));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["replay", "--quiet", "--events", ev.to_str().expect("utf-8")];
+        args.extend(extra);
+        args.push(cap.to_str().expect("utf-8"));
+        let o = picket(&args);
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    run(&[]);
+    let m = std::fs::metadata(&ev).expect("stat");
+    assert_eq!(m.permissions().mode() & 0o777, 0o640);
+    assert_ne!(
+        std::os::unix::fs::MetadataExt::ino(&m),
+        old_ino,
+        "a new file, renamed over the old one"
+    );
+    let first = json_lines(&ev);
+    assert!(first.iter().all(|v| v.get("old").is_none()));
+    run(&["--append"]);
+    let both = json_lines(&ev);
+    assert_eq!(both.len(), 2 * first.len());
+    assert_eq!(both[..first.len()], first[..]);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "temporary files left: {names:?}");
+}
+
+/// `picket replay` of a FIFO the test feeds: a capture header and `flows` flows at once, the
+/// rest of an endless flow stream (at once, or once `more` says so when `hold`).
+struct Fed {
+    child: std::process::Child,
+    feeder: Option<std::thread::JoinHandle<()>>,
+    more: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    dir: tempfile::TempDir,
+}
+
+impl Fed {
+    fn start(flows: usize, hold: bool) -> Fed {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("in.pcap");
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+        let d = dir.path();
+        let child = Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args([
+                "replay",
+                "--workers",
+                "2",
+                "--closing-grace",
+                "0",
+                "--events",
+            ])
+            .arg(d.join("ev.jsonl"))
+            .arg("--report")
+            .arg(d.join("report.html"))
+            .arg(&fifo)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("picket starts");
+        let more = Arc::new(AtomicBool::new(!hold));
+        let go = Arc::clone(&more);
+        let feeder = std::thread::spawn(move || {
+            let Ok(f) = std::fs::OpenOptions::new().write(true).open(&fifo) else {
+                return;
+            };
+            let mut w = picket_synth::PcapWriter::new(f, Default::default()).expect("header");
+            for (i, p) in picket_synth::many_flows(10_000_000, 3).enumerate() {
+                while i >= flows * 5 && !go.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                if w.write(&p).is_err() {
+                    return;
+                }
+            }
+        });
+        Fed {
+            child,
+            feeder: Some(feeder),
+            more,
+            dir,
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(st.success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
+    /// Waits (at most 60 s, a failure bound) for the exit; status, stdout, stderr.
+    fn wait(mut self) -> (Option<i32>, String, String, tempfile::TempDir) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("picket did not exit");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let o = self.child.wait_with_output().expect("output");
+        self.more.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(f) = self.feeder.take() {
+            let _ = f.join();
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            dir,
+        )
+    }
+}
+
+/// The number after `label` at the start of a line of the summary table.
+fn table_number(table: &str, label: &str) -> u64 {
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no '{label}' line in:\n{table}"));
+    line[label.len()..]
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line}"))
+}
+
+fn stopped_run_wrote_everything(sig: &str, times: usize, status: i32) {
+    let fed = Fed::start(200, false);
+    // Events reach the file as they are made; wait for the first (60 s failure bound).
+    let ev = fed.dir.path().join("ev.jsonl");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&ev).map_or(true, |m| m.len() == 0) {
+        assert!(std::time::Instant::now() < end, "no events within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for _ in 0..times {
+        fed.signal(sig);
+    }
+    let (code, out, err, dir) = fed.wait();
+    assert_eq!(code, Some(status), "{err}");
+    let packets = table_number(&out, "stopped   after");
+    assert!(packets > 0, "{out}");
+    assert_eq!(table_number(&out, "packets"), packets, "{out}");
+    let events = json_lines(&dir.path().join("ev.jsonl"));
+    let flows = events.iter().filter(|e| e["event"] == "flow").count() as u64;
+    assert_eq!(flows, table_number(&out, "flows"), "every flow written");
+    let report = std::fs::read_to_string(dir.path().join("report.html")).expect("the report");
+    assert!(report.trim_end().ends_with("</html>"), "a whole report");
+}
+
+#[test]
+fn issue_15_sigint_stops_with_130_and_writes_every_event_and_the_report() {
+    stopped_run_wrote_everything("INT", 1, 130);
+}
+
+#[test]
+fn issue_14_two_sigterms_exit_143_with_the_report_whole() {
+    stopped_run_wrote_everything("TERM", 2, 143);
+}
+
+#[test]
+fn issue_15_a_third_stop_signal_exits_at_once_leaving_no_temporary_file() {
+    // The feeder holds the rest back: the replay waits on its input and cannot end by itself.
+    let fed = Fed::start(50, true);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for _ in 0..3 {
+        fed.signal("TERM");
+    }
+    let (code, _, err, dir) = fed.wait();
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("third stop signal"), "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "temporary files left: {names:?}");
+    assert!(
+        !dir.path().join("report.html").exists(),
+        "no partial report"
+    );
+    let ev = dir.path().join("ev.jsonl");
+    if ev.exists() {
+        json_lines(&ev);
+    }
+}

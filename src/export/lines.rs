@@ -11,6 +11,96 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Temporary files not yet renamed over their paths, so an exit that cannot unwind (a third stop
+/// signal) can remove them: see [`remove_temporary_files`].
+static TEMPORARY: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn track(p: &Path) {
+    if let Ok(mut t) = TEMPORARY.lock() {
+        t.push(p.to_path_buf());
+    }
+}
+
+fn untrack(p: &Path) {
+    if let Ok(mut t) = TEMPORARY.lock() {
+        t.retain(|x| x != p);
+    }
+}
+
+/// Removes every temporary file not yet renamed over its path (the old files stay as they
+/// were). For an exit that skips destructors.
+pub fn remove_temporary_files() {
+    if let Ok(mut t) = TEMPORARY.lock() {
+        for p in t.drain(..) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A file that replaces `path` atomically: written beside it (mode 0640), renamed over it by
+/// [`Replacement::commit`]; dropped uncommitted, it is removed and the old file stays.
+pub struct Replacement {
+    path: PathBuf,
+    temp: Option<PathBuf>,
+    file: File,
+}
+
+impl Replacement {
+    /// Creates the temporary file beside `path`.
+    pub fn create(path: &Path) -> io::Result<Replacement> {
+        let temp = temp_beside(path);
+        let file = create_temp(&temp)?;
+        Ok(Replacement {
+            path: path.to_path_buf(),
+            temp: Some(temp),
+            file,
+        })
+    }
+
+    /// The temporary file, to write.
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Renames the file over its path.
+    pub fn commit(mut self) -> io::Result<()> {
+        if let Some(t) = self.temp.take() {
+            let r = std::fs::rename(&t, &self.path);
+            if r.is_err() {
+                self.temp = Some(t);
+            } else {
+                untrack(&t);
+            }
+            r?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Replacement {
+    fn drop(&mut self) {
+        if let Some(t) = self.temp.take() {
+            let _ = std::fs::remove_file(&t);
+            untrack(&t);
+        }
+    }
+}
+
+/// Creates a new temporary file (mode 0640 exactly, whatever the umask), for appending.
+fn create_temp(temp: &Path) -> io::Result<File> {
+    // A temporary file left by an earlier run of the same pid is ours to replace.
+    let _ = std::fs::remove_file(temp);
+    let f = open_append(temp, true)?;
+    track(temp);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
+    }
+    Ok(f)
+}
 
 /// Lines gathered past this many bytes are written at once.
 pub const FLUSH_AT: usize = 1 << 16;
@@ -113,10 +203,13 @@ fn cut_partial_tail(file: &File, path: &Path) -> io::Result<u64> {
 
 /// The temporary file beside `path` that replaces it.
 fn temp_beside(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
     let name = path
         .file_name()
         .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.picket-{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.picket-{}-{n}.tmp", std::process::id()))
 }
 
 impl FileTarget {
@@ -132,16 +225,7 @@ impl FileTarget {
             }
             Existing::Replace => {
                 let temp = temp_beside(path);
-                // A temporary file left by an earlier run of the same pid is ours to replace.
-                let _ = std::fs::remove_file(&temp);
-                let f = open_append(&temp, true)?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    // The mode exactly, whatever the umask.
-                    f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
-                }
-                (f, Some(temp))
+                (create_temp(&temp)?, Some(temp))
             }
         };
         Ok(FileTarget {
@@ -158,6 +242,7 @@ impl FileTarget {
     fn commit(&mut self) -> io::Result<()> {
         if let Some(t) = &self.temp {
             std::fs::rename(t, &self.path)?;
+            untrack(t);
             self.temp = None;
         }
         Ok(())
@@ -202,7 +287,8 @@ impl Drop for FileTarget {
     /// A replacement never committed (nothing was ever flushed) leaves the old file alone.
     fn drop(&mut self) {
         if let Some(t) = self.temp.take() {
-            let _ = std::fs::remove_file(t);
+            let _ = std::fs::remove_file(&t);
+            untrack(&t);
         }
     }
 }
