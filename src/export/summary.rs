@@ -301,11 +301,7 @@ impl Summary {
         let secs = run.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(s);
         if run.stopped {
-            let _ = writeln!(
-                s,
-                "stopped   after {} packets, by a stop signal: the input was not read to its end",
-                r.packets
-            );
+            let _ = writeln!(s, "stopped   after {} packets, by a stop signal", r.packets);
         }
         let _ = writeln!(
             s,
