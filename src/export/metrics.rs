@@ -358,7 +358,7 @@ impl Metrics {
             http_rejected: counter(
                 &r,
                 "picket_http_connections_rejected_total",
-                "Connections to the metrics endpoint closed unread because every handler was busy and the hand-off queue full.",
+                "Connections to the metrics endpoint closed unread because every handler was busy and the hand-off queue full, or their client address already had 2 connections in.",
             )?,
             http_failed: counter_vec(
                 &r,
