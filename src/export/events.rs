@@ -432,6 +432,16 @@ impl<W: Write> EventWriter<W> {
     pub fn flush(&mut self) -> io::Result<()> {
         self.lines.out.flush()
     }
+
+    /// The sink written to.
+    pub fn get_ref(&self) -> &W {
+        &self.lines.out
+    }
+
+    /// The sink written to, mutably.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.lines.out
+    }
 }
 
 #[cfg(test)]

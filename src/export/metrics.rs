@@ -358,7 +358,7 @@ impl Metrics {
             http_rejected: counter(
                 &r,
                 "picket_http_connections_rejected_total",
-                "Connections to the metrics endpoint closed unread because every handler was busy and the hand-off queue full.",
+                "Connections to the metrics endpoint closed unread because every handler was busy and the hand-off queue full, or their client address already had 2 connections in.",
             )?,
             http_failed: counter_vec(
                 &r,
@@ -457,13 +457,10 @@ impl Metrics {
         v.with_label_values(&[app]).inc();
     }
 
-    /// Counts an event written or dropped.
-    pub fn event(&self, written: bool) {
-        if written {
-            self.events_written.inc();
-        } else {
-            self.events_dropped.inc();
-        }
+    /// Counts lines that reached an events or alerts file, and lines dropped by a failing one.
+    pub fn events(&self, written: u64, dropped: u64) {
+        self.events_written.inc_by(written);
+        self.events_dropped.inc_by(dropped);
     }
 
     /// Folds the published values into the registry.
