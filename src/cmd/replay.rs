@@ -4,6 +4,7 @@ use super::common::{self, CommonArgs, SummaryFormat};
 use super::{EXIT_DAMAGED, EXIT_UNREADABLE};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use picket::capture::file::{expand, Input, Order};
 use picket::export::metrics::Metrics;
 use picket::export::report::Report;
 use picket::export::sink::Sink;
@@ -26,15 +27,30 @@ Examples:
   picket replay --format json capture.pcap
   picket replay --rules my-rules/ --policy policy.toml capture.pcap";
 
+/// `--order`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum OrderArg {
+    /// Packets of all inputs merged by time.
+    Time,
+    /// Each input to its end, in the order given.
+    Given,
+}
+
 /// Inputs smaller than this get no progress bar.
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
 
 /// Options of `picket replay`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Capture files (pcap or pcapng), processed in this order as one timeline.
-    #[arg(required = true, value_name = "FILE")]
+    /// Captures (pcap or pcapng, plain or gzip/zstd/xz-compressed), folders of them (read
+    /// recursively, captures picked by content), or `-` for standard input; their packets make
+    /// one timeline.
+    #[arg(required = true, value_name = "INPUT")]
     files: Vec<PathBuf>,
+    /// How several inputs make one timeline: merged by packet time whatever their order, as
+    /// mergecap does, or each read to its end in the order given.
+    #[arg(long, value_enum, value_name = "ORDER", default_value = "time")]
+    order: OrderArg,
     #[command(flatten)]
     common: CommonArgs,
     /// Serve /metrics, /healthz and /ready on this address while replaying [default: no
@@ -72,6 +88,18 @@ fn create_report(path: &Path) -> Result<BufWriter<File>> {
 /// Runs `picket replay`.
 pub fn run(a: Args) -> Result<ExitCode> {
     common::init_logs(a.common.log_format);
+    let expanded = expand(&a.files);
+    if !expanded.errors.is_empty() {
+        for e in &expanded.errors {
+            eprintln!("picket: {e}");
+        }
+        return Ok(ExitCode::from(EXIT_UNREADABLE));
+    }
+    let inputs = expanded.inputs;
+    let order = match a.order {
+        OrderArg::Time => Order::Time,
+        OrderArg::Given => Order::Given,
+    };
     let rules = Arc::new(a.common.load_rules()?);
     let cfg = a.common.pipeline();
     let control = Arc::new(Control::default());
@@ -103,10 +131,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         sink.report =
             Some(Report::new(a.common.sensor_name.clone()).with_client_addrs(opts.clients.clone()));
     }
-    let total: u64 = a
-        .files
+    let total: u64 = inputs
         .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
+        .filter_map(|i| match i {
+            Input::Path(p) => std::fs::metadata(p).ok(),
+            Input::Stdin => None,
+        })
         .map(|m| m.len())
         .sum();
     let bar = (!a.quiet && io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES).then(|| {
@@ -131,7 +161,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         reload: Some(&reload_rules),
         progress: Some(&progress),
     };
-    let report = pipeline::replay(&a.files, &cfg, rules, hooks, |o| sink.output(o));
+    let report = pipeline::replay_inputs(&inputs, order, &cfg, rules, hooks, |o| sink.output(o));
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -141,7 +171,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     let written = match (report_out, &sink.report, &a.report) {
         (Some(out), Some(r), Some(path)) => {
-            let files: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
+            let files: Vec<String> = inputs
+                .iter()
+                .map(|i| i.name().display().to_string())
+                .collect();
             r.write_html(out, &sink.summary, &report, &files)
                 .with_context(|| format!("writing the report {} failed", path.display()))
         }

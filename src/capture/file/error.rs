@@ -10,8 +10,11 @@ use std::path::PathBuf;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CaptureErrorKind {
-    /// The operating system refused a read or open.
+    /// The operating system refused a read.
     Io(io::Error),
+    /// The input could not be opened (no such file, permission denied, a folder where a file
+    /// was expected).
+    Open(io::Error),
     /// The file starts with bytes that are no pcap or pcapng magic.
     NotACapture {
         /// The first bytes of the file.
@@ -61,6 +64,12 @@ impl fmt::Display for CaptureErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io(e) => write!(f, "{e}"),
+            Self::Open(e) => match e.kind() {
+                io::ErrorKind::NotFound => write!(f, "no such file"),
+                io::ErrorKind::PermissionDenied => write!(f, "permission denied"),
+                io::ErrorKind::IsADirectory => write!(f, "is a folder"),
+                _ => write!(f, "cannot open: {e}"),
+            },
             Self::NotACapture { magic } => write!(
                 f,
                 "not a pcap or pcapng file (starts with {:02x} {:02x} {:02x} {:02x})",
@@ -107,6 +116,9 @@ pub struct CaptureError {
 
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let CaptureErrorKind::Open(_) = self.kind {
+            return write!(f, "{}: {}", self.path.display(), self.kind);
+        }
         write!(
             f,
             "{}: packet {} at byte offset {}: {}",
