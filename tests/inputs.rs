@@ -239,3 +239,30 @@ fn corpus_pair_in_both_orders_is_one_timeline() {
         }
     }
 }
+
+/// `--bpf` in replay keeps what the same filter keeps live: here only the UDP flows, the TCP
+/// packets left out and counted; a bad expression fails before the replay.
+#[test]
+fn bpf_in_replay_keeps_what_live_would_capture() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let whole = write(dir.path(), "whole.pcap", synth::demo());
+    let (all, _) = replay(&[s(&whole)], &[], None);
+    let (udp, sum) = replay(&[s(&whole)], &["--bpf", "udp"], None);
+    let want: Vec<String> = all
+        .iter()
+        .filter(|e| e["event"] == "flow" && e["transport"] == "udp")
+        .map(Value::to_string)
+        .collect::<Vec<_>>();
+    let mut want = want;
+    want.sort();
+    assert!(!want.is_empty() && want.len() < flows(&all).len());
+    assert_eq!(flows(&udp), want);
+    assert!(sum["totals"]["packets"].as_u64() > Some(0));
+    let o = picket(&["replay", "--bpf", "udp and and", s(&whole)], None);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("invalid BPF filter"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -4,7 +4,7 @@ use super::common::{self, CommonArgs, SummaryFormat};
 use super::{EXIT_DAMAGED, EXIT_UNREADABLE};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use picket::capture::file::{expand, Input, Order};
+use picket::capture::file::{expand, Filter, Input, Order};
 use picket::export::metrics::Metrics;
 use picket::export::report::Report;
 use picket::export::sink::Sink;
@@ -51,6 +51,10 @@ pub struct Args {
     /// mergecap does, or each read to its end in the order given.
     #[arg(long, value_enum, value_name = "ORDER", default_value = "time")]
     order: OrderArg,
+    /// Read only what this BPF expression (tcpdump syntax) accepts, as `picket live --bpf`
+    /// captures it (needs the `live` feature: libpcap compiles the expression).
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
     /// Serve /metrics, /healthz and /ready on this address while replaying [default: no
@@ -68,6 +72,25 @@ pub struct Args {
     /// at most 10,000 rows). Created with mode 0640 before the replay starts.
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
+}
+
+/// The `--bpf` filter, compiled by libpcap; an error without the `live` feature.
+fn bpf_filter(expr: Option<&str>) -> Result<Option<Filter>> {
+    let Some(expr) = expr else {
+        return Ok(None);
+    };
+    #[cfg(feature = "live")]
+    {
+        let f = picket::capture::bpf::Bpf::new(expr).map_err(anyhow::Error::msg)?;
+        Ok(Some(Box::new(f)))
+    }
+    #[cfg(not(feature = "live"))]
+    {
+        anyhow::bail!(
+            "--bpf {expr:?}: this picket was built without the `live` feature, and only libpcap \
+             compiles BPF; build with `--features live` or filter with tcpdump -r FILE -w - EXPR"
+        )
+    }
 }
 
 /// Creates the report file (mode 0640), so a path that cannot be written fails before the replay.
@@ -96,6 +119,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_UNREADABLE));
     }
     let inputs = expanded.inputs;
+    let filter = bpf_filter(a.bpf.as_deref())?;
     let order = match a.order {
         OrderArg::Time => Order::Time,
         OrderArg::Given => Order::Given,
@@ -161,7 +185,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         reload: Some(&reload_rules),
         progress: Some(&progress),
     };
-    let report = pipeline::replay_inputs(&inputs, order, &cfg, rules, hooks, |o| sink.output(o));
+    let report = pipeline::replay_inputs(&inputs, order, filter, &cfg, rules, hooks, |o| {
+        sink.output(o)
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

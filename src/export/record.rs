@@ -330,6 +330,8 @@ pub struct ReadStats {
     pub clock_ahead: u64,
     /// See `clock_ahead`.
     pub clock_behind: u64,
+    /// Packets left out by the replay's `--bpf` filter (not counted as read).
+    pub filtered: u64,
 }
 
 impl ReadStats {

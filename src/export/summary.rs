@@ -338,6 +338,9 @@ impl Summary {
         if !anomalies.is_empty() {
             let _ = writeln!(s, "anomalies {}", anomalies.join(", "));
         }
+        if r.filtered > 0 {
+            let _ = writeln!(s, "filter    {} packets left out by --bpf", r.filtered);
+        }
         if r.clock_ahead + r.clock_behind > 0 {
             let _ = writeln!(
                 s,

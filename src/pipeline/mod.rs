@@ -21,7 +21,7 @@ pub mod worker;
 
 pub use reader::{PumpEnd, Reader};
 
-use crate::capture::file::{Input, Merge, Order};
+use crate::capture::file::{Filter, Input, Merge, Order};
 use crate::export::metrics::Metrics;
 use crate::export::record::{ReadStats, Record, RecordBatch, RunReport};
 use crate::flow::FlowConfig;
@@ -184,14 +184,15 @@ where
     F: FnMut(&mut RecordBatch) + Send,
 {
     let inputs: Vec<Input> = paths.iter().map(|p| Input::from_arg(p)).collect();
-    replay_inputs(&inputs, Order::Time, cfg, rules, hooks, consume)
+    replay_inputs(&inputs, Order::Time, None, cfg, rules, hooks, consume)
 }
 
-/// Replays inputs (files, standard input) as one timeline in `order` ([`Merge`]); an input that
-/// cannot be read is reported and the others are read.
+/// Replays inputs (files, standard input) as one timeline in `order` ([`Merge`]), keeping the
+/// frames `filter` accepts; an input that cannot be read is reported and the others are read.
 pub fn replay_inputs<F>(
     inputs: &[Input],
     order: Order,
+    filter: Option<Filter>,
     cfg: &Config,
     rules: Arc<CompiledRules>,
     hooks: Hooks<'_>,
@@ -202,8 +203,12 @@ where
 {
     run(cfg, rules, hooks, consume, |reader| {
         let mut src = Merge::new(inputs, order);
+        if let Some(f) = filter {
+            src = src.with_filter(f);
+        }
         let end = reader.pump(&mut src);
         reader.read.files = src.opened;
+        reader.read.filtered = src.filtered;
         reader.read.errors.append(&mut src.errors);
         match end {
             PumpEnd::Failed(e) => {

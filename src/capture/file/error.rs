@@ -1,7 +1,7 @@
 //! What can go wrong reading a capture file, with the place it went wrong: [`CaptureError`]
 //! names the file, the packet and the byte offset. Plain data; never decides whether to go on.
 
-use super::MAX_INTERFACES;
+use super::{MAX_BLOCK, MAX_FRAME, MAX_INTERFACES};
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -41,6 +41,12 @@ pub enum CaptureErrorKind {
     },
     /// A pcapng block length is not a multiple of 4, too small, too large, or its trailer differs.
     BadBlockLength {
+        /// The length in the block header.
+        len: u32,
+    },
+    /// A pcapng block larger than any this sensor reads (a frame of [`MAX_FRAME`] bytes and
+    /// room for options): refused, so memory stays bounded.
+    BlockTooLarge {
         /// The length in the block header.
         len: u32,
     },
@@ -86,6 +92,10 @@ impl fmt::Display for CaptureErrorKind {
                 write!(f, "impossible captured length {len} (more than {max})")
             }
             Self::BadBlockLength { len } => write!(f, "bad pcapng block length {len}"),
+            Self::BlockTooLarge { len } => write!(
+                f,
+                "a pcapng block of {len} bytes, more than the {MAX_BLOCK} picket reads (frames over {MAX_FRAME} bytes)"
+            ),
             Self::BadByteOrder { magic } => {
                 write!(f, "bad pcapng byte-order magic {magic:#010x}")
             }

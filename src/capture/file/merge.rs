@@ -104,7 +104,24 @@ pub struct Merge {
     pub opened: usize,
     done_bytes: u64,
     done_cpu: Duration,
+    /// Frames a filter keeps (`--bpf`); the others are passed over and counted.
+    filter: Option<Filter>,
+    /// Frames the filter left out.
+    pub filtered: u64,
 }
+
+/// Which frames to keep, by link type and bytes (`--bpf`).
+pub trait FrameFilter: Send {
+    /// Whether to keep a frame.
+    fn keep(&mut self, link: LinkType, frame: &[u8]) -> bool;
+    /// What went wrong so far (taken once the inputs end), each naming its cause.
+    fn take_errors(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A boxed [`FrameFilter`].
+pub type Filter = Box<dyn FrameFilter>;
 
 impl Merge {
     /// Prepares to read `inputs`. In time order, each input's first packet is looked at now
@@ -119,6 +136,8 @@ impl Merge {
             opened: 0,
             done_bytes: 0,
             done_cpu: Duration::ZERO,
+            filter: None,
+            filtered: 0,
         };
         match order {
             Order::Given => {
@@ -211,6 +230,12 @@ impl Merge {
         }
     }
 
+    /// Keeps only the frames `filter` accepts.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
     fn retire(&mut self, src: FileSource, (other, link): (u64, u32)) {
         // A capture of a network this sensor does not read gives nothing: say so, by its type.
         if other > 0 && other == src.packets() {
@@ -255,16 +280,32 @@ impl PacketSource for Merge {
         if let Some(i) = self.last.take() {
             self.advance(i);
         }
-        self.activate();
-        // The earliest head; the first source among equals (given order, then opening order).
-        let mut best: Option<(usize, Timestamp)> = None;
-        for (i, o) in self.open.iter().enumerate() {
-            if best.is_none_or(|(_, t)| o.head.ts < t) {
-                best = Some((i, o.head.ts));
+        let i = loop {
+            self.activate();
+            // The earliest head; the first source among equals (given order, then opening
+            // order).
+            let mut best: Option<(usize, Timestamp)> = None;
+            for (i, o) in self.open.iter().enumerate() {
+                if best.is_none_or(|(_, t)| o.head.ts < t) {
+                    best = Some((i, o.head.ts));
+                }
             }
-        }
-        let Some((i, _)) = best else {
-            return Ok(SourceRead::End);
+            let Some((i, _)) = best else {
+                if let Some(f) = self.filter.as_mut() {
+                    self.errors.append(&mut f.take_errors());
+                }
+                return Ok(SourceRead::End);
+            };
+            let Some(f) = self.filter.as_mut() else {
+                break i;
+            };
+            let o = &self.open[i];
+            let h = o.head;
+            if f.keep(h.link, &o.src.buf[h.off..h.off + h.len]) {
+                break i;
+            }
+            self.filtered += 1;
+            self.advance(i);
         };
         self.last = Some(i);
         let o = &self.open[i];

@@ -25,7 +25,7 @@ mod fixtures;
 
 pub use error::{CaptureError, CaptureErrorKind};
 pub use input::{expand, Compression, Expanded, Input};
-pub use merge::{Merge, Order};
+pub use merge::{Filter, FrameFilter, Merge, Order};
 
 use crate::capture::{Chunk, LinkType, PacketSource, RawPacket, Read as SourceRead, SourceError};
 use pcapng::Interface;
@@ -105,6 +105,8 @@ pub struct FileSource {
     /// File offset of `buf[start]`.
     offset: u64,
     eof: bool,
+    /// Bytes of a record cut at [`MAX_FRAME`] still to pass over.
+    skip: u64,
     format: Format,
     packets: u64,
     len: Option<u64>,
@@ -272,6 +274,7 @@ impl FileSource {
             end: 0,
             offset: 0,
             eof: false,
+            skip: 0,
             format: Format::PcapNg {
                 big_endian: false,
                 in_section: false,
