@@ -141,7 +141,7 @@ impl<R: Read> Read for ZstdFrames<R> {
 }
 
 /// `input` decompressed as its first bytes say, and those bytes still to be read.
-pub(super) fn decompressed(
+pub(crate) fn decompressed(
     mut input: Box<dyn Read + Send>,
 ) -> io::Result<(Box<dyn Read + Send>, Compression)> {
     let prefix = read_prefix(&mut input, MAGIC_LEN)?;
