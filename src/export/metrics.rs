@@ -31,6 +31,8 @@ pub struct ReaderPub {
     pub interface_drops: AtomicU64,
     /// Packets dropped because a worker queue was full.
     pub queue_drops: AtomicU64,
+    /// Packets stamped with the sensor's clock instead of their own time, by [`CLOCK_KINDS`].
+    pub clock_adjusted: [AtomicU64; 2],
     /// Entries of the hint caches now, by [`HINT_CACHES`].
     pub hint_entries: [AtomicU64; 2],
     /// Entries dropped from the hint caches to stay within their capacity, by [`HINT_CACHES`].
@@ -110,6 +112,7 @@ struct Last {
     reassembly: [u64; ReasmEnd::ALL.len()],
     duplicates: u64,
     drops: [u64; 3],
+    clock: [u64; 2],
     evicted: u64,
     hellos: u64,
     conflicts: u64,
@@ -128,6 +131,7 @@ pub struct Metrics {
     packets: IntCounter,
     bytes: IntCounter,
     dropped: IntCounterVec,
+    clock_adjusted: IntCounterVec,
     decode_errors: IntCounterVec,
     skipped: IntCounterVec,
     tunnels: IntCounterVec,
@@ -192,6 +196,8 @@ fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
 pub const NO_APP: &str = "none";
 
 const STAGES: [&str; 3] = ["kernel", "interface", "queue"];
+/// Why a packet's time was not believed: far ahead of the capture's, or behind the clock.
+pub const CLOCK_KINDS: [&str; 2] = ["ahead", "behind"];
 
 impl Metrics {
     /// A registry with every metric registered, for `workers` workers.
@@ -251,6 +257,12 @@ impl Metrics {
                 "picket_capture_dropped_packets_total",
                 "Packets lost before analysis: by the kernel (buffer full), the interface, or a full worker queue.",
                 &["stage"],
+            )?,
+            clock_adjusted: counter_vec(
+                &r,
+                "picket_clock_adjusted_packets_total",
+                "Packets whose timestamp the sensor's clock did not believe (far ahead of the capture's time, or behind the clock), tracked at the clock's time.",
+                &["kind"],
             )?,
             decode_errors: counter_vec(
                 &r,
@@ -371,6 +383,9 @@ impl Metrics {
             workers: (0..workers.max(1)).map(|_| WorkerPub::default()).collect(),
             last: Mutex::new(Last::default()),
         };
+        for k in CLOCK_KINDS {
+            m.clock_adjusted.with_label_values(&[k]);
+        }
         for s in STAGES {
             m.dropped.with_label_values(&[s]);
         }
@@ -518,6 +533,10 @@ impl Metrics {
         for (i, s) in STAGES.iter().enumerate() {
             let c = self.dropped.with_label_values(&[s]);
             step(&c, drops[i], &mut last.drops[i]);
+        }
+        for (i, k) in CLOCK_KINDS.iter().enumerate() {
+            let c = self.clock_adjusted.with_label_values(&[k]);
+            step(&c, load(&self.reader.clock_adjusted[i]), &mut last.clock[i]);
         }
         let sum = |f: fn(&WorkerPub) -> &AtomicU64| -> u64 {
             self.workers.iter().map(|w| load(f(w))).sum()
