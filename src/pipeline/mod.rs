@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod dispatch;
 pub mod hints;
+pub mod queues;
 pub mod reader;
 pub mod worker;
 
