@@ -52,7 +52,7 @@ pub const PEER_HINTS: usize = 16_384;
 /// How often the caller's thread looks at stop and reload requests and at the queues.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
 
-/// A worker waits this long at most, in steps of [`WAIT_STEP`], for another queue to read past
+/// A worker waits this long at most, in short sleeps, for another queue to read past
 /// its batch; then it goes on and counts the wait as given up.
 pub const MAX_WAIT: Duration = Duration::from_millis(200);
 const WAIT_STEP: Duration = Duration::from_micros(250);
