@@ -45,11 +45,11 @@ pub struct Args {
     /// Captures (pcap or pcapng, plain or gzip/zstd/xz-compressed), folders of them (read
     /// recursively, captures picked by content), or `-` for standard input; their packets make
     /// one timeline.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required = true, value_name = "PATH")]
     files: Vec<PathBuf>,
     /// How several inputs make one timeline: merged by packet time whatever their order, as
     /// mergecap does, or each read to its end in the order given.
-    #[arg(long, value_enum, value_name = "ORDER", default_value = "time")]
+    #[arg(long, value_enum, value_name = "MODE", default_value = "time")]
     order: OrderArg,
     /// Read only what this BPF expression (tcpdump syntax) accepts, as `picket live --bpf`
     /// captures it (needs the `live` feature: libpcap compiles the expression).
