@@ -3,7 +3,7 @@
 //! where a signature waits for it. Gathers facts and says when the search is over.
 
 use super::reasm::{ClientPrefix, HelloScan};
-use super::state::{Flow, Hello, ReplyWait};
+use super::state::{CertName, Flow, Hello, ReplyWait};
 use super::tracker::{conclude, decide, hello_read, FlowTracker};
 use super::Out;
 use crate::capture::Timestamp;
@@ -122,7 +122,8 @@ impl FlowTracker {
                         n += 1;
                     }
                 });
-                f.cert_name = classify::certificate_name(rules, names.get(..n).unwrap_or_default());
+                f.cert_name = classify::certificate_name(rules, names.get(..n).unwrap_or_default())
+                    .map(|n| Box::new(CertName(n)));
                 true
             }
             cert::CertScan::GiveUp => true,
