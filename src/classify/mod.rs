@@ -15,7 +15,8 @@
 //! | 2 | the ClientHello's server name (TCP, or QUIC Initials) | `sni`, `quic_sni` | the name is trusted (not real ECH's outer name, not beside ESNI, not an IP literal, not oversized) and a rule claims it |
 //! | 3 | the ClientHello's JA4 | `ja4` | a rule names the fingerprint of the app's own TLS stack |
 //! | — | a trusted server name that no rule claims | none | stops here: the name is what the client asked for, and an address must not overrule it |
-//! | 4 | the name a DNS flow asked for | `dns_query` | a rule claims it |
+//! | 4 | the server's TLS 1.2 certificate (seen when no ClientHello was: a one-way capture) | `certificate` | a rule claims its common name, or every claimed alternative name is one app's ([`certificate_name`]) |
+//! | 4b | the name a DNS flow asked for | `dns_query` | a rule claims it |
 //! | 5 | what other flows revealed of an endpoint when the flow started | `peer_cache`, `dns_answer` | a call's STUN exchange used the endpoint, or a DNS answer for an app's name gave the server's address |
 //! | 6 | the server's address | `ip` | it is in an app's prefix list |
 //! | 7 | the client's address | `ip` | which side is the server was only guessed (no SYN seen) and it is in an app's prefix list |
@@ -26,10 +27,10 @@
 //! every row that named an app ([`Evidence`], in the order of the table, the deciding one
 //! first among them only by that order), whichever app it named: an SNI of one app on an
 //! address of another's list keeps both. At most one item per row, so at most
-//! [`MAX_EVIDENCE`] (7) per flow. Its [`Confidence`] comes from the deciding row: `high` for
-//! rows 1–2 (the flow's own bytes or server name), `medium` for rows 3–5 (a fingerprint, a DNS
-//! question, what other flows revealed), `low` for rows 6–7 (an address list); one step lower
-//! when another row named a different app.
+//! [`MAX_EVIDENCE`] (8) per flow. Its [`Confidence`] comes from the deciding row: `high` for
+//! rows 1–2 (the flow's own bytes or server name), `medium` for rows 3–5 (a fingerprint, the
+//! server's certificate, a DNS question, what other flows revealed), `low` for rows 6–7 (an
+//! address list); one step lower when another row named a different app.
 
 use crate::decode::Transport;
 use crate::flow::hints::Hint;
@@ -61,6 +62,8 @@ pub enum AppSource {
     PeerCache,
     /// The ClientHello's JA4 fingerprint is the app's own TLS stack.
     Ja4,
+    /// The server's TLS 1.2 certificate names one of the app's domains (no ClientHello seen).
+    Certificate,
 }
 
 impl AppSource {
@@ -76,6 +79,7 @@ impl AppSource {
             AppSource::DnsAnswer => "dns_answer",
             AppSource::PeerCache => "peer_cache",
             AppSource::Ja4 => "ja4",
+            AppSource::Certificate => "certificate",
         }
     }
 }
@@ -96,7 +100,7 @@ pub struct Classification {
 }
 
 /// Most [`Evidence`] items of one flow: one per row of the precedence table.
-pub const MAX_EVIDENCE: usize = 7;
+pub const MAX_EVIDENCE: usize = 8;
 
 /// What an [`Evidence`] item's signal saw, as the flow's record holds it: the value itself is
 /// read from the record when the event is written (no copy of the name).
@@ -110,6 +114,8 @@ pub enum EvidenceValue {
     Ja4,
     /// The name the DNS flow asked for.
     DnsQuery,
+    /// The server certificate's name that spoke.
+    CertName,
     /// The server's address.
     Server,
     /// The client's address.
@@ -158,9 +164,11 @@ impl Confidence {
             AppSource::Signature | AppSource::Stun | AppSource::Sni | AppSource::QuicSni => {
                 Confidence::High
             }
-            AppSource::Ja4 | AppSource::DnsQuery | AppSource::DnsAnswer | AppSource::PeerCache => {
-                Confidence::Medium
-            }
+            AppSource::Ja4
+            | AppSource::Certificate
+            | AppSource::DnsQuery
+            | AppSource::DnsAnswer
+            | AppSource::PeerCache => Confidence::Medium,
             AppSource::Ip => Confidence::Low,
         }
     }
@@ -203,7 +211,8 @@ counter_enum! {
         QuicUnknown => "quic_unknown",
         /// A ClientHello without a server name.
         TlsNoSni => "tls_no_sni",
-        /// A server name or DNS question that no rule claims: traffic of no app watched.
+        /// A server name, certificate name or DNS question that no rule claims: traffic of no
+        /// app watched.
         UnclaimedName => "unclaimed_name",
         /// Packets one way only: the other side was never seen.
         OneWay => "one_way",
@@ -255,7 +264,7 @@ pub fn unattributed(f: &Facts<'_>, u: &Unseen, rules: &CompiledRules) -> Unattri
             Unattributed::TlsNoSni
         };
     }
-    if f.dns_query.is_some() {
+    if f.dns_query.is_some() || f.cert_name.is_some() {
         return Unattributed::UnclaimedName;
     }
     if u.one_way {
@@ -274,6 +283,8 @@ pub struct Facts<'a> {
     pub tls: Option<&'a TlsSummary>,
     /// The name a DNS flow asked for.
     pub dns_query: Option<&'a [u8]>,
+    /// The server certificate's name that speaks for it ([`certificate_name`]).
+    pub cert_name: Option<&'a [u8]>,
     /// What the hint caches said of the flow's endpoints when it started.
     pub hint: Option<&'a Hint>,
     /// The server's address.
@@ -304,6 +315,13 @@ pub fn decide(f: &Facts<'_>, rules: &CompiledRules) -> Option<Classification> {
         if named.is_some() {
             return None;
         }
+    }
+    if let Some(c) = f
+        .cert_name
+        .map(|n| n.strip_prefix(b"*.").unwrap_or(n))
+        .and_then(|n| by_server_name(rules, n, AppSource::Certificate))
+    {
+        return Some(c);
     }
     if let Some(c) = f
         .dns_query
@@ -354,6 +372,11 @@ pub fn decide_explained(
         add(named, EvidenceValue::ServerName);
         add(by_ja4(rules, tls.ja4()), EvidenceValue::Ja4);
     }
+    let certified = f
+        .cert_name
+        .map(|n| n.strip_prefix(b"*.").unwrap_or(n))
+        .and_then(|n| by_server_name(rules, n, AppSource::Certificate));
+    add(certified, EvidenceValue::CertName);
     let asked = f
         .dns_query
         .and_then(|q| by_server_name(rules, q, AppSource::DnsQuery));
@@ -402,6 +425,33 @@ pub fn by_server_name(
 ) -> Option<Classification> {
     let m = rules.match_host(name)?;
     decided(rules, m, source)
+}
+
+/// The name of a server certificate that speaks for the server: its common name when a rule
+/// claims it; otherwise its alternative names' claim when every claimed one is the same app's (a
+/// shared certificate naming several apps' domains says nothing); otherwise its first name,
+/// claimed by none. Wildcards (`*.example.com`) are matched as a name under their domain.
+pub fn certificate_name(rules: &CompiledRules, names: &[&[u8]]) -> Option<Box<str>> {
+    let text = |n: &[u8]| String::from_utf8_lossy(n).into_owned().into_boxed_str();
+    let claim = |n: &[u8]| {
+        let bare = n.strip_prefix(b"*.").unwrap_or(n);
+        rules.match_host(bare).map(|m| m.app)
+    };
+    let (first, rest) = names.split_first()?;
+    if claim(first).is_some() {
+        return Some(text(first));
+    }
+    let mut chosen: Option<(&[u8], u16)> = None;
+    for &n in rest {
+        if let Some(app) = claim(n) {
+            match &chosen {
+                Some((_, a)) if *a != app => return Some(text(first)),
+                Some(_) => {}
+                None => chosen = Some((n, app)),
+            }
+        }
+    }
+    Some(text(chosen.map_or(*first, |(n, _)| n)))
 }
 
 /// Classifies the start of a flow's client payload by the rules' byte signatures; `frame_len`
@@ -494,6 +544,7 @@ list = ["192.0.2.0/24"]
             marks: None,
             tls: None,
             dns_query: None,
+            cert_name: None,
             hint: None,
             server: elsewhere,
             client: elsewhere,
@@ -651,6 +702,7 @@ list = ["192.0.2.0/24"]
             marks: None,
             tls: Some(&hello),
             dns_query: None,
+            cert_name: None,
             hint: None,
             server: "192.0.2.9".parse().unwrap(),
             client: "198.51.100.3".parse().unwrap(),

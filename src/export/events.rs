@@ -67,6 +67,7 @@
 //! | `sni` | string | TLS server name from the ClientHello |
 //! | `alpn` | array of string | ALPN protocols offered |
 //! | `tls_version` | string | highest TLS version offered: `"1.3"`, `"1.2"`, `"1.1"`, `"1.0"`, `"ssl3"`, or `"0x…"`; absent for Google QUIC's own handshake (CHLO), which is not TLS |
+//! | `cert_name` | string | with no ClientHello seen (a capture of the server's side only): the name of the server's TLS 1.2 certificate that speaks for it — its common name, or the alternative name of the one app its claimed names agree on |
 //! | `user_agent` | string | the client's user agent, where its handshake names it (Google QUIC's CHLO `UAID` tag) |
 //! | `ech` | string | `"real"`: an ECH extension with the public name of a known ECH client-facing server (`rules/ech.toml`): `sni` is only the outer name and does not decide `app`; `"grease"`: an ECH extension with any other name, taken for the GREASE placeholder browsers send, `sni` is the real name; `"esni"`: the older ESNI extension, `sni` does not decide; `"none"`. Present whenever a ClientHello was seen |
 //! | `sni_trusted` | bool | `sni` names the server the client wants and could decide `app` (false for real ECH, ESNI, or an IP address written as a name); present with `sni` |
@@ -74,12 +75,12 @@
 //! | `dns_query` | string | a DNS flow: the name it asked for (with `app_source` `"dns_query"`, the name that decided) |
 //! | `ja4` | string | JA4 client fingerprint of the ClientHello (FoxIO specification) |
 //! | `app` | string | app id from the rules |
-//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"ip"` (the app's IP prefix list) |
+//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"certificate"` (the server's TLS 1.2 certificate names the app's domain; no ClientHello seen), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
-//! | `evidence` | array of object | with `app`: every signal that named an app for the flow, in the precedence order of `picket::classify`, whichever app it named (disagreements are kept): `{"source", "value", "app", "rule"}`, `source` named as `app_source` names it, `value` what it saw (the server name, the JA4, the DNS question, the address, the name of another flow's DNS answer; absent for a payload signature or a STUN mark); at most 7, one per precedence row |
-//! | `confidence` | string | with `app`: `"high"` (the flow's own bytes or server name decided), `"medium"` (a JA4, a DNS question, a DNS answer or a call's endpoint), `"low"` (an address list); one step lower when `evidence` names another app |
-//! | `unattributed` | string | a flow without `app`: why, the first that applies of `"ech"` (real ECH or ESNI hid the name), `"encrypted_dns"` (port 853, or a public DoH/DoT/DoQ resolver of `rules/hidden.toml` by name or address), `"vpn"` (WireGuard, OpenVPN over UDP or TCP, IKE by their packets' shape, or a VPN service's name in `rules/hidden.toml`), `"tor"` (reserved: not told yet), `"quic_unknown"` (a QUIC version whose Initials cannot be opened), `"tls_no_sni"` (a ClientHello without a name), `"unclaimed_name"` (a server name or DNS question no rule claims), `"one_way"` (packets one way only), `"no_signal"`; in `flow` only |
+//! | `evidence` | array of object | with `app`: every signal that named an app for the flow, in the precedence order of `picket::classify`, whichever app it named (disagreements are kept): `{"source", "value", "app", "rule"}`, `source` named as `app_source` names it, `value` what it saw (the server name, the JA4, the certificate's name, the DNS question, the address, the name of another flow's DNS answer; absent for a payload signature or a STUN mark); at most 8, one per precedence row |
+//! | `confidence` | string | with `app`: `"high"` (the flow's own bytes or server name decided), `"medium"` (a JA4, the server's certificate, a DNS question, a DNS answer or a call's endpoint), `"low"` (an address list); one step lower when `evidence` names another app |
+//! | `unattributed` | string | a flow without `app`: why, the first that applies of `"ech"` (real ECH or ESNI hid the name), `"encrypted_dns"` (port 853, or a public DoH/DoT/DoQ resolver of `rules/hidden.toml` by name or address), `"vpn"` (WireGuard, OpenVPN over UDP or TCP, IKE by their packets' shape, or a VPN service's name in `rules/hidden.toml`), `"tor"` (reserved: not told yet), `"quic_unknown"` (a QUIC version whose Initials cannot be opened), `"tls_no_sni"` (a ClientHello without a name), `"unclaimed_name"` (a server name, certificate name or DNS question no rule claims), `"one_way"` (packets one way only), `"no_signal"`; in `flow` only |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
 
 use crate::capture::Timestamp;
@@ -420,6 +421,7 @@ impl<W: Write> EventWriter<W> {
                     EvidenceValue::ServerName => o.opt_str("value", tls.and_then(|t| t.sni())),
                     EvidenceValue::Ja4 => o.opt_str("value", tls.map(|t| t.ja4())),
                     EvidenceValue::DnsQuery => o.opt_str("value", f.dns_query.as_deref()),
+                    EvidenceValue::CertName => o.opt_str("value", f.cert_name.as_deref()),
                     EvidenceValue::Server => o.ip("value", f.server.0.ip()),
                     EvidenceValue::Client => {
                         o.text("value", |b| self.clients.write(b, f.client.0.ip()))
@@ -570,6 +572,7 @@ impl<W: Write> EventWriter<W> {
                 }
             }
             o.opt_str("user_agent", tls.and_then(|t| t.user_agent.as_deref()));
+            o.opt_str("cert_name", f.cert_name.as_deref());
             o.opt_str("dns_name", f.dns_name.as_deref());
             o.opt_str("dns_query", f.dns_query.as_deref());
             if let Some(t) = tls.filter(|t| !t.ja4().is_empty()) {
@@ -644,6 +647,7 @@ mod tests {
                     false,
                 ))
             }),
+            cert_name: None,
             app: tls.then(|| {
                 Box::new(Classification {
                     app: Arc::from("whatsapp"),
