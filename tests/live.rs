@@ -238,7 +238,14 @@ fn essence(events: &[Value]) -> BTreeMap<String, Value> {
         let mut e = e.clone();
         let obj = e.as_object_mut().expect("object");
         // Times and what derives from them (the flow id hashes the first packet's time).
-        for k in ["ts_start", "ts_end", "end_reason", "flow_id"] {
+        for k in [
+            "ts_start",
+            "ts_end",
+            "timestamp",
+            "duration",
+            "end_reason",
+            "flow_id",
+        ] {
             obj.remove(k);
         }
         let key = format!(
