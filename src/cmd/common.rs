@@ -12,7 +12,7 @@ use picket::export::sink::{Sink, SinkOptions};
 use picket::flow::FlowConfig;
 use picket::pipeline::{self, Control};
 use picket::rules::CompiledRules;
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -252,8 +252,12 @@ pub fn check_outputs(inputs: &[PathBuf], outputs: &[(&str, Option<&Path>)]) -> R
 
 /// Sets up logging to standard error.
 pub fn init_logs(format: LogFormat) {
+    // Colour only for a person at a terminal, and not when NO_COLOR is set (no-color.org).
+    let colour =
+        io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let b = tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(colour)
         .with_max_level(tracing::Level::INFO)
         .with_target(false);
     // A second initialisation (tests) is harmless: the first subscriber stays.

@@ -61,12 +61,32 @@ pub fn load_rules(dir: Option<&Path>, policy: Option<&Path>) -> Result<CompiledR
     let rules = ruleset::load(&sources, policy.as_ref())
         .map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
     let stale = rules.stale_lists(ruleset::today());
+    // Once per run: a reload (SIGHUP) of the same lists has nothing new to say.
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if let Some(oldest) = stale.iter().max_by_key(|s| s.age_days) {
-        tracing::warn!(
-            "{} IP prefix list(s) past their max age (oldest: {}); `picket rules check` lists them",
-            stale.len(),
-            oldest
-        );
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let whose = match dir {
+                Some(d) => format!("the rules in {}", d.display()),
+                None => "the embedded rules".to_string(),
+            };
+            let n = stale.len();
+            let (lists, are) = if n == 1 {
+                ("list", "is")
+            } else {
+                ("lists", "are")
+            };
+            tracing::warn!(
+                "{n} IP prefix {lists} of {whose} {are} past {} max age (oldest: {}'s, {} days, \
+                 as of {}): flows to those apps' addresses without a server name may be missed \
+                 or misnamed. Server names, DNS and STUN are not affected. To refresh: `picket \
+                 rules check` names each list and its source; put updated copies in a rules \
+                 folder and pass --rules DIR",
+                if n == 1 { "its" } else { "their" },
+                oldest.app,
+                oldest.age_days,
+                oldest.as_of
+            );
+        }
     }
     Ok(rules)
 }
