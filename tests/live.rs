@@ -299,6 +299,177 @@ fn live_equals_replay_and_sigterm_loses_no_flow() {
     assert_eq!(summary["totals"]["stopped"], true, "{out}");
 }
 
+/// `--queues 2`: two capture handles in one PACKET_FANOUT group, each with its own reader and
+/// worker. Both directions of every flow must reach the same queue (a flow split across two
+/// workers would be written as two half flows, and its counts would differ from replay's), the
+/// kernel's hash must actually spread the flows, and the events must equal replay's — the flows
+/// classified from a DNS answer or a STUN exchange seen on the other queue included, at
+/// tcpreplay's top speed.
+#[test]
+fn live_queues_keep_every_flow_on_one_worker_and_equal_replay() {
+    if !can_run(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let veth = Veth::new("q");
+    let sensor = Sensor::start(dir.path(), &veth.capture, &["--queues", "2"]);
+    send(&veth.send, &demo());
+    wait_for("all the demo's packets counted", 20, || {
+        metric(&sensor.metrics(), "picket_packets_total") == Some(demo_packets() as f64)
+    });
+    let m = sensor.metrics();
+    let per_queue: Vec<f64> = (0..2)
+        .map(|q| {
+            let series = format!("picket_capture_queue_packets_total{{queue=\"{q}\"}}");
+            metric(&m, &series).unwrap_or_else(|| panic!("{series} missing:\n{m}"))
+        })
+        .collect();
+    assert_eq!(per_queue.iter().sum::<f64>(), demo_packets() as f64);
+    assert!(
+        per_queue.iter().all(|&p| p > 0.0),
+        "the kernel's flow hash spread the demo's flows over both queues: {per_queue:?}"
+    );
+    for q in 0..2 {
+        let series = format!("picket_capture_queue_dropped_packets_total{{queue=\"{q}\"}}");
+        assert_eq!(metric(&m, &series), Some(0.0), "{series}");
+    }
+    assert_eq!(
+        metric(&m, "picket_capture_dropped_packets_total{stage=\"kernel\"}"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&m, "picket_hint_updates_dropped_total"), Some(0.0));
+    assert_eq!(metric(&m, "picket_hint_waits_given_up_total"), Some(0.0));
+    let events = sensor.events.clone();
+    let (code, err) = sensor.stop();
+    assert_eq!(code, Some(0), "{err}");
+    let live = read_events(&events);
+    assert_eq!(live.len(), demo_flows(), "{err}");
+    assert_eq!(essence(&live), essence(&replay_events(dir.path())));
+}
+
+/// Classic pcap files with Ethernet frames (what tcpreplay can put on a veth as they are).
+fn ethernet_pcap(path: &Path) -> bool {
+    let Ok(head) = std::fs::read(path).map(|b| b.get(..24).map(<[u8]>::to_vec)) else {
+        return false;
+    };
+    let Some(h) = head else { return false };
+    let link = match h[..4] {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => {
+            u32::from_le_bytes([h[20], h[21], h[22], h[23]])
+        }
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => {
+            u32::from_be_bytes([h[20], h[21], h[22], h[23]])
+        }
+        _ => return false,
+    };
+    link == 1
+}
+
+/// The kernel's fanout hash itself, below the sensor: two handles of one PACKET_FANOUT group read
+/// what tcpreplay sent (the demo, and every Ethernet capture of the shared corpus when it is
+/// there), and each flow (the sensor's own key: both directions, VLANs, tunnel segment) must have
+/// come in on one handle only.
+#[test]
+fn fanout_hands_both_directions_of_every_flow_to_one_queue() {
+    use picket::capture::live::{LiveConfig, LiveSource};
+    use picket::capture::{PacketSource, Read};
+    use picket::decode::{Decoded, Decoder};
+    use picket::flow::FlowKey;
+    use std::collections::BTreeSet;
+    if !can_run(&[]) {
+        return;
+    }
+    let mut captures = vec![demo()];
+    if let Some(c) = common::require_corpus() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(c.dir.join("pcap"))
+            .expect("corpus folder")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| ethernet_pcap(p))
+            .collect();
+        files.sort();
+        captures.extend(files);
+    }
+    let veth = Veth::new("f");
+    let cfg = LiveConfig {
+        interface: veth.capture.clone(),
+        bpf: None,
+        // Headers are enough here; a small snaplen makes small ring blocks, so the rings hold
+        // many of them (libpcap retires a block after a millisecond, full or not).
+        snaplen: 4096,
+        promisc: true,
+        buffer_mib: 64,
+        timeout_ms: 20,
+    };
+    let mut queues = LiveSource::open_queues(&cfg, 2, 0x7e57).expect("two queues open");
+    // Read both queues in turn while tcpreplay sends, then until both are quiet.
+    let mut sender = Command::new("tcpreplay")
+        .args(["-q", "-i", &veth.send, "--topspeed"])
+        .args(&captures)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpreplay runs");
+    let mut seen: std::collections::HashMap<FlowKey, BTreeSet<usize>> =
+        std::collections::HashMap::new();
+    let mut got = [0u64; 2];
+    let mut decoder = Decoder::new();
+    let mut quiet = 0;
+    let mut done = false;
+    while quiet < 10 {
+        done = done || sender.try_wait().expect("tcpreplay status").is_some();
+        let mut idle = true;
+        for (q, src) in queues.iter_mut().enumerate() {
+            // Up to a few thousand frames from one queue, then the other's turn.
+            for _ in 0..4096 {
+                let Read::Packet(p) = src.read().expect("capture reads") else {
+                    break;
+                };
+                idle = false;
+                got[q] += 1;
+                let meta = match decoder.decode(p.link, p.ts, p.orig_len, p.data) {
+                    Ok(Decoded::Frame(m)) => m,
+                    Ok(Decoded::Reassembled { meta, .. }) => meta,
+                    Err(_) => continue,
+                };
+                seen.entry(FlowKey::of(&meta).0).or_default().insert(q);
+            }
+        }
+        quiet = if done && idle { quiet + 1 } else { 0 };
+    }
+    let out = sender.wait_with_output().expect("tcpreplay finishes");
+    let sent = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Successful packets:"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("tcpreplay: {}", String::from_utf8_lossy(&out.stderr)));
+    let drops: u64 = queues.iter_mut().map(|s| s.drops().kernel).sum();
+    eprintln!(
+        "{} captures, {sent} packets sent, {} flows, per queue {got:?}, {drops} kernel drops",
+        captures.len(),
+        seen.len()
+    );
+    // Every packet sent was read or counted as dropped (a loaded machine may starve this
+    // reader; what was read is what the check below covers).
+    assert!(
+        got[0] + got[1] + drops >= sent,
+        "read {got:?} and {drops} dropped of {sent} sent"
+    );
+    assert!(
+        drops * 10 < sent,
+        "most packets read: {drops} of {sent} dropped"
+    );
+    assert!(got.iter().all(|&n| n > 0), "both queues got flows: {got:?}");
+    let split: Vec<_> = seen.iter().filter(|(_, qs)| qs.len() > 1).collect();
+    assert!(
+        split.is_empty(),
+        "{} of {} flows came in on both queues, e.g. {:?}",
+        split.len(),
+        seen.len(),
+        split.first()
+    );
+    assert!(seen.len() >= picket_synth::demo_manifest().len());
+}
+
 #[test]
 fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
     if !can_run(&[("prometheus", "prometheus"), ("promtool", "prometheus")]) {

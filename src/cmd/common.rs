@@ -78,6 +78,11 @@ pub struct CommonArgs {
     /// A flow that lives longer emits a `flow_update` event every SECS seconds (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub flow_update: u64,
+    /// A packet more than SECS seconds ahead of the sensor's clock and of the median of the
+    /// recent packets (a damaged or forged timestamp) neither moves the clock nor keeps its
+    /// time; it is counted, and its flow tracked at the clock's time.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub clock_bound: u64,
     /// This sensor's name: in every event, and prefixed to flow ids so they are unique across a
     /// fleet.
     #[arg(long, value_name = "NAME")]
@@ -139,6 +144,7 @@ impl CommonArgs {
                 update_ns: self.flow_update.saturating_mul(SEC),
             },
             hint_capacity: usize::try_from(self.hint_cache).unwrap_or(usize::MAX),
+            clock_bound: self.clock_bound.saturating_mul(SEC),
         }
     }
 

@@ -4,6 +4,7 @@ use super::common::{self, CommonArgs, SummaryFormat};
 use super::{EXIT_DAMAGED, EXIT_UNREADABLE};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use picket::capture::file::{expand, Filter, Input, Order};
 use picket::export::lines::Replacement;
 use picket::export::metrics::Metrics;
 use picket::export::report::Report;
@@ -26,15 +27,34 @@ Examples:
   picket replay --format json capture.pcap
   picket replay --rules my-rules/ --policy policy.toml capture.pcap";
 
+/// `--order`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum OrderArg {
+    /// Packets of all inputs merged by time.
+    Time,
+    /// Each input to its end, in the order given.
+    Given,
+}
+
 /// Inputs smaller than this get no progress bar.
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
 
 /// Options of `picket replay`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Capture files (pcap or pcapng), processed in this order as one timeline.
-    #[arg(required = true, value_name = "FILE")]
+    /// Captures (pcap or pcapng, plain or gzip/zstd/xz-compressed), folders of them (read
+    /// recursively, captures picked by content), or `-` for standard input; their packets make
+    /// one timeline.
+    #[arg(required = true, value_name = "PATH")]
     files: Vec<PathBuf>,
+    /// How several inputs make one timeline: merged by packet time whatever their order, as
+    /// mergecap does, or each read to its end in the order given.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "time")]
+    order: OrderArg,
+    /// Read only what this BPF expression (tcpdump syntax) accepts, as `picket live --bpf`
+    /// captures it (needs the `live` feature: libpcap compiles the expression).
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
     /// Serve /metrics, /healthz and /ready on this address while replaying [default: no
@@ -61,6 +81,25 @@ fn create_report(path: &Path) -> Result<Replacement> {
     Replacement::create(path).with_context(|| format!("cannot create {}", path.display()))
 }
 
+/// The `--bpf` filter, compiled by libpcap; an error without the `live` feature.
+fn bpf_filter(expr: Option<&str>) -> Result<Option<Filter>> {
+    let Some(expr) = expr else {
+        return Ok(None);
+    };
+    #[cfg(feature = "live")]
+    {
+        let f = picket::capture::bpf::Bpf::new(expr).map_err(anyhow::Error::msg)?;
+        Ok(Some(Box::new(f)))
+    }
+    #[cfg(not(feature = "live"))]
+    {
+        anyhow::bail!(
+            "--bpf {expr:?}: this picket was built without the `live` feature, and only libpcap \
+             compiles BPF; build with `--features live` or filter with tcpdump -r FILE -w - EXPR"
+        )
+    }
+}
+
 /// Runs `picket replay`.
 pub fn run(a: Args) -> Result<ExitCode> {
     common::init_logs(a.common.log_format);
@@ -72,6 +111,21 @@ pub fn run(a: Args) -> Result<ExitCode> {
             ("--report", a.report.as_deref()),
         ],
     )?;
+    // An input that cannot be opened is named and the others are read (exit 1 at the end).
+    let expanded = expand(&a.files);
+    for e in &expanded.errors {
+        eprintln!("picket: {e}");
+    }
+    let unopened = expanded.errors.len();
+    if expanded.inputs.is_empty() {
+        return Ok(ExitCode::from(EXIT_UNREADABLE));
+    }
+    let inputs = expanded.inputs;
+    let filter = bpf_filter(a.bpf.as_deref())?;
+    let order = match a.order {
+        OrderArg::Time => Order::Time,
+        OrderArg::Given => Order::Given,
+    };
     let rules = Arc::new(a.common.load_rules()?);
     let cfg = a.common.pipeline();
     let control = Arc::new(Control::default());
@@ -103,10 +157,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         sink.report =
             Some(Report::new(a.common.sensor_name.clone()).with_client_addrs(opts.clients.clone()));
     }
-    let total: u64 = a
-        .files
+    let total: u64 = inputs
         .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
+        .filter_map(|i| match i {
+            Input::Path(p) => std::fs::metadata(p).ok(),
+            Input::Stdin => None,
+        })
         .map(|m| m.len())
         .sum();
     let bar = (!a.quiet && io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES).then(|| {
@@ -131,7 +187,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         reload: Some(&reload_rules),
         progress: Some(&progress),
     };
-    let report = pipeline::replay(&a.files, &cfg, rules, hooks, |o| sink.output(o));
+    let report = pipeline::replay_inputs(&inputs, order, filter, &cfg, rules, hooks, |o| {
+        sink.output(o)
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -141,7 +199,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     let written = match (report_out, &sink.report, &a.report) {
         (Some(mut out), Some(r), Some(path)) => {
-            let files: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
+            let files: Vec<String> = inputs
+                .iter()
+                .map(|i| i.name().display().to_string())
+                .collect();
             r.write_html(
                 BufWriter::with_capacity(1 << 16, out.file()),
                 &sink.summary,
@@ -166,9 +227,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Some(code) = common::stop_status().filter(|_| report.stopped) {
         return Ok(ExitCode::from(code));
     }
-    Ok(if report.read.errors.is_empty() {
+    Ok(if report.read.errors.is_empty() && unopened == 0 {
         ExitCode::SUCCESS
-    } else if report.read.files == 0 {
+    } else if report.read.files == 0 || unopened > 0 {
         ExitCode::from(EXIT_UNREADABLE)
     } else {
         ExitCode::from(EXIT_DAMAGED)

@@ -78,6 +78,8 @@ pub struct FlowView {
     pub syn_seen: bool,
     /// What the ClientHello said (boxed: records move often, hellos are the minority).
     pub tls: Option<Box<TlsSummary>>,
+    /// The server's TLS 1.2 certificate name that spoke for it, when no ClientHello was seen.
+    pub cert_name: Option<Box<str>>,
     /// The app, when the flow was classified (boxed, as `tls`).
     pub app: Option<Box<Classification>>,
     /// With an app decided by a DNS answer: the name whose answer gave the server's address.
@@ -325,6 +327,13 @@ pub struct ReadStats {
     pub errors: Vec<String>,
     /// CPU time of the sources' helper threads (files read ahead), summed when each ends.
     pub helper_cpu: Duration,
+    /// Packets the sensor's clock did not believe, stamped with its time instead: far ahead of
+    /// the capture's time, and more than a second behind it (`pipeline::clock`).
+    pub clock_ahead: u64,
+    /// See `clock_ahead`.
+    pub clock_behind: u64,
+    /// Packets left out by the replay's `--bpf` filter (not counted as read).
+    pub filtered: u64,
 }
 
 impl ReadStats {
@@ -393,6 +402,7 @@ impl FlowView {
             to_client: DirStats::default(),
             syn_seen: true,
             tls: None,
+            cert_name: None,
             app: None,
             dns_name: None,
         }
