@@ -5,11 +5,11 @@ use super::{EXIT_DAMAGED, EXIT_UNREADABLE};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use picket::capture::file::{expand, Filter, Input, Order};
+use picket::export::lines::Replacement;
 use picket::export::metrics::Metrics;
 use picket::export::report::Report;
 use picket::export::sink::Sink;
 use picket::pipeline::{self, Control, Hooks};
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,11 +45,11 @@ pub struct Args {
     /// Captures (pcap or pcapng, plain or gzip/zstd/xz-compressed), folders of them (read
     /// recursively, captures picked by content), or `-` for standard input; their packets make
     /// one timeline.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required = true, value_name = "PATH")]
     files: Vec<PathBuf>,
     /// How several inputs make one timeline: merged by packet time whatever their order, as
     /// mergecap does, or each read to its end in the order given.
-    #[arg(long, value_enum, value_name = "ORDER", default_value = "time")]
+    #[arg(long, value_enum, value_name = "MODE", default_value = "time")]
     order: OrderArg,
     /// Read only what this BPF expression (tcpdump syntax) accepts, as `picket live --bpf`
     /// captures it (needs the `live` feature: libpcap compiles the expression).
@@ -69,9 +69,16 @@ pub struct Args {
     format: SummaryFormat,
     /// Write the analyst's report to PATH: one self-contained HTML file (per-app totals, a
     /// timeline, top clients and servers of flagged apps, a filterable table of flagged flows,
-    /// at most 10,000 rows). Created with mode 0640 before the replay starts.
+    /// at most 10,000 rows). Written beside PATH (mode 0640; created before the replay starts, so a
+    /// folder that cannot be written fails at once) and renamed over it once whole.
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
+}
+
+/// Creates the report's replacement beside its path (mode 0640), so a path that cannot be
+/// written fails before the replay; renamed over the path once the report is whole.
+fn create_report(path: &Path) -> Result<Replacement> {
+    Replacement::create(path).with_context(|| format!("cannot create {}", path.display()))
 }
 
 /// The `--bpf` filter, compiled by libpcap; an error without the `live` feature.
@@ -93,24 +100,17 @@ fn bpf_filter(expr: Option<&str>) -> Result<Option<Filter>> {
     }
 }
 
-/// Creates the report file (mode 0640), so a path that cannot be written fails before the replay.
-fn create_report(path: &Path) -> Result<BufWriter<File>> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o640);
-    }
-    let f = opts
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(BufWriter::with_capacity(1 << 16, f))
-}
-
 /// Runs `picket replay`.
 pub fn run(a: Args) -> Result<ExitCode> {
     common::init_logs(a.common.log_format);
+    common::check_outputs(
+        &a.files,
+        &[
+            ("--events", a.common.events.as_deref()),
+            ("--alerts", a.common.alerts.as_deref()),
+            ("--report", a.report.as_deref()),
+        ],
+    )?;
     let expanded = expand(&a.files);
     if !expanded.errors.is_empty() {
         for e in &expanded.errors {
@@ -196,13 +196,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
         eprintln!("picket: {e}");
     }
     let written = match (report_out, &sink.report, &a.report) {
-        (Some(out), Some(r), Some(path)) => {
+        (Some(mut out), Some(r), Some(path)) => {
             let files: Vec<String> = inputs
                 .iter()
                 .map(|i| i.name().display().to_string())
                 .collect();
-            r.write_html(out, &sink.summary, &report, &files)
-                .with_context(|| format!("writing the report {} failed", path.display()))
+            r.write_html(
+                BufWriter::with_capacity(1 << 16, out.file()),
+                &sink.summary,
+                &report,
+                &files,
+            )
+            .and_then(|()| out.commit())
+            .with_context(|| format!("writing the report {} failed", path.display()))
         }
         _ => Ok(()),
     };
@@ -213,8 +219,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Err(e) = flushed {
         anyhow::bail!("writing events failed: {e}");
     }
-    if sink.dropped > 0 {
-        anyhow::bail!("writing events failed: {} events dropped", sink.dropped);
+    if sink.dropped() > 0 {
+        anyhow::bail!("writing events failed: {} events dropped", sink.dropped());
+    }
+    if let Some(code) = common::stop_status().filter(|_| report.stopped) {
+        return Ok(ExitCode::from(code));
     }
     Ok(if report.read.errors.is_empty() {
         ExitCode::SUCCESS

@@ -307,6 +307,9 @@ impl Summary {
         let r = &run.read;
         let secs = run.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(s);
+        if run.stopped {
+            let _ = writeln!(s, "stopped   after {} packets, by a stop signal", r.packets);
+        }
         let _ = writeln!(
             s,
             "packets   {} read, {} into flows, {} skipped ({} decode errors)",

@@ -9,6 +9,8 @@
 //! - [`dispatch`]: the symmetric flow hash, batches to the workers, the one [`clock`].
 //! - [`worker`]: a worker thread: its flow tracker, its records and progress marks.
 //! - [`hints`]: what DNS answers and STUN exchanges reveal, found in capture order.
+//! - [`queues`]: live capture on several handles of one kernel fanout group, each queue with its
+//!   own reader and worker.
 //!
 //! Nothing here locks or allocates per packet once the batches have warmed up; the only clock is
 //! the packets' own time, kept by [`clock::Clock`] at the dispatcher.
@@ -16,6 +18,7 @@
 pub mod clock;
 pub mod dispatch;
 pub mod hints;
+pub mod queues;
 pub mod reader;
 pub mod worker;
 
