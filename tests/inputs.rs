@@ -268,3 +268,40 @@ fn bpf_in_replay_keeps_what_live_would_capture() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A FIFO named on the command line (`tcpdump -w fifo`) is read once, from its first byte: the
+/// look at its first packet that orders the inputs by time loses nothing.
+#[test]
+fn a_fifo_among_files_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = synth::demo();
+    let whole = write(dir.path(), "whole.pcap", demo.clone());
+    let (base, _) = replay(&[s(&whole)], &[], None);
+    let half = demo.len() / 2;
+    let a = write(dir.path(), "a.pcap", demo[..half].to_vec());
+    let b = write(dir.path(), "b.pcap", demo[half..].to_vec());
+    let fifo = dir.path().join("live.pcap");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !common::require(
+        "mkfifo",
+        "coreutils has it",
+        made.is_ok_and(|s| s.success()),
+    ) {
+        return;
+    }
+    let bytes = std::fs::read(&b).expect("read");
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .expect("open fifo");
+            let _ = w.write_all(&bytes);
+        })
+    };
+    let (ev, sum) = replay(&[s(&fifo), s(&a)], &[], None);
+    writer.join().expect("writer");
+    assert_eq!(flows(&ev), flows(&base));
+    assert_eq!(sum["totals"]["files"], 2);
+}
