@@ -79,8 +79,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub flow_update: u64,
     /// A packet more than SECS seconds ahead of the sensor's clock and of the median of the
-    /// recent packets (a damaged or forged timestamp) neither moves the clock nor keeps its
-    /// time; it is counted, and its flow tracked at the clock's time.
+    /// recent packets (a damaged or forged timestamp) does not move the clock, so no flow ends
+    /// for it; it is counted.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub clock_bound: u64,
     /// This sensor's name: in every event, and prefixed to flow ids so they are unique across a
