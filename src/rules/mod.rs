@@ -119,8 +119,14 @@ pub struct Source {
     pub text: String,
 }
 
+/// The largest rule, list or policy file read (bytes): 1,000,000 domains take about 25 MB.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
 impl Source {
-    /// Reads a file; events cite it by its file name.
+    /// Reads a file; events cite it by its file name. Only a regular file (or a symlink to one)
+    /// of at most [`MAX_FILE_BYTES`] is read: a FIFO, a device or a folder is refused before it
+    /// is read (opened without blocking, checked again once open), so loading never hangs or
+    /// reads without end. The error says which of these the file is.
     pub fn from_file(path: &Path) -> std::io::Result<Source> {
         Ok(Source {
             path: path.to_path_buf(),
@@ -128,9 +134,74 @@ impl Source {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            text: std::fs::read_to_string(path)?,
+            text: read_regular(path, MAX_FILE_BYTES)?,
         })
     }
+}
+
+/// What a file is, for an error that refuses to read it.
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads a regular file of at most `limit` bytes as UTF-8 text.
+fn read_regular(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let refuse = |t: std::fs::FileType| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("{}: only regular files are read", file_kind(t)),
+        )
+    };
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(refuse(meta.file_type()));
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // A FIFO put in the file's place after the check must not block the open.
+        open.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = open.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refuse(meta.file_type()));
+    }
+    let too_big = |n: u64| {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("{n} bytes or more, over the limit of {limit} bytes for a rule file"),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_big(meta.len()));
+    }
+    let mut text = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    let n = file.take(limit + 1).read_to_string(&mut text)?;
+    if n as u64 > limit {
+        return Err(too_big(n as u64));
+    }
+    Ok(text)
 }
 
 /// The default rule files, embedded at build time (see `build.rs`).
@@ -226,6 +297,40 @@ mod tests {
             };
             assert_eq!(app.verdict, want, "{id}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read_with_a_clear_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("x.toml");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        // A FIFO with no writer would block a plain open and read: it is refused, not waited on.
+        let e = dir_sources(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("x.toml: cannot read: a FIFO: only regular files"),
+            "{e}"
+        );
+        std::fs::remove_file(&fifo).expect("remove");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.toml")).expect("symlink");
+        let e = dir_sources(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("zero.toml: cannot read: a device"), "{e}");
+        std::fs::remove_file(dir.path().join("zero.toml")).expect("remove");
+        std::fs::create_dir(dir.path().join("d.toml")).expect("mkdir");
+        let e = dir_sources(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("d.toml: cannot read: a folder"), "{e}");
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let p = dir.path().join("big.toml");
+        std::fs::write(&p, "x".repeat(101)).expect("write");
+        let e = read_regular(&p, 100).unwrap_err().to_string();
+        assert!(e.contains("over the limit of 100 bytes"), "{e}");
+        std::fs::write(&p, "x".repeat(100)).expect("write");
+        assert_eq!(read_regular(&p, 100).expect("at the limit").len(), 100);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::Spanned;
 
 /// What kind of app a rule file describes.
@@ -323,13 +324,13 @@ fn parse_ech(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
     };
     let mut cx = FileCtx {
         path: &src.path,
-        lines: Lines { text: &src.text },
+        lines: Lines::new(&src.text),
         errors,
     };
     for n in &file.public_names {
         match normalise_domain(n.get_ref()) {
             Ok((name, exact)) => {
-                let (line, _) = cx.lines.at(n.span().start);
+                let line = cx.lines.line(n.span().start);
                 set.ech_public_names.push(DomainEntry { name, exact, line });
             }
             Err(msg) => cx.err(n.span(), msg),
@@ -424,19 +425,54 @@ pub const POLICY_FILE: &str = "policy.toml";
 /// Longest DNS name (RFC 1035 §2.3.4, without the trailing dot).
 const MAX_NAME: usize = 253;
 
-/// Turns byte offsets into 1-based line and column.
+/// Turns byte offsets into 1-based line and column in time independent of the file's size: the
+/// line starts are found once, a line by binary search, a column by counting characters from the
+/// line's start, or from the last place asked for when it is on the same line and before (spans
+/// come in file order, so a file of one long line is not counted over and over).
 struct Lines<'a> {
     text: &'a str,
+    /// Byte offset of each line's first byte.
+    starts: Vec<usize>,
+    /// The last place asked for: (offset, its line's start, its column).
+    last: std::cell::Cell<(usize, usize, usize)>,
 }
 
-impl Lines<'_> {
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut starts = Vec::with_capacity(text.len() / 32 + 1);
+        starts.push(0);
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        Lines {
+            text,
+            starts,
+            last: std::cell::Cell::new((0, 0, 1)),
+        }
+    }
+
+    /// The 1-based line of a byte offset.
+    fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
+    }
+
     fn at(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
-            before[nl + 1..].chars().count()
-        }) + 1;
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line(offset);
+        let start = self.starts[line - 1];
+        let (last_off, last_start, last_col) = self.last.get();
+        let col = if last_start == start && last_off <= offset {
+            last_col + self.text[last_off..offset].chars().count()
+        } else {
+            self.text[start..offset].chars().count() + 1
+        };
+        self.last.set((offset, start, col));
         (line, col)
     }
 }
@@ -500,7 +536,7 @@ fn is_valid_id(id: &str) -> bool {
 
 /// Converts a toml parse error into a rule error at its place.
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> RuleError {
-    let (line, col) = e.span().map_or((0, 0), |s| Lines { text }.at(s.start));
+    let (line, col) = e.span().map_or((0, 0), |s| Lines::new(text).at(s.start));
     RuleError {
         path: path.to_path_buf(),
         line,
@@ -516,7 +552,7 @@ impl RuleSet {
         let mut errors = Vec::new();
         let mut set = RuleSet::default();
         // name → (exact, where first seen) to report duplicates with both places.
-        let mut seen: HashMap<(String, bool), (PathBuf, usize)> = HashMap::new();
+        let mut seen: HashMap<(String, bool), (Arc<Path>, usize)> = HashMap::new();
         let mut ids: HashMap<String, PathBuf> = HashMap::new();
         let mut policies: Vec<&Source> = Vec::new();
         for src in sources {
@@ -561,7 +597,7 @@ impl RuleSet {
 fn parse_app(
     src: &Source,
     errors: &mut Vec<RuleError>,
-    seen: &mut HashMap<(String, bool), (PathBuf, usize)>,
+    seen: &mut HashMap<(String, bool), (Arc<Path>, usize)>,
 ) -> Option<AppDef> {
     let file: AppFile = match toml::from_str(&src.text) {
         Ok(f) => f,
@@ -572,10 +608,11 @@ fn parse_app(
     };
     let mut cx = FileCtx {
         path: &src.path,
-        lines: Lines { text: &src.text },
+        lines: Lines::new(&src.text),
         errors,
     };
     let before = cx.errors.len();
+    let path: Arc<Path> = Arc::from(src.path.as_path());
     let id = file.id.get_ref().clone();
     if !is_valid_id(&id) {
         cx.err(
@@ -617,7 +654,7 @@ fn parse_app(
     for d in &file.domains {
         match normalise_domain(d.get_ref()) {
             Ok((name, exact)) => {
-                let (line, _) = cx.lines.at(d.span().start);
+                let line = cx.lines.line(d.span().start);
                 let key = (name.clone(), exact);
                 if let Some((p, l)) = seen.get(&key) {
                     let msg = format!(
@@ -628,7 +665,7 @@ fn parse_app(
                     );
                     cx.err(d.span(), msg);
                 } else {
-                    seen.insert(key, (src.path.clone(), line));
+                    seen.insert(key, (Arc::clone(&path), line));
                     domains.push(DomainEntry { name, exact, line });
                 }
             }
@@ -636,7 +673,7 @@ fn parse_app(
         }
     }
     let prefixes = file.prefixes.as_ref().and_then(|p| {
-        let (line, _) = cx.lines.at(p.span().start);
+        let line = cx.lines.line(p.span().start);
         let p = p.get_ref();
         let Some(as_of_day) = day_number(p.as_of.get_ref()) else {
             cx.err(
@@ -654,7 +691,7 @@ fn parse_app(
         let mut entries = Vec::with_capacity(p.list.len());
         for e in &p.list {
             match parse_prefix(e.get_ref()) {
-                Ok((ip, len)) => entries.push((ip, len, cx.lines.at(e.span().start).0)),
+                Ok((ip, len)) => entries.push((ip, len, cx.lines.line(e.span().start))),
                 Err(msg) => cx.err(e.span(), msg),
             }
         }
@@ -669,7 +706,7 @@ fn parse_app(
     });
     let mut signatures = Vec::new();
     for sig in &file.signatures {
-        let (line, _) = cx.lines.at(sig.span().start);
+        let line = cx.lines.line(sig.span().start);
         let sig = sig.get_ref();
         let transport = match sig.transport.get_ref().as_str() {
             "tcp" => crate::decode::Transport::Tcp,
@@ -774,7 +811,7 @@ fn parse_app(
         });
     }
     let stun = file.stun.as_ref().map(|t| {
-        let (line, _) = cx.lines.at(t.span().start);
+        let line = cx.lines.line(t.span().start);
         let t = t.get_ref();
         let mut realms = Vec::new();
         for r in &t.realms {
@@ -801,7 +838,7 @@ fn parse_app(
     for j in &file.ja4 {
         let text = j.get_ref().trim().to_ascii_lowercase();
         if is_ja4(&text) {
-            let (line, _) = cx.lines.at(j.span().start);
+            let line = cx.lines.line(j.span().start);
             ja4.push((text, line));
         } else {
             cx.err(
@@ -841,7 +878,7 @@ fn apply_policy(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
     };
     let mut cx = FileCtx {
         path: &src.path,
-        lines: Lines { text: &src.text },
+        lines: Lines::new(&src.text),
         errors,
     };
     for (app, verdict) in &file.verdicts {
@@ -1022,6 +1059,33 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
             errs[0]
         );
         assert!(errs[0].message.contains("bits set past the prefix"));
+    }
+
+    #[test]
+    fn lines_and_columns_on_one_long_line_and_many() {
+        let text = "ab\ncdé f\n\ngh";
+        let l = Lines::new(text);
+        assert_eq!(l.at(0), (1, 1));
+        assert_eq!(l.at(3), (2, 1));
+        assert_eq!(l.at(4), (2, 2));
+        assert_eq!(l.at(7), (2, 4), "é is one column");
+        assert_eq!(l.at(2), (1, 3), "backwards");
+        assert_eq!(l.at(10), (3, 1));
+        assert_eq!(l.at(12), (4, 2));
+        assert_eq!(l.at(99), (4, 3), "past the end");
+        assert_eq!(l.line(11), 4);
+        // Errors on one long line, in order, each with its column.
+        let one = format!("id = \"chat\"\nname = \"Chat\"\ncategory = \"messaging\"\nverdict = \"flag\"\ndomains = [{}]\n",
+            (0..50).map(|i| format!("\"bad{i}..x\"")).collect::<Vec<_>>().join(", "));
+        let errs = RuleSet::parse(&[src("chat.toml", &one)], None)
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 50);
+        for (i, e) in errs.iter().enumerate() {
+            let want = one.find(&format!("\"bad{i}..")).unwrap_or_default()
+                - one.rfind("\ndomains").unwrap_or_default();
+            assert_eq!((e.line, e.col), (5, want), "{e}");
+        }
     }
 
     #[test]

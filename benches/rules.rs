@@ -1,0 +1,45 @@
+//! Rule loading at organisation scale: a rule file of 10,000, 100,000 and 1,000,000 domains
+//! parsed, validated and compiled (`rules::load`). Loading must grow linearly with the number of
+//! domains: the per-domain time of the three sizes should be about the same.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use picket::rules::{load, Source};
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A rule file with `n` distinct domains, one a line, as an organisation's block list would be.
+fn toml_file(n: usize) -> Source {
+    let mut text = String::from(
+        "id = \"blocked\"\nname = \"Blocked\"\ncategory = \"messaging\"\nverdict = \"flag\"\ndomains = [\n",
+    );
+    for i in 0..n {
+        writeln!(text, "  \"host{i}.zone{}.example\",", i % 1000).expect("write to String");
+    }
+    text.push_str("]\n");
+    Source {
+        path: PathBuf::from("blocked.toml"),
+        name: "blocked.toml".into(),
+        text,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rules_load");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    for n in [10_000, 100_000, 1_000_000] {
+        let src = toml_file(n);
+        let rules = load(std::slice::from_ref(&src), None).expect("the file loads");
+        assert_eq!(rules.domain_count(), n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("toml", n), &src, |b, src| {
+            b.iter(|| load(std::slice::from_ref(black_box(src)), None).map(|r| r.domain_count()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
