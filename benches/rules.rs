@@ -12,7 +12,7 @@ use std::time::Duration;
 /// A rule file with `n` distinct domains, one a line, as an organisation's block list would be.
 fn toml_file(n: usize) -> Source {
     let mut text = String::from(
-        "id = \"blocked\"\nname = \"Blocked\"\ncategory = \"messaging\"\nverdict = \"flag\"\ndomains = [\n",
+        "id = \"blocked\"\nrule_id = \"org:blocked\"\nname = \"Blocked\"\ncategory = \"local_block\"\nverdict = \"flag\"\ndomains = [\n",
     );
     for i in 0..n {
         writeln!(text, "  \"host{i}.zone{}.example\",", i % 1000).expect("write to String");

@@ -150,6 +150,14 @@ fn demo_every_flow_has_its_sni_and_app() {
                     .is_some_and(|r| r.starts_with(&format!("{app}.toml:"))),
                 "{e}"
             );
+            // The stable id and the category come from the app's own rule file.
+            assert_eq!(e["rule_id"], format!("picket:{app}"), "{e}");
+            assert!(
+                e["app_category"]
+                    .as_str()
+                    .is_some_and(|c| ["messaging", "conferencing", "social"].contains(&c)),
+                "{e}"
+            );
         }
     }
     // One event per manifest flow: the reused 5-tuple is two flows, not one.

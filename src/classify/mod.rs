@@ -75,6 +75,10 @@ pub struct Classification {
     pub source: AppSource,
     /// The rule, `file:line`.
     pub rule: Arc<str>,
+    /// The stable id of the app's rules (its file's `rule_id`), which edits do not move.
+    pub rule_id: Arc<str>,
+    /// The app's category from its rule file (`messaging`, `conferencing`, …).
+    pub category: Arc<str>,
     /// The policy verdict for the app.
     pub verdict: Verdict,
     /// Flows of this app raise an alert (verdict `flag`, or named by the policy's `alert`).
@@ -147,6 +151,8 @@ fn decided(rules: &CompiledRules, m: &DomainMatch, source: AppSource) -> Option<
         app: Arc::clone(&app.id),
         source,
         rule: Arc::clone(&m.rule),
+        rule_id: Arc::clone(&app.rule_id),
+        category: Arc::clone(&app.category),
         verdict: app.verdict,
         alert: app.alert,
     })
@@ -211,6 +217,7 @@ mod tests {
     fn rules_with_ja4() -> CompiledRules {
         let text = r#"
 id = "chat"
+rule_id = "t:chat"
 name = "Chat"
 category = "messaging"
 verdict = "flag"
@@ -243,6 +250,8 @@ list = ["192.0.2.0/24"]
             app: Arc::from(app),
             source,
             rule: Arc::from("x.toml:1"),
+            rule_id: Arc::from("x"),
+            category: Arc::from("messaging"),
             verdict: Verdict::Observe,
             alert: false,
         };
@@ -376,6 +385,10 @@ list = ["192.0.2.0/24"]
         assert_eq!(&*c.app, "whatsapp");
         assert_eq!(c.verdict, Verdict::Flag);
         assert!(c.rule.starts_with("whatsapp.toml:"), "{}", c.rule);
+        assert_eq!(
+            (&*c.rule_id, &*c.category),
+            ("picket:whatsapp", "messaging")
+        );
         assert!(by_server_name(&rules, b"www.example.com", AppSource::Sni).is_none());
         // Meta's shared infrastructure is not WhatsApp.
         let fb = by_server_name(&rules, b"static.xx.fbcdn.net", AppSource::Sni);

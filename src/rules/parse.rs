@@ -9,35 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toml::Spanned;
 
-/// What kind of app a rule file describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Category {
-    /// Chat and messaging.
-    Messaging,
-    /// Video and voice conferencing.
-    Conferencing,
-    /// Social networks with messaging.
-    Social,
+/// Whether `s` is a category name: open names (`messaging`, `conferencing`, `social`, or an
+/// organisation's own), `[a-z0-9_]+`, at most 32 characters.
+fn is_category(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 32 && is_valid_id(s)
 }
 
-impl Category {
-    /// Lower-case name as written in rule files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Messaging => "messaging",
-            Category::Conferencing => "conferencing",
-            Category::Social => "social",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "messaging" => Some(Category::Messaging),
-            "conferencing" => Some(Category::Conferencing),
-            "social" => Some(Category::Social),
-            _ => None,
-        }
-    }
+/// Whether `s` is a rule id: 1 to 64 of `[A-Za-z0-9_.:-]`, e.g. `picket:whatsapp`.
+fn is_rule_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 /// One domain entry of an app, normalised (lower case, no trailing dot).
@@ -56,10 +39,15 @@ pub struct DomainEntry {
 pub struct AppDef {
     /// App id (`[a-z0-9_]+`), the file's stem.
     pub id: String,
+    /// The stable id of the file's rules (`rule_id`), unique across the set: what events carry
+    /// beside `rule` (`file:line`, which moves when the file is edited).
+    pub rule_id: String,
     /// Display name.
     pub name: String,
-    /// Category.
-    pub category: Category,
+    /// Category (an open name: `messaging`, `conferencing`, `social`, …).
+    pub category: String,
+    /// Line of `rule_id`.
+    pub rule_id_line: usize,
     /// Verdict after the policy was applied.
     pub verdict: Verdict,
     /// The policy asks for alerts on this app even though its verdict is `observe`.
@@ -342,6 +330,7 @@ fn parse_ech(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
 #[serde(deny_unknown_fields)]
 struct AppFile {
     id: Spanned<String>,
+    rule_id: Spanned<String>,
     name: Spanned<String>,
     category: Spanned<String>,
     verdict: Spanned<String>,
@@ -554,6 +543,7 @@ impl RuleSet {
         // name → (exact, where first seen) to report duplicates with both places.
         let mut seen: HashMap<(String, bool), (Arc<Path>, usize)> = HashMap::new();
         let mut ids: HashMap<String, PathBuf> = HashMap::new();
+        let mut rule_ids: HashMap<String, (PathBuf, usize)> = HashMap::new();
         let mut policies: Vec<&Source> = Vec::new();
         for src in sources {
             if src.name == POLICY_FILE {
@@ -578,6 +568,20 @@ impl RuleSet {
                     });
                     continue;
                 }
+                if let Some((p, l)) = rule_ids.get(&app.rule_id) {
+                    errors.push(RuleError {
+                        path: src.path.clone(),
+                        line: app.rule_id_line,
+                        col: 1,
+                        message: format!(
+                            "rule_id '{}' is already used at {}:{l}",
+                            app.rule_id,
+                            p.display()
+                        ),
+                    });
+                    continue;
+                }
+                rule_ids.insert(app.rule_id.clone(), (src.path.clone(), app.rule_id_line));
                 ids.insert(app.id.clone(), src.path.clone());
                 set.apps.push(app);
             }
@@ -630,16 +634,27 @@ fn parse_app(
     if file.name.get_ref().trim().is_empty() {
         cx.err(file.name.span(), "display name is empty");
     }
-    let category = Category::parse(file.category.get_ref());
-    if category.is_none() {
+    let category = file.category.get_ref();
+    if !is_category(category) {
         cx.err(
             file.category.span(),
             format!(
-                "unknown category '{}' (expected messaging, conferencing or social)",
-                file.category.get_ref()
+                "category '{category}' must be lower-case letters, digits and '_' (at most 32), \
+                 such as messaging, conferencing or social"
             ),
         );
     }
+    let rule_id = file.rule_id.get_ref();
+    if !is_rule_id(rule_id) {
+        cx.err(
+            file.rule_id.span(),
+            format!(
+                "rule_id '{rule_id}' must be 1 to 64 letters, digits and '_', '.', ':', '-' \
+                 (such as picket:whatsapp)"
+            ),
+        );
+    }
+    let rule_id_line = cx.lines.line(file.rule_id.span().start);
     let verdict = Verdict::parse(file.verdict.get_ref());
     if verdict.is_none() {
         cx.err(
@@ -855,8 +870,10 @@ fn parse_app(
     }
     Some(AppDef {
         id,
+        rule_id: file.rule_id.get_ref().clone(),
+        rule_id_line,
         name: file.name.into_inner(),
-        category: category?,
+        category: file.category.into_inner(),
         verdict: verdict?,
         alert: false,
         file: src.name.clone(),
@@ -931,6 +948,7 @@ mod tests {
 
     const GOOD: &str = r#"
 id = "chat"
+rule_id = "t:chat"
 name = "Chat"
 category = "messaging"
 verdict = "flag"
@@ -952,12 +970,12 @@ domains = [
                 DomainEntry {
                     name: "chat.example".into(),
                     exact: false,
-                    line: 7
+                    line: 8
                 },
                 DomainEntry {
                     name: "exact.example.net".into(),
                     exact: true,
-                    line: 8
+                    line: 9
                 },
             ]
         );
@@ -966,8 +984,9 @@ domains = [
     #[test]
     fn parse_reports_every_error_with_line_and_col() {
         let bad = r#"id = "chat"
+rule_id = "t:chat"
 name = "Chat"
-category = "gaming"
+category = "Gaming"
 verdict = "block"
 domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
 "#;
@@ -977,17 +996,17 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
         let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(shown.len(), 5, "{shown:#?}");
         assert!(
-            shown[0].starts_with("r/chat.toml:3:12: unknown category 'gaming'"),
+            shown[0].starts_with("r/chat.toml:4:12: category 'Gaming' must be lower-case"),
             "{}",
             shown[0]
         );
         assert!(
-            shown[1].starts_with("r/chat.toml:4:11: unknown verdict 'block'"),
+            shown[1].starts_with("r/chat.toml:5:11: unknown verdict 'block'"),
             "{}",
             shown[1]
         );
         assert!(
-            shown[2].starts_with("r/chat.toml:5:26: '*.wild.example': wildcards"),
+            shown[2].starts_with("r/chat.toml:6:26: '*.wild.example': wildcards"),
             "{}",
             shown[2]
         );
@@ -1006,7 +1025,7 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
             .unwrap_err()
             .0;
         assert!(errs[0].message.contains("unknown field"), "{}", errs[0]);
-        assert_eq!(errs[0].line, 11, "{}", errs[0]);
+        assert_eq!(errs[0].line, 12, "{}", errs[0]);
     }
 
     #[test]
@@ -1020,7 +1039,7 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0].to_string(),
-            "r/other.toml:7:3: 'Chat.Example.' is already listed at r/chat.toml:7"
+            "r/other.toml:8:3: 'Chat.Example.' is already listed at r/chat.toml:8"
         );
     }
 
@@ -1054,7 +1073,7 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
             .0;
         assert_eq!(errs.len(), 3, "{errs:?}");
         assert!(
-            errs[0].to_string().starts_with("r/chat.toml:14:"),
+            errs[0].to_string().starts_with("r/chat.toml:15:"),
             "{}",
             errs[0]
         );
@@ -1075,7 +1094,7 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
         assert_eq!(l.at(99), (4, 3), "past the end");
         assert_eq!(l.line(11), 4);
         // Errors on one long line, in order, each with its column.
-        let one = format!("id = \"chat\"\nname = \"Chat\"\ncategory = \"messaging\"\nverdict = \"flag\"\ndomains = [{}]\n",
+        let one = format!("id = \"chat\"\nrule_id = \"t:chat\"\nname = \"Chat\"\ncategory = \"messaging\"\nverdict = \"flag\"\ndomains = [{}]\n",
             (0..50).map(|i| format!("\"bad{i}..x\"")).collect::<Vec<_>>().join(", "));
         let errs = RuleSet::parse(&[src("chat.toml", &one)], None)
             .unwrap_err()
@@ -1084,7 +1103,7 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
         for (i, e) in errs.iter().enumerate() {
             let want = one.find(&format!("\"bad{i}..")).unwrap_or_default()
                 - one.rfind("\ndomains").unwrap_or_default();
-            assert_eq!((e.line, e.col), (5, want), "{e}");
+            assert_eq!((e.line, e.col), (6, want), "{e}");
         }
     }
 
@@ -1109,6 +1128,50 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
             .unwrap_err()
             .0;
         assert!(errs[0].message.contains("as_of must be a date"), "{errs:?}");
+    }
+
+    #[test]
+    fn rule_ids_are_declared_unique_and_well_formed_and_categories_open() {
+        let set = RuleSet::parse(&[src("chat.toml", GOOD)], None).unwrap();
+        assert_eq!(set.apps[0].rule_id, "t:chat");
+        assert_eq!(set.apps[0].category, "messaging");
+        let other = GOOD
+            .replace("id = \"chat\"", "id = \"other\"")
+            .replace("rule_id = \"t:other\"", "rule_id = \"t:chat\"")
+            .replace("\"Chat.Example.\",", "")
+            .replace("=exact", "=x")
+            .replace("\"messaging\"", "\"local_block\"");
+        let errs = RuleSet::parse(&[src("chat.toml", GOOD), src("other.toml", &other)], None)
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            ["r/other.toml:3:1: rule_id 't:chat' is already used at r/chat.toml:3"]
+        );
+        let unique = other.replace("rule_id = \"t:chat\"", "rule_id = \"org:other-1.2\"");
+        let set =
+            RuleSet::parse(&[src("chat.toml", GOOD), src("other.toml", &unique)], None).unwrap();
+        assert_eq!(set.apps[1].category, "local_block", "open category names");
+        let bad = GOOD.replace("\"t:chat\"", "\"has space\"");
+        let errs = RuleSet::parse(&[src("chat.toml", &bad)], None)
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("r/chat.toml:3:11: rule_id 'has space' must be"),
+            "{}",
+            errs[0]
+        );
+        let missing = GOOD.replace("rule_id = \"t:chat\"\n", "");
+        let errs = RuleSet::parse(&[src("chat.toml", &missing)], None)
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0].message.contains("missing field `rule_id`"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
