@@ -1,5 +1,5 @@
-//! Rule loading at organisation scale: a rule file of 10,000, 100,000 and 1,000,000 domains
-//! parsed, validated and compiled (`rules::load`). Loading must grow linearly with the number of
+//! Rule loading at organisation scale: a rule file of 10,000, 100,000 and 1,000,000 domains,
+//! and a plain list file of 10,000 and 1,000,000, parsed, validated and compiled (`rules::load`). Loading must grow linearly with the number of
 //! domains: the per-domain time of the three sizes should be about the same.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -25,6 +25,21 @@ fn toml_file(n: usize) -> Source {
     }
 }
 
+/// A plain list file of `n` domains (one a line after a short header).
+fn list_file(n: usize) -> Source {
+    let mut text = String::from(
+        "id = blocked\nrule_id = org:blocked\ncategory = local_block\nverdict = flag\n",
+    );
+    for i in 0..n {
+        writeln!(text, "host{i}.zone{}.example", i % 1000).expect("write to String");
+    }
+    Source {
+        path: PathBuf::from("blocked.list"),
+        name: "blocked.list".into(),
+        text,
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("rules_load");
     g.sample_size(10);
@@ -35,6 +50,15 @@ fn bench(c: &mut Criterion) {
         assert_eq!(rules.domain_count(), n);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("toml", n), &src, |b, src| {
+            b.iter(|| load(std::slice::from_ref(black_box(src)), None).map(|r| r.domain_count()))
+        });
+    }
+    for n in [10_000, 1_000_000] {
+        let src = list_file(n);
+        let rules = load(std::slice::from_ref(&src), None).expect("the list loads");
+        assert_eq!(rules.domain_count(), n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("list", n), &src, |b, src| {
             b.iter(|| load(std::slice::from_ref(black_box(src)), None).map(|r| r.domain_count()))
         });
     }

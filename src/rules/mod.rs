@@ -220,7 +220,16 @@ pub fn default_sources() -> Vec<Source> {
         .collect()
 }
 
-/// Reads every `*.toml` file of a folder (sorted by name) as sources.
+/// The extension of plain list files (see [`parse`]'s list format): one domain or prefix a line.
+pub const LIST_EXT: &str = "list";
+
+/// A source's file name without its extension: the app id for app files, which a file of the
+/// same stem in an added folder replaces.
+fn stem(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(s, _)| s)
+}
+
+/// Reads every `*.toml` and `*.list` file of a folder (sorted by name) as sources.
 pub fn dir_sources(dir: &Path) -> Result<Vec<Source>, RuleErrors> {
     let io_err = |path: &Path, e: std::io::Error| {
         RuleErrors(vec![RuleError {
@@ -233,22 +242,92 @@ pub fn dir_sources(dir: &Path) -> Result<Vec<Source>, RuleErrors> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io_err(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml" || x == LIST_EXT))
         .collect();
     paths.sort();
-    let mut out = Vec::with_capacity(paths.len());
+    let mut out: Vec<Source> = Vec::with_capacity(paths.len());
+    let mut errors = Vec::new();
     for path in paths {
-        out.push(Source::from_file(&path).map_err(|e| io_err(&path, e))?);
+        match Source::from_file(&path) {
+            Ok(src) => {
+                if let Some(other) = out.iter().find(|o| stem(&o.name) == stem(&src.name)) {
+                    errors.push(RuleError {
+                        path: path.clone(),
+                        line: 0,
+                        col: 0,
+                        message: format!(
+                            "{} defines the same app: one file per app id",
+                            other.path.display()
+                        ),
+                    });
+                }
+                out.push(src);
+            }
+            Err(e) => errors.extend(io_err(&path, e).0),
+        }
     }
-    if out.is_empty() {
-        return Err(RuleErrors(vec![RuleError {
+    if out.is_empty() && errors.is_empty() {
+        errors.push(RuleError {
             path: dir.to_path_buf(),
             line: 0,
             col: 0,
-            message: "no *.toml rule files in this folder".into(),
-        }]));
+            message: "no *.toml or *.list rule files in this folder".into(),
+        });
     }
-    Ok(out)
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(RuleErrors(errors))
+    }
+}
+
+/// The base rules (the files of `base`, or the embedded defaults) with the files of each `add`
+/// folder layered on, in order. A file of an added folder whose stem (its app id, or `ech`) is
+/// the stem of a file below it **replaces** that file as a whole: the organisation's file wins,
+/// and nothing of the replaced app is kept. A `policy.toml` never replaces: every policy applies,
+/// the base folder's first and added ones after. Returns the sources and one line per
+/// replacement (`DIR/whatsapp.list replaces rules/whatsapp.toml`).
+pub fn layered_sources(
+    base: Option<&Path>,
+    add: &[PathBuf],
+) -> Result<(Vec<Source>, Vec<String>), RuleErrors> {
+    let mut sources = match base {
+        Some(d) => dir_sources(d)?,
+        None => default_sources(),
+    };
+    let mut replaced = Vec::new();
+    let mut errors = Vec::new();
+    for dir in add {
+        let added = match dir_sources(dir) {
+            Ok(a) => a,
+            Err(e) => {
+                errors.extend(e.0);
+                continue;
+            }
+        };
+        for src in added {
+            let keyed = src.name != parse::POLICY_FILE;
+            match sources
+                .iter()
+                .position(|o| keyed && stem(&o.name) == stem(&src.name))
+            {
+                Some(i) => {
+                    replaced.push(format!(
+                        "{} replaces {}",
+                        src.path.display(),
+                        sources[i].path.display()
+                    ));
+                    sources[i] = src;
+                }
+                None => sources.push(src),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok((sources, replaced))
+    } else {
+        Err(RuleErrors(errors))
+    }
 }
 
 /// Parses, validates and compiles a set of sources; `policy` is an extra policy file, if any.

@@ -513,6 +513,21 @@ fn normalise_domain(raw: &str) -> Result<(String, bool), String> {
             "'{raw}': empty label or label longer than 63 characters"
         ));
     }
+    // No top-level domain is all digits (RFC 3696 §2), so such a name is an address.
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!(
+            "'{raw}' is an address, not a domain name: addresses go in a prefix list"
+        ));
+    }
+    if !name.contains('.') {
+        return Err(format!(
+            "'{raw}': a domain needs at least two labels (one label is a whole top-level domain)"
+        ));
+    }
     Ok((name, exact))
 }
 
@@ -541,7 +556,7 @@ impl RuleSet {
         let mut errors = Vec::new();
         let mut set = RuleSet::default();
         // name → (exact, where first seen) to report duplicates with both places.
-        let mut seen: HashMap<(String, bool), (Arc<Path>, usize)> = HashMap::new();
+        let mut seen = Seen::default();
         let mut ids: HashMap<String, PathBuf> = HashMap::new();
         let mut rule_ids: HashMap<String, (PathBuf, usize)> = HashMap::new();
         let mut policies: Vec<&Source> = Vec::new();
@@ -554,7 +569,12 @@ impl RuleSet {
                 parse_ech(src, &mut set, &mut errors);
                 continue;
             }
-            if let Some(app) = parse_app(src, &mut errors, &mut seen) {
+            let app = if src.name.ends_with(LIST_SUFFIX) {
+                parse_list(src, &mut errors, &mut seen)
+            } else {
+                parse_app(src, &mut errors, &mut seen)
+            };
+            if let Some(app) = app {
                 if let Some(first) = ids.get(&app.id) {
                     errors.push(RuleError {
                         path: src.path.clone(),
@@ -598,11 +618,7 @@ impl RuleSet {
     }
 }
 
-fn parse_app(
-    src: &Source,
-    errors: &mut Vec<RuleError>,
-    seen: &mut HashMap<(String, bool), (Arc<Path>, usize)>,
-) -> Option<AppDef> {
+fn parse_app(src: &Source, errors: &mut Vec<RuleError>, seen: &mut Seen) -> Option<AppDef> {
     let file: AppFile = match toml::from_str(&src.text) {
         Ok(f) => f,
         Err(e) => {
@@ -882,6 +898,261 @@ fn parse_app(
         signatures,
         stun,
         ja4,
+    })
+}
+
+/// Every domain entry seen so far, (name, exact) → where: to report duplicates with both places.
+/// A fast hash: a list of a million names goes through it.
+type Seen = HashMap<(String, bool), (Arc<Path>, usize), foldhash::fast::FixedState>;
+
+/// The file-name ending of plain list files.
+const LIST_SUFFIX: &str = ".list";
+
+/// The header keys of a list file.
+const LIST_KEYS: &[&str] = &[
+    "id",
+    "rule_id",
+    "name",
+    "category",
+    "verdict",
+    "source",
+    "as_of",
+    "max_age_days",
+];
+
+/// Parses a plain list file: a header of `key = value` lines (`id`, `rule_id`, `category`,
+/// `verdict`; `name`, and `source`, `as_of`, `max_age_days` for addresses, optional), then one
+/// entry a line: a domain (a suffix, or exact with `=`), an IP prefix (`192.0.2.0/24`) or an
+/// address (a `/32` or `/128`). `#` starts a comment, blank lines are skipped. One pass over the
+/// lines: a list of a million entries loads in about a second.
+fn parse_list(src: &Source, errors: &mut Vec<RuleError>, seen: &mut Seen) -> Option<AppDef> {
+    let before = errors.len();
+    let path: Arc<Path> = Arc::from(src.path.as_path());
+    let err = |errors: &mut Vec<RuleError>, line: usize, col: usize, message: String| {
+        errors.push(RuleError {
+            path: src.path.clone(),
+            line,
+            col,
+            message,
+        });
+    };
+    let mut header: HashMap<&str, (&str, usize)> = HashMap::new();
+    let mut domains = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut in_header = true;
+    for (i, raw) in src.text.lines().enumerate() {
+        let line = i + 1;
+        let text = raw.split_once('#').map_or(raw, |(t, _)| t);
+        let col = text.len() - text.trim_start().len() + 1;
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if let Some((k, v)) = text.split_once('=').filter(|(k, _)| !k.trim().is_empty()) {
+            let key = k.trim();
+            if !in_header {
+                err(
+                    errors,
+                    line,
+                    col,
+                    format!(
+                        "header line '{key} = …' after the first entry: the header comes first"
+                    ),
+                );
+                continue;
+            }
+            if !LIST_KEYS.contains(&key) {
+                err(
+                    errors,
+                    line,
+                    col,
+                    format!(
+                        "unknown header key '{key}' (expected {})",
+                        LIST_KEYS.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v);
+            if header.insert(key, (v, line)).is_some() {
+                err(errors, line, col, format!("header key '{key}' given twice"));
+            }
+            continue;
+        }
+        in_header = false;
+        if text.contains(['/', ':']) || text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            let cidr;
+            let text = if text.contains('/') {
+                text
+            } else {
+                cidr = format!("{text}/{}", if text.contains(':') { 128 } else { 32 });
+                &cidr
+            };
+            match parse_prefix(text) {
+                Ok((ip, len)) => prefixes.push((ip, len, line)),
+                Err(msg) => err(errors, line, col, msg),
+            }
+            continue;
+        }
+        match normalise_domain(text) {
+            Ok((name, exact)) => {
+                let key = (name, exact);
+                if let Some((p, l)) = seen.get(&key) {
+                    let msg = format!("'{text}' is already listed at {}:{l}", p.display());
+                    err(errors, line, col, msg);
+                } else {
+                    let (name, exact) = key.clone();
+                    seen.insert(key, (Arc::clone(&path), line));
+                    domains.push(DomainEntry { name, exact, line });
+                }
+            }
+            Err(msg) => err(errors, line, col, msg),
+        }
+    }
+    let first_entry = domains
+        .first()
+        .map(|d| d.line)
+        .into_iter()
+        .chain(prefixes.first().map(|p| p.2))
+        .min()
+        .unwrap_or(1);
+    let mut need = |key: &str| match header.get(key) {
+        Some(&(v, line)) => Some((v, line)),
+        None => {
+            err(
+                errors,
+                1,
+                1,
+                format!("a list file's header needs '{key} = …' before its entries"),
+            );
+            None
+        }
+    };
+    let id = need("id");
+    let rule_id = need("rule_id");
+    let category = need("category");
+    let verdict = need("verdict");
+    let (id, rule_id, category, verdict) = (id?, rule_id?, category?, verdict?);
+    let stem = src.name.strip_suffix(LIST_SUFFIX).unwrap_or(&src.name);
+    if !is_valid_id(id.0) {
+        err(
+            errors,
+            id.1,
+            1,
+            format!(
+                "app id '{}' must be lower-case letters, digits and '_'",
+                id.0
+            ),
+        );
+    } else if stem != id.0 {
+        err(
+            errors,
+            id.1,
+            1,
+            format!(
+                "app id '{}' does not match the file name '{}'",
+                id.0, src.name
+            ),
+        );
+    }
+    if !is_rule_id(rule_id.0) {
+        err(
+            errors,
+            rule_id.1,
+            1,
+            format!(
+                "rule_id '{}' must be 1 to 64 letters, digits and '_', '.', ':', '-'",
+                rule_id.0
+            ),
+        );
+    }
+    if !is_category(category.0) {
+        err(
+            errors,
+            category.1,
+            1,
+            format!(
+                "category '{}' must be lower-case letters, digits and '_' (at most 32)",
+                category.0
+            ),
+        );
+    }
+    let v = Verdict::parse(verdict.0);
+    if v.is_none() {
+        err(
+            errors,
+            verdict.1,
+            1,
+            format!("unknown verdict '{}' (expected flag or observe)", verdict.0),
+        );
+    }
+    let prefixes = if prefixes.is_empty() {
+        None
+    } else {
+        let source = header.get("source").map(|s| s.0).unwrap_or_default();
+        if source.trim().is_empty() {
+            err(
+                errors,
+                first_entry,
+                1,
+                "a list with addresses must say where they come from: 'source = …' in its header"
+                    .into(),
+            );
+        }
+        let as_of = header.get("as_of").map(|s| s.0).unwrap_or_default();
+        let as_of_day = day_number(as_of);
+        if as_of_day.is_none() {
+            err(
+                errors,
+                header.get("as_of").map_or(first_entry, |s| s.1),
+                1,
+                format!(
+                    "'{as_of}': a list with addresses needs 'as_of = YYYY-MM-DD' in its header"
+                ),
+            );
+        }
+        let max_age_days = match header.get("max_age_days") {
+            Some(&(m, line)) => m.parse().unwrap_or_else(|_| {
+                err(
+                    errors,
+                    line,
+                    1,
+                    format!("max_age_days '{m}' is not a number of days"),
+                );
+                DEFAULT_MAX_AGE_DAYS
+            }),
+            None => DEFAULT_MAX_AGE_DAYS,
+        };
+        Some(PrefixList {
+            source: source.to_string(),
+            as_of_day: as_of_day.unwrap_or_default(),
+            as_of: as_of.to_string(),
+            max_age_days,
+            line: first_entry,
+            entries: prefixes,
+        })
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(AppDef {
+        id: id.0.to_string(),
+        rule_id: rule_id.0.to_string(),
+        rule_id_line: rule_id.1,
+        name: header.get("name").map_or(id.0, |n| n.0).to_string(),
+        category: category.0.to_string(),
+        verdict: v?,
+        alert: false,
+        file: src.name.clone(),
+        domains,
+        prefixes,
+        signatures: Vec::new(),
+        stun: None,
+        ja4: Vec::new(),
     })
 }
 
@@ -1171,6 +1442,142 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
             errs[0].message.contains("missing field `rule_id`"),
             "{}",
             errs[0]
+        );
+    }
+
+    #[test]
+    fn domains_need_two_labels_and_are_not_addresses() {
+        for (bad, why) in [
+            ("com", "at least two labels"),
+            ("=localhost", "at least two labels"),
+            ("10.0.0.1", "is an address"),
+            ("192.168.1", "is an address"),
+        ] {
+            let text = GOOD.replace("\"Chat.Example.\"", &format!("\"{bad}\""));
+            let errs = RuleSet::parse(&[src("chat.toml", &text)], None)
+                .unwrap_err()
+                .0;
+            assert!(errs[0].message.contains(why), "{bad}: {}", errs[0]);
+            assert_eq!(errs[0].line, 8, "{bad}: {}", errs[0]);
+        }
+        assert!(normalise_domain("a.co").is_ok());
+        assert!(
+            normalise_domain("1.2.3.example").is_ok(),
+            "digits below a TLD"
+        );
+    }
+
+    const LIST: &str = "# An organisation's block list.
+id = local_block
+rule_id = org:local-block
+name = \"Local block list\"
+category = local
+verdict = flag
+source = \"our firewall team\"
+as_of = 2026-11-30
+
+Blocked.Example.   # a suffix
+=exact.example.net
+192.0.2.0/24
+198.51.100.7
+2001:db8::/32
+";
+
+    #[test]
+    fn list_files_have_a_header_and_one_entry_a_line() {
+        let set = RuleSet::parse(&[src("local_block.list", LIST)], None).unwrap();
+        let a = &set.apps[0];
+        assert_eq!(
+            (&*a.id, &*a.rule_id, &*a.name, &*a.category, a.verdict),
+            (
+                "local_block",
+                "org:local-block",
+                "Local block list",
+                "local",
+                Verdict::Flag
+            )
+        );
+        assert_eq!(
+            a.domains,
+            vec![
+                DomainEntry {
+                    name: "blocked.example".into(),
+                    exact: false,
+                    line: 10
+                },
+                DomainEntry {
+                    name: "exact.example.net".into(),
+                    exact: true,
+                    line: 11
+                },
+            ]
+        );
+        let p = a.prefixes.as_ref().unwrap();
+        assert_eq!(p.source, "our firewall team");
+        assert_eq!(p.as_of, "2026-11-30");
+        let lens: Vec<(u8, usize)> = p.entries.iter().map(|e| (e.1, e.2)).collect();
+        assert_eq!(lens, [(24, 12), (32, 13), (32, 14)]);
+    }
+
+    #[test]
+    fn list_file_errors_have_file_line_and_col() {
+        let bad = LIST
+            .replace("verdict = flag\n", "verdict = block\ncolour = red\n")
+            .replace("=exact.example.net", "  com\n10.1.2.3.4\nid = again")
+            .replace("192.0.2.0/24", "192.0.2.1/24");
+        let errs = RuleSet::parse(&[src("local_block.list", &bad)], None)
+            .unwrap_err()
+            .0;
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let want = [
+            "r/local_block.list:7:1: unknown header key 'colour'",
+            "r/local_block.list:12:3: 'com': a domain needs at least two labels",
+            "r/local_block.list:13:1: '10.1.2.3.4/32': not an IP address",
+            "r/local_block.list:14:1: header line 'id = …' after the first entry",
+            "r/local_block.list:15:1: '192.0.2.1/24': address has bits set",
+            "r/local_block.list:6:1: unknown verdict 'block'",
+        ];
+        assert_eq!(shown.len(), want.len(), "{shown:#?}");
+        for (s, w) in shown.iter().zip(want) {
+            assert!(s.starts_with(w), "{s}\nwant {w}");
+        }
+        // The header names the app; its id is the file's name; addresses need a source.
+        let errs = RuleSet::parse(&[src("other.list", "id = x\nexample.com\n")], None)
+            .unwrap_err()
+            .0;
+        let shown = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for key in ["rule_id", "category", "verdict"] {
+            assert!(shown.contains(&format!("needs '{key} = …'")), "{shown}");
+        }
+        let no_source = LIST.replace("source = \"our firewall team\"\n", "");
+        let errs = RuleSet::parse(&[src("local_block.list", &no_source)], None)
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0].message.contains("must say where they come from"),
+            "{}",
+            errs[0]
+        );
+        let other = LIST.replace("local_block", "mine");
+        let errs = RuleSet::parse(
+            &[
+                src("mine.list", &other),
+                src(
+                    "chat.toml",
+                    &GOOD.replace("Chat.Example.", "blocked.example"),
+                ),
+            ],
+            None,
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(
+            errs[0].to_string(),
+            "r/chat.toml:8:3: 'blocked.example' is already listed at r/mine.list:10"
         );
     }
 
