@@ -20,7 +20,9 @@ impl std::fmt::Display for StaleList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: the IP prefix list of {} is {} days old (as of {}, max {}): refresh it from its source",
+            "{}: the IP prefix list of {} is {} days old (as of {}, max {}): take the list again \
+             from the source its `source` names and set `as_of` to that day, or delete the \
+             [prefixes] table (the app is then found by its other rules only)",
             self.rule, self.app, self.age_days, self.as_of, self.max_age_days
         )
     }
