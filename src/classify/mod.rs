@@ -395,8 +395,9 @@ list = ["192.0.2.0/24"]
         assert!(fb.as_ref().is_none_or(|c| &*c.app != "whatsapp"), "{fb:?}");
     }
 
-    /// Meta's names, one app each or none: chat channels name their app; shared web and CDN
-    /// names, the Facebook Lite channel and a visit to whatsapp.com's web site name nothing.
+    /// Meta's names, one app each or none: chat channels name their app, Facebook's and
+    /// Instagram's own names theirs, a visit to whatsapp.com's web site the site (not
+    /// WhatsApp); shared CDN and SDK names name nothing.
     #[test]
     fn meta_names_are_told_apart() {
         let rules = crate::rules::defaults().unwrap();
@@ -409,16 +410,36 @@ list = ["192.0.2.0/24"]
         );
         assert_eq!(app(b"g.whatsapp.net").as_deref(), Some("whatsapp"));
         assert_eq!(app(b"web.whatsapp.com").as_deref(), Some("whatsapp"));
+        assert_eq!(app(b"mmg.whatsapp.net").as_deref(), Some("whatsapp"));
+        for (name, want) in [
+            (&b"www.facebook.com"[..], "facebook"),
+            (b"mqtt-mini.facebook.com", "facebook"),
+            (b"graph.facebook.com", "facebook"),
+            (b"xedge-mqtt.facebook.com", "facebook"),
+            (b"scontent.cdninstagram.com", "instagram"),
+            (b"i.instagram.com", "instagram"),
+            (b"www.whatsapp.com", "whatsapp_site"),
+            (b"faq.whatsapp.com", "whatsapp_site"),
+            (b"whatsapp.com", "whatsapp_site"),
+            (b"wa.me", "whatsapp_site"),
+        ] {
+            assert_eq!(
+                app(name).as_deref(),
+                Some(want),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+        let site = by_server_name(&rules, b"www.whatsapp.com", AppSource::Sni).unwrap();
+        assert_eq!(
+            (&*site.category, site.verdict, site.alert),
+            ("web_visit", Verdict::Observe, false)
+        );
         for shared in [
-            &b"mqtt-mini.facebook.com"[..],
-            b"www.facebook.com",
-            b"graph.facebook.com",
-            b"scontent.cdninstagram.com",
-            b"i.instagram.com",
+            &b"static.xx.fbcdn.net"[..],
+            b"connect.facebook.net",
             b"edge-mqtt.facebook.com.example.org",
-            b"xedge-mqtt.facebook.com",
-            b"www.whatsapp.com",
-            b"faq.whatsapp.com",
+            b"notwhatsapp.com",
         ] {
             assert_eq!(app(shared), None, "{}", String::from_utf8_lossy(shared));
         }

@@ -68,7 +68,7 @@
 //! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `rule_id` | string | the stable id of the app's rules (`rule_id` in its rule file, unique across the set), e.g. `"picket:whatsapp"`: unlike `rule`, editing the file does not change it (with `app`) |
-//! | `app_category` | string | the app's category from its rule file: `"messaging"`, `"conferencing"`, `"social"` or an organisation's own name (with `app`) |
+//! | `app_category` | string | the app's category from its rule file: `"messaging"`, `"conferencing"`, `"social"`, `"web_visit"` (a visit to an app's web site, such as `whatsapp_site`: not use of the app) or an organisation's own name (with `app`) |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
 

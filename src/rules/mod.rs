@@ -366,6 +366,9 @@ mod tests {
             "line",
             "threema",
             "snapchat",
+            "instagram",
+            "facebook",
+            "whatsapp_site",
         ] {
             let app = rules
                 .app_by_id(id)
