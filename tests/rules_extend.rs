@@ -66,7 +66,7 @@ fn rules_add_layers_lists_on_the_embedded_rules_and_replaces_same_app() {
         out.contains("zoom.list replaces rules/zoom.toml"),
         "the replacement is said: {out}"
     );
-    assert!(out.contains("ok: 15 apps"), "{out}");
+    assert!(out.contains("ok: 18 apps"), "{out}");
     assert!(
         out.contains("flagged: signal, whatsapp, local_block"),
         "zoom is now observed: {out}"
