@@ -45,6 +45,10 @@ pub struct CommonArgs {
     /// Use the rule files of DIR instead of the embedded defaults (reloaded on SIGHUP).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// Layer the rule files (`*.toml`, `*.list`) of DIR on the rules in force (repeatable): a
+    /// file whose app id is already defined replaces that app's file; others are added.
+    #[arg(long, value_name = "DIR")]
+    pub rules_add: Vec<PathBuf>,
     /// A policy file that overrides the rules' default verdicts (reloaded on SIGHUP).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -150,7 +154,11 @@ impl CommonArgs {
 
     /// Loads the rules these options name.
     pub fn load_rules(&self) -> Result<CompiledRules> {
-        load_rules(self.rules.as_deref(), self.policy.as_deref())
+        load_rules(
+            self.rules.as_deref(),
+            &self.rules_add,
+            self.policy.as_deref(),
+        )
     }
 
     /// How the consumer writes, for `workers` workers.
