@@ -56,6 +56,7 @@ const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
 /// its batch; then it goes on and counts the wait as given up.
 pub const MAX_WAIT: Duration = Duration::from_millis(200);
 const WAIT_STEP: Duration = Duration::from_micros(250);
+const YIELDS: u32 = 16;
 
 /// What the queues of one run share: how far each queue's reader has read (packet time in ns:
 /// every packet stamped before it has been read and its hint updates sent), and the waits for a
@@ -93,10 +94,17 @@ impl QueueSync {
                 .any(|(q, p)| q != me && p.load(Ordering::Acquire) < t)
         };
         let mut waited = Duration::ZERO;
+        let mut yields = 0;
         while behind() {
             if waited >= MAX_WAIT {
                 self.gave_up.fetch_add(1, Ordering::Relaxed);
                 return false;
+            }
+            // A busy queue publishes every batch: a few turns are usually enough.
+            if yields < YIELDS {
+                yields += 1;
+                thread::yield_now();
+                continue;
             }
             thread::sleep(WAIT_STEP);
             waited += WAIT_STEP;
