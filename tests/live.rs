@@ -110,11 +110,16 @@ struct Sensor {
 
 impl Sensor {
     fn start(dir: &Path, iface: &str, extra: &[&str]) -> Self {
+        // Started as root, the sensor runs as nobody once the capture is open: for rotation
+        // without logrotate's `create`, its events folder must be writable for that user.
+        Self::start_in(dir, 0o777, iface, extra)
+    }
+
+    /// [`Sensor::start`] with the events folder set to `mode`.
+    fn start_in(dir: &Path, mode: u32, iface: &str, extra: &[&str]) -> Self {
         let port = free_port();
-        // Started as root, the sensor runs as nobody once the capture is open: its events
-        // folder must be writable for that user, as a deployment's would be.
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).expect("chmod");
         let events = dir.join("live.jsonl");
         // The summary at exit only when its format is asked for.
         let quiet: &[&str] = if extra.contains(&"--format") {
@@ -775,5 +780,78 @@ fn live_drops_root_and_every_capability_after_opening_the_capture() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(err.contains(want), "{err}");
+    }
+}
+
+/// The owner's uid and the permission bits of a file.
+fn owner_and_mode(p: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (m.uid(), m.mode() & 0o777)
+}
+
+// See: #15 (part 3)
+#[test]
+fn live_opens_outputs_before_dropping_root_and_rotates_with_logrotate_create_and_sighup() {
+    if !can_run(&[("logrotate", "logrotate")]) {
+        return;
+    }
+    let logrotate = common::find_tool("logrotate").expect("logrotate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let veth = Veth::new("r");
+    let alerts = dir.path().join("alerts.jsonl");
+    // A folder only root may write, as /var/log/picket is: the outputs are opened before the
+    // privilege drop and handed to nobody.
+    let sensor = Sensor::start_in(
+        dir.path(),
+        0o755,
+        &veth.capture,
+        &["--alerts", alerts.to_str().expect("utf-8")],
+    );
+    for f in [&sensor.events, &alerts] {
+        assert_eq!(owner_and_mode(f), (65534, 0o640), "{}", f.display());
+    }
+    send(&veth.send, &demo());
+    wait_for("all packets", 20, || {
+        metric(&sensor.metrics(), "picket_packets_total") == Some(demo_packets() as f64)
+    });
+    // The README's rotation: logrotate moves the files aside and creates new ones for the
+    // run-as user; SIGHUP makes the sensor reopen the paths.
+    let conf = dir.path().join("picket.logrotate");
+    std::fs::write(
+        &conf,
+        format!(
+            "{} {} {{\n    rotate 1\n    create 0640 nobody nogroup\n    missingok\n}}\n",
+            sensor.events.display(),
+            alerts.display()
+        ),
+    )
+    .expect("write");
+    let o = Command::new(logrotate)
+        .arg("-f")
+        .arg("--state")
+        .arg(dir.path().join("logrotate.state"))
+        .arg(&conf)
+        .output()
+        .expect("logrotate runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rotated = dir.path().join("live.jsonl.1");
+    assert!(rotated.exists(), "logrotate moved the events aside");
+    sensor.signal("HUP");
+    let events = sensor.events.clone();
+    let (code, err) = sensor.stop();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("cannot reopen"), "{err}");
+    assert!(err.contains("reopened"), "{err}");
+    assert_eq!(owner_and_mode(&events), (65534, 0o640));
+    // Every flow once: those that ended before the rotation in the old file, the rest (ended
+    // at the stop) in the new one.
+    let before = read_events(&rotated);
+    let after = read_events(&events);
+    assert!(!after.is_empty(), "the reopened file was written");
+    assert_eq!(before.len() + after.len(), demo_flows(), "{err}");
+    for f in [&rotated, &events] {
+        let t = std::fs::read_to_string(f).expect("read");
+        assert!(t.ends_with('\n'), "whole lines in {}", f.display());
     }
 }

@@ -3,6 +3,7 @@
 use super::common::{self, CommonArgs};
 use anyhow::{Context, Result};
 use picket::capture::live::{LiveConfig, LiveSource};
+use picket::capture::privilege;
 use picket::export::metrics::Metrics;
 use picket::export::sink::Sink;
 use picket::pipeline::{self, Control, Hooks, PumpEnd};
@@ -100,25 +101,40 @@ pub fn run(a: Args) -> Result<ExitCode> {
         LiveSource::open(&live).map(|s| vec![s])
     }
     .context("live capture")?;
+    let mut metrics = Metrics::new(cfg.workers)?;
+    if queues > 1 {
+        metrics = metrics.with_queues(queues);
+    }
+    let metrics = Arc::new(metrics);
+    let reopen = Arc::new(AtomicBool::new(false));
+    // The outputs before the privilege drop, so they may go where only root creates files (the
+    // README's /var/log/picket); replaced files are renamed into place now, while the folder may
+    // still be written, and every file is handed to the user the sensor becomes, so a SIGHUP
+    // reopen of the same path still works after the drop.
+    let mut sink = Sink::new(
+        &a.common.sink(cfg.workers)?,
+        Some(Arc::clone(&metrics)),
+        Arc::clone(&reopen),
+    )?;
+    sink.commit()?;
+    if let Some((uid, gid)) = privilege::switch_ids(a.user.as_deref())? {
+        for f in sink.files() {
+            std::os::unix::fs::fchown(f, Some(uid), Some(gid))
+                .context("handing an output file to the run-as user")?;
+        }
+    }
     // Before any thread starts: every later thread inherits the reduced state.
-    let dropped = picket::capture::privilege::drop_privileges(a.user.as_deref())
-        .context("dropping privileges")?;
+    let dropped = privilege::drop_privileges(a.user.as_deref()).context("dropping privileges")?;
     tracing::info!(
         user = dropped.user.as_deref().unwrap_or("(unchanged)"),
         uid = dropped.uid,
         gid = dropped.gid,
         "privileges dropped: no capabilities, no_new_privs"
     );
-    let mut metrics = Metrics::new(cfg.workers)?;
-    if queues > 1 {
-        metrics = metrics.with_queues(queues);
-    }
-    let metrics = Arc::new(metrics);
     metrics.flow_capacity(cfg.flow.max_flows);
     metrics.rules_loaded(&rules);
     let (server, http) = common::serve_metrics(a.listen, &metrics, a.common.web_config.as_ref())?;
     let control = Arc::new(Control::default());
-    let reopen = Arc::new(AtomicBool::new(false));
     common::watch_signals(Arc::clone(&control), Arc::clone(&reopen))?;
 
     tracing::info!(
@@ -129,11 +145,6 @@ pub fn run(a: Args) -> Result<ExitCode> {
         apps = rules.apps().len(),
         "capturing"
     );
-    let mut sink = Sink::new(
-        &a.common.sink(cfg.workers)?,
-        Some(Arc::clone(&metrics)),
-        reopen,
-    )?;
     let reload_rules = || a.common.reload();
     let hooks = Hooks {
         control: Some(&control),

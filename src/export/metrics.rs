@@ -31,6 +31,8 @@ pub struct ReaderPub {
     pub interface_drops: AtomicU64,
     /// Packets dropped because a worker queue was full.
     pub queue_drops: AtomicU64,
+    /// Packets stamped with the sensor's clock instead of their own time, by [`CLOCK_KINDS`].
+    pub clock_adjusted: [AtomicU64; 2],
     /// Entries of the hint caches now, by [`HINT_CACHES`].
     pub hint_entries: [AtomicU64; 2],
     /// Entries dropped from the hint caches to stay within their capacity, by [`HINT_CACHES`].
@@ -115,6 +117,7 @@ struct Last {
     reassembly: [u64; ReasmEnd::ALL.len()],
     duplicates: u64,
     drops: [u64; 3],
+    clock: [u64; 2],
     queue_drops: Vec<u64>,
     queue_packets: Vec<u64>,
     hint_drops: u64,
@@ -141,6 +144,7 @@ pub struct Metrics {
     packets: IntCounter,
     bytes: IntCounter,
     dropped: IntCounterVec,
+    clock_adjusted: IntCounterVec,
     queue_dropped: IntCounterVec,
     queue_packets: IntCounterVec,
     hint_drops: IntCounter,
@@ -209,6 +213,8 @@ fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
 pub const NO_APP: &str = "none";
 
 const STAGES: [&str; 3] = ["kernel", "interface", "queue"];
+/// Why a packet's time was not believed: far ahead of the capture's, or behind the clock.
+pub const CLOCK_KINDS: [&str; 2] = ["ahead", "behind"];
 
 impl Metrics {
     /// A registry with every metric registered, for `workers` workers.
@@ -268,6 +274,12 @@ impl Metrics {
                 "picket_capture_dropped_packets_total",
                 "Packets lost before analysis: by the kernel (buffer full), the interface, or a full worker queue.",
                 &["stage"],
+            )?,
+            clock_adjusted: counter_vec(
+                &r,
+                "picket_clock_adjusted_packets_total",
+                "Packets whose timestamp the sensor's clock did not believe (far ahead of the capture's time, or behind the clock), tracked at the clock's time.",
+                &["kind"],
             )?,
             queue_dropped: counter_vec(
                 &r,
@@ -397,7 +409,7 @@ impl Metrics {
             http_rejected: counter(
                 &r,
                 "picket_http_connections_rejected_total",
-                "Connections to the metrics endpoint closed unread because every handler was busy and the hand-off queue full.",
+                "Connections to the metrics endpoint closed unread because every handler was busy and the hand-off queue full, or their client address already had 2 connections in.",
             )?,
             http_failed: counter_vec(
                 &r,
@@ -411,6 +423,9 @@ impl Metrics {
             workers: (0..workers.max(1)).map(|_| WorkerPub::default()).collect(),
             last: Mutex::new(Last::default()),
         };
+        for k in CLOCK_KINDS {
+            m.clock_adjusted.with_label_values(&[k]);
+        }
         for s in STAGES {
             m.dropped.with_label_values(&[s]);
         }
@@ -518,13 +533,10 @@ impl Metrics {
         v.with_label_values(&[app]).inc();
     }
 
-    /// Counts an event written or dropped.
-    pub fn event(&self, written: bool) {
-        if written {
-            self.events_written.inc();
-        } else {
-            self.events_dropped.inc();
-        }
+    /// Counts lines that reached an events or alerts file, and lines dropped by a failing one.
+    pub fn events(&self, written: u64, dropped: u64) {
+        self.events_written.inc_by(written);
+        self.events_dropped.inc_by(dropped);
     }
 
     /// Folds the published values into the registry.
@@ -613,6 +625,10 @@ impl Metrics {
         for (i, s) in STAGES.iter().enumerate() {
             let c = self.dropped.with_label_values(&[s]);
             step(&c, drops[i], &mut last.drops[i]);
+        }
+        for (i, k) in CLOCK_KINDS.iter().enumerate() {
+            let c = self.clock_adjusted.with_label_values(&[k]);
+            step(&c, load(&self.reader.clock_adjusted[i]), &mut last.clock[i]);
         }
         let sum = |f: fn(&WorkerPub) -> &AtomicU64| -> u64 {
             self.workers.iter().map(|w| load(f(w))).sum()

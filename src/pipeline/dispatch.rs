@@ -241,7 +241,7 @@ impl<'scope> Dispatch<'scope> {
             workers,
             joins,
             hasher: FlowHasher::default(),
-            clock: Clock::default(),
+            clock: Clock::new(cfg.clock_bound),
             low_latency: false,
             peers: Vec::new(),
             hint_drops: 0,
@@ -298,17 +298,20 @@ impl<'scope> Dispatch<'scope> {
         let (key, _) = FlowKey::of(meta);
         let hash = key.hash_with(&self.hasher);
         let w = worker_of(hash, self.workers.len());
-        self.clock.observe(meta.ts);
-        self.read_ts = self.read_ts.max(meta.ts.0);
+        // A packet the clock does not believe takes the clock's time (see `clock`).
+        let ts = self.clock.observe(meta.ts);
+        self.read_ts = self.read_ts.max(ts.0);
         let now = self.clock.now();
         let h = &mut self.workers[w];
         let b = &mut h.current;
         if b.items.is_empty() {
-            b.first = meta.ts;
+            b.first = ts;
         }
         let (chunk, frame_off) = place(b);
+        let mut meta = *meta;
+        meta.ts = ts;
         b.items.push(Item {
-            meta: *meta,
+            meta,
             hash,
             now,
             chunk,
@@ -317,7 +320,7 @@ impl<'scope> Dispatch<'scope> {
         if b.items.len() >= BATCH_PACKETS
             || b.chunks.len() > MAX_BATCH_CHUNKS
             || b.own.len() > MAX_BATCH_OWN_BYTES
-            || (self.low_latency && meta.ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS)
+            || (self.low_latency && ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS)
         {
             self.publish(self.read_ts);
             send_batch(&mut self.workers[w], now);
@@ -373,7 +376,7 @@ impl<'scope> Dispatch<'scope> {
     /// own time every few thousand packets), so every worker's progress moves on even when it
     /// gets no packets, and flows expire on a quiet link.
     pub fn tick(&mut self, now: Timestamp) {
-        self.clock.observe(now);
+        self.clock.tick(now);
         self.flush();
         if now.0 > 0 {
             // A quiet link (live): nothing stamped before a moment ago is still to come.
@@ -383,6 +386,11 @@ impl<'scope> Dispatch<'scope> {
         for h in &self.workers {
             let _ = h.tx.try_send(Msg::Tick(now));
         }
+    }
+
+    /// Packets stamped with the clock's time: (too far ahead, too far behind).
+    pub fn clock_adjusted(&self) -> (u64, u64) {
+        (self.clock.ahead, self.clock.behind)
     }
 
     /// Packets waiting in each worker's queue (batches × batch size, an upper bound).

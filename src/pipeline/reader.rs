@@ -90,6 +90,7 @@ impl<'s, 'h> Reader<'s, 'h> {
             ..
         } = self;
         read.decode = decoder.stats();
+        (read.clock_ahead, read.clock_behind) = dispatch.clock_adjusted();
         (dispatch, read)
     }
 
@@ -185,6 +186,9 @@ impl<'s, 'h> Reader<'s, 'h> {
                 a.store(v, Ordering::Relaxed);
             }
             r.publish_decode(&self.read.decode);
+            let (ahead, behind) = self.dispatch.clock_adjusted();
+            r.clock_adjusted[0].store(ahead, Ordering::Relaxed);
+            r.clock_adjusted[1].store(behind, Ordering::Relaxed);
             if let Some(d) = src.drops() {
                 r.kernel_drops.store(d.kernel, Ordering::Relaxed);
                 r.interface_drops.store(d.interface, Ordering::Relaxed);
