@@ -36,6 +36,8 @@ use super::dispatch::Dispatch;
 use super::reader::{PumpEnd, Reader};
 use super::{Config, Control, Hooks, RECORD_BATCHES};
 use crate::capture::PacketSource;
+use crate::decode::frag::ReassemblyStats;
+use crate::decode::DecodeStats;
 use crate::export::record::{ReadStats, Record, RecordBatch, RunReport, WorkerReport};
 use crate::flow::hints::HintUpdate;
 use crate::flow::FlowConfig;
@@ -352,27 +354,54 @@ fn reload(hooks: Hooks<'_>, fresh: &Mutex<Option<Arc<CompiledRules>>>, controls:
     }
 }
 
-/// Adds one queue's reading counters to the sum.
+/// Adds one queue's reading counters to the sum (every field named, so a new one cannot be
+/// left out).
 fn add_read(sum: &mut ReadStats, r: ReadStats) {
-    sum.files += r.files;
-    sum.packets += r.packets;
-    sum.bytes += r.bytes;
-    sum.decoded += r.decoded;
-    for (a, b) in sum.skips.iter_mut().zip(r.skips) {
+    let ReadStats {
+        files,
+        packets,
+        bytes,
+        decoded,
+        skips,
+        decode,
+        errors,
+        helper_cpu,
+        clock_ahead,
+        clock_behind,
+        filtered,
+    } = r;
+    sum.files += files;
+    sum.packets += packets;
+    sum.bytes += bytes;
+    sum.decoded += decoded;
+    for (a, b) in sum.skips.iter_mut().zip(skips) {
         *a += b;
     }
-    for (a, b) in sum.decode.tunnels.iter_mut().zip(r.decode.tunnels) {
+    let DecodeStats {
+        tunnels,
+        reassembly:
+            ReassemblyStats {
+                ended,
+                duplicates,
+                pending,
+                held_bytes,
+            },
+    } = decode;
+    for (a, b) in sum.decode.tunnels.iter_mut().zip(tunnels) {
         *a += b;
     }
-    let (s, x) = (&mut sum.decode.reassembly, r.decode.reassembly);
-    for (a, b) in s.ended.iter_mut().zip(x.ended) {
+    let s = &mut sum.decode.reassembly;
+    for (a, b) in s.ended.iter_mut().zip(ended) {
         *a += b;
     }
-    s.duplicates += x.duplicates;
-    s.pending += x.pending;
-    s.held_bytes += x.held_bytes;
-    sum.errors.extend(r.errors);
-    sum.helper_cpu += r.helper_cpu;
+    s.duplicates += duplicates;
+    s.pending += pending;
+    s.held_bytes += held_bytes;
+    sum.errors.extend(errors);
+    sum.helper_cpu += helper_cpu;
+    sum.clock_ahead += clock_ahead;
+    sum.clock_behind += clock_behind;
+    sum.filtered += filtered;
 }
 
 #[cfg(test)]
@@ -401,6 +430,7 @@ mod tests {
                 bytes: 10 * n,
                 decoded: n,
                 errors: vec![format!("q{n}")],
+                clock_behind: n,
                 ..ReadStats::default()
             };
             r.skips[0] = 1;
@@ -411,5 +441,6 @@ mod tests {
         assert_eq!(sum.skips[0], 2);
         assert_eq!(sum.decode.reassembly.duplicates, 7);
         assert_eq!(sum.errors, ["q3", "q4"]);
+        assert_eq!(sum.clock_behind, 7);
     }
 }
