@@ -646,7 +646,7 @@ impl Metrics {
         }
         for (i, k) in CLOCK_KINDS.iter().enumerate() {
             let c = self.clock_adjusted.with_label_values(&[k]);
-            step(&c, load(&self.reader.clock_adjusted[i]), &mut last.clock[i]);
+            step(&c, read(&|r| &r.clock_adjusted[i]), &mut last.clock[i]);
         }
         let sum = |f: fn(&WorkerPub) -> &AtomicU64| -> u64 {
             self.workers.iter().map(|w| load(f(w))).sum()
