@@ -12,7 +12,7 @@ use picket::export::sink::{Sink, SinkOptions};
 use picket::flow::FlowConfig;
 use picket::pipeline::{self, Control};
 use picket::rules::CompiledRules;
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -45,6 +45,10 @@ pub struct CommonArgs {
     /// Use the rule files of DIR instead of the embedded defaults (reloaded on SIGHUP).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// Layer the rule files (`*.toml`, `*.list`) of DIR on the rules in force (repeatable): a
+    /// file whose app id is already defined replaces that app's file; others are added.
+    #[arg(long, value_name = "DIR")]
+    pub rules_add: Vec<PathBuf>,
     /// A policy file that overrides the rules' default verdicts (reloaded on SIGHUP).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -79,8 +83,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub flow_update: u64,
     /// A packet more than SECS seconds ahead of the sensor's clock and of the median of the
-    /// recent packets (a damaged or forged timestamp) neither moves the clock nor keeps its
-    /// time; it is counted, and its flow tracked at the clock's time.
+    /// recent packets (a damaged or forged timestamp) does not move the clock, so no flow ends
+    /// for it; it is counted.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub clock_bound: u64,
     /// This sensor's name: in every event, and prefixed to flow ids so they are unique across a
@@ -167,7 +171,11 @@ impl CommonArgs {
 
     /// Loads the rules these options name.
     pub fn load_rules(&self) -> Result<CompiledRules> {
-        load_rules(self.rules.as_deref(), self.policy.as_deref())
+        load_rules(
+            self.rules.as_deref(),
+            &self.rules_add,
+            self.policy.as_deref(),
+        )
     }
 
     /// How the consumer writes, for `workers` workers.
@@ -280,8 +288,12 @@ pub fn check_outputs(inputs: &[PathBuf], outputs: &[(&str, Option<&Path>)]) -> R
 
 /// Sets up logging to standard error.
 pub fn init_logs(format: LogFormat) {
+    // Colour only for a person at a terminal, and not when NO_COLOR is set (no-color.org).
+    let colour =
+        io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let b = tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(colour)
         .with_max_level(tracing::Level::INFO)
         .with_target(false);
     // A second initialisation (tests) is harmless: the first subscriber stays.

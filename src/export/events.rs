@@ -19,7 +19,7 @@
 //! | `ts` | string | time of the packet that decided |
 //! | `flow_id`, `sensor` | string | as in `flow` |
 //! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment`, `community_id` | | as in `flow` |
-//! | `app`, `app_source`, `rule`, `verdict`, `sni`, `dns_name`, `dns_query`, `evidence`, `confidence` | | as in `flow` |
+//! | `app`, `app_source`, `rule`, `rule_id`, `app_category`, `verdict`, `sni`, `dns_name`, `dns_query`, `evidence`, `confidence` | | as in `flow` |
 //! | `suppressed` | int | always 0: later alerts of the same client and app within the interval are reported by `alert_suppressed` |
 //!
 //! # `alert_suppressed`
@@ -77,6 +77,8 @@
 //! | `app` | string | app id from the rules |
 //! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"certificate"` (the server's TLS 1.2 certificate names the app's domain; no ClientHello seen), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
+//! | `rule_id` | string | the stable id of the app's rules (`rule_id` in its rule file, unique across the set), e.g. `"picket:whatsapp"`: unlike `rule`, editing the file does not change it (with `app`) |
+//! | `app_category` | string | the app's category from its rule file: `"messaging"`, `"conferencing"`, `"social"`, `"web_visit"` (a visit to an app's web site, such as `whatsapp_site`: not use of the app) or an organisation's own name (with `app`) |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `evidence` | array of object | with `app`: every signal that named an app for the flow, in the precedence order of `picket::classify`, whichever app it named (disagreements are kept): `{"source", "value", "app", "rule"}`, `source` named as `app_source` names it, `value` what it saw (the server name, the JA4, the certificate's name, the DNS question, the address, the name of another flow's DNS answer; absent for a payload signature or a STUN mark); at most 8, one per precedence row |
 //! | `confidence` | string | with `app`: `"high"` (the flow's own bytes or server name decided), `"medium"` (a JA4, the server's certificate, a DNS question, a DNS answer or a call's endpoint), `"low"` (an address list); one step lower when `evidence` names another app |
@@ -450,6 +452,8 @@ impl<W: Write> EventWriter<W> {
             o.str("app", &app.app);
             o.str("app_source", app.source.as_str());
             o.str("rule", &app.rule);
+            o.str("rule_id", &app.rule_id);
+            o.str("app_category", &app.category);
             o.opt_str("sni", f.tls.as_ref().and_then(|t| t.sni()));
             o.opt_str("dns_name", f.dns_name.as_deref());
             o.opt_str("dns_query", f.dns_query.as_deref());
@@ -582,6 +586,8 @@ impl<W: Write> EventWriter<W> {
                 o.str("app", &a.app);
                 o.str("app_source", a.source.as_str());
                 o.str("rule", &a.rule);
+                o.str("rule_id", &a.rule_id);
+                o.str("app_category", &a.category);
                 o.str("verdict", a.verdict.as_str());
                 w.explain(o, f);
             }
@@ -653,6 +659,8 @@ mod tests {
                     app: Arc::from("whatsapp"),
                     source: AppSource::Sni,
                     rule: Arc::from("whatsapp.toml:12"),
+                    rule_id: Arc::from("picket:whatsapp"),
+                    category: Arc::from("messaging"),
                     verdict: Verdict::Flag,
                     alert: true,
                 })
@@ -701,6 +709,8 @@ mod tests {
         assert_eq!(v["app"], "whatsapp");
         assert_eq!(v["app_source"], "sni");
         assert_eq!(v["rule"], "whatsapp.toml:12");
+        assert_eq!(v["rule_id"], "picket:whatsapp");
+        assert_eq!(v["app_category"], "messaging");
         assert_eq!(v["verdict"], "flag");
         assert_eq!(v["end_reason"], "fin");
     }
@@ -754,6 +764,8 @@ mod tests {
             "app",
             "app_source",
             "rule",
+            "rule_id",
+            "app_category",
             "verdict",
             "tcp_flags_to_client",
         ] {

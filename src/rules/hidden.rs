@@ -62,7 +62,7 @@ pub(super) fn parse_hidden(src: &Source, set: &mut RuleSet, errors: &mut Vec<Rul
     };
     let mut cx = FileCtx {
         path: &src.path,
-        lines: Lines { text: &src.text },
+        lines: Lines::new(&src.text),
         errors,
     };
     let names = |list: &[Spanned<String>], out: &mut Vec<DomainEntry>, cx: &mut FileCtx| {
