@@ -137,6 +137,8 @@ pub struct Evidence {
     pub app: Arc<str>,
     /// The rule that matched, `file:line`.
     pub rule: Arc<str>,
+    /// The stable id of the app's rules.
+    pub rule_id: Arc<str>,
     /// What it saw.
     pub value: EvidenceValue,
 }
@@ -359,6 +361,7 @@ pub fn decide_explained(
                 source: c.source,
                 app: c.app,
                 rule: c.rule,
+                rule_id: c.rule_id,
                 value,
             });
         }
@@ -677,6 +680,7 @@ list = ["192.0.2.0/24"]
     fn decide_explained_lists_every_signal_and_keeps_disagreements() {
         let other = r#"
 id = "other"
+rule_id = "t:other"
 name = "Other"
 category = "messaging"
 verdict = "observe"
@@ -688,6 +692,7 @@ list = ["198.51.100.0/24"]
 "#;
         let chat = r#"
 id = "chat"
+rule_id = "t:chat"
 name = "Chat"
 category = "messaging"
 verdict = "flag"

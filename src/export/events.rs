@@ -80,7 +80,7 @@
 //! | `rule_id` | string | the stable id of the app's rules (`rule_id` in its rule file, unique across the set), e.g. `"picket:whatsapp"`: unlike `rule`, editing the file does not change it (with `app`) |
 //! | `app_category` | string | the app's category from its rule file: `"messaging"`, `"conferencing"`, `"social"`, `"web_visit"` (a visit to an app's web site, such as `whatsapp_site`: not use of the app) or an organisation's own name (with `app`) |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
-//! | `evidence` | array of object | with `app`: every signal that named an app for the flow, in the precedence order of `picket::classify`, whichever app it named (disagreements are kept): `{"source", "value", "app", "rule"}`, `source` named as `app_source` names it, `value` what it saw (the server name, the JA4, the certificate's name, the DNS question, the address, the name of another flow's DNS answer; absent for a payload signature or a STUN mark); at most 8, one per precedence row |
+//! | `evidence` | array of object | with `app`: every signal that named an app for the flow, in the precedence order of `picket::classify`, whichever app it named (disagreements are kept): `{"source", "value", "app", "rule", "rule_id"}`, `source` named as `app_source` names it, `value` what it saw (the server name, the JA4, the certificate's name, the DNS question, the address, the name of another flow's DNS answer; absent for a payload signature or a STUN mark); at most 8, one per precedence row |
 //! | `confidence` | string | with `app`: `"high"` (the flow's own bytes or server name decided), `"medium"` (a JA4, the server's certificate, a DNS question, a DNS answer or a call's endpoint), `"low"` (an address list); one step lower when `evidence` names another app |
 //! | `unattributed` | string | a flow without `app`: why, the first that applies of `"ech"` (real ECH or ESNI hid the name), `"encrypted_dns"` (port 853, or a public DoH/DoT/DoQ resolver of `rules/hidden.toml` by name or address), `"vpn"` (WireGuard, OpenVPN over UDP or TCP, IKE by their packets' shape, or a VPN service's name in `rules/hidden.toml`), `"tor"` (reserved: not told yet), `"quic_unknown"` (a QUIC version whose Initials cannot be opened), `"tls_no_sni"` (a ClientHello without a name), `"unclaimed_name"` (a server name, certificate name or DNS question no rule claims), `"one_way"` (packets one way only), `"no_signal"`; in `flow` only |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
@@ -432,6 +432,7 @@ impl<W: Write> EventWriter<W> {
                 }
                 o.str("app", &e.app);
                 o.str("rule", &e.rule);
+                o.str("rule_id", &e.rule_id);
             });
         }
         o.str("confidence", x.confidence.as_str());
@@ -724,6 +725,7 @@ mod tests {
             source,
             app: Arc::from(app),
             rule: Arc::from("x.toml:3"),
+            rule_id: Arc::from("t:x"),
             value,
         };
         rec.flow.explain = Some(Arc::new(Explanation {
@@ -743,10 +745,10 @@ mod tests {
         assert_eq!(
             v["evidence"],
             serde_json::json!([
-                {"source": "sni", "value": "g.whatsapp.net", "app": "whatsapp", "rule": "x.toml:3"},
-                {"source": "stun", "app": "whatsapp", "rule": "x.toml:3"},
-                {"source": "ip", "value": "2001:db8::1", "app": "signal", "rule": "x.toml:3"},
-                {"source": "dns_answer", "value": "a.b", "app": "x", "rule": "x.toml:3"},
+                {"source": "sni", "value": "g.whatsapp.net", "app": "whatsapp", "rule": "x.toml:3", "rule_id": "t:x"},
+                {"source": "stun", "app": "whatsapp", "rule": "x.toml:3", "rule_id": "t:x"},
+                {"source": "ip", "value": "2001:db8::1", "app": "signal", "rule": "x.toml:3", "rule_id": "t:x"},
+                {"source": "dns_answer", "value": "a.b", "app": "x", "rule": "x.toml:3", "rule_id": "t:x"},
             ])
         );
         assert_eq!(v["confidence"], "medium");
