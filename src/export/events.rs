@@ -65,7 +65,7 @@
 //! | `dns_name` | string | with `app_source` `"dns_answer"`: the name whose DNS answer gave the server's address |
 //! | `ja4` | string | JA4 client fingerprint of the ClientHello (FoxIO specification) |
 //! | `app` | string | app id from the rules |
-//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"ip"` (the app's IP prefix list) |
+//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"call_socket"` (UDP: the flow's client socket was marked by the app's STUN exchange while the flow lived, e.g. a binding to a public STUN server just before it; decided at the flow's end, with no alert of its own), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |

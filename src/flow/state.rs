@@ -168,6 +168,7 @@ impl Flow {
             server: self.server().0.ip(),
             client: self.client().0.ip(),
             client_known: self.tcp.syn,
+            server_port: self.server().1,
         }
     }
 

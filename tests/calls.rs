@@ -1,0 +1,111 @@
+//! Calls through the real binary: every flow of a call gets the app (the binding to a public
+//! STUN server that came before the app's own exchange on the same socket: `call_socket`; the
+//! media after it: `peer_cache`), a public STUN server is never claimed by its address alone,
+//! and the events are the same at any worker count.
+
+use picket_synth::calls::{call, CallSpec, Mark};
+use picket_synth::Packet;
+
+mod common;
+use common::{of, replay, sorted, write_capture};
+
+const T0: u64 = 1_700_000_000_000_000_000;
+const SEC: u64 = 1_000_000_000;
+
+fn spec(client: &str, relay: &str, mark: Mark, relayed: bool, at: u64) -> CallSpec {
+    CallSpec {
+        client: client.parse().expect("addr"),
+        public_stun: "74.125.250.129:19302".parse().expect("addr"),
+        relay: relay.parse().expect("addr"),
+        relay_media_port: 443,
+        peer: "198.51.100.90:41000".parse().expect("addr"),
+        mark,
+        relayed,
+        start_ns: T0 + at,
+        media: 200,
+        seed: at / SEC + 1,
+    }
+}
+
+/// The `flow` events of a client socket, by server port.
+fn flows_of<'a>(
+    events: &'a [serde_json::Value],
+    ip: &str,
+    port: u16,
+) -> Vec<&'a serde_json::Value> {
+    of(events, "flow")
+        .into_iter()
+        .filter(|e| e["src_ip"] == ip && e["src_port"] == port)
+        .collect()
+}
+
+#[test]
+fn every_flow_of_a_call_gets_the_app_at_any_worker_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets: Vec<Packet> = Vec::new();
+    packets.extend(call(&spec(
+        "10.20.0.5:50000",
+        "192.0.2.80:3478",
+        Mark::MessageType(0x0801),
+        false,
+        0,
+    )));
+    packets.extend(call(&spec(
+        "10.20.0.6:50002",
+        "192.0.2.81:3478",
+        Mark::Realm("turn.signal.org"),
+        true,
+        2 * SEC,
+    )));
+    // A binding to the same public STUN server from a socket no app marked: nobody's.
+    let mut lone = spec(
+        "10.20.0.7:50004",
+        "192.0.2.82:3478",
+        Mark::MessageType(0x0001),
+        false,
+        3 * SEC,
+    );
+    lone.media = 0;
+    packets.extend(
+        call(&lone)
+            .into_iter()
+            .filter(|p| p.frame.len() < 200 && p.ts_ns < T0 + 3 * SEC + 50_000_000),
+    );
+    let cap = write_capture(dir.path(), "calls.pcap", packets);
+    let one = replay(&cap, &["--workers", "1"]);
+    for (ip, port, app) in [
+        ("10.20.0.5", 50000, "whatsapp"),
+        ("10.20.0.6", 50002, "signal"),
+    ] {
+        let flows = flows_of(&one, ip, port);
+        assert_eq!(flows.len(), 3, "binding, exchange and media of {ip}");
+        for f in &flows {
+            assert_eq!(f["app"], app, "{f}");
+        }
+        let binding = flows
+            .iter()
+            .find(|f| f["dst_port"] == 19302)
+            .expect("the binding");
+        assert_eq!(binding["app_source"], "call_socket", "{binding}");
+        let media = flows
+            .iter()
+            .find(|f| f["dst_port"] != 3478 && f["dst_port"] != 19302);
+        assert_eq!(media.expect("media")["app_source"], "peer_cache");
+    }
+    let lone = flows_of(&one, "10.20.0.7", 50004);
+    assert_eq!(lone.len(), 1);
+    assert!(
+        lone[0]["app"].is_null(),
+        "a public STUN server by its address alone: {}",
+        lone[0]
+    );
+    // The binding decided at its end raises no alert of its own: the exchange's alert is the call's.
+    assert!(of(&one, "alert").iter().all(|a| a["dst_port"] != 19302));
+    for w in ["2", "4"] {
+        assert_eq!(
+            sorted(&one),
+            sorted(&replay(&cap, &["--workers", w])),
+            "--workers {w}"
+        );
+    }
+}
