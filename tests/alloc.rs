@@ -155,6 +155,8 @@ fn replay_with_events(path: &Path, events: &Path) -> (u64, u64, u64) {
         workers: 1,
         alert_interval_ns: 60_000_000_000,
         clients: Default::default(),
+        udp_idle_ns: 60_000_000_000,
+        flow_update_ns: 0,
     };
     let before = ALLOCS.load(Ordering::Relaxed);
     let mut sink = Sink::new(&opts, None, Arc::new(AtomicBool::new(false))).expect("sink");

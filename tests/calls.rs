@@ -101,6 +101,38 @@ fn every_flow_of_a_call_gets_the_app_at_any_worker_count() {
     );
     // The binding decided at its end raises no alert of its own: the exchange's alert is the call's.
     assert!(of(&one, "alert").iter().all(|a| a["dst_port"] != 19302));
+    // One `call` event per call, naming the app, the path and every flow, with the media span.
+    let calls = of(&one, "call");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for (ip, app, path) in [
+        ("10.20.0.5", "whatsapp", "direct"),
+        ("10.20.0.6", "signal", "relayed"),
+    ] {
+        let c = calls
+            .iter()
+            .find(|c| c["src_ip"] == ip)
+            .unwrap_or_else(|| panic!("a call of {ip}"));
+        assert_eq!(c["app"], app);
+        assert_eq!(c["app_source"], "stun");
+        assert_eq!(c["path"], path, "{c}");
+        assert_eq!(c["flows"], 3);
+        let ids: Vec<&serde_json::Value> =
+            flows_of(&one, ip, if ip.ends_with('5') { 50000 } else { 50002 })
+                .iter()
+                .map(|f| &f["flow_id"])
+                .collect();
+        for id in ids {
+            assert!(
+                c["flow_ids"].as_array().unwrap().contains(id),
+                "{id} in {c}"
+            );
+        }
+        // 200 media datagrams, half each way, 10 ms apart: about 2 s after the set-up's 0.4 s.
+        assert_eq!(c["media_packets_to_server"], 100);
+        assert_eq!(c["media_packets_to_client"], 100);
+        let d = c["duration_s"].as_f64().unwrap();
+        assert!((2.3..2.5).contains(&d), "duration {d}");
+    }
     for w in ["2", "4"] {
         assert_eq!(
             sorted(&one),

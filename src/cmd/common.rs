@@ -149,6 +149,8 @@ impl CommonArgs {
             workers,
             alert_interval_ns: self.alert_interval.saturating_mul(SEC),
             clients: self.client_addrs()?,
+            udp_idle_ns: self.udp_idle.saturating_mul(SEC),
+            flow_update_ns: self.flow_update.saturating_mul(SEC),
         })
     }
 

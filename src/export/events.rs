@@ -37,6 +37,42 @@
 //! Every update interval of a long flow's life: the `flow` fields (counters so far) without
 //! `end_reason`, plus `ts`, the interval boundary.
 //!
+//! # `call`
+//!
+//! A client's flows of one call (STUN/TURN exchanges, ICE checks, relayed and direct media),
+//! grouped by the client socket and server addresses they share, written when the call ends:
+//! 30 s after its last packet, once no flow of it can still be running (see
+//! `picket::export::calls`). A set-up that never carried media is no call.
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `event` | `"call"` | event type |
+//! | `call_id` | string | the call's id: its first flow's `flow_id` |
+//! | `sensor` | string | as in `flow` |
+//! | `src_ip` | string | the client |
+//! | `app`, `app_source`, `rule`, `verdict` | | the app, and what attributed the call: its first flow with the app's own STUN marks (else its first flow) |
+//! | `ts_start`, `ts_end` | string | first and last packet of the call's flows |
+//! | `duration_s` | float | `ts_end` − `ts_start`, in seconds |
+//! | `path` | string | `"relayed"` (media through a TURN relay, as ChannelData), `"server"` (media to a server the app's own STUN exchange spoke to: an SFU), `"direct"` (media to the other party) |
+//! | `media_packets_to_server`, `media_packets_to_client` | int | packets of the call's flows that were not STUN messages, per direction |
+//! | `media_bytes_to_server`, `media_bytes_to_client` | int | their bytes on the wire |
+//! | `flows` | int | flows grouped |
+//! | `flow_ids` | array of string | their `flow_id`s (the first 64) |
+//!
+//! # `call_update`
+//!
+//! Every `--flow-update` interval of a long call: the `call` fields (counters so far), plus `ts`,
+//! the interval boundary.
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `event` | `"call_update"` | event type |
+//! | `ts` | string | the interval boundary |
+//! | `call_id`, `sensor`, `src_ip`, `app`, `app_source`, `rule`, `verdict` | | as in `call` |
+//! | `ts_start`, `ts_end`, `duration_s`, `path` | | as in `call`, so far |
+//! | `media_packets_to_server`, `media_packets_to_client`, `media_bytes_to_server`, `media_bytes_to_client` | int | as in `call`, so far |
+//! | `flows`, `flow_ids` | | as in `call`, so far |
+//!
 //! # `flow`
 //!
 //! Written once per flow, when it ends (FIN/RST plus a short grace, idle timeout, eviction, a new
@@ -72,6 +108,7 @@
 
 use crate::capture::Timestamp;
 use crate::decode::{Segment, Transport};
+use crate::export::calls::CallView;
 use crate::export::gate::SuppressedAlerts;
 use crate::export::json::{self, Obj};
 use crate::export::record::{DirStats, FlowRecord, FlowView};
@@ -425,6 +462,62 @@ impl<W: Write> EventWriter<W> {
         })
     }
 
+    /// Writes one `call` event.
+    pub fn call(&mut self, c: &CallView) -> io::Result<()> {
+        self.call_like("call", None, c)
+    }
+
+    /// Writes one `call_update` event.
+    pub fn call_update(&mut self, ts: Timestamp, c: &CallView) -> io::Result<()> {
+        self.call_like("call_update", Some(ts), c)
+    }
+
+    fn call_like(
+        &mut self,
+        event: &'static str,
+        ts: Option<Timestamp>,
+        c: &CallView,
+    ) -> io::Result<()> {
+        let buf = std::mem::take(&mut self.lines.line);
+        self.line(buf, |w, o| {
+            o.str("event", event);
+            if let Some(ts) = ts {
+                o.ts("ts", ts);
+            }
+            let sensor = w.sensor.as_deref();
+            o.text("call_id", |b| {
+                write_flow_id(b, sensor, w.clients.flow_id(c.id))
+            });
+            o.opt_str("sensor", sensor);
+            o.text("src_ip", |b| w.clients.write(b, c.client));
+            o.str("app", &c.class.app);
+            o.str("app_source", c.class.source.as_str());
+            o.str("rule", &c.class.rule);
+            o.str("verdict", c.class.verdict.as_str());
+            o.ts("ts_start", c.first_ts);
+            o.ts("ts_end", c.last_ts);
+            o.secs("duration_s", c.last_ts.0.saturating_sub(c.first_ts.0));
+            o.str("path", c.path.as_str());
+            o.u64("media_packets_to_server", c.media_packets[0]);
+            o.u64("media_packets_to_client", c.media_packets[1]);
+            o.u64("media_bytes_to_server", c.media_bytes[0]);
+            o.u64("media_bytes_to_client", c.media_bytes[1]);
+            o.u64("flows", c.flows);
+            o.key_raw("flow_ids", |b| {
+                b.push(b'[');
+                for (i, id) in c.flow_ids.iter().enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    b.push(b'"');
+                    write_flow_id(b, sensor, w.clients.flow_id(*id));
+                    b.push(b'"');
+                }
+                b.push(b']');
+            });
+        })
+    }
+
     /// Flushes the sink.
     pub fn flush(&mut self) -> io::Result<()> {
         self.lines.out.flush()
@@ -482,6 +575,7 @@ mod tests {
                 })
             }),
             dns_name: None,
+            calls: Default::default(),
         };
         FlowRecord {
             flow,

@@ -2,6 +2,7 @@
 //! time order through the alert [`Gate`], writes them to the events and alerts files, and feeds
 //! the summary, the report and the per-app metrics. Reads owned records only.
 
+use crate::export::calls::{CallEvent, Calls};
 use crate::export::events::{ClientAddrs, EventWriter};
 use crate::export::gate::{Gate, Released};
 use crate::export::metrics::Metrics;
@@ -132,6 +133,12 @@ pub struct SinkOptions {
     pub alert_interval_ns: u64,
     /// How client addresses appear in events.
     pub clients: ClientAddrs,
+    /// The UDP idle timeout: with `flow_update_ns`, how long a live flow can go without a
+    /// record, so how long after its last packet a call can still grow.
+    pub udp_idle_ns: u64,
+    /// The `flow_update` interval (0: none; calls then end at the end of the input), also the
+    /// `call_update` interval.
+    pub flow_update_ns: u64,
 }
 
 /// The consumer side of a run: events in time order, alert suppression, the summary, the
@@ -148,6 +155,10 @@ pub struct Sink {
     reopen: Arc<AtomicBool>,
     /// Events that could not be written.
     pub dropped: u64,
+    /// The calls being assembled from the released flows.
+    pub calls: Calls,
+    /// Call events released while a record was handled (reused).
+    call_events: Vec<CallEvent>,
 }
 
 impl Sink {
@@ -171,6 +182,15 @@ impl Sink {
             metrics,
             reopen,
             dropped: 0,
+            calls: Calls::new(
+                if opts.flow_update_ns == 0 {
+                    u64::MAX / 4
+                } else {
+                    opts.udp_idle_ns.saturating_add(opts.flow_update_ns)
+                },
+                opts.flow_update_ns,
+            ),
+            call_events: Vec::new(),
         })
     }
 
@@ -203,6 +223,7 @@ impl Sink {
     pub fn finish(&mut self) -> io::Result<()> {
         let (gate, mut out) = self.parts();
         gate.finish(&mut |r| out.handle(r));
+        out.end_calls();
         for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
             out.flush()?;
         }
@@ -219,6 +240,8 @@ impl Sink {
             report,
             metrics,
             dropped,
+            calls,
+            call_events,
             ..
         } = self;
         (
@@ -230,6 +253,8 @@ impl Sink {
                 report,
                 metrics: metrics.as_deref(),
                 dropped,
+                calls,
+                call_events,
             },
         )
     }
@@ -252,11 +277,84 @@ struct Outputs<'a> {
     report: &'a mut Option<Report>,
     metrics: Option<&'a Metrics>,
     dropped: &'a mut u64,
+    calls: &'a mut Calls,
+    call_events: &'a mut Vec<CallEvent>,
 }
 
 impl Outputs<'_> {
-    /// Writes one released event where it belongs and counts it.
+    /// Writes one released event where it belongs and counts it; the calls it ends or updates
+    /// first and after.
     fn handle(&mut self, r: Released) {
+        let at = match &r {
+            Released::Alert { ts, .. } | Released::Update { ts, .. } => Some(*ts),
+            Released::Flow(rec) => Some(rec.at),
+            Released::SuppressedOne { .. } | Released::Suppressed(_) => None,
+        };
+        if let Some(at) = at {
+            let events = &mut *self.call_events;
+            self.calls.advance(at, &mut |e| events.push(e));
+            self.write_calls();
+        }
+        self.handle_flow_event(&r);
+        let events = &mut *self.call_events;
+        match &r {
+            Released::Flow(rec) => self.calls.flow(rec, &mut |e| events.push(e)),
+            Released::Update { ts, flow } => self.calls.update(*ts, flow, &mut |e| events.push(e)),
+            _ => {}
+        }
+        self.write_calls();
+    }
+
+    /// Ends every call (end of input) and writes them.
+    fn end_calls(&mut self) {
+        let events = &mut *self.call_events;
+        self.calls.finish(&mut |e| events.push(e));
+        self.write_calls();
+    }
+
+    /// Writes the call events released so far.
+    fn write_calls(&mut self) {
+        if self.call_events.is_empty() {
+            return;
+        }
+        for e in self.call_events.drain(..) {
+            match &e {
+                CallEvent::Opened(app) => {
+                    if let Some(m) = self.metrics {
+                        m.call_active(app, 1);
+                    }
+                    continue;
+                }
+                CallEvent::Closed(app) => {
+                    if let Some(m) = self.metrics {
+                        m.call_active(app, -1);
+                    }
+                    continue;
+                }
+                CallEvent::End(c) => {
+                    self.summary.calls += 1;
+                    if let Some(m) = self.metrics {
+                        m.call_ended(c);
+                    }
+                }
+                CallEvent::Update { .. } => {}
+            }
+            if let Some(o) = self.events.as_mut() {
+                let ok = o.write(|w| match &e {
+                    CallEvent::End(c) => w.call(c),
+                    CallEvent::Update { ts, call } => w.call_update(*ts, call),
+                    CallEvent::Opened(_) | CallEvent::Closed(_) => Ok(()),
+                });
+                *self.dropped += u64::from(!ok);
+                if let Some(m) = self.metrics {
+                    m.event(ok);
+                }
+            }
+        }
+    }
+
+    /// Writes one released flow-bound event where it belongs and counts it.
+    fn handle_flow_event(&mut self, r: &Released) {
         let Outputs {
             events,
             alerts,
@@ -264,6 +362,7 @@ impl Outputs<'_> {
             report,
             metrics,
             dropped,
+            ..
         } = self;
         let (events, alerts, summary, report, dropped, metrics) = (
             &mut **events,
@@ -284,29 +383,30 @@ impl Outputs<'_> {
         };
         match r {
             Released::Alert { ts, flow } => {
+                let ts = *ts;
                 if let Some(a) = flow.app.as_ref() {
                     summary.alert(&a.app);
                     if let Some(m) = metrics {
                         m.alert(&a.app, true);
                     }
                 }
-                write(events, &|w| w.alert(ts, &flow));
-                write(alerts, &|w| w.alert(ts, &flow));
+                write(events, &|w| w.alert(ts, flow));
+                write(alerts, &|w| w.alert(ts, flow));
             }
             Released::SuppressedOne { app } => {
                 if let Some(m) = metrics {
-                    m.alert(&app, false);
+                    m.alert(app, false);
                 }
             }
             Released::Suppressed(s) => {
-                write(events, &|w| w.suppressed(&s));
-                write(alerts, &|w| w.suppressed(&s));
+                write(events, &|w| w.suppressed(s));
+                write(alerts, &|w| w.suppressed(s));
             }
-            Released::Update { ts, flow } => write(events, &|w| w.update(ts, &flow)),
+            Released::Update { ts, flow } => write(events, &|w| w.update(*ts, flow)),
             Released::Flow(rec) => {
-                summary.add(&rec);
+                summary.add(rec);
                 if let Some(r) = report.as_mut() {
-                    r.add(&rec);
+                    r.add(rec);
                 }
                 if rec.flow.app.is_none() {
                     if let Some(m) = metrics {
@@ -315,7 +415,7 @@ impl Outputs<'_> {
                         );
                     }
                 }
-                write(events, &|w| w.flow(&rec));
+                write(events, &|w| w.flow(rec));
             }
         }
     }

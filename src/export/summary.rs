@@ -153,6 +153,8 @@ pub struct Summary {
     other: AppTotals,
     flows: u64,
     tls: u64,
+    /// Calls written (`call` events).
+    pub calls: u64,
 }
 
 impl Summary {

@@ -8,7 +8,7 @@ use super::table::TimeoutClass;
 use crate::capture::Timestamp;
 use crate::classify::{AppSource, Classification, Facts};
 use crate::decode::{Addr, PacketMeta, Transport};
-use crate::export::record::{DirStats, EndReason, FlowView, Vlans};
+use crate::export::record::{CallCounts, DirStats, EndReason, FlowView, Vlans};
 use crate::proto::quic;
 use crate::proto::tls::TlsSummary;
 
@@ -107,6 +107,8 @@ pub struct Flow {
     pub(super) looked: u8,
     /// TCP: a signature waiting for the server's reply.
     pub(super) reply: Option<ReplyWait>,
+    /// UDP: its STUN and ChannelData packets.
+    pub calls: CallCounts,
 }
 
 impl Flow {
@@ -137,6 +139,7 @@ impl Flow {
             updates: 0,
             looked: 0,
             reply: None,
+            calls: CallCounts::default(),
         }
     }
 
@@ -198,6 +201,7 @@ impl Flow {
             tls: self.tls.clone(),
             app: self.app.clone(),
             dns_name: self.dns_name(),
+            calls: self.calls,
         }
     }
 
@@ -220,6 +224,7 @@ impl Flow {
             tls: self.tls,
             app: self.app,
             dns_name,
+            calls: self.calls,
         }
     }
 

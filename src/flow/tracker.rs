@@ -183,6 +183,7 @@ impl FlowTracker {
             }
         }
         if !is_tcp {
+            f.calls.count(payload, m.wire_len, from_client);
             if !payload.is_empty() && !f.hello_done {
                 let dns = (m.sport == DNS_PORT || m.dport == DNS_PORT)
                     && self.dns_datagram(i, payload, m.ts, out);
