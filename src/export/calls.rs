@@ -10,15 +10,17 @@
 //! - **Which flows.** A flow with an app that a call's signal decided (`stun`, `peer_cache`,
 //!   `call_socket`), or a UDP flow of an app that carried STUN messages.
 //! - **Grouping.** A flow joins an open call of the same client address and app when it shares
-//!   the call's client socket (ICE sends every check and the media from one socket) or the
-//!   address of one of the call's servers (a relay reached on another port or over TCP), and
-//!   its packets come within [`CALL_IDLE`] of the call's.
+//!   the call's client socket (ICE sends every check and the media from one socket) and its
+//!   packets come within [`CALL_IDLE`] of the call's, or it goes to the address of one of the
+//!   call's servers (a relay reached on another port or over TCP) while the call's flows are
+//!   alive (a relay serves every call the app routes there, so it alone does not bridge a gap).
 //! - **The end.** A call ends [`CALL_IDLE`] (30 s) after its last packet. Its flows come in as
 //!   they end, so it is written once the release order passes its last packet plus the idle
 //!   time plus the longest a live flow can go without a record (its UDP timeout, or an update
 //!   interval): then no flow of it can still be running. At the end of the input every call
 //!   ends.
-//! - **Media.** A flow's packets that were not STUN messages. The path: `relayed` when media
+//! - **Media.** A flow's packets that were not STUN messages; the call's start and end are the
+//!   first and last packet of its flows that carried media (the set-up while it rang aside). The path: `relayed` when media
 //!   went through a TURN relay (ChannelData), `server` when it went to one of the servers the
 //!   app's own STUN exchange spoke to (an SFU or the app's relay on its own framing), else
 //!   `direct` (to the peer). A call with no media at all (set-up pings that never connected)
@@ -76,9 +78,9 @@ pub struct CallView {
     pub class: Classification,
     /// The client's address.
     pub client: IpAddr,
-    /// First and last packet of its flows.
+    /// First packet of its flows that carried media (of any flow, when none did).
     pub first_ts: Timestamp,
-    /// Last packet.
+    /// Last packet of its flows that carried media.
     pub last_ts: Timestamp,
     /// Media packets, client to server and back.
     pub media_packets: [u64; 2],
@@ -114,6 +116,8 @@ pub enum CallEvent {
 #[derive(Clone, Copy, Debug)]
 struct Member {
     id: u64,
+    first_ts: Timestamp,
+    last_ts: Timestamp,
     server: IpAddr,
     marked: bool,
     channel: bool,
@@ -140,6 +144,7 @@ impl Open {
         let mut media_packets = [0; 2];
         let mut media_bytes = [0; 2];
         let mut path = None;
+        let mut span: Option<(Timestamp, Timestamp)> = None;
         let marked: Vec<IpAddr> = self
             .members
             .iter()
@@ -154,6 +159,9 @@ impl Open {
             if m.media_packets == [0, 0] {
                 continue;
             }
+            span = Some(span.map_or((m.first_ts, m.last_ts), |(a, b)| {
+                (a.min(m.first_ts), b.max(m.last_ts))
+            }));
             let p = if m.channel {
                 CallPath::Relayed
             } else if marked.contains(&m.server) {
@@ -171,8 +179,8 @@ impl Open {
             id: self.id,
             class: self.class.clone(),
             client: self.client,
-            first_ts: self.first_ts,
-            last_ts: self.last_ts,
+            first_ts: span.map_or(self.first_ts, |s| s.0),
+            last_ts: span.map_or(self.last_ts, |s| s.1),
             media_packets,
             media_bytes,
             path: path.unwrap_or(CallPath::Server),
@@ -223,6 +231,8 @@ fn member(f: &FlowView) -> Member {
     let (pc, bc) = media(1, f.to_client.packets, f.to_client.bytes);
     Member {
         id: f.id,
+        first_ts: f.first_ts,
+        last_ts: f.last_ts,
         server: f.server.0.ip(),
         marked: f
             .app
@@ -310,12 +320,17 @@ impl Calls {
         let socket = f.client.1;
         let server = f.server.0.ip();
         let udp = f.transport == Transport::Udp;
+        // The client socket is the call's own (ICE sends everything from it): a flow on it
+        // joins within the idle time. A relay address is shared by every call the app routes
+        // there: a flow to it joins only while the call's flows are alive.
         let k = self.open.iter().position(|c| {
+            let overlap = f.first_ts <= c.last_ts && c.first_ts <= f.last_ts;
+            let near = f.first_ts <= c.last_ts.plus_nanos(CALL_IDLE)
+                && c.first_ts <= f.last_ts.plus_nanos(CALL_IDLE);
             c.client == client
                 && c.class.app == class.app
-                && ((udp && c.sockets.contains(&socket)) || c.servers.contains(&server))
-                && f.first_ts <= c.last_ts.plus_nanos(CALL_IDLE)
-                && c.first_ts <= f.last_ts.plus_nanos(CALL_IDLE)
+                && ((udp && c.sockets.contains(&socket) && near)
+                    || (c.servers.contains(&server) && overlap))
         });
         let k = match k {
             Some(k) => k,
@@ -476,7 +491,8 @@ mod tests {
         assert_eq!(first.class.source, AppSource::Stun);
         assert_eq!(
             (first.first_ts, first.last_ts),
-            (Timestamp(100 * SEC), Timestamp(160 * SEC))
+            (Timestamp(101 * SEC), Timestamp(160 * SEC)),
+            "the media's span"
         );
         assert_eq!(first.media_packets, [500, 0]);
         assert_eq!(first.path, CallPath::Direct);
