@@ -154,6 +154,63 @@ const APP_MARKS: [(&str, Mark); 8] = [
     ("zoom", Mark::Attribute(0x0103, b"\x00\x00\x00\x02")),
 ];
 
+/// Discord's IP discovery request (74 bytes: type 1, length 70, SSRC, zeros).
+const DISCORD_IP_DISCOVERY: [u8; 74] = {
+    let mut d = [0u8; 74];
+    d[1] = 0x01;
+    d[3] = 0x46;
+    d[7] = 0x2a;
+    d
+};
+
+/// Apps whose calls go to their own media servers, opened by a datagram of their own: the
+/// call's server, its first datagram.
+const SERVER_CALLS: [(&str, &str, Mark); 2] = [
+    // Zoom's connect request to a media server on UDP 8801.
+    (
+        "zoom",
+        "192.0.2.150:8801",
+        Mark::FirstDatagram(&[0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00]),
+    ),
+    (
+        "discord",
+        "192.0.2.151:50001",
+        Mark::FirstDatagram(&DISCORD_IP_DISCOVERY),
+    ),
+];
+
+#[test]
+fn server_calls_of_zoom_and_discord_are_calls_to_the_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets: Vec<Packet> = Vec::new();
+    for (i, (_, server, mark)) in SERVER_CALLS.iter().enumerate() {
+        let mut s = spec(
+            &format!("10.40.{i}.2:52000"),
+            server,
+            *mark,
+            false,
+            i as u64 * 5 * SEC,
+        );
+        // The media goes to the server itself.
+        s.peer = server.parse().expect("addr");
+        packets.extend(call(&s));
+    }
+    let cap = write_capture(dir.path(), "server_calls.pcap", packets);
+    let events = replay(&cap, &[]);
+    let calls = of(&events, "call");
+    for (i, (app, _, _)) in SERVER_CALLS.iter().enumerate() {
+        let ip = format!("10.40.{i}.2");
+        let c: Vec<_> = calls
+            .iter()
+            .filter(|c| c["src_ip"] == ip.as_str())
+            .collect();
+        assert_eq!(c.len(), 1, "{app}: {calls:?}");
+        assert_eq!(c[0]["app"], *app, "{}", c[0]);
+        assert_eq!(c[0]["app_source"], "signature", "{}", c[0]);
+        assert_eq!(c[0]["path"], "server", "{}", c[0]);
+    }
+}
+
 #[test]
 fn each_apps_call_direct_and_relayed_is_one_call_of_the_app() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -8,7 +8,8 @@
 //! at any worker count: so are the calls.
 //!
 //! - **Which flows.** A flow with an app that a call's signal decided (`stun`, `peer_cache`,
-//!   `call_socket`), or a UDP flow of an app that carried STUN messages.
+//!   `call_socket`, a UDP `signature`: every UDP signature of the rules is a call's), or a UDP
+//!   flow of an app that carried STUN messages.
 //! - **Grouping.** A flow joins an open call of the same client address and app when it shares
 //!   the call's client socket (ICE sends every check and the media from one socket) and its
 //!   packets come within [`CALL_IDLE`] of the call's, or it goes to the address of one of the
@@ -22,7 +23,8 @@
 //! - **Media.** A flow's packets that were not STUN messages; the call's start and end are the
 //!   first and last packet of its flows that carried media (the set-up while it rang aside). The path: `relayed` when media
 //!   went through a TURN relay (ChannelData), `server` when it went to one of the servers the
-//!   app's own STUN exchange spoke to (an SFU or the app's relay on its own framing), else
+//!   app's own STUN exchange or signature spoke to (an SFU or the app's relay on its own
+//!   framing), else
 //!   `direct` (to the peer). A call with no media at all (set-up pings that never connected)
 //!   is not written.
 //! - **Bounded.** At most [`MAX_CALLS`] open calls (past it the oldest ends early, counted) and
@@ -211,11 +213,14 @@ pub struct Calls {
 /// Whether a flow is part of a call, and its app.
 fn call_class(f: &FlowView) -> Option<&Classification> {
     let c = f.app.as_deref()?;
+    let udp = f.transport == Transport::Udp;
+    // Every UDP signature of the rules is a call's (a media server's connect request, a voice
+    // server's IP discovery, a reflector's header).
     let by_call = matches!(
         c.source,
         AppSource::Stun | AppSource::PeerCache | AppSource::CallSocket
-    );
-    let stun = f.transport == Transport::Udp && f.calls.stun_packets != [0, 0];
+    ) || (udp && c.source == AppSource::Signature);
+    let stun = udp && f.calls.stun_packets != [0, 0];
     (by_call || stun).then_some(c)
 }
 
@@ -237,7 +242,7 @@ fn member(f: &FlowView) -> Member {
         marked: f
             .app
             .as_deref()
-            .is_some_and(|a| a.source == AppSource::Stun),
+            .is_some_and(|a| matches!(a.source, AppSource::Stun | AppSource::Signature)),
         channel: c.channel_packets > 0,
         media_packets: [ps, pc],
         media_bytes: [bs, bc],
@@ -366,7 +371,8 @@ impl Calls {
         c.first_ts = c.first_ts.min(f.first_ts);
         c.last_ts = c.last_ts.max(f.last_ts);
         // The app's own marks attribute the call better than what they revealed.
-        if class.source == AppSource::Stun && c.class.source != AppSource::Stun {
+        let own = |s| matches!(s, AppSource::Stun | AppSource::Signature);
+        if own(class.source) && !own(c.class.source) {
             c.class = class.clone();
         }
         let m = member(f);

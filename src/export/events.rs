@@ -53,7 +53,7 @@
 //! | `app`, `app_source`, `rule`, `verdict` | | the app, and what attributed the call: its first flow with the app's own STUN marks (else its first flow) |
 //! | `ts_start`, `ts_end` | string | first and last packet of the call's flows that carried media (the set-up while it rang aside) |
 //! | `duration_s` | float | `ts_end` − `ts_start`, in seconds |
-//! | `path` | string | `"relayed"` (media through a TURN relay, as ChannelData), `"server"` (media to a server the app's own STUN exchange spoke to: an SFU), `"direct"` (media to the other party) |
+//! | `path` | string | `"relayed"` (media through a TURN relay, as ChannelData), `"server"` (media to a server the app's own STUN exchange or UDP signature spoke to: an SFU, a media server), `"direct"` (media to the other party) |
 //! | `media_packets_to_server`, `media_packets_to_client` | int | packets of the call's flows that were not STUN messages, per direction |
 //! | `media_bytes_to_server`, `media_bytes_to_client` | int | their bytes on the wire |
 //! | `flows` | int | flows grouped |

@@ -20,6 +20,9 @@ pub enum Mark {
     Attribute(u16, &'static [u8]),
     /// A TURN Allocate whose REALM names the app's relays.
     Realm(&'static str),
+    /// No STUN of its own: the media flow to the app's server opens with this datagram (Zoom's
+    /// connect request, Discord's IP discovery, Telegram's reflector header).
+    FirstDatagram(&'static [u8]),
 }
 
 /// One generated call.
@@ -95,6 +98,7 @@ fn marked_exchange(mark: Mark, id: u64, client: SocketAddr) -> (Vec<u8>, Vec<u8>
             stun_message(0x0003, id, &[(0x0014, realm.as_bytes())]),
             stun_message(0x0103, id, &[(0x0020, &mapped)]),
         ),
+        Mark::FirstDatagram(_) => (Vec::new(), Vec::new()),
     }
 }
 
@@ -137,9 +141,11 @@ pub fn call(spec: &CallSpec) -> Vec<Packet> {
     // 2. The app's exchange with its relay, twice (a retry after the challenge).
     let set_up = spec.start_ns + 100_000_000;
     let mut r = UdpConv::new(Path::new(spec.client, spec.relay), set_up, spec.seed + 1);
-    for k in 0..2 {
-        let (req, resp) = marked_exchange(spec.mark, id + 1 + k, spec.client);
-        r.exchange(&req, &resp);
+    if !matches!(spec.mark, Mark::FirstDatagram(_)) {
+        for k in 0..2 {
+            let (req, resp) = marked_exchange(spec.mark, id + 1 + k, spec.client);
+            r.exchange(&req, &resp);
+        }
     }
     out.extend(r.take_packets());
     // 3. The media, from the same socket.
@@ -150,6 +156,10 @@ pub fn call(spec: &CallSpec) -> Vec<Packet> {
         spec.peer
     };
     let mut m = UdpConv::new(Path::new(spec.client, to), media_at, spec.seed + 2);
+    if let Mark::FirstDatagram(first) = spec.mark {
+        m.send(true, first);
+        m.wait(10_000_000);
+    }
     for i in 0..spec.media {
         let from_client = i % 2 == 0;
         let p = rtp(
