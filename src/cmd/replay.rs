@@ -45,11 +45,11 @@ pub struct Args {
     /// Captures (pcap or pcapng, plain or gzip/zstd/xz-compressed), folders of them (read
     /// recursively, captures picked by content), or `-` for standard input; their packets make
     /// one timeline.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required = true, value_name = "PATH")]
     files: Vec<PathBuf>,
     /// How several inputs make one timeline: merged by packet time whatever their order, as
     /// mergecap does, or each read to its end in the order given.
-    #[arg(long, value_enum, value_name = "ORDER", default_value = "time")]
+    #[arg(long, value_enum, value_name = "MODE", default_value = "time")]
     order: OrderArg,
     /// Read only what this BPF expression (tcpdump syntax) accepts, as `picket live --bpf`
     /// captures it (needs the `live` feature: libpcap compiles the expression).
@@ -111,11 +111,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
             ("--report", a.report.as_deref()),
         ],
     )?;
+    // An input that cannot be opened is named and the others are read (exit 1 at the end).
     let expanded = expand(&a.files);
-    if !expanded.errors.is_empty() {
-        for e in &expanded.errors {
-            eprintln!("picket: {e}");
-        }
+    for e in &expanded.errors {
+        eprintln!("picket: {e}");
+    }
+    let unopened = expanded.errors.len();
+    if expanded.inputs.is_empty() {
         return Ok(ExitCode::from(EXIT_UNREADABLE));
     }
     let inputs = expanded.inputs;
@@ -225,9 +227,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Some(code) = common::stop_status().filter(|_| report.stopped) {
         return Ok(ExitCode::from(code));
     }
-    Ok(if report.read.errors.is_empty() {
+    Ok(if report.read.errors.is_empty() && unopened == 0 {
         ExitCode::SUCCESS
-    } else if report.read.files == 0 {
+    } else if report.read.files == 0 || unopened > 0 {
         ExitCode::from(EXIT_UNREADABLE)
     } else {
         ExitCode::from(EXIT_DAMAGED)
