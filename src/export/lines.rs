@@ -58,6 +58,7 @@ impl Replacement {
                 file: OpenOptions::new().write(true).open(path)?,
             });
         }
+        let path = &replaced(path);
         let temp = temp_beside(path);
         let file = create_temp(&temp)?;
         Ok(Replacement {
@@ -101,6 +102,15 @@ impl Drop for Replacement {
 /// put a plain file where the device was) and never cut back.
 fn special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file())
+}
+
+/// The file a replacement goes over: a symbolic link's target (so the link stays a link, and a
+/// link to a device is not replaced by a file), else `path` itself.
+fn replaced(path: &Path) -> PathBuf {
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    link.then(|| std::fs::canonicalize(path).ok())
+        .flatten()
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// Creates a new temporary file (mode 0640 exactly, whatever the umask), for appending.
@@ -243,9 +253,13 @@ impl FileTarget {
                 (f, None)
             }
             Existing::Replace => {
-                let temp = temp_beside(path);
+                let temp = temp_beside(&replaced(path));
                 (create_temp(&temp)?, Some(temp))
             }
+        };
+        let path = &match existing {
+            Existing::Replace if regular => replaced(path),
+            _ => path.to_path_buf(),
         };
         Ok(FileTarget {
             path: path.to_path_buf(),
@@ -503,6 +517,22 @@ mod tests {
                 );
             }
         }
+        // A link to a file: the file is replaced, the link stays.
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.jsonl");
+        std::fs::write(&real, b"{\"old\":1}\n").unwrap();
+        let link = dir.path().join("events.jsonl");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut f = LineFile::open(&link, Existing::Replace).unwrap();
+        f.write_all(&line(3)).unwrap();
+        f.flush_lines();
+        f.flush().unwrap();
+        drop(f);
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(std::fs::read(&real).unwrap().starts_with(b"{\"n\":3,"));
         // A FIFO with a reader: written in place, still a FIFO.
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("events.fifo");
