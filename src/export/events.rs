@@ -374,7 +374,8 @@ impl<W: Write> EventWriter<W> {
             o.strs("event.category", ["network"]);
             let ty: &[&str] = match event {
                 "flow" => &["connection", "end"],
-                "flow_update" | "alert" => &["connection", "info"],
+                "flow_update" | "alert" | "call_update" => &["connection", "info"],
+                "call" => &["connection", "end"],
                 _ => &["info"],
             };
             o.strs("event.type", ty.iter().copied());
@@ -652,7 +653,7 @@ impl<W: Write> EventWriter<W> {
     ) -> io::Result<()> {
         let buf = std::mem::take(&mut self.lines.line);
         self.line(buf, |w, o| {
-            o.str("event", event);
+            w.event_tag(o, event);
             if let Some(ts) = ts {
                 o.ts("ts", ts);
             }
