@@ -239,10 +239,13 @@ counter_enum! {
     /// goes on being tracked.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Anomaly {
-        /// TCP segments whose bytes disagreed with bytes already reassembled (first arrival kept).
+        /// TCP segments whose bytes disagreed with bytes already reassembled (what a receiver reads kept).
         ReassemblyConflict => "reassembly_conflict",
-        /// Segments dropped by the reassembly limits (16 KiB, 8 holes).
+        /// Segments dropped by the reassembly limit (16 KiB).
         ReassemblyLimit => "reassembly_limit",
+        /// Pending reassembly buffers dropped to stay within `--reassembly-memcap` (the flow
+        /// goes on, its handshake unread).
+        ReassemblyMemcap => "reassembly_memcap",
         /// A ClientHello started but never completed (the flow ended or the cap was reached).
         HelloIncomplete => "hello_incomplete",
         /// Bytes that looked like a ClientHello record but did not parse, or a ClientHello whose

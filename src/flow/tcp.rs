@@ -93,22 +93,40 @@ impl FlowTracker {
             return;
         };
         let base = f.tcp.client_base.unwrap_or(seq);
+        let need = match f.hello.as_deref() {
+            Some(Hello::Tcp(p)) => p.growth(seq, payload.len()),
+            Some(_) => 0,
+            None => ClientPrefix::new(base).growth(seq, payload.len()),
+        };
+        let id = f.id;
+        if need > 0 && !self.make_room(i, need, out) {
+            // Not even this flow's own buffer fits: its search is over.
+            self.drop_buffer(i, id, out);
+            if let Some(f) = self.table.get_mut(i) {
+                f.hello_done = true;
+            }
+            return;
+        }
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        let pool = &self.pool;
         // Taken out while it is read, so what it says can go into the flow.
         let mut hello = f
             .hello
             .take()
-            .unwrap_or_else(|| Box::new(Hello::Tcp(ClientPrefix::new(base))));
+            .unwrap_or_else(|| Box::new(Hello::Tcp(ClientPrefix::in_pool(base, pool))));
         let Hello::Tcp(prefix) = &mut *hello else {
             f.hello_done = true;
             return;
         };
+        let uncharged = prefix.charged() == 0;
         let ins = prefix.insert(seq, payload);
+        let taken = uncharged && prefix.charged() > 0;
         self.stats
             .anomaly(Anomaly::ReassemblyConflict, u64::from(ins.conflict));
-        self.stats.anomaly(
-            Anomaly::ReassemblyLimit,
-            u64::from(ins.beyond_cap || ins.too_many_holes),
-        );
+        self.stats
+            .anomaly(Anomaly::ReassemblyLimit, u64::from(ins.beyond_cap));
         let rules = &*self.rules;
         let reach = rules.signature_reach(Transport::Tcp);
         if ins.grew && f.app.is_none() && reach > 0 && prefix.contiguous_len() as usize >= reach {
@@ -169,6 +187,9 @@ impl FlowTracker {
                 decide(rules, &mut self.apps, f, ts, at, out);
             } else {
                 f.hello = Some(hello);
+                if taken {
+                    self.buffer_taken(i);
+                }
             }
             return;
         }
@@ -201,6 +222,9 @@ impl FlowTracker {
             self.stats.anomaly(Anomaly::HelloIncomplete, 1);
         }
         conclude(rules, &mut self.apps, f, hello, done, ts, at, out);
+        if taken && !done {
+            self.buffer_taken(i);
+        }
     }
 
     /// The server's first segment on a flow whose client's first segment matched a signature that

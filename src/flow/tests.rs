@@ -160,6 +160,47 @@ fn packet_hole_at_the_start_gives_up_once_past_the_cap() {
     assert!(out[0].flow.tls.is_none());
 }
 
+/// Flows that each hold a 16 KiB buffer with one byte at its end (a hole that never fills) stay
+/// within the memcap: the oldest buffers go, counted, and their flows are still tracked.
+// See: #14
+#[test]
+fn issue_14_hole_holding_flows_stay_within_the_reassembly_memcap() {
+    let cfg = FlowConfig {
+        max_flows: 10_000,
+        reassembly_memcap: 1 << 20,
+        ..FlowConfig::default()
+    };
+    let mut t = FlowTracker::new(cfg, Arc::new(crate::rules::defaults().unwrap()));
+    let h = FlowHasher::default();
+    let mut out = Vec::new();
+    let mut peak = 0;
+    for k in 0..1000u32 {
+        let mut syn = pkt(u64::from(k), true, SYN, 7, 0, b"");
+        let mut data = pkt(u64::from(k), true, PA, 8 + 16_383, 1, b"x");
+        for p in [&mut syn, &mut data] {
+            p.m.sport = 1024 + k as u16;
+        }
+        for p in [&syn, &data] {
+            let hash = FlowKey::of(&p.m).0.hash_with(&h);
+            t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
+        }
+        peak = peak.max(t.reassembly_bytes());
+    }
+    assert!(peak <= 1 << 20, "peak {peak}");
+    assert_eq!(t.active(), 1000);
+    let dropped = t.stats.anomalies[crate::export::record::Anomaly::ReassemblyMemcap.index()];
+    // 18 KiB a flow: 56 fit in 1 MiB, every later one pushes an older one out.
+    assert!(dropped >= 900, "dropped {dropped}");
+    // A hello that completes at once still gets read under the same pressure.
+    let got = run(
+        &mut t,
+        &h,
+        &connection(5_000, 99, "web.whatsapp.com", &[], &[0]),
+    );
+    assert!(got.iter().any(|r| sni(r) == Some("web.whatsapp.com")));
+    drop(t);
+}
+
 #[test]
 fn finish_ends_flows_past_their_timeout_as_idle() {
     let (mut t, h) = tracker(10);

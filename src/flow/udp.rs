@@ -106,10 +106,11 @@ impl FlowTracker {
             return;
         };
         // Taken out while it is read, so what it says can go into the flow.
+        let pool = &self.pool;
         let mut hello = f.hello.take().unwrap_or_else(|| {
             Box::new(Hello::Quic {
                 dcid: None,
-                crypto: ClientPrefix::new(0),
+                crypto: ClientPrefix::in_pool(0, pool),
                 datagrams: 0,
             })
         });
@@ -123,6 +124,7 @@ impl FlowTracker {
             return;
         };
         *datagrams = datagrams.saturating_add(1);
+        let uncharged = crypto.charged() == 0;
         let known = *dcid;
         let mut conflict = false;
         let got = quic::client_initials(
@@ -167,6 +169,16 @@ impl FlowTracker {
             }
             HelloScan::Pending => false,
         };
+        let taken = uncharged && crypto.charged() > 0;
+        let id = f.id;
         conclude(rules, &mut self.apps, f, hello, done, ts, at, out);
+        if taken && !done {
+            self.buffer_taken(i);
+        }
+        // A datagram's CRYPTO frames are only known once it is opened: the memcap is kept
+        // after it, dropping older buffers first, then this one.
+        if !done && self.pool.used() > self.cfg_memcap() && !self.make_room(i, 0, out) {
+            self.drop_buffer(i, id, out);
+        }
     }
 }

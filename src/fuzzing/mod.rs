@@ -4,7 +4,7 @@
 //!
 //! Every function returns normally on any input. A panic is a bug, and so is a failed `assert!`:
 //! each target also checks cheap facts the code promises (ranges inside the input, round trips,
-//! first-arrival-wins reassembly against a byte model, events that serialise to one line each),
+//! reassembly against a byte model of a Linux receiver, events that serialise to one line each),
 //! so a wrong answer is caught as well as a bad index.
 
 mod inputs;
