@@ -17,6 +17,7 @@
 //! | `flow_id`, `sensor` | string | as in `flow` |
 //! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment` | | as in `flow` |
 //! | `app`, `app_source`, `rule`, `verdict`, `sni`, `dns_name` | | as in `flow` |
+//! | `anomalies`, `sni_candidates` | | as in `flow`: with two names, a flagged app among them alerts |
 //! | `suppressed` | int | always 0: later alerts of the same client and app within the interval are reported by `alert_suppressed` |
 //!
 //! # `alert_suppressed`
@@ -69,6 +70,8 @@
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
+//! | `anomalies` | array of string | what the flow showed of evasion or damage, as `picket_anomalies_total` kinds (`"evasion"`: a packet its server would drop, `"decoy_hello"`, `"reassembly_conflict"`, `"duplicate_sni"`, …); absent when none |
+//! | `sni_candidates` | array of string | every server name the flow carried (decoys, disagreeing copies, two `server_name` extensions, the hello read), in the order seen; absent unless the flow showed evasion |
 
 use crate::capture::Timestamp;
 use crate::decode::{Segment, Transport};
@@ -315,6 +318,7 @@ impl<W: Write> EventWriter<W> {
             o.opt_str("dns_name", f.dns_name.as_deref());
             o.str("verdict", app.verdict.as_str());
             o.u64("suppressed", 0);
+            evasion_fields(o, f);
         })
     }
 
@@ -422,12 +426,26 @@ impl<W: Write> EventWriter<W> {
                 o.str("verdict", a.verdict.as_str());
             }
             o.opt_str("end_reason", end_reason);
+            evasion_fields(o, f);
         })
     }
 
     /// Flushes the sink.
     pub fn flush(&mut self) -> io::Result<()> {
         self.lines.out.flush()
+    }
+}
+
+/// `anomalies` and `sni_candidates`, on flows that showed evasion.
+fn evasion_fields(o: &mut Obj<'_>, f: &FlowView) {
+    let Some(e) = f.evasion.as_deref() else {
+        return;
+    };
+    if e.anomalies != 0 {
+        o.strs("anomalies", e.kinds().map(|a| a.as_str()));
+    }
+    if !e.candidates.is_empty() {
+        o.strs("sni_candidates", e.candidates.iter().map(|c| &**c));
     }
 }
 
@@ -482,6 +500,7 @@ mod tests {
                 })
             }),
             dns_name: None,
+            evasion: None,
         };
         FlowRecord {
             flow,

@@ -76,6 +76,9 @@ pub struct ClientPrefix {
     /// Where the buffers' memory is charged, and how much is.
     pool: Option<Pool>,
     charged: usize,
+    /// The stream offset of an urgent byte: not stream data (the receiver reads it out of
+    /// band), so every later byte sits one offset lower.
+    urgent: Option<u32>,
 }
 
 impl Drop for ClientPrefix {
@@ -115,6 +118,7 @@ impl ClientPrefix {
             malformed: 0,
             pool: None,
             charged: 0,
+            urgent: None,
         }
     }
 
@@ -198,8 +202,42 @@ impl ClientPrefix {
                 .is_some_and(|w| w >> (off % 64) & 1 == 1)
     }
 
+    /// Takes the byte at sequence number `seq` out of the stream, as a receiver does with the
+    /// byte the urgent pointer points at (Linux reads it out of band unless SO_OOBINLINE). Only
+    /// the first such byte, and only one not read yet. True when it was taken out.
+    pub fn set_urgent(&mut self, seq: u32) -> bool {
+        let rel = seq.wrapping_sub(self.base) as i32;
+        if self.urgent.is_some() || rel < 0 || (rel as u32) < self.contig {
+            return false;
+        }
+        self.urgent = Some(rel as u32);
+        true
+    }
+
     /// Inserts a segment's payload that starts at sequence number `seq`.
     pub fn insert(&mut self, seq: u32, data: &[u8]) -> Inserted {
+        let Some(u) = self.urgent else {
+            return self.insert_at(seq, data);
+        };
+        let rel = i64::from(seq.wrapping_sub(self.base) as i32);
+        let (u, end) = (i64::from(u), rel + data.len() as i64);
+        if end <= u {
+            self.insert_at(seq, data)
+        } else if rel > u {
+            self.insert_at(seq.wrapping_sub(1), data)
+        } else {
+            let cut = (u - rel) as usize;
+            let a = self.insert_at(seq, &data[..cut]);
+            let b = self.insert_at(seq.wrapping_add(cut as u32), &data[cut + 1..]);
+            Inserted {
+                grew: a.grew || b.grew,
+                conflict: a.conflict || b.conflict,
+                beyond_cap: a.beyond_cap || b.beyond_cap,
+            }
+        }
+    }
+
+    fn insert_at(&mut self, seq: u32, data: &[u8]) -> Inserted {
         let mut r = Inserted::default();
         let Some((start, skip, end)) = self.span(seq, data.len()) else {
             let rel = seq.wrapping_sub(self.base) as i32;
@@ -479,6 +517,17 @@ mod tests {
         let r = p.insert(0, b"ABCDef");
         assert!(r.conflict && r.grew);
         assert_eq!(p.contiguous(), b"abcdef");
+    }
+
+    #[test]
+    fn insert_urgent_byte_is_not_stream_data() {
+        // See: #14 (ByeDPI's --oob: the first part, then one urgent byte, then the rest).
+        let mut p = ClientPrefix::new(100);
+        assert!(p.set_urgent(104));
+        p.insert(106, b"fg");
+        p.insert(100, b"abcdXe");
+        assert_eq!(p.contiguous(), b"abcdefg");
+        assert!(!p.set_urgent(101));
     }
 
     #[test]

@@ -453,6 +453,19 @@ impl FlowTracker {
         let Some(flow) = self.table.get_mut(i) else {
             return;
         };
+        if let Some(Hello::Syn(p)) = flow.hello.as_deref() {
+            // Data on a SYN, and nothing since said whether the server took it (a capture of
+            // the client's side alone): read as sent.
+            let all = flow
+                .tcp
+                .isn
+                .wrapping_add(1)
+                .wrapping_add(p.contiguous_len());
+            self.syn_acked(i, all, at, out);
+        }
+        let Some(flow) = self.table.get_mut(i) else {
+            return;
+        };
         if let Some(Hello::Tcp(p)) = flow.hello.as_deref() {
             if p.hello_started() {
                 self.stats.anomaly(Anomaly::HelloIncomplete, 1);
@@ -478,7 +491,32 @@ pub(super) fn decide(
     if f.app.is_some() {
         return;
     }
-    let Some(c) = classify::decide(&f.facts(), rules) else {
+    if f.tls.is_none() && f.hello.is_none() {
+        // The search is over without a hello the server would read: a decoy's is all there is.
+        if let Some(d) = f.evasion.as_deref_mut().and_then(|e| e.decoy.take()) {
+            f.tls = Some(d);
+        }
+    }
+    let mut decided = classify::decide(&f.facts(), rules);
+    // Two names and no telling which the server got: a flagged app among them alerts.
+    if let Some(e) = f.evasion.as_deref() {
+        if !decided.as_ref().is_some_and(|c| c.alert) {
+            let source = if f.key.transport == Transport::Udp {
+                classify::AppSource::QuicSni
+            } else {
+                classify::AppSource::Sni
+            };
+            if let Some(c) = e
+                .candidates
+                .iter()
+                .filter_map(|n| classify::by_server_name(rules, n.as_bytes(), source))
+                .find(|c| c.alert)
+            {
+                decided = Some(c);
+            }
+        }
+    }
+    let Some(c) = decided else {
         return;
     };
     let slot = match apps
@@ -512,9 +550,24 @@ pub(super) fn decide(
     }
 }
 
-/// Counts a ClientHello read (over TCP or QUIC) and what was wrong with it.
-pub(super) fn hello_read(stats: &mut WorkerStats, ch: &ClientHello<'_>) {
+/// Counts a ClientHello read (over TCP or QUIC) and what was wrong with it; on a flow that
+/// showed evasion, its name joins the names seen.
+pub(super) fn hello_read(stats: &mut WorkerStats, ch: &ClientHello<'_>, f: &mut Flow) {
     stats.hellos += 1;
+    if ch.duplicate_sni {
+        stats.anomaly(Anomaly::DuplicateSni, 1);
+        stats.anomaly(Anomaly::Evasion, 1);
+        f.mark(Anomaly::DuplicateSni);
+        f.mark(Anomaly::Evasion);
+        for name in [ch.sni, ch.other_sni].into_iter().flatten() {
+            f.candidate(name);
+        }
+    }
+    if f.evasion.is_some() {
+        if let Some(name) = ch.sni {
+            f.candidate(name);
+        }
+    }
     if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
         stats.anomaly(Anomaly::SniOversized, 1);
     }

@@ -16,8 +16,14 @@ use crate::proto::{dns, quic, stun};
 /// Datagrams of a UDP flow looked at for STUN, QUIC and signatures.
 const MAX_UDP_LOOK: u8 = 8;
 
-/// Most client datagrams of a UDP flow looked at for QUIC Initials before giving up.
-const MAX_QUIC_DATAGRAMS: u8 = 8;
+/// Most client datagrams of a UDP flow looked at for QUIC Initials before giving up (junk and
+/// undecryptable ones included: they never stop a later real Initial from being read).
+const MAX_QUIC_DATAGRAMS: u8 = 16;
+
+/// Datagrams shorter than this are junk to every signal looked for (a STUN header is 20
+/// bytes, a QUIC Initial at least 1,200): servers ignore them; sent first, they are not
+/// attempts, so they cannot use the attempts up.
+const JUNK_BELOW: usize = 20;
 
 impl FlowTracker {
     /// Reads the question of a DNS message (a query, or the response to one when only that
@@ -66,7 +72,11 @@ impl FlowTracker {
         let Some(f) = self.table.get_mut(i) else {
             return;
         };
-        f.looked = f.looked.saturating_add(1);
+        // Junk before anything else is no attempt (later it counts: a flow of tiny datagrams
+        // is still decided after a few).
+        if payload.len() >= JUNK_BELOW || f.looked > 0 || !from_client {
+            f.looked = f.looked.saturating_add(1);
+        }
         let rules = &*self.rules;
         // TURN ChannelData (a relayed channel) carries the relayed datagram: ICE checks through
         // a relay are STUN messages inside it.
@@ -155,7 +165,7 @@ impl FlowTracker {
         let rules = &*self.rules;
         let done = match crypto.scan_handshake_message() {
             HelloScan::Found(ch) => {
-                hello_read(&mut self.stats, &ch);
+                hello_read(&mut self.stats, &ch, f);
                 f.tls = Some(Box::new(summary(rules, &ch, true)));
                 true
             }
@@ -163,7 +173,7 @@ impl FlowTracker {
                 self.stats.hello_gave_up += 1;
                 true
             }
-            HelloScan::Pending if *datagrams >= MAX_QUIC_DATAGRAMS || dcid.is_none() => {
+            HelloScan::Pending if *datagrams >= MAX_QUIC_DATAGRAMS => {
                 self.stats.hello_gave_up += 1;
                 true
             }

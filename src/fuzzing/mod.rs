@@ -200,5 +200,6 @@ fn meta(
         ack: 0,
         payload_off: 0,
         payload_len: len as u32,
+        wire: crate::decode::WireMarks::default(),
     }
 }

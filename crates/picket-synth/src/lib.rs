@@ -6,6 +6,7 @@
 //! Picket's tests, benchmarks and fuzz seeds use the library.
 
 pub mod conv;
+pub mod evasion;
 pub mod hostile;
 pub mod packet;
 pub mod pcap;
