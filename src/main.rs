@@ -3,7 +3,8 @@
 //!
 //! Exit codes ([`cmd::EXIT_CODES`]): 0 success; 1 nothing readable (no input file could be
 //! read); 2 usage or configuration error (bad flags, invalid rules, an output that cannot be
-//! created); 3 input damaged but partly processed (everything read before the damage is reported).
+//! created); 3 input damaged but partly processed (everything read before the damage is reported);
+//! 130 / 143 a replay stopped by SIGINT / SIGTERM.
 
 mod cmd;
 

@@ -155,6 +155,7 @@ fn replay_with_events(path: &Path, events: &Path) -> (u64, u64, u64) {
         workers: 1,
         alert_interval_ns: 60_000_000_000,
         clients: Default::default(),
+        existing: Default::default(),
     };
     let before = ALLOCS.load(Ordering::Relaxed);
     let mut sink = Sink::new(&opts, None, Arc::new(AtomicBool::new(false))).expect("sink");

@@ -92,3 +92,143 @@ fn quic_initials_give_the_server_name_and_app() {
     assert_eq!(by("10.5.0.3")["app"], "signal");
     assert!(by("10.5.0.4").get("sni").is_none());
 }
+
+/// Google QUIC's own handshake, as each of its packet formats carries it: the plaintext CHLO of
+/// Q024…Q043 (public header) and Q046 (long header), Q050's CHLO and T051's TLS hello in
+/// Initials sealed with their own salts. The CHLO's `SNI` names the app, its `UAID` the client.
+#[test]
+fn google_quic_gives_the_server_name_and_user_agent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chlo = |name: &str| {
+        quic::gquic_chlo(&[
+            (b"PAD\0", &[0x2d; 300]),
+            (b"SNI\0", name.as_bytes()),
+            (b"UAID", b"Chrome/85.0.4169.0 Windows NT 10.0"),
+            (b"VER\0", b"Q043"),
+        ])
+    };
+    let sealed = |version: u32, data: &[u8]| {
+        let mut frames = Vec::new();
+        quic::gquic_crypto_frame(0, data, &mut frames);
+        quic::seal_client_initial(version, &[0x51; 8], &[], 1, 2, &frames, 1350).expect("seal")
+    };
+    let cap = capture(
+        dir.path(),
+        &[
+            (
+                "10.6.0.1:50001",
+                vec![quic::gquic_plain_packet(
+                    b"Q024",
+                    0,
+                    &chlo("mmg.whatsapp.net"),
+                )],
+            ),
+            (
+                "10.6.0.2:50002",
+                vec![quic::gquic_plain_packet(
+                    b"Q039",
+                    0,
+                    &chlo("chat.signal.org"),
+                )],
+            ),
+            // A second CHLO after the server's REJ, further on the stream.
+            (
+                "10.6.0.3:50003",
+                vec![quic::gquic_plain_packet(
+                    b"Q046",
+                    1024,
+                    &chlo("mmg.whatsapp.net"),
+                )],
+            ),
+            (
+                "10.6.0.4:50004",
+                vec![sealed(quic::GOOGLE_Q050, &chlo("chat.signal.org"))],
+            ),
+            (
+                "10.6.0.5:50005",
+                vec![sealed(
+                    quic::GOOGLE_T051,
+                    &handshake_message("mmg.whatsapp.net", false),
+                )],
+            ),
+            // A CHLO cut short by the packet's end names nothing.
+            (
+                "10.6.0.6:50006",
+                vec![quic::gquic_plain_packet(
+                    b"Q043",
+                    0,
+                    &chlo("mmg.whatsapp.net")[..200],
+                )],
+            ),
+        ],
+    );
+    let events = replay(&cap, &[]);
+    let by = |c: &str| flow_of(&events, c);
+    for (c, app) in [
+        ("10.6.0.1", "whatsapp"),
+        ("10.6.0.2", "signal"),
+        ("10.6.0.3", "whatsapp"),
+        ("10.6.0.4", "signal"),
+    ] {
+        let f = by(c);
+        assert_eq!(f["app"], app, "{f}");
+        assert_eq!(f["app_source"], "quic_sni", "{f}");
+        assert_eq!(f["user_agent"], "Chrome/85.0.4169.0 Windows NT 10.0", "{f}");
+        assert!(
+            f.get("tls_version").is_none() && f.get("ja4").is_none(),
+            "{f}"
+        );
+    }
+    let t051 = by("10.6.0.5");
+    assert_eq!(t051["sni"], "mmg.whatsapp.net", "{t051}");
+    assert_eq!(t051["tls_version"], "1.3", "{t051}");
+    assert!(t051.get("user_agent").is_none());
+    assert!(by("10.6.0.6").get("sni").is_none());
+}
+
+/// The corpus's Google QUIC captures (Q024 to Q050, from Chrome and Cronet): every flow that
+/// nDPI names by its CHLO gets the same server name.
+#[test]
+fn google_quic_in_the_corpus_names_what_ndpi_names() {
+    let Some(corpus) = common::require_corpus() else {
+        return;
+    };
+    let mut checked = 0;
+    for file in [
+        "gquic.pcap",
+        "quic.pcap",
+        "quic046.pcap",
+        "quic_q39.pcap",
+        "quic_q46.pcap",
+        "quic_q46_b.pcap",
+    ] {
+        let events = replay(&corpus.dir.join("pcap").join(file), &[]);
+        let labels =
+            std::fs::read_to_string(corpus.dir.join("labels").join(format!("{file}.ndpi.tsv")))
+                .expect("labels");
+        for row in labels.lines().filter(|l| l.starts_with("UDP\t")) {
+            let c: Vec<&str> = row.split('\t').collect();
+            let host = c[6];
+            if host.is_empty() {
+                continue;
+            }
+            let ends = |e: &serde_json::Value, a: &str, b: &str| {
+                let end = |ip: &serde_json::Value, port: &serde_json::Value| {
+                    format!("{}:{}", ip.as_str().unwrap_or(""), port)
+                };
+                let (s, d) = (
+                    end(&e["src_ip"], &e["src_port"]),
+                    end(&e["dst_ip"], &e["dst_port"]),
+                );
+                (s == a && d == b) || (s == b && d == a)
+            };
+            let flow = events
+                .iter()
+                .find(|e| e["event"] == "flow" && ends(e, c[1], c[2]))
+                .unwrap_or_else(|| panic!("{file}: no flow {} {}", c[1], c[2]));
+            assert_eq!(flow["sni"], host, "{file}: {flow}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "only {checked} named flows checked");
+}

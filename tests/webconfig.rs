@@ -6,7 +6,6 @@ mod common;
 use common::Listening;
 use std::ffi::OsStr;
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -216,8 +215,9 @@ fn tls_and_basic_auth_with_real_curl() {
 /// A client that starts a TLS handshake and never finishes it: a record header announcing 512
 /// bytes, then a byte every 100 ms. The thread returns true once the sensor has closed the
 /// connection (a write fails), false if it is still open after 30 s.
-fn stalled_handshake(port: u16) -> std::thread::JoinHandle<bool> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+fn stalled_handshake(n: u8, port: u16) -> std::thread::JoinHandle<bool> {
+    // Each from its own loopback address: clients the per-client limit tells apart.
+    let mut s = common::connect_from([127, 0, 1, n + 1].into(), port);
     s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
         .expect("record header");
     std::thread::spawn(move || {
@@ -250,7 +250,9 @@ fn stalled_tls_handshakes_do_not_keep_curl_out() {
     let s = sensor(&web);
     let port = s.port;
     // Every handler is held by a stalled handshake.
-    let stalled: Vec<_> = (0..HANDLERS).map(|_| stalled_handshake(port)).collect();
+    let stalled: Vec<_> = (0..HANDLERS as u8)
+        .map(|i| stalled_handshake(i, port))
+        .collect();
     // Give the handlers a moment to take them.
     std::thread::sleep(Duration::from_millis(300));
     // curl waits in the queue until the handshakes pass their deadline, then gets its answer:

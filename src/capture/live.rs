@@ -1,6 +1,11 @@
 //! Live capture through libpcap (the `pcap` crate): an interface, a BPF filter, a large kernel
 //! buffer, immediate delivery and nanosecond timestamps where the system has them. Frames are
 //! copied once out of libpcap's ring into shared chunks that travel to the workers; never parses.
+//!
+//! [`LiveSource::open_queues`] opens several handles on one interface and joins them in one
+//! `PACKET_FANOUT` group (Linux): the kernel hands each packet to one handle by a hash of its
+//! addresses and ports that is the same for both directions, after reassembling IP fragments,
+//! so each handle — a queue — sees whole flows (see `pipeline::queues`).
 
 use super::{Chunk, DropCounts, LinkType, PacketSource, RawPacket, Read, SourceError, Timestamp};
 use pcap::{Active, Capture, Precision};
@@ -74,6 +79,29 @@ impl Wide {
         self.total
     }
 }
+
+// setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &u32): the group id in the low 16 bits, the mode and
+// flags in the high 16 (packet(7)). nix's macro wraps the call.
+#[cfg(target_os = "linux")]
+nix::sockopt_impl!(
+    /// The `PACKET_FANOUT` socket option of an `AF_PACKET` socket.
+    PacketFanout,
+    SetOnly,
+    libc::SOL_PACKET,
+    libc::PACKET_FANOUT,
+    u32
+);
+#[cfg(target_os = "linux")]
+use nix::{setsockopt_impl, sockopt_impl};
+
+/// The fanout mode and flags: a flow hash the kernel computes symmetrically (both directions
+/// alike), on datagrams reassembled from their fragments first.
+#[cfg(target_os = "linux")]
+const FANOUT_HASH_DEFRAG: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
+
+/// Most capture queues of one fanout group (the kernel allows 256 sockets in a group by default;
+/// more queues than cores only cost).
+pub const MAX_QUEUES: usize = 64;
 
 /// An open live capture.
 pub struct LiveSource {
@@ -156,6 +184,47 @@ impl LiveSource {
             nano,
             timeout_ms: cfg.timeout_ms,
         })
+    }
+
+    /// Opens `queues` handles on the interface (each as [`LiveSource::open`] does) joined in one
+    /// fanout group (`group`, unique on this host among running sensors), so that the kernel
+    /// hands each flow, both directions and every fragment, to one of them. Linux only.
+    pub fn open_queues(
+        cfg: &LiveConfig,
+        queues: usize,
+        group: u16,
+    ) -> Result<Vec<Self>, LiveError> {
+        if queues == 0 || queues > MAX_QUEUES {
+            return Err(LiveError {
+                what: "cannot open this many capture queues on",
+                interface: cfg.interface.clone(),
+                message: format!("{queues} asked, 1 to {MAX_QUEUES} possible"),
+            });
+        }
+        let mut out = Vec::with_capacity(queues);
+        for _ in 0..queues {
+            let src = Self::open(cfg)?;
+            src.join_fanout(group)?;
+            out.push(src);
+        }
+        Ok(out)
+    }
+
+    /// Joins fanout group `group` in hash mode with defragmentation. The handle must be active
+    /// (libpcap binds the socket to the interface when it activates it).
+    #[cfg(target_os = "linux")]
+    fn join_fanout(&self, group: u16) -> Result<(), LiveError> {
+        let arg = u32::from(group) | (FANOUT_HASH_DEFRAG << 16);
+        nix::sys::socket::setsockopt(&self.cap, PacketFanout, &arg)
+            .map_err(|e| self.error("cannot join the fanout group on", e.desc().to_string()))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn join_fanout(&self, _group: u16) -> Result<(), LiveError> {
+        Err(self.error(
+            "cannot join a fanout group on",
+            "PACKET_FANOUT is Linux only".to_string(),
+        ))
     }
 
     /// The capture's link type.

@@ -1,6 +1,8 @@
 //! Packet sources: capture files now, live interfaces behind the `live` feature.
 //! A source hands out raw frames with their timestamps and link type; it never parses them.
 
+#[cfg(feature = "live")]
+pub mod bpf;
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
@@ -101,6 +103,21 @@ impl LinkType {
             229 => LinkType::Ipv6,
             276 => LinkType::LinuxSll2,
             other => LinkType::Other(other),
+        }
+    }
+
+    /// The LINKTYPE_ number (raw IP as 101, LINKTYPE_RAW).
+    pub fn as_u32(self) -> u32 {
+        match self {
+            LinkType::Null => 0,
+            LinkType::Ethernet => 1,
+            LinkType::Raw => 101,
+            LinkType::Loop => 108,
+            LinkType::LinuxSll => 113,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::LinuxSll2 => 276,
+            LinkType::Other(n) => n,
         }
     }
 }

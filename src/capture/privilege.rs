@@ -51,6 +51,21 @@ fn sys<T, E: std::fmt::Display>(what: &'static str, r: Result<T, E>) -> Result<T
     r.map_err(|e| PrivilegeError::Sys(what, e.to_string()))
 }
 
+/// The user and group ids [`drop_privileges`] will switch to (see [`target_user`]), when it will
+/// switch (started as root): files opened before the drop can be handed to them.
+pub fn switch_ids(user: Option<&str>) -> Result<Option<(u32, u32)>, PrivilegeError> {
+    let euid = unistd::geteuid();
+    if !euid.is_root() {
+        return Ok(None);
+    }
+    let Some(n) = target_user(user, true) else {
+        return Ok(None);
+    };
+    let u = sys("getpwnam", User::from_name(n))?
+        .ok_or_else(|| PrivilegeError::NoSuchUser(n.to_string()))?;
+    Ok(Some((u.uid.as_raw(), u.gid.as_raw())))
+}
+
 /// Drops to `user` (see [`target_user`]) and sheds every capability. Call it once the capture
 /// handle is open and before any thread is started.
 pub fn drop_privileges(user: Option<&str>) -> Result<Dropped, PrivilegeError> {

@@ -5,6 +5,7 @@ use super::load_rules;
 use anyhow::{Context, Result};
 use picket::export::events::ClientAddrs;
 use picket::export::http::{HttpServer, HttpState, WebState};
+use picket::export::lines::Existing;
 use picket::export::metrics::Metrics;
 use picket::export::record::RunReport;
 use picket::export::sink::{Sink, SinkOptions};
@@ -13,8 +14,8 @@ use picket::pipeline::{self, Control};
 use picket::rules::CompiledRules;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
 const SEC: u64 = 1_000_000_000;
@@ -32,9 +33,15 @@ pub enum LogFormat {
 #[derive(clap::Args, Debug)]
 pub struct CommonArgs {
     /// Write JSON-lines events to PATH ('-' for standard output; the summary then goes to
-    /// standard error). The file is created with mode 0640 and reopened on SIGHUP (rotation).
+    /// standard error). An existing file is replaced atomically (a new file with mode 0640,
+    /// renamed over it at the first write) unless --append is given; reopened for appending on
+    /// SIGHUP (rotation). Only whole lines ever reach the file.
     #[arg(long, value_name = "PATH")]
     pub events: Option<PathBuf>,
+    /// Append to existing events and alerts files instead of replacing them (a partial last
+    /// line is cut off first).
+    #[arg(long)]
+    pub append: bool,
     /// Use the rule files of DIR instead of the embedded defaults (reloaded on SIGHUP).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
@@ -76,6 +83,11 @@ pub struct CommonArgs {
     /// A flow that lives longer emits a `flow_update` event every SECS seconds (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub flow_update: u64,
+    /// A packet more than SECS seconds ahead of the sensor's clock and of the median of the
+    /// recent packets (a damaged or forged timestamp) neither moves the clock nor keeps its
+    /// time; it is counted, and its flow tracked at the clock's time.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub clock_bound: u64,
     /// This sensor's name: in every event, and prefixed to flow ids so they are unique across a
     /// fleet.
     #[arg(long, value_name = "NAME")]
@@ -159,6 +171,7 @@ impl CommonArgs {
                 reassembly_memcap: usize::try_from(self.reassembly_memcap).unwrap_or(usize::MAX),
             },
             hint_capacity: usize::try_from(self.hint_cache).unwrap_or(usize::MAX),
+            clock_bound: self.clock_bound.saturating_mul(SEC),
         }
     }
 
@@ -176,6 +189,11 @@ impl CommonArgs {
             workers,
             alert_interval_ns: self.alert_interval.saturating_mul(SEC),
             clients: self.client_addrs()?,
+            existing: if self.append {
+                Existing::Append
+            } else {
+                Existing::Replace
+            },
         })
     }
 
@@ -226,6 +244,45 @@ impl CommonArgs {
     }
 }
 
+/// A file's device and inode.
+type FileId = (u64, u64);
+
+/// Refuses, before anything is written, an output that is one of the inputs (the same file,
+/// by device and inode, whatever the path says) or another output. `outputs` are (option, path).
+pub fn check_outputs(inputs: &[PathBuf], outputs: &[(&str, Option<&Path>)]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| {
+        (p.as_os_str() != "-")
+            .then(|| std::fs::metadata(p).ok())
+            .flatten()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let inputs: Vec<_> = inputs.iter().filter_map(|p| Some((p, id(p)?))).collect();
+    let mut seen: Vec<(&str, &Path, Option<FileId>)> = Vec::new();
+    for &(opt, path) in outputs {
+        let Some(path) = path else { continue };
+        if path.as_os_str() == "-" {
+            continue;
+        }
+        let out = id(path);
+        if let Some((input, _)) = inputs.iter().find(|(_, i)| Some(*i) == out) {
+            anyhow::bail!(
+                "{opt} {} is the input {}: refusing to overwrite a capture",
+                path.display(),
+                input.display()
+            );
+        }
+        if let Some((other, _, _)) = seen
+            .iter()
+            .find(|(_, p, i)| *p == path || (out.is_some() && *i == out))
+        {
+            anyhow::bail!("{opt} {} is also the {other} file", path.display());
+        }
+        seen.push((opt, path, out));
+    }
+    Ok(())
+}
+
 /// Sets up logging to standard error.
 pub fn init_logs(format: LogFormat) {
     let b = tracing_subscriber::fmt()
@@ -271,8 +328,22 @@ pub fn print_summary(
     }
 }
 
-/// Signal handling: SIGTERM and SIGINT ask for a clean stop; SIGHUP asks for a rule reload and an
-/// events-file reopen. A second SIGINT or SIGTERM while stopping exits at once.
+/// The stop signal (SIGINT or SIGTERM) that stopped the run, 0 when none did.
+static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// The exit status shells expect of a run a stop signal ended (130 for SIGINT, 143 for SIGTERM),
+/// when one did.
+pub fn stop_status() -> Option<u8> {
+    match STOPPED_BY.load(Ordering::Relaxed) {
+        0 => None,
+        sig => u8::try_from(128 + sig).ok(),
+    }
+}
+
+/// Signal handling: SIGTERM and SIGINT ask for a clean stop (every event and the report are
+/// still written); SIGHUP asks for a rule reload and an events-file reopen. A second stop signal
+/// only warns; a third exits at once, removing temporary files not yet renamed over their paths
+/// (the files they were to replace stay as they were).
 pub fn watch_signals(control: Arc<Control>, reopen: Arc<AtomicBool>) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])
@@ -280,6 +351,7 @@ pub fn watch_signals(control: Arc<Control>, reopen: Arc<AtomicBool>) -> Result<(
     std::thread::Builder::new()
         .name("picket-signals".into())
         .spawn(move || {
+            let mut stops = 0;
             for sig in signals.forever() {
                 match sig {
                     SIGHUP => {
@@ -288,11 +360,30 @@ pub fn watch_signals(control: Arc<Control>, reopen: Arc<AtomicBool>) -> Result<(
                         reopen.store(true, Ordering::Relaxed);
                     }
                     _ => {
-                        if control.stop.swap(true, Ordering::Relaxed) {
-                            tracing::warn!("second stop signal: exiting now");
-                            std::process::exit(130);
+                        stops += 1;
+                        match stops {
+                            1 => {
+                                let _ = STOPPED_BY.compare_exchange(
+                                    0,
+                                    sig,
+                                    Ordering::Relaxed,
+                                    Ordering::Relaxed,
+                                );
+                                control.stop.store(true, Ordering::Relaxed);
+                                tracing::info!(
+                                    "stop requested: draining queues, ending every flow, writing                                      every event and the report"
+                                );
+                            }
+                            2 => tracing::warn!(
+                                "still stopping, writing every event and the report; a third                                  stop signal exits at once without them"
+                            ),
+                            _ => {
+                                tracing::warn!("third stop signal: exiting now");
+                                picket::export::lines::remove_temporary_files();
+                                let code = 128 + STOPPED_BY.load(Ordering::Relaxed).max(sig);
+                                std::process::exit(code);
+                            }
                         }
-                        tracing::info!("stop requested: draining queues and ending every flow");
                     }
                 }
             }

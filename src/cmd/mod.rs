@@ -16,7 +16,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_DAMAGED: u8 = 3;
 
 /// Every exit code with its meaning, for `--help` and the man page.
-pub const EXIT_CODES: [(u8, &str); 4] = [
+pub const EXIT_CODES: [(u8, &str); 6] = [
     (0, "success"),
     (
         EXIT_UNREADABLE,
@@ -30,6 +30,14 @@ pub const EXIT_CODES: [(u8, &str); 4] = [
     (
         EXIT_DAMAGED,
         "input damaged but partly processed: everything read before the damage is reported",
+    ),
+    (
+        130,
+        "replay stopped by SIGINT (Ctrl-C): everything read before is written",
+    ),
+    (
+        143,
+        "replay stopped by SIGTERM: everything read before is written",
     ),
 ];
 

@@ -4,11 +4,12 @@ use super::common::{self, CommonArgs, SummaryFormat};
 use super::{EXIT_DAMAGED, EXIT_UNREADABLE};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use picket::capture::file::{expand, Filter, Input, Order};
+use picket::export::lines::Replacement;
 use picket::export::metrics::Metrics;
 use picket::export::report::Report;
 use picket::export::sink::Sink;
 use picket::pipeline::{self, Control, Hooks};
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,15 +27,34 @@ Examples:
   picket replay --format json capture.pcap
   picket replay --rules my-rules/ --policy policy.toml capture.pcap";
 
+/// `--order`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum OrderArg {
+    /// Packets of all inputs merged by time.
+    Time,
+    /// Each input to its end, in the order given.
+    Given,
+}
+
 /// Inputs smaller than this get no progress bar.
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
 
 /// Options of `picket replay`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Capture files (pcap or pcapng), processed in this order as one timeline.
-    #[arg(required = true, value_name = "FILE")]
+    /// Captures (pcap or pcapng, plain or gzip/zstd/xz-compressed), folders of them (read
+    /// recursively, captures picked by content), or `-` for standard input; their packets make
+    /// one timeline.
+    #[arg(required = true, value_name = "PATH")]
     files: Vec<PathBuf>,
+    /// How several inputs make one timeline: merged by packet time whatever their order, as
+    /// mergecap does, or each read to its end in the order given.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "time")]
+    order: OrderArg,
+    /// Read only what this BPF expression (tcpdump syntax) accepts, as `picket live --bpf`
+    /// captures it (needs the `live` feature: libpcap compiles the expression).
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
     /// Serve /metrics, /healthz and /ready on this address while replaying [default: no
@@ -49,29 +69,61 @@ pub struct Args {
     format: SummaryFormat,
     /// Write the analyst's report to PATH: one self-contained HTML file (per-app totals, a
     /// timeline, top clients and servers of flagged apps, a filterable table of flagged flows,
-    /// at most 10,000 rows). Created with mode 0640 before the replay starts.
+    /// at most 10,000 rows). Written beside PATH (mode 0640; created before the replay starts, so a
+    /// folder that cannot be written fails at once) and renamed over it once whole.
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
 }
 
-/// Creates the report file (mode 0640), so a path that cannot be written fails before the replay.
-fn create_report(path: &Path) -> Result<BufWriter<File>> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
+/// Creates the report's replacement beside its path (mode 0640), so a path that cannot be
+/// written fails before the replay; renamed over the path once the report is whole.
+fn create_report(path: &Path) -> Result<Replacement> {
+    Replacement::create(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// The `--bpf` filter, compiled by libpcap; an error without the `live` feature.
+fn bpf_filter(expr: Option<&str>) -> Result<Option<Filter>> {
+    let Some(expr) = expr else {
+        return Ok(None);
+    };
+    #[cfg(feature = "live")]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o640);
+        let f = picket::capture::bpf::Bpf::new(expr).map_err(anyhow::Error::msg)?;
+        Ok(Some(Box::new(f)))
     }
-    let f = opts
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(BufWriter::with_capacity(1 << 16, f))
+    #[cfg(not(feature = "live"))]
+    {
+        anyhow::bail!(
+            "--bpf {expr:?}: this picket was built without the `live` feature, and only libpcap \
+             compiles BPF; build with `--features live` or filter with tcpdump -r FILE -w - EXPR"
+        )
+    }
 }
 
 /// Runs `picket replay`.
 pub fn run(a: Args) -> Result<ExitCode> {
     common::init_logs(a.common.log_format);
+    common::check_outputs(
+        &a.files,
+        &[
+            ("--events", a.common.events.as_deref()),
+            ("--alerts", a.common.alerts.as_deref()),
+            ("--report", a.report.as_deref()),
+        ],
+    )?;
+    let expanded = expand(&a.files);
+    if !expanded.errors.is_empty() {
+        for e in &expanded.errors {
+            eprintln!("picket: {e}");
+        }
+        return Ok(ExitCode::from(EXIT_UNREADABLE));
+    }
+    let inputs = expanded.inputs;
+    let filter = bpf_filter(a.bpf.as_deref())?;
+    let order = match a.order {
+        OrderArg::Time => Order::Time,
+        OrderArg::Given => Order::Given,
+    };
     let rules = Arc::new(a.common.load_rules()?);
     let cfg = a.common.pipeline();
     let control = Arc::new(Control::default());
@@ -103,10 +155,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         sink.report =
             Some(Report::new(a.common.sensor_name.clone()).with_client_addrs(opts.clients.clone()));
     }
-    let total: u64 = a
-        .files
+    let total: u64 = inputs
         .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
+        .filter_map(|i| match i {
+            Input::Path(p) => std::fs::metadata(p).ok(),
+            Input::Stdin => None,
+        })
         .map(|m| m.len())
         .sum();
     let bar = (!a.quiet && io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES).then(|| {
@@ -131,7 +185,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         reload: Some(&reload_rules),
         progress: Some(&progress),
     };
-    let report = pipeline::replay(&a.files, &cfg, rules, hooks, |o| sink.output(o));
+    let report = pipeline::replay_inputs(&inputs, order, filter, &cfg, rules, hooks, |o| {
+        sink.output(o)
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -140,10 +196,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
         eprintln!("picket: {e}");
     }
     let written = match (report_out, &sink.report, &a.report) {
-        (Some(out), Some(r), Some(path)) => {
-            let files: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
-            r.write_html(out, &sink.summary, &report, &files)
-                .with_context(|| format!("writing the report {} failed", path.display()))
+        (Some(mut out), Some(r), Some(path)) => {
+            let files: Vec<String> = inputs
+                .iter()
+                .map(|i| i.name().display().to_string())
+                .collect();
+            r.write_html(
+                BufWriter::with_capacity(1 << 16, out.file()),
+                &sink.summary,
+                &report,
+                &files,
+            )
+            .and_then(|()| out.commit())
+            .with_context(|| format!("writing the report {} failed", path.display()))
         }
         _ => Ok(()),
     };
@@ -154,8 +219,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Err(e) = flushed {
         anyhow::bail!("writing events failed: {e}");
     }
-    if sink.dropped > 0 {
-        anyhow::bail!("writing events failed: {} events dropped", sink.dropped);
+    if sink.dropped() > 0 {
+        anyhow::bail!("writing events failed: {} events dropped", sink.dropped());
+    }
+    if let Some(code) = common::stop_status().filter(|_| report.stopped) {
+        return Ok(ExitCode::from(code));
     }
     Ok(if report.read.errors.is_empty() {
         ExitCode::SUCCESS

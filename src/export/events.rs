@@ -60,7 +60,8 @@
 //! | `syn_seen` | bool | the client's SYN was captured (false: the capture started mid-flow) — TCP only |
 //! | `sni` | string | TLS server name from the ClientHello |
 //! | `alpn` | array of string | ALPN protocols offered |
-//! | `tls_version` | string | highest TLS version offered: `"1.3"`, `"1.2"`, `"1.1"`, `"1.0"`, `"ssl3"`, or `"0x…"` |
+//! | `tls_version` | string | highest TLS version offered: `"1.3"`, `"1.2"`, `"1.1"`, `"1.0"`, `"ssl3"`, or `"0x…"`; absent for Google QUIC's own handshake (CHLO), which is not TLS |
+//! | `user_agent` | string | the client's user agent, where its handshake names it (Google QUIC's CHLO `UAID` tag) |
 //! | `ech` | string | `"real"`: an ECH extension with the public name of a known ECH client-facing server (`rules/ech.toml`): `sni` is only the outer name and does not decide `app`; `"grease"`: an ECH extension with any other name, taken for the GREASE placeholder browsers send, `sni` is the real name; `"esni"`: the older ESNI extension, `sni` does not decide; `"none"`. Present whenever a ClientHello was seen |
 //! | `sni_trusted` | bool | `sni` names the server the client wants and could decide `app` (false for real ECH, ESNI, or an IP address written as a name); present with `sni` |
 //! | `dns_name` | string | with `app_source` `"dns_answer"`: the name whose DNS answer gave the server's address |
@@ -402,6 +403,7 @@ impl<W: Write> EventWriter<W> {
                     o.strs("alpn", t.alpn());
                 }
                 match tls::version_name(t.version) {
+                    _ if t.version == 0 => {} // Google QUIC's CHLO: no TLS
                     Some(v) => o.str("tls_version", v),
                     None => o.text("tls_version", |b| {
                         b.extend_from_slice(b"0x");
@@ -415,6 +417,7 @@ impl<W: Write> EventWriter<W> {
                     o.bool("sni_trusted", t.trusted_sni().is_some());
                 }
             }
+            o.opt_str("user_agent", tls.and_then(|t| t.user_agent.as_deref()));
             o.opt_str("dns_name", f.dns_name.as_deref());
             if let Some(t) = tls.filter(|t| !t.ja4().is_empty()) {
                 o.str("ja4", t.ja4());
@@ -433,6 +436,16 @@ impl<W: Write> EventWriter<W> {
     /// Flushes the sink.
     pub fn flush(&mut self) -> io::Result<()> {
         self.lines.out.flush()
+    }
+
+    /// The sink written to.
+    pub fn get_ref(&self) -> &W {
+        &self.lines.out
+    }
+
+    /// The sink written to, mutably.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.lines.out
     }
 }
 

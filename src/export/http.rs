@@ -1,7 +1,9 @@
 //! The metrics endpoint: `/metrics` (Prometheus text format), `/healthz` and `/ready`, on a small
 //! HTTP/1.1 server with threads of its own: an accept loop and a fixed pool of [`HANDLERS`]
 //! handlers, fed through a queue of [`QUEUED`] connections. When the pool and the queue are full,
-//! new connections are closed unread and counted. Request heads are read with `httparse` and
+//! or the client's address already has [`PER_CLIENT`] connections there, new connections are
+//! closed unread and counted: one client, however it reconnects or idles, holds at most
+//! [`PER_CLIENT`] handlers, and a scrape from another finds one free. Request heads are read with `httparse` and
 //! bounded in size, field count and time, so a misbehaving scraper can hold a handler for a few
 //! seconds at most, and never the capture.
 //! With a web config ([`super::webconfig`]) it speaks TLS and asks for basic authentication; the
@@ -11,7 +13,7 @@
 use super::webconfig::WebConfig;
 use crossbeam_channel::{Receiver, TrySendError};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +26,13 @@ use std::time::{Duration, Instant};
 pub const HANDLERS: usize = 4;
 /// Accepted connections waiting for a handler; past this, new ones are closed unread.
 pub const QUEUED: usize = 4;
+/// Connections one client address may have queued or served at once; past this its new ones
+/// are closed unread. Prometheus scrapes a target over one connection at a time.
+pub const PER_CLIENT: usize = 2;
+/// After a 431 that left the request unread, how long what the client still sends is read and
+/// discarded, so that closing does not reset the connection and destroy the answer in the
+/// client's buffers.
+const LINGER: Duration = Duration::from_secs(2);
 /// Largest request head read; a longer one gets 431.
 const MAX_REQUEST: usize = 8 * 1024;
 /// Most header fields a request head may have (httparse fills a fixed array of them); more get
@@ -43,7 +52,8 @@ const POLL: Duration = Duration::from_millis(250);
 pub trait Exposition: Send + Sync + std::fmt::Debug {
     /// The Prometheus text exposition, refreshed.
     fn render(&self) -> Vec<u8>;
-    /// Counts a connection closed unread because every handler was busy and the queue full.
+    /// Counts a connection closed unread because every handler was busy and the queue full, or
+    /// its client already had [`PER_CLIENT`] connections in.
     fn rejected(&self);
     /// Counts a connection that got no normal answer.
     fn failed(&self, why: ConnFailure);
@@ -161,7 +171,7 @@ impl HttpServer {
         };
         // Made after `srv`, so on an error below the queue's ends are dropped first: the
         // handlers started so far see it closed and end, and dropping `srv` joins them.
-        let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(QUEUED);
+        let (tx, rx) = crossbeam_channel::bounded::<(TcpStream, Ticket)>(QUEUED);
         for i in 0..HANDLERS {
             let (st, rx) = (Arc::clone(&state), rx.clone());
             let h = thread::Builder::new()
@@ -170,9 +180,10 @@ impl HttpServer {
             srv.handlers.push(h);
         }
         drop(rx);
+        let clients = Arc::new(Clients::default());
         let acceptor = thread::Builder::new()
             .name("picket-http".into())
-            .spawn(move || accept(&listener, &tx, &state))?;
+            .spawn(move || accept(&listener, &tx, &state, &clients))?;
         srv.acceptor = Some(acceptor);
         Ok(srv)
     }
@@ -197,22 +208,70 @@ impl Drop for HttpServer {
     }
 }
 
+/// The client addresses with connections queued or being served, each held by a [`Ticket`]: at
+/// most [`HANDLERS`] + [`QUEUED`] of them, so a fixed table.
+#[derive(Debug, Default)]
+struct Clients {
+    slots: Mutex<[Option<IpAddr>; HANDLERS + QUEUED]>,
+}
+
+/// One connection's place in [`Clients`], given back when dropped.
+struct Ticket {
+    clients: Arc<Clients>,
+    slot: usize,
+}
+
+impl Clients {
+    /// A place for a connection from `ip`; None when the client has [`PER_CLIENT`] already
+    /// (or, which cannot happen while the queue is bounded, every slot is taken).
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Ticket> {
+        let mut slots = self.slots.lock().ok()?;
+        if slots.iter().filter(|s| **s == Some(ip)).count() >= PER_CLIENT {
+            return None;
+        }
+        let slot = slots.iter().position(Option::is_none)?;
+        slots[slot] = Some(ip);
+        Some(Ticket {
+            clients: Arc::clone(self),
+            slot,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Ok(mut slots) = self.clients.slots.lock() {
+            slots[self.slot] = None;
+        }
+    }
+}
+
 /// Accepts connections and hands them to the handlers, never waiting for one: a connection that
-/// finds the queue full is closed at once.
-fn accept(listener: &TcpListener, tx: &crossbeam_channel::Sender<TcpStream>, state: &HttpState) {
+/// finds the queue full, or whose client already has [`PER_CLIENT`] connections in, is closed at
+/// once.
+fn accept(
+    listener: &TcpListener,
+    tx: &crossbeam_channel::Sender<(TcpStream, Ticket)>,
+    state: &HttpState,
+    clients: &Arc<Clients>,
+) {
     while !state.stop.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((stream, _)) => match tx.try_send(stream) {
-                Ok(()) => {}
-                Err(TrySendError::Full(stream)) => {
+            Ok((stream, peer)) => {
+                let Some(ticket) = clients.admit(peer.ip()) else {
                     drop(stream);
                     state.metrics.rejected();
+                    continue;
+                };
+                match tx.try_send((stream, ticket)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => state.metrics.rejected(),
+                    Err(TrySendError::Disconnected(_)) => {
+                        tracing::error!("metrics endpoint: every handler has ended");
+                        return;
+                    }
                 }
-                Err(TrySendError::Disconnected(_)) => {
-                    tracing::error!("metrics endpoint: every handler has ended");
-                    return;
-                }
-            },
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 thread::sleep(Duration::from_millis(50));
             }
@@ -224,9 +283,10 @@ fn accept(listener: &TcpListener, tx: &crossbeam_channel::Sender<TcpStream>, sta
     }
 }
 
-/// One handler thread: serves queued connections one by one until the server stops.
-fn handler(rx: &Receiver<TcpStream>, state: &HttpState) {
-    while let Ok(stream) = rx.recv() {
+/// One handler thread: serves queued connections one by one until the server stops; each
+/// client's place is given back when its connection is done.
+fn handler(rx: &Receiver<(TcpStream, Ticket)>, state: &HttpState) {
+    while let Ok((stream, _ticket)) = rx.recv() {
         if state.stop.load(Ordering::Relaxed) {
             continue;
         }
@@ -294,6 +354,21 @@ impl Write for Bounded<'_> {
     }
 }
 
+/// After an answer that left the request unread (a 431): sends FIN after the answer, then reads
+/// and discards what the client still sends until it closes its side or [`LINGER`] passes
+/// (within the connection deadline), so the close does not turn into a reset that would destroy
+/// the answer before the client reads it.
+fn linger(sock: &mut Bounded<'_>) {
+    let _ = sock.stream.shutdown(Shutdown::Write);
+    sock.read_until = (Instant::now() + LINGER).min(sock.write_until);
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n) = sock.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
 /// What became of a request that was read.
 enum Served {
     /// It got an answer.
@@ -332,11 +407,18 @@ fn handle(stream: TcpStream, state: &HttpState) -> Result<(), ConnFailure> {
                 s.conn.send_close_notify();
                 let _ = s.flush();
             }
+            if matches!(r, Ok(Served::TooLarge)) {
+                linger(&mut s.sock);
+            }
             r.map_err(|e| io_failure(&e, true))?
         }
         None => {
             let mut s = sock;
-            answer(&mut s, state, web.as_deref()).map_err(|e| io_failure(&e, false))?
+            let r = answer(&mut s, state, web.as_deref());
+            if matches!(r, Ok(Served::TooLarge)) {
+                linger(&mut s);
+            }
+            r.map_err(|e| io_failure(&e, false))?
         }
     };
     match served {
@@ -551,11 +633,13 @@ mod tests {
         false
     }
 
-    /// A slowloris client: connects, then sends a request head a byte every 100 ms without ever
-    /// ending it. The thread returns true once the server has closed the connection (a write
-    /// fails), false if it is still open after 30 s.
-    fn trickle(addr: SocketAddr) -> thread::JoinHandle<bool> {
-        let mut s = TcpStream::connect(addr).unwrap();
+    /// A slowloris client, the `n`th (each from its own loopback address): connects, then sends
+    /// a request head a byte every 100 ms without ever ending it. The thread returns true once
+    /// the server has closed the connection (a write fails), false if it is still open after
+    /// 30 s.
+    fn trickle(n: usize, addr: SocketAddr) -> thread::JoinHandle<bool> {
+        let src = IpAddr::from([127, 0, 1, u8::try_from(n + 1).unwrap()]);
+        let mut s = connect_from(src, addr).unwrap();
         thread::spawn(move || {
             let head = b"GET /metrics HTTP/1.1\r\nX-Slow: ";
             let end = Instant::now() + Duration::from_secs(30);
@@ -689,22 +773,115 @@ mod tests {
     }
 
     #[test]
-    fn answer_head_over_8_kib_gets_431_or_is_closed() {
+    fn answer_head_over_8_kib_gets_its_431_not_a_reset() {
         let state = state();
         let srv = HttpServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&state)).unwrap();
         let a = srv.addr();
-        let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
-        let r = get(a, &huge);
-        assert!(r.is_empty() || r.starts_with("HTTP/1.1 431"), "{r}");
-        // The server still answers after the refusal, and counted it.
+        // A long header line, a 1 MB one, and a long request line: the client, which sends all
+        // of it before reading, sees the 431 (the rest is read and discarded before the close).
+        for (i, huge) in [
+            format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000)),
+            format!(
+                "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
+                "a".repeat(1 << 20)
+            ),
+            format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(100_000)),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let r = get(a, huge);
+            assert!(r.starts_with("HTTP/1.1 431"), "{i}: {r:?}");
+        }
+        // The server still answers after the refusals, and counted them.
         assert!(get(a, "GET /healthz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
-        assert_eq!(
+        let too_large = || {
             value(
                 &state,
-                "picket_http_connections_failed_total{reason=\"too_large\"}"
-            ),
-            1.0
+                "picket_http_connections_failed_total{reason=\"too_large\"}",
+            )
+        };
+        assert!(wait_until(10, || too_large() == 3.0), "{}", too_large());
+        drop(srv);
+    }
+
+    /// A connection to `dst` from the loopback address `src`, as another client's would be.
+    fn connect_from(src: IpAddr, dst: SocketAddr) -> io::Result<TcpStream> {
+        use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn};
+        use std::os::fd::AsRawFd;
+        let (IpAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else {
+            panic!("IPv4 only");
+        };
+        let fd = socket::socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )?;
+        socket::bind(
+            fd.as_raw_fd(),
+            &SockaddrIn::from(std::net::SocketAddrV4::new(src, 0)),
+        )?;
+        socket::connect(fd.as_raw_fd(), &SockaddrIn::from(dst))?;
+        Ok(TcpStream::from(fd))
+    }
+
+    /// One attacker connection, reconnecting as soon as it is closed: each connects from
+    /// `src`, sends the start of a request head and holds it idle, until `stop`.
+    fn hold_down(src: IpAddr, dst: SocketAddr, stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
+        thread::spawn(move || {
+            let mut connections = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut s) = connect_from(src, dst) else {
+                    continue;
+                };
+                connections += 1;
+                let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nX-Idle: ");
+                let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+                let mut b = [0u8; 64];
+                // Idle until the server closes it, then at once again.
+                while !stop.load(Ordering::Relaxed) {
+                    match s.read(&mut b) {
+                        Ok(0) => break,
+                        Err(e) if waited(&e) => {}
+                        _ => break,
+                    }
+                }
+            }
+            connections
+        })
+    }
+
+    #[test]
+    fn accept_one_client_holding_16_connections_cannot_keep_another_from_its_scrapes() {
+        let state = state();
+        let srv = HttpServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&state)).unwrap();
+        let a = srv.addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let attacker: IpAddr = "127.0.0.2".parse().unwrap();
+        let held: Vec<_> = (0..16)
+            .map(|_| hold_down(attacker, a, Arc::clone(&stop)))
+            .collect();
+        // The attacker has filled what it may (its connections are turned away past that).
+        let rejected = || value(&state, "picket_http_connections_rejected_total");
+        assert!(
+            wait_until(20, || rejected() >= 14.0),
+            "rejected {}",
+            rejected()
         );
+        // Every scrape of another client is answered, none turned away or held (30 s is a
+        // failure bound, not a figure).
+        for i in 0..10 {
+            let r = get_within(
+                a,
+                "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+                Duration::from_secs(30),
+            );
+            assert!(r.starts_with("HTTP/1.1 200 OK"), "scrape {i}: {r:?}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let tries: u64 = held.into_iter().map(|h| h.join().unwrap()).sum();
+        assert!(tries >= 16, "{tries}");
         drop(srv);
     }
 
@@ -713,7 +890,7 @@ mod tests {
         let state = state();
         let srv = HttpServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&state)).unwrap();
         let a = srv.addr();
-        let slow: Vec<_> = (0..HANDLERS).map(|_| trickle(a)).collect();
+        let slow: Vec<_> = (0..HANDLERS).map(|i| trickle(i, a)).collect();
         // The scrape waits in the queue until the slow clients pass their request deadline; a
         // one-connection server would take one deadline per slow client.
         let m = scrape_within(a, REQUEST_DEADLINE + Duration::from_secs(5));
@@ -742,7 +919,9 @@ mod tests {
         let srv = HttpServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&state)).unwrap();
         let a = srv.addr();
         let extra = 3;
-        let slow: Vec<_> = (0..HANDLERS + QUEUED + extra).map(|_| trickle(a)).collect();
+        let slow: Vec<_> = (0..HANDLERS + QUEUED + extra)
+            .map(|i| trickle(i, a))
+            .collect();
         let rejected = || value(&state, "picket_http_connections_rejected_total");
         assert!(
             wait_until(20, || rejected() >= extra as f64),

@@ -31,6 +31,8 @@ pub struct ReaderPub {
     pub interface_drops: AtomicU64,
     /// Packets dropped because a worker queue was full.
     pub queue_drops: AtomicU64,
+    /// Packets stamped with the sensor's clock instead of their own time, by [`CLOCK_KINDS`].
+    pub clock_adjusted: [AtomicU64; 2],
     /// Entries of the hint caches now, by [`HINT_CACHES`].
     pub hint_entries: [AtomicU64; 2],
     /// Entries dropped from the hint caches to stay within their capacity, by [`HINT_CACHES`].
@@ -45,6 +47,11 @@ pub struct ReaderPub {
     pub reassembly_pending: AtomicU64,
     /// Bytes the reassembly holds now.
     pub reassembly_bytes: AtomicU64,
+    /// Hint updates another capture queue's worker could not take (its inbox was full).
+    pub hint_drops: AtomicU64,
+    /// Times a queue's worker stopped waiting for a lagging queue to read past its batch (it may
+    /// then miss that queue's hint updates).
+    pub hint_waits_given_up: AtomicU64,
 }
 
 impl ReaderPub {
@@ -110,6 +117,11 @@ struct Last {
     reassembly: [u64; ReasmEnd::ALL.len()],
     duplicates: u64,
     drops: [u64; 3],
+    clock: [u64; 2],
+    queue_drops: Vec<u64>,
+    queue_packets: Vec<u64>,
+    hint_drops: u64,
+    hint_waits: u64,
     evicted: u64,
     hellos: u64,
     conflicts: u64,
@@ -122,12 +134,21 @@ pub struct Metrics {
     registry: Registry,
     /// Published by the reader.
     pub reader: ReaderPub,
+    /// Multi-queue live capture: published by each queue's reader (counters are summed over
+    /// these and `reader`; the interface's drops, which every queue reads alike, are the most
+    /// any reported).
+    pub queues: Box<[ReaderPub]>,
     /// Published per worker.
     pub workers: Box<[WorkerPub]>,
     last: Mutex<Last>,
     packets: IntCounter,
     bytes: IntCounter,
     dropped: IntCounterVec,
+    clock_adjusted: IntCounterVec,
+    queue_dropped: IntCounterVec,
+    queue_packets: IntCounterVec,
+    hint_drops: IntCounter,
+    hint_waits: IntCounter,
     decode_errors: IntCounterVec,
     skipped: IntCounterVec,
     tunnels: IntCounterVec,
@@ -192,6 +213,8 @@ fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
 pub const NO_APP: &str = "none";
 
 const STAGES: [&str; 3] = ["kernel", "interface", "queue"];
+/// Why a packet's time was not believed: far ahead of the capture's, or behind the clock.
+pub const CLOCK_KINDS: [&str; 2] = ["ahead", "behind"];
 
 impl Metrics {
     /// A registry with every metric registered, for `workers` workers.
@@ -251,6 +274,34 @@ impl Metrics {
                 "picket_capture_dropped_packets_total",
                 "Packets lost before analysis: by the kernel (buffer full), the interface, or a full worker queue.",
                 &["stage"],
+            )?,
+            clock_adjusted: counter_vec(
+                &r,
+                "picket_clock_adjusted_packets_total",
+                "Packets whose timestamp the sensor's clock did not believe (far ahead of the capture's time, or behind the clock), tracked at the clock's time.",
+                &["kind"],
+            )?,
+            queue_dropped: counter_vec(
+                &r,
+                "picket_capture_queue_dropped_packets_total",
+                "Packets the kernel dropped because a capture queue's buffer was full, by queue (live --queues; one handle is queue 0).",
+                &["queue"],
+            )?,
+            queue_packets: counter_vec(
+                &r,
+                "picket_capture_queue_packets_total",
+                "Packets read, by capture queue (live --queues; one handle is queue 0): how evenly the kernel's flow hash spreads the traffic.",
+                &["queue"],
+            )?,
+            hint_drops: counter(
+                &r,
+                "picket_hint_updates_dropped_total",
+                "Hint updates (DNS answers, STUN endpoints) found on one capture queue that another queue's worker could not take: its inbox was full (live --queues).",
+            )?,
+            hint_waits: counter(
+                &r,
+                "picket_hint_waits_given_up_total",
+                "Times a capture queue's worker stopped waiting for another queue to catch up, so it may have missed hint updates found there (live --queues).",
             )?,
             decode_errors: counter_vec(
                 &r,
@@ -358,7 +409,7 @@ impl Metrics {
             http_rejected: counter(
                 &r,
                 "picket_http_connections_rejected_total",
-                "Connections to the metrics endpoint closed unread because every handler was busy and the hand-off queue full.",
+                "Connections to the metrics endpoint closed unread because every handler was busy and the hand-off queue full, or their client address already had 2 connections in.",
             )?,
             http_failed: counter_vec(
                 &r,
@@ -368,11 +419,22 @@ impl Metrics {
             )?,
             registry: r,
             reader: ReaderPub::default(),
+            queues: Box::default(),
             workers: (0..workers.max(1)).map(|_| WorkerPub::default()).collect(),
             last: Mutex::new(Last::default()),
         };
+        for k in CLOCK_KINDS {
+            m.clock_adjusted.with_label_values(&[k]);
+        }
         for s in STAGES {
             m.dropped.with_label_values(&[s]);
+        }
+        // One handle is queue 0 until `with_queues` says otherwise.
+        m.queue_dropped.with_label_values(&["0"]);
+        m.queue_packets.with_label_values(&["0"]);
+        if let Ok(mut last) = m.last.lock() {
+            last.queue_drops = vec![0];
+            last.queue_packets = vec![0];
         }
         for k in Skip::ALL {
             if k.is_error() {
@@ -397,6 +459,20 @@ impl Metrics {
             m.queue_depth.with_label_values(&[&w.to_string()]);
         }
         Ok(m)
+    }
+
+    /// With `n` capture queues (live `--queues`), each publishing its own reader values.
+    pub fn with_queues(mut self, n: usize) -> Self {
+        self.queues = (0..n).map(|_| ReaderPub::default()).collect();
+        for q in 0..n {
+            self.queue_dropped.with_label_values(&[&q.to_string()]);
+            self.queue_packets.with_label_values(&[&q.to_string()]);
+        }
+        if let Ok(mut last) = self.last.lock() {
+            last.queue_drops = vec![0; n];
+            last.queue_packets = vec![0; n];
+        }
+        self
     }
 
     /// Records a loaded rule set (at start and after each successful reload) and makes a zero
@@ -457,13 +533,10 @@ impl Metrics {
         v.with_label_values(&[app]).inc();
     }
 
-    /// Counts an event written or dropped.
-    pub fn event(&self, written: bool) {
-        if written {
-            self.events_written.inc();
-        } else {
-            self.events_dropped.inc();
-        }
+    /// Counts lines that reached an events or alerts file, and lines dropped by a failing one.
+    pub fn events(&self, written: u64, dropped: u64) {
+        self.events_written.inc_by(written);
+        self.events_dropped.inc_by(dropped);
     }
 
     /// Folds the published values into the registry.
@@ -472,14 +545,18 @@ impl Metrics {
             return;
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        // The reader's values, summed with the capture queues' readers'.
+        let read = |f: &dyn Fn(&ReaderPub) -> &AtomicU64| -> u64 {
+            load(f(&self.reader)) + self.queues.iter().map(|q| load(f(q))).sum::<u64>()
+        };
         let step = |c: &IntCounter, now: u64, last: &mut u64| {
             if now > *last {
                 c.inc_by(now - *last);
                 *last = now;
             }
         };
-        step(&self.packets, load(&self.reader.packets), &mut last.packets);
-        step(&self.bytes, load(&self.reader.bytes), &mut last.bytes);
+        step(&self.packets, read(&|r| &r.packets), &mut last.packets);
+        step(&self.bytes, read(&|r| &r.bytes), &mut last.bytes);
         for k in Skip::ALL {
             let i = k.index();
             let vec = if k.is_error() {
@@ -488,39 +565,70 @@ impl Metrics {
                 &self.skipped
             };
             let c = vec.with_label_values(&[k.as_str()]);
-            step(&c, load(&self.reader.skips[i]), &mut last.skips[i]);
+            step(&c, read(&|r| &r.skips[i]), &mut last.skips[i]);
         }
         for k in TunnelKind::ALL {
             let i = k.index();
             let c = self.tunnels.with_label_values(&[k.as_str()]);
-            step(&c, load(&self.reader.tunnels[i]), &mut last.tunnels[i]);
+            step(&c, read(&|r| &r.tunnels[i]), &mut last.tunnels[i]);
         }
         for e in ReasmEnd::ALL {
             let i = e.index();
             let c = self.reassembly.with_label_values(&[e.as_str()]);
-            step(
-                &c,
-                load(&self.reader.reassembly[i]),
-                &mut last.reassembly[i],
-            );
+            step(&c, read(&|r| &r.reassembly[i]), &mut last.reassembly[i]);
         }
         step(
             &self.duplicates,
-            load(&self.reader.fragment_duplicates),
+            read(&|r| &r.fragment_duplicates),
             &mut last.duplicates,
         );
         self.reassembly_pending
-            .set(load(&self.reader.reassembly_pending) as i64);
+            .set(read(&|r| &r.reassembly_pending) as i64);
         self.reassembly_bytes
-            .set(load(&self.reader.reassembly_bytes) as i64);
+            .set(read(&|r| &r.reassembly_bytes) as i64);
+        let interface = self
+            .queues
+            .iter()
+            .map(|q| load(&q.interface_drops))
+            .fold(load(&self.reader.interface_drops), u64::max);
         let drops = [
-            load(&self.reader.kernel_drops),
-            load(&self.reader.interface_drops),
-            load(&self.reader.queue_drops),
+            read(&|r| &r.kernel_drops),
+            interface,
+            read(&|r| &r.queue_drops),
         ];
+        let queues = if self.queues.is_empty() {
+            std::slice::from_ref(&self.reader)
+        } else {
+            &self.queues[..]
+        };
+        for (i, q) in queues.iter().enumerate() {
+            let label = i.to_string();
+            if let Some(last) = last.queue_drops.get_mut(i) {
+                let c = self.queue_dropped.with_label_values(&[&label]);
+                step(&c, load(&q.kernel_drops), last);
+            }
+            if let Some(last) = last.queue_packets.get_mut(i) {
+                let c = self.queue_packets.with_label_values(&[&label]);
+                step(&c, load(&q.packets), last);
+            }
+        }
+        step(
+            &self.hint_drops,
+            read(&|r| &r.hint_drops),
+            &mut last.hint_drops,
+        );
+        step(
+            &self.hint_waits,
+            read(&|r| &r.hint_waits_given_up),
+            &mut last.hint_waits,
+        );
         for (i, s) in STAGES.iter().enumerate() {
             let c = self.dropped.with_label_values(&[s]);
             step(&c, drops[i], &mut last.drops[i]);
+        }
+        for (i, k) in CLOCK_KINDS.iter().enumerate() {
+            let c = self.clock_adjusted.with_label_values(&[k]);
+            step(&c, load(&self.reader.clock_adjusted[i]), &mut last.clock[i]);
         }
         let sum = |f: fn(&WorkerPub) -> &AtomicU64| -> u64 {
             self.workers.iter().map(|w| load(f(w))).sum()
@@ -542,11 +650,11 @@ impl Metrics {
         for (i, c) in HINT_CACHES.iter().enumerate() {
             self.hint_entries
                 .with_label_values(&[c])
-                .set(load(&self.reader.hint_entries[i]) as i64);
+                .set(read(&|r| &r.hint_entries[i]) as i64);
             let e = self.hint_evictions.with_label_values(&[c]);
             step(
                 &e,
-                load(&self.reader.hint_evictions[i]),
+                read(&|r| &r.hint_evictions[i]),
                 &mut last.hint_evictions[i],
             );
         }
@@ -592,6 +700,41 @@ mod tests {
             .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn capture_queues_add_up_but_the_interface_counts_once() {
+        let m = Metrics::new(2).unwrap().with_queues(2);
+        for (q, n) in m.queues.iter().zip([30, 12]) {
+            q.packets.store(n, Ordering::Relaxed);
+            q.kernel_drops.store(n / 6, Ordering::Relaxed);
+            // Every handle reads the same interface counter.
+            q.interface_drops.store(7, Ordering::Relaxed);
+        }
+        let t = String::from_utf8(m.render()).unwrap();
+        assert_eq!(value(&t, "picket_packets_total"), Some(42.0));
+        assert_eq!(
+            value(&t, "picket_capture_queue_packets_total{queue=\"1\"}"),
+            Some(12.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                "picket_capture_queue_dropped_packets_total{queue=\"0\"}"
+            ),
+            Some(5.0)
+        );
+        assert_eq!(
+            value(&t, "picket_capture_dropped_packets_total{stage=\"kernel\"}"),
+            Some(7.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                "picket_capture_dropped_packets_total{stage=\"interface\"}"
+            ),
+            Some(7.0)
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod events;
 pub mod gate;
 pub mod http;
 pub mod json;
+pub mod lines;
 pub mod metrics;
 pub mod record;
 pub mod report;

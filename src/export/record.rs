@@ -389,6 +389,13 @@ pub struct ReadStats {
     pub errors: Vec<String>,
     /// CPU time of the sources' helper threads (files read ahead), summed when each ends.
     pub helper_cpu: Duration,
+    /// Packets the sensor's clock did not believe, stamped with its time instead: far ahead of
+    /// the capture's time, and more than a second behind it (`pipeline::clock`).
+    pub clock_ahead: u64,
+    /// See `clock_ahead`.
+    pub clock_behind: u64,
+    /// Packets left out by the replay's `--bpf` filter (not counted as read).
+    pub filtered: u64,
 }
 
 impl ReadStats {

@@ -4,116 +4,64 @@
 
 use crate::export::events::{ClientAddrs, EventWriter};
 use crate::export::gate::{Gate, Released};
+use crate::export::lines::{Existing, LineFile};
 use crate::export::metrics::Metrics;
 use crate::export::record::{AppCount, RecordBatch};
 use crate::export::report::Report;
 use crate::export::summary::Summary;
-use std::fs::OpenOptions;
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Opens the events output: standard output, or a file created with mode 0640 (appending, so a
-/// reopen after rotation never truncates what a shipper has not read).
-fn open_events(path: &PathBuf, truncate: bool) -> io::Result<Box<dyn Write + Send>> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(BufWriter::new(io::stdout())));
-    }
-    let mut opts = OpenOptions::new();
-    opts.create(true);
-    if truncate {
-        opts.write(true).truncate(true);
-    } else {
-        opts.append(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o640);
-    }
-    Ok(Box::new(BufWriter::with_capacity(
-        1 << 16,
-        opts.open(path)?,
-    )))
-}
-
 /// The event writer of one output file.
-type Writer = EventWriter<Box<dyn Write + Send>>;
+type Writer = EventWriter<LineFile>;
 
-/// One JSON-lines output (events or alerts), reopened on request, failures counted.
+/// One JSON-lines output (events or alerts): whole lines only, reopened on request, what
+/// reached the file and what was dropped counted exactly.
 struct Output {
-    path: PathBuf,
     writer: Writer,
-    sensor: Option<String>,
-    clients: ClientAddrs,
-    failed: bool,
-    dropped_since: u64,
+    /// Lines already folded into the metrics: (written, dropped).
+    counted: (u64, u64),
 }
-
-/// A failed output is reopened after this many dropped events.
-const RETRY_EVERY: u64 = 1000;
 
 impl Output {
     fn open(
-        path: &PathBuf,
+        path: &Path,
+        existing: Existing,
         sensor: Option<String>,
         clients: ClientAddrs,
     ) -> Result<Self, SinkError> {
-        let f = open_events(path, true).map_err(|source| SinkError {
-            path: path.clone(),
+        let f = LineFile::open(path, existing).map_err(|source| SinkError {
+            path: path.to_path_buf(),
             source,
         })?;
         Ok(Output {
-            path: path.clone(),
-            writer: EventWriter::new(f, sensor.clone()).with_client_addrs(clients.clone()),
-            sensor,
-            clients,
-            failed: false,
-            dropped_since: 0,
+            writer: EventWriter::new(f, sensor).with_client_addrs(clients),
+            counted: (0, 0),
         })
     }
 
+    fn file(&mut self) -> &mut LineFile {
+        self.writer.get_mut()
+    }
+
     fn reopen(&mut self) {
-        let _ = self.writer.flush();
-        match open_events(&self.path, false) {
-            Ok(f) => {
-                self.writer = EventWriter::new(f, self.sensor.clone())
-                    .with_client_addrs(self.clients.clone());
-                self.failed = false;
-                tracing::info!(path = %self.path.display(), "reopened");
-            }
-            Err(e) => {
-                tracing::error!(path = %self.path.display(), error = %e, "cannot reopen")
-            }
+        let f = self.file();
+        match f.reopen() {
+            Ok(()) => tracing::info!(path = %f.path().display(), "reopened"),
+            Err(e) => tracing::error!(path = %f.path().display(), error = %e, "cannot reopen"),
         }
     }
 
-    /// Writes one event; false when the sink failed. After a failure nothing more is written
-    /// to the broken writer (no half lines): events are dropped and counted, and every
-    /// [`RETRY_EVERY`] dropped events (or on SIGHUP) the file is reopened for appending.
-    fn write(&mut self, f: impl FnOnce(&mut Writer) -> io::Result<()>) -> bool {
-        if self.failed {
-            self.dropped_since += 1;
-            if self.dropped_since % RETRY_EVERY != 0 {
-                return false;
-            }
-            self.reopen();
-            if self.failed {
-                return false;
-            }
+    /// Folds what reached the file, or was dropped, since the last call into the metrics.
+    fn count(&mut self, metrics: Option<&Metrics>) {
+        let f = self.writer.get_ref();
+        let now = (f.written(), f.dropped());
+        if let Some(m) = metrics {
+            m.events(now.0 - self.counted.0, now.1 - self.counted.1);
         }
-        let ok = f(&mut self.writer).is_ok();
-        if !ok {
-            tracing::error!(path = %self.path.display(), "writing failed; events are dropped and counted until the file can be written again");
-            self.failed = true;
-            self.dropped_since = 0;
-        }
-        ok
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        self.counted = now;
     }
 }
 
@@ -132,6 +80,8 @@ pub struct SinkOptions {
     pub alert_interval_ns: u64,
     /// How client addresses appear in events.
     pub clients: ClientAddrs,
+    /// What happens to existing events and alerts files: replaced (atomically) or appended to.
+    pub existing: Existing,
 }
 
 /// The consumer side of a run: events in time order, alert suppression, the summary, the
@@ -146,12 +96,10 @@ pub struct Sink {
     pub report: Option<Report>,
     metrics: Option<Arc<Metrics>>,
     reopen: Arc<AtomicBool>,
-    /// Events that could not be written.
-    pub dropped: u64,
 }
 
 impl Sink {
-    /// Opens the outputs (truncating them, as a fresh run does).
+    /// Opens the outputs (replacing or appending to existing files, as `opts` says).
     pub fn new(
         opts: &SinkOptions,
         metrics: Option<Arc<Metrics>>,
@@ -159,7 +107,7 @@ impl Sink {
     ) -> Result<Self, SinkError> {
         let open = |p: &Option<PathBuf>| -> Result<Option<Output>, SinkError> {
             p.as_ref()
-                .map(|p| Output::open(p, opts.sensor.clone(), opts.clients.clone()))
+                .map(|p| Output::open(p, opts.existing, opts.sensor.clone(), opts.clients.clone()))
                 .transpose()
         };
         Ok(Sink {
@@ -170,8 +118,34 @@ impl Sink {
             report: None,
             metrics,
             reopen,
-            dropped: 0,
         })
+    }
+
+    /// Events (lines in the events and alerts files) dropped because writing failed.
+    pub fn dropped(&self) -> u64 {
+        self.outputs().map(|o| o.writer.get_ref().dropped()).sum()
+    }
+
+    /// The open output files (temporary ones until renamed), for handing them to another owner.
+    pub fn files(&self) -> impl Iterator<Item = &std::fs::File> {
+        self.outputs().filter_map(|o| o.writer.get_ref().file())
+    }
+
+    /// Renames replaced outputs over their paths now (before a privilege drop takes the right to
+    /// write their folder).
+    pub fn commit(&mut self) -> Result<(), SinkError> {
+        for o in [&mut self.events, &mut self.alerts].into_iter().flatten() {
+            let f = o.file();
+            f.commit().map_err(|source| SinkError {
+                path: f.path().to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn outputs(&self) -> impl Iterator<Item = &Output> {
+        [&self.events, &self.alerts].into_iter().flatten()
     }
 
     /// Takes a worker's batch: records are released in time order and written; the files are
@@ -199,12 +173,15 @@ impl Sink {
         self.flush_quietly();
     }
 
-    /// Releases what is left (end of input) and flushes.
+    /// Releases what is left (end of input) and writes it: an error when any line was dropped.
     pub fn finish(&mut self) -> io::Result<()> {
         let (gate, mut out) = self.parts();
         gate.finish(&mut |r| out.handle(r));
+        self.flush_quietly();
         for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
-            out.flush()?;
+            // A run that wrote nothing still replaces the old file.
+            out.file().commit()?;
+            out.writer.flush()?;
         }
         Ok(())
     }
@@ -218,7 +195,6 @@ impl Sink {
             summary,
             report,
             metrics,
-            dropped,
             ..
         } = self;
         (
@@ -229,17 +205,16 @@ impl Sink {
                 summary,
                 report,
                 metrics: metrics.as_deref(),
-                dropped,
             },
         )
     }
 
+    /// Writes the lines gathered (failures are logged and counted by the files) and counts them.
     fn flush_quietly(&mut self) {
+        let metrics = self.metrics.as_deref();
         for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
-            if out.flush().is_err() && !out.failed {
-                tracing::error!(path = %out.path.display(), "flushing failed");
-                out.failed = true;
-            }
+            out.file().flush_lines();
+            out.count(metrics);
         }
     }
 }
@@ -251,7 +226,6 @@ struct Outputs<'a> {
     summary: &'a mut Summary,
     report: &'a mut Option<Report>,
     metrics: Option<&'a Metrics>,
-    dropped: &'a mut u64,
 }
 
 impl Outputs<'_> {
@@ -263,23 +237,19 @@ impl Outputs<'_> {
             summary,
             report,
             metrics,
-            dropped,
         } = self;
-        let (events, alerts, summary, report, dropped, metrics) = (
+        let (events, alerts, summary, report, metrics) = (
             &mut **events,
             &mut **alerts,
             &mut **summary,
             &mut **report,
-            &mut **dropped,
             *metrics,
         );
-        let mut write = |out: &mut Option<Output>, f: &dyn Fn(&mut Writer) -> io::Result<()>| {
+        // Into the file's gathered lines, which never fails: whether a line reached the file is
+        // known when the lines are flushed.
+        let write = |out: &mut Option<Output>, f: &dyn Fn(&mut Writer) -> io::Result<()>| {
             if let Some(o) = out.as_mut() {
-                let ok = o.write(f);
-                *dropped += u64::from(!ok);
-                if let Some(m) = metrics {
-                    m.event(ok);
-                }
+                let _ = f(&mut o.writer);
             }
         };
         match r {

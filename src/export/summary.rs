@@ -24,6 +24,7 @@
 //! | `totals.tunnels` | object | packets decapsulated, by tunnel kind (every kind, zeros included) |
 //! | `totals.fragments` | object | fragmented datagrams by how their reassembly ended (every outcome, zeros included), plus `pending` (still waiting) and `duplicates` (exact duplicate fragments dropped) |
 //! | `totals.evicted` | int | flows ended early because a flow table was full |
+//! | `totals.clock_ahead`, `totals.clock_behind` | int | packets whose timestamp the sensor's clock did not believe (far ahead of the capture's time, or over a second behind the clock), tracked at the clock's time |
 //! | `totals.files` | int | input files read |
 //! | `totals.errors` | array of string | damage in the input, as also reported on standard error |
 //! | `totals.stopped` | bool | the run was stopped by a signal before its input ended |
@@ -121,6 +122,10 @@ pub struct Totals {
     pub fragments: BTreeMap<&'static str, u64>,
     /// Flows evicted from a full table.
     pub evicted: u64,
+    /// Packets far ahead of the capture's time, tracked at the sensor's clock (`--clock-bound`).
+    pub clock_ahead: u64,
+    /// Packets more than a second behind the sensor's clock, tracked at its time.
+    pub clock_behind: u64,
     /// Input files read.
     pub files: usize,
     /// Damage in the input.
@@ -242,6 +247,8 @@ impl Summary {
                 ])
                 .collect(),
             evicted: run.workers.stats.evicted,
+            clock_ahead: r.clock_ahead,
+            clock_behind: r.clock_behind,
             files: r.files,
             errors: r.errors.clone(),
             stopped: run.stopped,
@@ -300,6 +307,9 @@ impl Summary {
         let r = &run.read;
         let secs = run.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(s);
+        if run.stopped {
+            let _ = writeln!(s, "stopped   after {} packets, by a stop signal", r.packets);
+        }
         let _ = writeln!(
             s,
             "packets   {} read, {} into flows, {} skipped ({} decode errors)",
@@ -330,6 +340,16 @@ impl Summary {
             .collect();
         if !anomalies.is_empty() {
             let _ = writeln!(s, "anomalies {}", anomalies.join(", "));
+        }
+        if r.filtered > 0 {
+            let _ = writeln!(s, "filter    {} packets left out by --bpf", r.filtered);
+        }
+        if r.clock_ahead + r.clock_behind > 0 {
+            let _ = writeln!(
+                s,
+                "clock     {} packets far ahead of the capture's time, {} behind it: tracked at the sensor's time",
+                r.clock_ahead, r.clock_behind
+            );
         }
         let d = &r.decode;
         let tunnels: Vec<String> = TunnelKind::ALL

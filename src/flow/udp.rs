@@ -1,6 +1,7 @@
 //! What a UDP flow's first datagrams reveal: the question of a DNS message, STUN/TURN messages
-//! (also inside TURN ChannelData), QUIC client Initials gathered until their ClientHello is
-//! whole, and payload signatures. Gathers facts and says when the search is over.
+//! (also inside TURN ChannelData), QUIC client Initials gathered until their ClientHello (or
+//! Q050's CHLO) is whole, the CHLO of Google QUIC's plaintext packets (Q0xx up to Q046), and
+//! payload signatures. Gathers facts and says when the search is over.
 
 use super::reasm::{ClientPrefix, HelloScan};
 use super::state::Hello;
@@ -11,6 +12,8 @@ use crate::capture::Timestamp;
 use crate::classify;
 use crate::decode::Transport;
 use crate::export::record::Anomaly;
+use crate::proto::quic::gquic::{self, ChloScan};
+use crate::proto::tls::TlsSummary;
 use crate::proto::{dns, quic, stun};
 
 /// Datagrams of a UDP flow looked at for STUN, QUIC and signatures.
@@ -90,6 +93,14 @@ impl FlowTracker {
         } else if from_client && (f.hello.is_some() || quic::looks_like_client_initial(payload)) {
             self.quic_datagram(i, payload, ts, out);
             return;
+        } else if let Some(chlo) = from_client.then(|| plain_chlo(payload)).flatten() {
+            // Google QUIC before Q050 sends its CHLO in plaintext, whole in one packet.
+            self.stats.hellos += 1;
+            f.tls = Some(Box::new(TlsSummary::from_chlo(&chlo)));
+            f.hello_done = true;
+            f.hello = None;
+            decide(rules, &mut self.apps, f, ts, at, out);
+            return;
         } else if from_client {
             classify::by_payload(rules, Transport::Udp, f.server().1, payload, payload.len())
         } else {
@@ -163,7 +174,19 @@ impl FlowTracker {
             }
         }
         let rules = &*self.rules;
+        let chlo = match gquic::scan_chlo(crypto.contiguous()) {
+            ChloScan::Found(c) => Some(Some(TlsSummary::from_chlo(&c))),
+            ChloScan::Pending if crypto.contiguous_len() > 0 => Some(None),
+            _ => None,
+        };
         let done = match crypto.scan_handshake_message() {
+            // Q050's CRYPTO stream holds QUIC crypto's CHLO, not a TLS ClientHello.
+            _ if chlo.as_ref().is_some_and(Option::is_some) => {
+                self.stats.hellos += 1;
+                f.tls = chlo.flatten().map(Box::new);
+                true
+            }
+            _ if chlo.is_some() && *datagrams < MAX_QUIC_DATAGRAMS => false,
             HelloScan::Found(ch) => {
                 hello_read(&mut self.stats, &ch, f);
                 f.tls = Some(Box::new(summary(rules, &ch, true)));
@@ -190,5 +213,14 @@ impl FlowTracker {
         if !done && self.pool.used() > self.cfg_memcap() && !self.make_room(i, 0, out) {
             self.drop_buffer(i, id, out);
         }
+    }
+}
+
+/// The CHLO of a client's plaintext Google QUIC packet, when the packet holds all of it.
+fn plain_chlo(payload: &[u8]) -> Option<gquic::Chlo<'_>> {
+    let (_, _, data) = gquic::plain_handshake(payload).ok()?;
+    match gquic::scan_chlo(data) {
+        ChloScan::Found(c) => Some(c),
+        _ => None,
     }
 }

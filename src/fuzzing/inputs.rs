@@ -1,7 +1,7 @@
 //! Fuzz entry points of the files a user hands Picket: capture files, rule files, the web config.
 
 use super::{Bytes, Pipeline};
-use crate::capture::file::{FileSource, MAX_FRAME};
+use crate::capture::file::{Compression, FileSource, MAX_FRAME};
 use crate::capture::PacketSource;
 use crate::decode::{self};
 use crate::export::webconfig::{basic_credentials, Draft, WebConfigError};
@@ -37,7 +37,9 @@ struct Held {
 ///
 /// Input: one control byte, then the file. The control byte picks the read chunk size (64 B to
 /// 8 KiB, so chunks turn over within small inputs), the bytes per `read` call (all, or 1 to 7),
-/// and how many recent frames stay held, as workers hold them while later frames are read.
+/// and how many recent frames stay held, as workers hold them while later frames are read. A
+/// file that starts with a gzip, zstd or xz magic is decompressed first, as `FileSource::open`
+/// does.
 ///
 /// Checks: frames within [`MAX_FRAME`] and their chunk; `orig_len` at least the captured length;
 /// a frame still held keeps its bytes while later ones are read (chunks in use are never
@@ -57,9 +59,23 @@ pub fn capture_file(data: &[u8]) {
         at: 0,
         step,
     };
+    // A compressed capture (gzip, zstd, xz by its magic) goes through the decompressor
+    // `FileSource::open` puts in front of the reader; its errors end the file like any other.
+    let compressed = Compression::of(file) != Compression::None;
+    let input: Box<dyn std::io::Read + Send> = if compressed {
+        match crate::capture::file::input::decompressed(Box::new(input)) {
+            Ok((r, _)) => r,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                return;
+            }
+        }
+    } else {
+        Box::new(input)
+    };
     let opened = FileSource::with_chunk_size(
         PathBuf::from("fuzz.pcap"),
-        Box::new(input),
+        input,
         Some(file.len() as u64),
         chunk,
     );
@@ -106,7 +122,7 @@ pub fn capture_file(data: &[u8]) {
             pipe.packet(&m, m.payload(p.data));
         }
     }
-    assert!(src.position() <= file.len() as u64);
+    assert!(compressed || src.position() <= file.len() as u64);
     pipe.finish();
 }
 

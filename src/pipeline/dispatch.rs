@@ -12,6 +12,7 @@
 //! batches have warmed up.
 
 use super::clock::Clock;
+use super::queues::QueueSync;
 use super::worker::{self, Msg};
 use super::Config;
 use crate::capture::{Chunk, Timestamp};
@@ -42,6 +43,11 @@ pub const BATCH_MAX_AGE_NS: u64 = 50_000_000;
 /// A batch carrying this many hint updates is sent, so a burst of DNS answers cannot grow a
 /// batch without bound.
 pub const MAX_BATCH_HINTS: usize = 256;
+
+/// Multi-queue: a queue found idle at system time `now` tells the others it has read every
+/// packet stamped before `now` less this (a packet stamped just before the ring was found empty
+/// may still be on its way into it).
+pub const QUIET_GUARD_NS: u64 = 2_000_000;
 
 /// One packet of a batch: its summary, its key hash and where its frame lies.
 #[derive(Clone, Copy, Debug)]
@@ -120,6 +126,15 @@ pub struct Dispatch<'scope> {
     hasher: FlowHasher,
     clock: Clock,
     low_latency: bool,
+    /// The other queues' workers (multi-queue live capture): hint updates found on this queue go
+    /// to them too, at once, out of band.
+    peers: Vec<Sender<HintUpdate>>,
+    /// Hint updates a full peer inbox refused (counted, never waited for).
+    pub(super) hint_drops: u64,
+    /// Multi-queue: where this queue tells the others how far it has read, and its index.
+    sync: Option<(&'scope QueueSync, usize)>,
+    /// The latest packet time dispatched.
+    read_ts: u64,
 }
 
 impl<'scope> Dispatch<'scope> {
@@ -132,6 +147,52 @@ impl<'scope> Dispatch<'scope> {
         records: Sender<RecordBatch>,
         recycled: Vec<Receiver<Vec<Record>>>,
         metrics: Option<&'env Metrics>,
+    ) -> Self {
+        Self::spawn(scope, cfg, rules, records, recycled, metrics, 0, None)
+    }
+
+    /// Starts the one worker of a capture queue (multi-queue live capture): worker index
+    /// `queue`, owning `cfg.flow.max_flows` flows, which also applies the hint updates other
+    /// queues' readers send to `inbox`; this queue's updates go to `peers` as well as in band.
+    #[allow(clippy::too_many_arguments)] // one per part of the queue it joins
+    pub fn start_queue<'env>(
+        scope: &'scope thread::Scope<'scope, 'env>,
+        cfg: &Config,
+        rules: Arc<CompiledRules>,
+        records: Sender<RecordBatch>,
+        recycled: Receiver<Vec<Record>>,
+        metrics: Option<&'env Metrics>,
+        queue: u16,
+        inbox: Receiver<HintUpdate>,
+        peers: Vec<Sender<HintUpdate>>,
+        sync: &'scope QueueSync,
+    ) -> Self {
+        let one = Config { workers: 1, ..*cfg };
+        let mut d = Self::spawn(
+            scope,
+            &one,
+            rules,
+            records,
+            vec![recycled],
+            metrics,
+            queue,
+            Some((inbox, sync)),
+        );
+        d.peers = peers;
+        d.sync = Some((sync, usize::from(queue)));
+        d
+    }
+
+    #[allow(clippy::too_many_arguments)] // start's and start_queue's parts
+    fn spawn<'env>(
+        scope: &'scope thread::Scope<'scope, 'env>,
+        cfg: &Config,
+        rules: Arc<CompiledRules>,
+        records: Sender<RecordBatch>,
+        recycled: Vec<Receiver<Vec<Record>>>,
+        metrics: Option<&'env Metrics>,
+        first: u16,
+        inbox: Option<(Receiver<HintUpdate>, &'scope QueueSync)>,
     ) -> Self {
         let n = cfg.workers.max(1);
         let per_worker = FlowConfig {
@@ -149,12 +210,25 @@ impl<'scope> Dispatch<'scope> {
             let (free_tx, free_rx) = bounded::<Batch>(QUEUE_BATCHES + 2);
             let rules = Arc::clone(&rules);
             let records = records.clone();
+            let id = first + w as u16;
+            let inbox = inbox.clone().map(|(rx, sync)| worker::Inbox {
+                rx,
+                sync,
+                queue: usize::from(id),
+            });
             let join = thread::Builder::new()
-                .name(format!("picket-worker-{w}"))
+                .name(format!("picket-worker-{id}"))
                 .spawn_scoped(scope, move || {
                     let tracker =
                         FlowTracker::new(per_worker, rules).with_hint_capacity(hint_capacity);
-                    worker::run(w as u16, rx, free_tx, records, back, tracker, metrics)
+                    let ends = worker::Ends {
+                        rx,
+                        free: free_tx,
+                        records,
+                        recycled: back,
+                        inbox,
+                    };
+                    worker::run(id, ends, tracker, metrics)
                 })
                 .unwrap_or_else(|e| panic!("cannot start worker thread: {e}"));
             joins.push(join);
@@ -168,8 +242,12 @@ impl<'scope> Dispatch<'scope> {
             workers,
             joins,
             hasher: FlowHasher::default(),
-            clock: Clock::default(),
+            clock: Clock::new(cfg.clock_bound),
             low_latency: false,
+            peers: Vec::new(),
+            hint_drops: 0,
+            sync: None,
+            read_ts: 0,
         }
     }
 
@@ -221,16 +299,20 @@ impl<'scope> Dispatch<'scope> {
         let (key, _) = FlowKey::of(meta);
         let hash = key.hash_with(&self.hasher);
         let w = worker_of(hash, self.workers.len());
-        self.clock.observe(meta.ts);
+        // A packet the clock does not believe takes the clock's time (see `clock`).
+        let ts = self.clock.observe(meta.ts);
+        self.read_ts = self.read_ts.max(ts.0);
         let now = self.clock.now();
         let h = &mut self.workers[w];
         let b = &mut h.current;
         if b.items.is_empty() {
-            b.first = meta.ts;
+            b.first = ts;
         }
         let (chunk, frame_off) = place(b);
+        let mut meta = *meta;
+        meta.ts = ts;
         b.items.push(Item {
-            meta: *meta,
+            meta,
             hash,
             now,
             chunk,
@@ -239,16 +321,29 @@ impl<'scope> Dispatch<'scope> {
         if b.items.len() >= BATCH_PACKETS
             || b.chunks.len() > MAX_BATCH_CHUNKS
             || b.own.len() > MAX_BATCH_OWN_BYTES
-            || (self.low_latency && meta.ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS)
+            || (self.low_latency && ts.0.saturating_sub(b.first.0) > BATCH_MAX_AGE_NS)
         {
-            send_batch(h, self.clock.now());
+            self.publish(self.read_ts);
+            send_batch(&mut self.workers[w], now);
         }
     }
 
     /// Hands a hint update to every worker, after the packets dispatched so far and before the
     /// ones to come.
     pub fn hint(&mut self, u: HintUpdate) {
+        for p in &self.peers {
+            if p.try_send(u.clone()).is_err() {
+                self.hint_drops += 1;
+            }
+        }
         let now = self.clock.now();
+        if self
+            .workers
+            .iter()
+            .any(|h| h.current.hints.len() + 1 >= MAX_BATCH_HINTS)
+        {
+            self.publish(self.read_ts);
+        }
         for h in &mut self.workers {
             let b = &mut h.current;
             b.hints.push((b.items.len(), u.clone()));
@@ -258,8 +353,18 @@ impl<'scope> Dispatch<'scope> {
         }
     }
 
+    /// Multi-queue: tells the other queues' workers that every packet of this queue before `t`
+    /// (packet time, ns) has been read and its hint updates sent. Called before any send that
+    /// may wait, so two queues never wait on each other; never per packet.
+    fn publish(&mut self, t: u64) {
+        if let Some((sync, q)) = self.sync {
+            sync.publish(q, t);
+        }
+    }
+
     /// Sends every partly filled batch now (live capture does this when the link is quiet).
     pub fn flush(&mut self) {
+        self.publish(self.read_ts);
         let now = self.clock.now();
         for h in &mut self.workers {
             if !h.current.items.is_empty() || !h.current.hints.is_empty() {
@@ -272,12 +377,21 @@ impl<'scope> Dispatch<'scope> {
     /// own time every few thousand packets), so every worker's progress moves on even when it
     /// gets no packets, and flows expire on a quiet link.
     pub fn tick(&mut self, now: Timestamp) {
-        self.clock.observe(now);
+        self.clock.tick(now);
         self.flush();
+        if now.0 > 0 {
+            // A quiet link (live): nothing stamped before a moment ago is still to come.
+            self.publish(now.0.saturating_sub(QUIET_GUARD_NS).max(self.read_ts));
+        }
         let now = self.clock.now();
         for h in &self.workers {
             let _ = h.tx.try_send(Msg::Tick(now));
         }
+    }
+
+    /// Packets stamped with the clock's time: (too far ahead, too far behind).
+    pub fn clock_adjusted(&self) -> (u64, u64) {
+        (self.clock.ahead, self.clock.behind)
     }
 
     /// Packets waiting in each worker's queue (batches × batch size, an upper bound).

@@ -9,6 +9,8 @@
 //! - [`dispatch`]: the symmetric flow hash, batches to the workers, the one [`clock`].
 //! - [`worker`]: a worker thread: its flow tracker, its records and progress marks.
 //! - [`hints`]: what DNS answers and STUN exchanges reveal, found in capture order.
+//! - [`queues`]: live capture on several handles of one kernel fanout group, each queue with its
+//!   own reader and worker.
 //!
 //! Nothing here locks or allocates per packet once the batches have warmed up; the only clock is
 //! the packets' own time, kept by [`clock::Clock`] at the dispatcher.
@@ -16,12 +18,13 @@
 pub mod clock;
 pub mod dispatch;
 pub mod hints;
+pub mod queues;
 pub mod reader;
 pub mod worker;
 
 pub use reader::{PumpEnd, Reader};
 
-use crate::capture::file::FileSource;
+use crate::capture::file::{Filter, Input, Merge, Order};
 use crate::export::metrics::Metrics;
 use crate::export::record::{ReadStats, Record, RecordBatch, RunReport};
 use crate::flow::FlowConfig;
@@ -45,6 +48,9 @@ pub struct Config {
     pub flow: FlowConfig,
     /// Entries in each of the hint caches (DNS answers, call endpoints); each worker holds a copy.
     pub hint_capacity: usize,
+    /// A packet more than this many nanoseconds ahead of the sensor's clock and of the recent
+    /// packets' median is not believed ([`clock::Clock`]).
+    pub clock_bound: u64,
 }
 
 impl Default for Config {
@@ -54,6 +60,7 @@ impl Default for Config {
             low_latency: false,
             flow: FlowConfig::default(),
             hint_capacity: crate::flow::hints::DEFAULT_CAPACITY,
+            clock_bound: clock::DEFAULT_BOUND,
         }
     }
 }
@@ -167,8 +174,8 @@ where
     }
 }
 
-/// Replays capture files in order as one timeline; a file that cannot be read is reported and
-/// the next one is read. `consume` sees every worker's records, in batches.
+/// Replays capture files as one timeline, their packets merged by time; a file that cannot be
+/// read is reported and the others are read. `consume` sees every worker's records, in batches.
 pub fn replay<F>(
     paths: &[PathBuf],
     cfg: &Config,
@@ -179,22 +186,41 @@ pub fn replay<F>(
 where
     F: FnMut(&mut RecordBatch) + Send,
 {
+    let inputs: Vec<Input> = paths.iter().map(|p| Input::from_arg(p)).collect();
+    replay_inputs(&inputs, Order::Time, None, cfg, rules, hooks, consume)
+}
+
+/// Replays inputs (files, standard input) as one timeline in `order` ([`Merge`]), keeping the
+/// frames `filter` accepts; an input that cannot be read is reported and the others are read.
+pub fn replay_inputs<F>(
+    inputs: &[Input],
+    order: Order,
+    filter: Option<Filter>,
+    cfg: &Config,
+    rules: Arc<CompiledRules>,
+    hooks: Hooks<'_>,
+    consume: F,
+) -> RunReport
+where
+    F: FnMut(&mut RecordBatch) + Send,
+{
     run(cfg, rules, hooks, consume, |reader| {
-        for path in paths {
-            let mut src = match FileSource::open(path) {
-                Ok(s) => s,
-                Err(e) => {
-                    reader.read.errors.push(e.to_string());
-                    continue;
-                }
-            };
-            match reader.pump(&mut src) {
-                PumpEnd::End => {}
-                PumpEnd::Stopped => return true,
-                PumpEnd::Failed(e) => reader.read.errors.push(e),
-            }
+        let mut src = Merge::new(inputs, order);
+        if let Some(f) = filter {
+            src = src.with_filter(f);
         }
-        false
+        let end = reader.pump(&mut src);
+        reader.read.files = src.opened;
+        reader.read.filtered = src.filtered;
+        reader.read.errors.append(&mut src.errors);
+        match end {
+            PumpEnd::Failed(e) => {
+                reader.read.errors.push(e);
+                false
+            }
+            PumpEnd::Stopped => true,
+            PumpEnd::End => false,
+        }
     })
 }
 

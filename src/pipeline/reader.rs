@@ -47,6 +47,9 @@ pub struct Reader<'s, 'h> {
     rules: Arc<CompiledRules>,
     /// Finds the updates of the hint caches, in capture order.
     hints: HintWriter,
+    /// Multi-queue live capture: this reader's queue (its counters are published in the queue's
+    /// slot, its worker is worker `queue`, and reloads are announced by the caller, once).
+    queue: Option<usize>,
 }
 
 impl<'s, 'h> Reader<'s, 'h> {
@@ -61,6 +64,20 @@ impl<'s, 'h> Reader<'s, 'h> {
             done_bytes: 0,
             rules,
             hints: HintWriter::new(),
+            queue: None,
+        }
+    }
+
+    /// The reader of capture queue `queue`, feeding that queue's own worker.
+    pub(super) fn for_queue(
+        dispatch: Dispatch<'s>,
+        hooks: Hooks<'h>,
+        rules: Arc<CompiledRules>,
+        queue: usize,
+    ) -> Self {
+        Reader {
+            queue: Some(queue),
+            ..Reader::new(dispatch, hooks, rules)
         }
     }
 
@@ -73,6 +90,7 @@ impl<'s, 'h> Reader<'s, 'h> {
             ..
         } = self;
         read.decode = decoder.stats();
+        (read.clock_ahead, read.clock_behind) = dispatch.clock_adjusted();
         (dispatch, read)
     }
 
@@ -158,18 +176,31 @@ impl<'s, 'h> Reader<'s, 'h> {
         self.decoder.expire(self.last_ts);
         self.read.decode = self.decoder.stats();
         if let Some(m) = self.hooks.metrics {
-            let r = &m.reader;
+            let (r, first) = match self.queue {
+                Some(q) => (m.queues.get(q).unwrap_or(&m.reader), q),
+                None => (&m.reader, 0),
+            };
             r.packets.store(self.read.packets, Ordering::Relaxed);
             r.bytes.store(self.read.bytes, Ordering::Relaxed);
             for (a, v) in r.skips.iter().zip(self.read.skips) {
                 a.store(v, Ordering::Relaxed);
             }
             r.publish_decode(&self.read.decode);
+            let (ahead, behind) = self.dispatch.clock_adjusted();
+            r.clock_adjusted[0].store(ahead, Ordering::Relaxed);
+            r.clock_adjusted[1].store(behind, Ordering::Relaxed);
             if let Some(d) = src.drops() {
                 r.kernel_drops.store(d.kernel, Ordering::Relaxed);
                 r.interface_drops.store(d.interface, Ordering::Relaxed);
             }
-            for (w, depth) in m.workers.iter().zip(self.dispatch.queue_depths()) {
+            r.hint_drops
+                .store(self.dispatch.hint_drops, Ordering::Relaxed);
+            for (w, depth) in m
+                .workers
+                .iter()
+                .skip(first)
+                .zip(self.dispatch.queue_depths())
+            {
                 w.queue_depth.store(depth as u64, Ordering::Relaxed);
             }
         }
@@ -182,6 +213,10 @@ impl<'s, 'h> Reader<'s, 'h> {
         if Control::take(&c.reload) {
             if let Some(reload) = self.hooks.reload {
                 match reload() {
+                    Ok(rules) if self.queue.is_some() => {
+                        self.dispatch.set_rules(&rules);
+                        self.rules = rules;
+                    }
                     Ok(rules) => {
                         tracing::info!(
                             apps = rules.apps().len(),
@@ -195,6 +230,7 @@ impl<'s, 'h> Reader<'s, 'h> {
                         self.dispatch.set_rules(&rules);
                         self.rules = rules;
                     }
+                    Err(_) if self.queue.is_some() => {}
                     Err(e) => {
                         tracing::error!(error = %e, "rule reload refused; the old rules stay");
                         if let Some(m) = self.hooks.metrics {

@@ -3,9 +3,11 @@
 //! marks to the consumer. It publishes its plain counters after each batch.
 
 use super::dispatch::{Batch, BATCH_PACKETS};
+use super::queues::QueueSync;
 use crate::capture::Timestamp;
 use crate::export::metrics::Metrics;
 use crate::export::record::{Mark, Record, RecordBatch, WorkerStats};
+use crate::flow::hints::HintUpdate;
 use crate::flow::FlowTracker;
 use crate::rules::CompiledRules;
 use crossbeam_channel::{Receiver, Sender};
@@ -28,16 +30,57 @@ pub(super) enum Msg {
 /// tick of a quiet link), so the consumer is not woken per batch.
 const WATERMARK_EVERY_BATCHES: u32 = 32;
 
+/// Multi-queue live capture: where a queue's worker gets the other queues' hint updates.
+pub(super) struct Inbox<'a> {
+    /// The updates the other queues' readers found.
+    pub(super) rx: Receiver<HintUpdate>,
+    /// How far each queue has read.
+    pub(super) sync: &'a QueueSync,
+    /// This worker's queue.
+    pub(super) queue: usize,
+}
+
+/// A worker's channels.
+pub(super) struct Ends<'a> {
+    /// Batches and requests from the dispatcher.
+    pub(super) rx: Receiver<Msg>,
+    /// Emptied batches back to the dispatcher.
+    pub(super) free: Sender<Batch>,
+    /// Records to the consumer.
+    pub(super) records: Sender<RecordBatch>,
+    /// Emptied record vectors back from the consumer.
+    pub(super) recycled: Receiver<Vec<Record>>,
+    /// Multi-queue live capture: the hint updates other queues' readers found, applied before
+    /// each batch and tick.
+    pub(super) inbox: Option<Inbox<'a>>,
+}
+
 /// The worker's loop, until [`Msg::Finish`]; returns its counters and the CPU time it used.
 pub(super) fn run(
     worker: u16,
-    rx: Receiver<Msg>,
-    free: Sender<Batch>,
-    records: Sender<RecordBatch>,
-    recycled: Receiver<Vec<Record>>,
+    ends: Ends<'_>,
     mut tracker: FlowTracker,
     metrics: Option<&Metrics>,
 ) -> (WorkerStats, std::time::Duration) {
+    let Ends {
+        rx,
+        free,
+        records,
+        recycled,
+        inbox,
+    } = ends;
+    // Out of band, once per message (never per packet): every update the other queues found in
+    // packets before `upto` (packet time), waiting for a queue that has not read that far yet.
+    let peer_hints = |tracker: &mut FlowTracker, upto: Option<Timestamp>| {
+        if let Some(inbox) = &inbox {
+            if let Some(t) = upto {
+                inbox.sync.wait_past(inbox.queue, t.0);
+            }
+            while let Ok(u) = inbox.rx.try_recv() {
+                tracker.hint(u);
+            }
+        }
+    };
     let mut out: Vec<Record> = Vec::new();
     // An emptied vector back from the consumer, so filling the next batch's records does not
     // allocate and grow a new one.
@@ -54,6 +97,7 @@ pub(super) fn run(
     while let Ok(msg) = rx.recv() {
         let (mark, tick) = match msg {
             Msg::Batch(mut b) => {
+                peer_hints(&mut tracker, b.items.last().map(|it| it.meta.ts));
                 let mut hints = std::mem::take(&mut b.hints).into_iter().peekable();
                 for (n, it) in b.items.iter().enumerate() {
                     while let Some((_, u)) = hints.next_if(|(before, _)| *before <= n) {
@@ -73,10 +117,12 @@ pub(super) fn run(
                 continue;
             }
             Msg::Tick(now) => {
+                peer_hints(&mut tracker, None);
                 tracker.advance(now, &mut out);
                 (now, true)
             }
             Msg::Finish(now) => {
+                peer_hints(&mut tracker, None);
                 if !out.is_empty() {
                     send(std::mem::replace(&mut out, fresh()), sent_mark);
                 }

@@ -128,6 +128,8 @@ pub struct TlsSummary {
     pub ech_outer: bool,
     /// The hello came in QUIC Initials rather than over TCP.
     pub quic: bool,
+    /// The client's user agent, where the handshake says it (Google QUIC's CHLO `UAID` tag).
+    pub user_agent: Option<Box<str>>,
 }
 
 /// Bytes as text for events: lossy UTF-8, NUL bytes replaced.
@@ -155,6 +157,17 @@ impl TlsSummary {
             esni,
             ech_outer: false,
             quic: false,
+            user_agent: None,
+        }
+    }
+
+    /// From Google QUIC's client hello (QUIC crypto's CHLO, not TLS): its server name and user
+    /// agent; no JA4, ALPN or TLS version.
+    pub fn from_chlo(chlo: &crate::proto::quic::gquic::Chlo<'_>) -> Self {
+        TlsSummary {
+            quic: true,
+            user_agent: chlo.uaid.map(|u| text(&u[..u.len().min(MAX_SNI_KEPT)])),
+            ..TlsSummary::new("", chlo.sni, &[], 0, false, false)
         }
     }
 

@@ -268,3 +268,22 @@ pub fn require_corpus() -> Option<Corpus> {
                (CI lays a copy there)";
     require(&what, how, present).then_some(c)
 }
+
+/// A TCP connection to `port` on 127.0.0.1 from another loopback address, `src`: another
+/// client, as the endpoint's per-client limit tells them apart.
+pub fn connect_from(src: std::net::Ipv4Addr, port: u16) -> TcpStream {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::net::SocketAddrV4;
+    use std::os::fd::AsRawFd;
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .expect("socket");
+    socket::bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(src, 0))).expect("bind");
+    let dst = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+    socket::connect(fd.as_raw_fd(), &SockaddrIn::from(dst)).expect("connect");
+    TcpStream::from(fd)
+}

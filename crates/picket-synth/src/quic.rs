@@ -19,6 +19,12 @@ pub const QUIC_V2: u32 = 0x6b33_43cf;
 /// Google QUIC T050: TLS 1.3 in IETF-format Initials, with its own salt.
 pub const GOOGLE_T050: u32 = 0x5430_3530;
 
+/// Google QUIC T051: as T050, with another salt.
+pub const GOOGLE_T051: u32 = 0x5430_3531;
+
+/// Google QUIC Q050: QUIC crypto's CHLO in IETF-format Initials, with its own salt.
+pub const GOOGLE_Q050: u32 = 0x5130_3530;
+
 /// Why an Initial could not be sealed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -79,6 +85,9 @@ fn version_keys(version: u32) -> Option<(Vec<u8>, &'static str)> {
     const DRAFT_22: &str = "7fbcdb0e7c66bbe9193a96cd21519ebd7a02644a";
     // Chromium quiche, quic_crypto_utils.cc kT050Salt.
     const T050: &str = "7ff579e5acd072915580304c43a2367c60488310";
+    // The same file's kT051Salt and kQ050Salt.
+    const T051: &str = "7a4edef4e7ccee5fa4506c19124fc8ccda6e033d";
+    const Q050: &str = "504574efd066fe2f9d945cfcdbd3a7f0d3b56b45";
     let (hex, prefix) = match version {
         QUIC_V1 | 0xff00_0021 | 0xff00_0022 => (V1, "quic"),
         QUIC_V2 => (V2, "quicv2"),
@@ -88,6 +97,8 @@ fn version_keys(version: u32) -> Option<(Vec<u8>, &'static str)> {
         0xff00_0016 | 0xface_b001 => (DRAFT_22, "quic"),
         0xface_b002 | 0xface_b00e => (DRAFT_23, "quic"),
         GOOGLE_T050 => (T050, "quic"),
+        GOOGLE_T051 => (T051, "quic"),
+        GOOGLE_Q050 => (Q050, "quic"),
         _ => return None,
     };
     Some((salt(hex), prefix))
@@ -308,6 +319,78 @@ pub fn seal_client_initial(
         min_len,
     }
     .seal(frames)
+}
+
+/// Google QUIC crypto's client hello (CHLO) with the given (tag, value) pairs in order: "CHLO",
+/// the tag count and two bytes of padding (little-endian), each tag with its value's end offset,
+/// then the values.
+pub fn gquic_chlo(tags: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+    let mut m = b"CHLO".to_vec();
+    m.extend((tags.len() as u16).to_le_bytes());
+    m.extend([0, 0]);
+    let mut end = 0u32;
+    for (t, v) in tags {
+        end += v.len() as u32;
+        m.extend(*t);
+        m.extend(end.to_le_bytes());
+    }
+    for (_, v) in tags {
+        m.extend(*v);
+    }
+    m
+}
+
+/// A client's plaintext Google QUIC packet of `version` ("Q024" … "Q046") carrying `data` on the
+/// handshake stream (1) at `offset`, padded to 1350 bytes: the public header with an 8-byte
+/// connection ID up to Q043, the long header of Q046 from Q044; a zero message hash; numbers
+/// little-endian before Q039, big-endian from it.
+pub fn gquic_plain_packet(version: &[u8; 4], offset: u16, data: &[u8]) -> Vec<u8> {
+    let n: u32 = std::str::from_utf8(&version[1..])
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    let mut p = Vec::new();
+    if n <= 43 {
+        p.push(0x09); // version present, 8-byte CID, 1-byte packet number
+        p.extend([0xb2, 0xde, 0x5d, 0xf1, 0x4f, 0x55, 0x45, 0xeb]);
+        p.extend(version);
+        p.push(1);
+    } else {
+        p.push(0xc3); // long header, Initial, 4-byte packet number
+        p.extend(version);
+        p.push(0x50); // an 8-byte DCID, no SCID
+        p.extend([0xb4, 0xa4, 0xf9, 0xf5, 0xf4, 0x2e, 0xdd, 0x39]);
+        p.extend([0, 0, 0, 1]);
+    }
+    p.extend([0; 12]); // message hash
+    if n < 34 {
+        p.push(0x01); // private flags
+    }
+    let num = |v: u16| {
+        if n >= 39 {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    if offset == 0 {
+        p.extend([0xa0, 0x01]);
+    } else {
+        p.extend([0xa4, 0x01]);
+        p.extend(num(offset));
+    }
+    p.extend(num(data.len() as u16));
+    p.extend(data);
+    p.resize(p.len().max(1350), 0);
+    p
+}
+
+/// A CRYPTO frame as Google QUIC's Q050, T050 and T051 number it (0x08; IETF varints after).
+pub fn gquic_crypto_frame(offset: u64, data: &[u8], out: &mut Vec<u8>) {
+    out.push(0x08);
+    put_varint(offset, out);
+    put_varint(data.len() as u64, out);
+    out.extend_from_slice(data);
 }
 
 #[cfg(test)]

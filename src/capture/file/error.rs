@@ -1,7 +1,7 @@
 //! What can go wrong reading a capture file, with the place it went wrong: [`CaptureError`]
 //! names the file, the packet and the byte offset. Plain data; never decides whether to go on.
 
-use super::MAX_INTERFACES;
+use super::{MAX_BLOCK, MAX_FRAME, MAX_INTERFACES};
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -10,8 +10,11 @@ use std::path::PathBuf;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CaptureErrorKind {
-    /// The operating system refused a read or open.
+    /// The operating system refused a read.
     Io(io::Error),
+    /// The input could not be opened (no such file, permission denied, a folder where a file
+    /// was expected).
+    Open(io::Error),
     /// The file starts with bytes that are no pcap or pcapng magic.
     NotACapture {
         /// The first bytes of the file.
@@ -41,6 +44,12 @@ pub enum CaptureErrorKind {
         /// The length in the block header.
         len: u32,
     },
+    /// A pcapng block larger than any this sensor reads (a frame of [`MAX_FRAME`] bytes and
+    /// room for options): refused, so memory stays bounded.
+    BlockTooLarge {
+        /// The length in the block header.
+        len: u32,
+    },
     /// A pcapng byte-order magic is neither 0x1A2B3C4D nor its swap.
     BadByteOrder {
         /// The value found.
@@ -61,6 +70,12 @@ impl fmt::Display for CaptureErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io(e) => write!(f, "{e}"),
+            Self::Open(e) => match e.kind() {
+                io::ErrorKind::NotFound => write!(f, "no such file"),
+                io::ErrorKind::PermissionDenied => write!(f, "permission denied"),
+                io::ErrorKind::IsADirectory => write!(f, "is a folder"),
+                _ => write!(f, "cannot open: {e}"),
+            },
             Self::NotACapture { magic } => write!(
                 f,
                 "not a pcap or pcapng file (starts with {:02x} {:02x} {:02x} {:02x})",
@@ -77,6 +92,10 @@ impl fmt::Display for CaptureErrorKind {
                 write!(f, "impossible captured length {len} (more than {max})")
             }
             Self::BadBlockLength { len } => write!(f, "bad pcapng block length {len}"),
+            Self::BlockTooLarge { len } => write!(
+                f,
+                "a pcapng block of {len} bytes, more than the {MAX_BLOCK} picket reads (frames over {MAX_FRAME} bytes)"
+            ),
             Self::BadByteOrder { magic } => {
                 write!(f, "bad pcapng byte-order magic {magic:#010x}")
             }
@@ -107,6 +126,9 @@ pub struct CaptureError {
 
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let CaptureErrorKind::Open(_) = self.kind {
+            return write!(f, "{}: {}", self.path.display(), self.kind);
+        }
         write!(
             f,
             "{}: packet {} at byte offset {}: {}",

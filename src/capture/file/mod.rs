@@ -14,6 +14,8 @@
 //! This file holds [`FileSource`]: the buffer, reading in place, and the file header.
 
 mod error;
+pub mod input;
+mod merge;
 mod pcap;
 mod pcapng;
 mod readahead;
@@ -22,6 +24,8 @@ mod readahead;
 mod fixtures;
 
 pub use error::{CaptureError, CaptureErrorKind};
+pub use input::{expand, Compression, Expanded, Input};
+pub use merge::{Filter, FrameFilter, Merge, Order};
 
 use crate::capture::{Chunk, LinkType, PacketSource, RawPacket, Read as SourceRead, SourceError};
 use pcapng::Interface;
@@ -40,6 +44,8 @@ pub const MAX_BLOCK: u32 = MAX_FRAME + 64 * 1024;
 pub const MAX_INTERFACES: usize = 65_536;
 /// Size of a read chunk.
 const BUF_SIZE: usize = 1 << 20;
+/// Size of a read chunk when only the first packet is wanted.
+const PEEK_CHUNK: usize = 64 << 10;
 /// Most retired chunks kept for reuse.
 const MAX_POOL: usize = 64;
 
@@ -99,6 +105,8 @@ pub struct FileSource {
     /// File offset of `buf[start]`.
     offset: u64,
     eof: bool,
+    /// Bytes of a record cut at [`MAX_FRAME`] still to pass over.
+    skip: u64,
     format: Format,
     packets: u64,
     len: Option<u64>,
@@ -144,13 +152,57 @@ impl FileSource {
             packets: 0,
             kind,
         };
-        let file = File::open(&path).map_err(|e| err(CaptureErrorKind::Io(e)))?;
+        let file = File::open(&path).map_err(|e| input::open_error(&path, e))?;
         let meta = file.metadata().ok();
+        if meta.as_ref().is_some_and(|m| m.is_dir()) {
+            return Err(input::open_error(
+                &path,
+                io::Error::from(io::ErrorKind::IsADirectory),
+            ));
+        }
         let len = meta.as_ref().map(|m| m.len());
         // Read ahead only from a regular file: a FIFO or a device (`tcpdump -U -w fifo`) gives
         // packets as they come, and the thread would hold them until a whole chunk had arrived.
         let ahead = meta.is_some_and(|m| m.is_file());
-        Self::build(path.clone(), Box::new(file), len, BUF_SIZE, ahead)
+        let (input, _) =
+            input::decompressed(Box::new(file)).map_err(|e| err(CaptureErrorKind::Io(e)))?;
+        Self::build(path.clone(), input, len, BUF_SIZE, ahead)
+    }
+
+    /// Opens an input: a path as [`FileSource::open`] does, or standard input (read in place,
+    /// as packets come, decompressed as its first bytes say).
+    pub fn open_input(input: &Input) -> Result<Self, CaptureError> {
+        match input {
+            Input::Path(p) => Self::open(p),
+            Input::Stdin => {
+                let name = input.name();
+                let (r, _) =
+                    input::decompressed(Box::new(io::stdin())).map_err(|e| CaptureError {
+                        path: name.clone(),
+                        offset: 0,
+                        packets: 0,
+                        kind: CaptureErrorKind::Io(e),
+                    })?;
+                Self::build(name, r, None, BUF_SIZE, false)
+            }
+        }
+    }
+
+    /// Like [`FileSource::open_input`], reading small chunks in place: enough to look at the
+    /// first packet of many files without a thread and a full buffer for each.
+    pub(crate) fn peek_input(input: &Input) -> Result<Self, CaptureError> {
+        let Input::Path(path) = input else {
+            return Self::open_input(input);
+        };
+        let file = File::open(path).map_err(|e| input::open_error(path, e))?;
+        let len = file.metadata().ok().map(|m| m.len());
+        let (r, _) = input::decompressed(Box::new(file)).map_err(|e| CaptureError {
+            path: path.clone(),
+            offset: 0,
+            packets: 0,
+            kind: CaptureErrorKind::Io(e),
+        })?;
+        Self::build(path.clone(), r, len, PEEK_CHUNK, false)
     }
 
     /// Reads a capture from any byte stream; `path` names it in errors.
@@ -222,6 +274,7 @@ impl FileSource {
             end: 0,
             offset: 0,
             eof: false,
+            skip: 0,
             format: Format::PcapNg {
                 big_endian: false,
                 in_section: false,

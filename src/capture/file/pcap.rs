@@ -54,6 +54,7 @@ impl FileSource {
         link: LinkType,
         max_len: u32,
     ) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        self.discard()?;
         if !self.fill(16)? {
             if self.end == self.start {
                 return Ok(None);
@@ -71,12 +72,17 @@ impl FileSource {
                 max: max_len,
             }));
         }
-        let total = 16 + caplen as usize;
+        // A record larger than any frame the sensor reads (a pcap header may allow 4 MiB) is
+        // read in place: its first MAX_FRAME bytes as the frame, as a snaplen would cut it, the
+        // rest passed over chunk by chunk, so memory stays that of one chunk.
+        let keep = caplen.min(MAX_FRAME);
+        let total = 16 + keep as usize;
         if !self.fill(total)? {
-            return Err(self.truncated(total));
+            return Err(self.truncated(16 + caplen as usize));
         }
         let data_at = self.start + 16;
         self.consume(total);
+        self.skip = u64::from(caplen - keep);
         self.packets += 1;
         Ok(Some(RawPacket {
             ts: Timestamp(
@@ -85,9 +91,29 @@ impl FileSource {
             ),
             orig_len: orig_len.max(caplen),
             link,
-            data: &self.buf[data_at..data_at + caplen as usize],
+            data: &self.buf[data_at..data_at + keep as usize],
             chunk: &self.buf,
         }))
+    }
+}
+
+impl FileSource {
+    /// Passes over the rest of a record cut at [`MAX_FRAME`], reading it through the chunk in
+    /// place (never a larger buffer).
+    fn discard(&mut self) -> Result<(), CaptureError> {
+        while self.skip > 0 {
+            let have = (self.end - self.start) as u64;
+            let n = have.min(self.skip);
+            self.consume(n as usize);
+            self.skip -= n;
+            if self.skip > 0 && !self.fill(1)? {
+                return Err(self.error(CaptureErrorKind::Truncated {
+                    need: self.skip,
+                    have: 0,
+                }));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -95,6 +121,54 @@ impl FileSource {
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+
+    /// Records of 4 MiB (a pcap header may allow them) are cut at MAX_FRAME and read in
+    /// place: every chunk the frames lie in is a read chunk, not a record-sized buffer, and the
+    /// records after them are read whole.
+    #[test]
+    fn next_packet_huge_records_are_cut_in_constant_memory() {
+        let big = 4usize << 20;
+        let mut f = pcap_header(PCAP_US_LE, false, 1);
+        f[16..20].copy_from_slice(&(big as u32).to_le_bytes());
+        for i in 0..6u8 {
+            pcap_record(&mut f, false, u32::from(i), 0, &vec![i; big]);
+            pcap_record(&mut f, false, u32::from(i), 1, &[0xEE; 100]);
+        }
+        let len = f.len() as u64;
+        for ahead in [false, true] {
+            let input = Box::new(std::io::Cursor::new(f.clone()));
+            let path = std::path::PathBuf::from("big.pcap");
+            let mut src = if ahead {
+                FileSource::read_ahead(path, input, Some(len), super::super::BUF_SIZE)
+            } else {
+                FileSource::with_chunk_size(path, input, Some(len), super::super::BUF_SIZE)
+            }
+            .unwrap();
+            let mut n = 0;
+            while let Some(p) = src.next_packet().unwrap() {
+                assert!(
+                    p.chunk.len() <= 2 * super::super::BUF_SIZE,
+                    "{}",
+                    p.chunk.len()
+                );
+                if n % 2 == 0 {
+                    assert_eq!(p.data.len(), MAX_FRAME as usize);
+                    assert!(p.data.iter().all(|&b| b == (n / 2) as u8));
+                    assert_eq!(p.orig_len as usize, big);
+                } else {
+                    assert_eq!(p.data, [0xEE; 100]);
+                }
+                n += 1;
+            }
+            assert_eq!(n, 12, "read ahead: {ahead}");
+            assert_eq!(crate::capture::PacketSource::position(&src), len);
+        }
+        // Cut inside the part passed over: truncated, not a panic or a hang.
+        let mut src = source(f[..24 + 16 + MAX_FRAME as usize + 1000].to_vec()).unwrap();
+        assert!(src.next_packet().unwrap().is_some());
+        let e = src.next_packet().unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
 
     #[test]
     fn next_packet_pcap_both_byte_orders_and_resolutions() {

@@ -53,8 +53,11 @@ impl FileSource {
             };
             let block_type = u32_at(b, big);
             let len = u32_at(&b[4..], big);
-            if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
+            if len < 12 || len % 4 != 0 {
                 return Err(self.error(CaptureErrorKind::BadBlockLength { len }));
+            }
+            if len > MAX_BLOCK {
+                return Err(self.error(CaptureErrorKind::BlockTooLarge { len }));
             }
             let total = len as usize;
             if !self.fill(total)? {

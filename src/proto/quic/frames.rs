@@ -30,9 +30,11 @@ use super::QuicError;
 //   Reason Phrase Length (i),
 //   Reason Phrase (..),
 // }
-/// CRYPTO frame type: 0x06 in QUIC v1, v2 and the late drafts; Google's T050 numbers it 0x08.
+/// CRYPTO frame type: 0x06 in QUIC v1, v2 and the late drafts; Google's Q050, T050 and T051,
+/// which keep gQUIC's frame numbers, have it as 0x08.
 pub(super) fn crypto_frame_type(version: u32) -> u8 {
-    if version == 0x5430_3530 {
+    use super::version::{T050, T051};
+    if matches!(version, T050 | T051 | super::gquic::Q050) {
         0x08
     } else {
         0x06

@@ -27,6 +27,7 @@
 
 mod crypto;
 mod frames;
+pub mod gquic;
 mod header;
 mod reader;
 mod version;

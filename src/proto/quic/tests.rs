@@ -319,6 +319,36 @@ fn client_initials_google_t050() {
 }
 
 #[test]
+fn client_initials_google_t051_and_q050() {
+    // T051 and Q050 open with their own salts and number CRYPTO 0x08, as T050; Q050's CRYPTO
+    // stream holds QUIC crypto's CHLO instead of a TLS ClientHello.
+    let chlo =
+        picket_synth::quic::gquic_chlo(&[(b"SNI\0", b"www.youtube.com"), (b"VER\0", b"Q050")]);
+    for version in [0x5430_3531u32, 0x5130_3530] {
+        let mut frames = Vec::new();
+        picket_synth::quic::gquic_crypto_frame(0, &chlo, &mut frames);
+        let p = seal_client_initial(
+            version,
+            b"\x55\x5f\x32\xd3\x01\x02\x03\x04",
+            b"",
+            0,
+            2,
+            &frames,
+            1200,
+        )
+        .unwrap();
+        assert!(looks_like_client_initial(&p), "{version:#x}");
+        let (r, got) = collect(&p, None);
+        assert_eq!(r.unwrap().version, version);
+        assert_eq!(got, vec![(0, chlo.clone())]);
+        // Another version's salt does not open it.
+        let mut other = p.clone();
+        other[1..5].copy_from_slice(&0x5430_3530u32.to_be_bytes());
+        assert!(collect(&other, None).1.is_empty());
+    }
+}
+
+#[test]
 fn client_initials_token() {
     // An Initial carrying a Retry/NEW_TOKEN token (2-byte token length).
     let token = [0x5a; 100];
@@ -395,10 +425,10 @@ fn client_initials_flipped_byte() {
 #[test]
 fn client_initials_unknown_version() {
     let mut p = hex(A2_PROTECTED);
-    p[1..5].copy_from_slice(b"Q050");
+    p[1..5].copy_from_slice(b"Q049");
     assert_eq!(
         collect(&p, None).0,
-        Err(QuicError::UnknownVersion(0x5130_3530))
+        Err(QuicError::UnknownVersion(0x5130_3439))
     );
     assert!(!looks_like_client_initial(&p));
     // An unknown IETF-style version: every known salt is tried and none authenticates
@@ -795,8 +825,16 @@ fn client_initials_corpus() {
             found.len(),
             want.len()
         );
+        if file == "gquic.pcap" {
+            // Google's Q050: QUIC crypto in IETF-format Initials, opened with its own salt
+            // (tshark labels no SNI in it; the CHLO's is read by the flow, tests/quic.rs).
+            assert_eq!(
+                versions.iter().collect::<Vec<_>>(),
+                ["0x51303530"],
+                "{file}"
+            );
+        }
         let google = [
-            "gquic.pcap",
             "quic046.pcap",
             "quic_q39.pcap",
             "quic_q46.pcap",

@@ -1,5 +1,5 @@
 //! The QUIC versions whose client Initials can be opened: their numbers, Initial salts and key
-//! labels (RFC 9001 §5.2, RFC 9369 §3.3, the drafts, mvfst, Google T050). Data only; never
+//! labels (RFC 9001 §5.2, RFC 9369 §3.3, the drafts, mvfst, Google Q050, T050 and T051). Data only; never
 //! parses a packet.
 
 /// The version number of QUIC version 1 (RFC 9000).
@@ -45,6 +45,24 @@ const SALT_T050: [u8; 20] = [
     0x60, 0x48, 0x83, 0x10,
 ];
 
+/// Initial salt of Google QUIC T051, from the same file (kT051Salt).
+const SALT_T051: [u8; 20] = [
+    0x7a, 0x4e, 0xde, 0xf4, 0xe7, 0xcc, 0xee, 0x5f, 0xa4, 0x50, 0x6c, 0x19, 0x12, 0x4f, 0xc8, 0xcc,
+    0xda, 0x6e, 0x03, 0x3d,
+];
+
+/// Initial salt of Google QUIC Q050 (QUIC crypto's CHLO in IETF-format Initials), from the
+/// same file (kQ050Salt).
+const SALT_Q050: [u8; 20] = [
+    0x50, 0x45, 0x74, 0xef, 0xd0, 0x66, 0xfe, 0x2f, 0x9d, 0x94, 0x5c, 0xfc, 0xdb, 0xd3, 0xa7, 0xf0,
+    0xd3, 0xb5, 0x6b, 0x45,
+];
+
+/// Google QUIC T050.
+pub(super) const T050: u32 = 0x5430_3530;
+/// Google QUIC T051.
+pub(super) const T051: u32 = 0x5430_3531;
+
 /// Salts tried, in this order, for a version this module does not know (a GREASE version, a
 /// vendor's experiment): the AEAD tag tells which one the client used, so a wrong guess can
 /// never decrypt.
@@ -88,8 +106,11 @@ pub fn initial_salt(version: u32) -> Option<(&'static [u8], Labels)> {
         // Facebook mvfst: 0xfaceb001 is draft-22, 0xfaceb002 and 0xfaceb00e draft-27 framing.
         0xff00_0016 | 0xface_b001 => Some((&SALT_DRAFT_22, LABELS_V1)),
         0xface_b002 | 0xface_b00e => Some((&SALT_DRAFT_23, LABELS_V1)),
-        // Google QUIC T050 ("T050"): TLS 1.3 in IETF-format Initials, its own salt.
-        0x5430_3530 => Some((&SALT_T050, LABELS_V1)),
+        // Google QUIC T050 and T051: TLS 1.3 in IETF-format Initials, each its own salt;
+        // Q050: the same Initials around QUIC crypto's CHLO.
+        T050 => Some((&SALT_T050, LABELS_V1)),
+        T051 => Some((&SALT_T051, LABELS_V1)),
+        super::gquic::Q050 => Some((&SALT_Q050, LABELS_V1)),
         _ => None,
     }
 }
@@ -117,10 +138,12 @@ mod tests {
         assert_eq!(initial_salt(0xff00_0021).unwrap().0, &SALT_V1);
         assert_eq!(initial_salt(0xface_b001).unwrap().0, &SALT_DRAFT_22);
         assert_eq!(initial_salt(0xface_b002).unwrap().0, &SALT_DRAFT_23);
-        // Google QUIC Q050 (its own crypto), grease: unknown (an unknown IETF-style version is opened by trying
+        // Google QUIC Q049 (never deployed), grease: unknown (an unknown IETF-style version is opened by trying
         // the known salts; see client_initials_unknown_version).
         assert_eq!(initial_salt(0x5430_3530).unwrap().0, &SALT_T050);
-        for v in [0x5130_3530u32, 0x0a0a_0a0a, 0] {
+        assert_eq!(initial_salt(0x5430_3531).unwrap().0, &SALT_T051);
+        assert_eq!(initial_salt(0x5130_3530).unwrap().0, &SALT_Q050);
+        for v in [0x5130_3439u32, 0x0a0a_0a0a, 0] {
             assert!(initial_salt(v).is_none(), "{v:#x}");
         }
     }
