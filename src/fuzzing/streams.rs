@@ -446,3 +446,52 @@ pub fn stun(data: &[u8]) {
     }
     let _ = classify::by_stun(&default_rules(), &msg);
 }
+
+/// Most datagrams one `quic_datagrams` input sends before the real Initial.
+const MAX_JUNK_DATAGRAMS: usize = 8;
+
+/// Datagrams of a QUIC flow before its real client Initial: junk, undecryptable Initials, stray
+/// server datagrams. Input: records of `ctl(1) len(2) bytes(len)`, at most 8; `ctl & 1`: sent
+/// by the server. A datagram with a long header has its last byte flipped, so it never opens
+/// (the case a decoy with another connection id would be).
+///
+/// Checks: the real Initial after them is read (junk never stops it), and the flow's
+/// reassembly stays within the budget.
+pub fn quic_datagrams(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let mut pipe = Pipeline::new();
+    let mut ts = Timestamp(1_700_000_000_000_000_000);
+    let mut buf = Vec::new();
+    let mut sent = 0;
+    while !b.is_empty() && sent < MAX_JUNK_DATAGRAMS {
+        sent += 1;
+        let ctl = b.u8();
+        let len = usize::from(b.u16() & 0x7ff);
+        buf.clear();
+        buf.extend_from_slice(b.take(len));
+        if buf.first().is_some_and(|&h| h & 0x80 != 0) {
+            if let Some(last) = buf.last_mut() {
+                *last ^= 0xff;
+            }
+        }
+        ts = ts.plus_nanos(1_000_000);
+        let m = meta(ts, ctl & 1 == 0, 443, Transport::Udp, buf.len());
+        pipe.packet(&m, &buf);
+    }
+    let hello =
+        picket_synth::client_hello(&picket_synth::ClientHelloSpec::new("web.whatsapp.com", 1));
+    let mut frames = Vec::new();
+    picket_synth::quic::crypto_frame(0, &hello[5..], &mut frames);
+    let real =
+        picket_synth::quic::seal_client_initial(1, &[0x22; 8], &[0x33; 8], 0, 2, &frames, 1200)
+            .expect("the real Initial seals");
+    let before = pipe.tracker.stats.hellos;
+    ts = ts.plus_nanos(1_000_000);
+    pipe.packet(&meta(ts, true, 443, Transport::Udp, real.len()), &real);
+    assert_eq!(
+        pipe.tracker.stats.hellos,
+        before + 1,
+        "the real Initial after {sent} datagrams was not read"
+    );
+    pipe.finish();
+}
