@@ -691,3 +691,81 @@ fn reply_size_signature_names_threema_handshakes() {
         }
     }
 }
+
+/// Packets of `c` that the server sent: a span port that sees one direction.
+fn server_side(packets: Vec<Packet>, server: &str) -> Vec<Packet> {
+    let ip: std::net::SocketAddrV4 = server.parse().expect("server address");
+    let ip = *ip.ip();
+    packets
+        .into_iter()
+        .filter(|p| p.frame[12..14] == [0x08, 0x00] && p.frame[26..30] == ip.octets())
+        .collect()
+}
+
+/// A capture of the server's side only: the TLS 1.2 certificate's common name names the app
+/// (`app_source` "certificate"); a shared certificate whose alternative names claim two apps
+/// names none; a TLS 1.3 server (certificate encrypted) and a flow whose client is seen are
+/// untouched.
+#[test]
+fn server_certificate_names_the_app_when_only_the_server_is_seen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flight = |c: &str, cn: &str, sans: &[&str], at: u64, tls13: bool| {
+        let server = format!("198.51.100.{}:443", 60 + at);
+        let path = SynthPath::new(c.parse().expect("addr"), server.parse().expect("addr"));
+        let mut t = TcpConv::new(path, T0 + at * 1_000_000_000, at);
+        t.handshake();
+        t.client_send(&client_hello(&ClientHelloSpec::new("hidden.example", at)));
+        if tls13 {
+            t.server_send(&picket_synth::server_hello_and_more(at, 3000));
+        } else {
+            t.server_send(&picket_synth::server_flight_tls12(at, cn, sans, 16384));
+        }
+        t.close();
+        server_side(t.take_packets(), &server)
+    };
+    let mut packets = Vec::new();
+    packets.extend(flight(
+        "10.7.0.1:40001",
+        "*.whatsapp.net",
+        &["*.whatsapp.net", "*.facebook.com"],
+        1,
+        false,
+    ));
+    // A common name of no app, alternatives of one app: that app.
+    packets.extend(flight(
+        "10.7.0.2:40002",
+        "edge.example",
+        &["edge.example", "chat.signal.org"],
+        2,
+        false,
+    ));
+    // Alternatives of two apps: none.
+    packets.extend(flight(
+        "10.7.0.3:40003",
+        "edge.example",
+        &["chat.signal.org", "mmg.whatsapp.net"],
+        3,
+        false,
+    ));
+    packets.extend(flight("10.7.0.4:40004", "", &[], 4, true));
+    packets.sort_by_key(|p| p.ts_ns);
+    let cap = write_capture(dir.path(), "s2c.pcap", packets);
+    let events = replay(&cap, &[]);
+    // The client is the one receiving from port 443.
+    let by = |c: &str| flow_of(&events, c);
+    let wa = by("10.7.0.1");
+    assert_eq!(wa["app"], "whatsapp", "{wa}");
+    assert_eq!(wa["app_source"], "certificate");
+    assert_eq!(wa["cert_name"], "*.whatsapp.net");
+    let signal = by("10.7.0.2");
+    assert_eq!(signal["app"], "signal", "{signal}");
+    assert_eq!(signal["cert_name"], "chat.signal.org");
+    let shared = by("10.7.0.3");
+    assert!(shared.get("app").is_none(), "{shared}");
+    assert_eq!(shared["cert_name"], "edge.example");
+    let tls13 = by("10.7.0.4");
+    assert!(
+        tls13.get("app").is_none() && tls13.get("cert_name").is_none(),
+        "{tls13}"
+    );
+}

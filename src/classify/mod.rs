@@ -15,7 +15,8 @@
 //! | 2 | the ClientHello's server name (TCP, or QUIC Initials) | `sni`, `quic_sni` | the name is trusted (not real ECH's outer name, not beside ESNI, not an IP literal, not oversized) and a rule claims it |
 //! | 3 | the ClientHello's JA4 | `ja4` | a rule names the fingerprint of the app's own TLS stack |
 //! | — | a trusted server name that no rule claims | none | stops here: the name is what the client asked for, and an address must not overrule it |
-//! | 4 | the name a DNS flow asked for | `dns_query` | a rule claims it |
+//! | 4 | the server's TLS 1.2 certificate (seen when no ClientHello was: a one-way capture) | `certificate` | a rule claims its common name, or every claimed alternative name is one app's ([`certificate_name`]) |
+//! | 4b | the name a DNS flow asked for | `dns_query` | a rule claims it |
 //! | 5 | what other flows revealed of an endpoint when the flow started | `peer_cache`, `dns_answer` | a call's STUN exchange used the endpoint, or a DNS answer for an app's name gave the server's address |
 //! | 6 | the server's address | `ip` | it is in an app's prefix list |
 //! | 7 | the client's address | `ip` | which side is the server was only guessed (no SYN seen) and it is in an app's prefix list |
@@ -47,6 +48,8 @@ pub enum AppSource {
     PeerCache,
     /// The ClientHello's JA4 fingerprint is the app's own TLS stack.
     Ja4,
+    /// The server's TLS 1.2 certificate names one of the app's domains (no ClientHello seen).
+    Certificate,
 }
 
 impl AppSource {
@@ -62,6 +65,7 @@ impl AppSource {
             AppSource::DnsAnswer => "dns_answer",
             AppSource::PeerCache => "peer_cache",
             AppSource::Ja4 => "ja4",
+            AppSource::Certificate => "certificate",
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct Facts<'a> {
     pub tls: Option<&'a TlsSummary>,
     /// The name a DNS flow asked for.
     pub dns_query: Option<&'a [u8]>,
+    /// The server certificate's name that speaks for it ([`certificate_name`]).
+    pub cert_name: Option<&'a [u8]>,
     /// What the hint caches said of the flow's endpoints when it started.
     pub hint: Option<&'a Hint>,
     /// The server's address.
@@ -121,6 +127,13 @@ pub fn decide(f: &Facts<'_>, rules: &CompiledRules) -> Option<Classification> {
         if named.is_some() {
             return None;
         }
+    }
+    if let Some(c) = f
+        .cert_name
+        .map(|n| n.strip_prefix(b"*.").unwrap_or(n))
+        .and_then(|n| by_server_name(rules, n, AppSource::Certificate))
+    {
+        return Some(c);
     }
     if let Some(c) = f
         .dns_query
@@ -160,6 +173,33 @@ pub fn by_server_name(
 ) -> Option<Classification> {
     let m = rules.match_host(name)?;
     decided(rules, m, source)
+}
+
+/// The name of a server certificate that speaks for the server: its common name when a rule
+/// claims it; otherwise its alternative names' claim when every claimed one is the same app's (a
+/// shared certificate naming several apps' domains says nothing); otherwise its first name,
+/// claimed by none. Wildcards (`*.example.com`) are matched as a name under their domain.
+pub fn certificate_name(rules: &CompiledRules, names: &[&[u8]]) -> Option<Box<str>> {
+    let text = |n: &[u8]| String::from_utf8_lossy(n).into_owned().into_boxed_str();
+    let claim = |n: &[u8]| {
+        let bare = n.strip_prefix(b"*.").unwrap_or(n);
+        rules.match_host(bare).map(|m| m.app)
+    };
+    let (first, rest) = names.split_first()?;
+    if claim(first).is_some() {
+        return Some(text(first));
+    }
+    let mut chosen: Option<(&[u8], u16)> = None;
+    for &n in rest {
+        if let Some(app) = claim(n) {
+            match &chosen {
+                Some((_, a)) if *a != app => return Some(text(first)),
+                Some(_) => {}
+                None => chosen = Some((n, app)),
+            }
+        }
+    }
+    Some(text(chosen.map_or(*first, |(n, _)| n)))
 }
 
 /// Classifies the start of a flow's client payload by the rules' byte signatures; `frame_len`
@@ -252,6 +292,7 @@ list = ["192.0.2.0/24"]
             marks: None,
             tls: None,
             dns_query: None,
+            cert_name: None,
             hint: None,
             server: elsewhere,
             client: elsewhere,

@@ -111,11 +111,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
             ("--report", a.report.as_deref()),
         ],
     )?;
+    // An input that cannot be opened is named and the others are read (exit 1 at the end).
     let expanded = expand(&a.files);
-    if !expanded.errors.is_empty() {
-        for e in &expanded.errors {
-            eprintln!("picket: {e}");
-        }
+    for e in &expanded.errors {
+        eprintln!("picket: {e}");
+    }
+    let unopened = expanded.errors.len();
+    if expanded.inputs.is_empty() {
         return Ok(ExitCode::from(EXIT_UNREADABLE));
     }
     let inputs = expanded.inputs;
@@ -225,9 +227,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Some(code) = common::stop_status().filter(|_| report.stopped) {
         return Ok(ExitCode::from(code));
     }
-    Ok(if report.read.errors.is_empty() {
+    Ok(if report.read.errors.is_empty() && unopened == 0 {
         ExitCode::SUCCESS
-    } else if report.read.files == 0 {
+    } else if report.read.files == 0 || unopened > 0 {
         ExitCode::from(EXIT_UNREADABLE)
     } else {
         ExitCode::from(EXIT_DAMAGED)

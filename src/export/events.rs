@@ -61,13 +61,14 @@
 //! | `sni` | string | TLS server name from the ClientHello |
 //! | `alpn` | array of string | ALPN protocols offered |
 //! | `tls_version` | string | highest TLS version offered: `"1.3"`, `"1.2"`, `"1.1"`, `"1.0"`, `"ssl3"`, or `"0x…"`; absent for Google QUIC's own handshake (CHLO), which is not TLS |
+//! | `cert_name` | string | with no ClientHello seen (a capture of the server's side only): the name of the server's TLS 1.2 certificate that speaks for it — its common name, or the alternative name of the one app its claimed names agree on |
 //! | `user_agent` | string | the client's user agent, where its handshake names it (Google QUIC's CHLO `UAID` tag) |
 //! | `ech` | string | `"real"`: an ECH extension with the public name of a known ECH client-facing server (`rules/ech.toml`): `sni` is only the outer name and does not decide `app`; `"grease"`: an ECH extension with any other name, taken for the GREASE placeholder browsers send, `sni` is the real name; `"esni"`: the older ESNI extension, `sni` does not decide; `"none"`. Present whenever a ClientHello was seen |
 //! | `sni_trusted` | bool | `sni` names the server the client wants and could decide `app` (false for real ECH, ESNI, or an IP address written as a name); present with `sni` |
 //! | `dns_name` | string | with `app_source` `"dns_answer"`: the name whose DNS answer gave the server's address |
 //! | `ja4` | string | JA4 client fingerprint of the ClientHello (FoxIO specification) |
 //! | `app` | string | app id from the rules |
-//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"ip"` (the app's IP prefix list) |
+//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"certificate"` (the server's TLS 1.2 certificate names the app's domain; no ClientHello seen), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
@@ -418,6 +419,7 @@ impl<W: Write> EventWriter<W> {
                 }
             }
             o.opt_str("user_agent", tls.and_then(|t| t.user_agent.as_deref()));
+            o.opt_str("cert_name", f.cert_name.as_deref());
             o.opt_str("dns_name", f.dns_name.as_deref());
             if let Some(t) = tls.filter(|t| !t.ja4().is_empty()) {
                 o.str("ja4", t.ja4());
@@ -503,6 +505,7 @@ mod tests {
                     false,
                 ))
             }),
+            cert_name: None,
             app: tls.then(|| {
                 Box::new(Classification {
                     app: Arc::from("whatsapp"),

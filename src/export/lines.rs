@@ -48,8 +48,17 @@ pub struct Replacement {
 }
 
 impl Replacement {
-    /// Creates the temporary file beside `path`.
+    /// Creates the temporary file beside `path`; a path that is no regular file (a device such
+    /// as /dev/null, a FIFO) is written in place.
     pub fn create(path: &Path) -> io::Result<Replacement> {
+        if special(path) {
+            return Ok(Replacement {
+                path: path.to_path_buf(),
+                temp: None,
+                file: OpenOptions::new().write(true).open(path)?,
+            });
+        }
+        let path = &replaced(path);
         let temp = temp_beside(path);
         let file = create_temp(&temp)?;
         Ok(Replacement {
@@ -86,6 +95,22 @@ impl Drop for Replacement {
             untrack(&t);
         }
     }
+}
+
+/// Whether `path` names something that is not a regular file: a device (/dev/null, /dev/full),
+/// a FIFO or a socket. Such a path is written in place: never replaced by a rename (which would
+/// put a plain file where the device was) and never cut back.
+fn special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file())
+}
+
+/// The file a replacement goes over: a symbolic link's target (so the link stays a link, and a
+/// link to a device is not replaced by a file), else `path` itself.
+fn replaced(path: &Path) -> PathBuf {
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    link.then(|| std::fs::canonicalize(path).ok())
+        .flatten()
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// Creates a new temporary file (mode 0640 exactly, whatever the umask), for appending.
@@ -144,6 +169,8 @@ struct FileTarget {
     temp: Option<PathBuf>,
     /// A length the file still has to be cut back to (a cut that failed).
     cut: Option<u64>,
+    /// A regular file, which a failed write is cut back off (not a device or a FIFO).
+    regular: bool,
     /// Test hook: the next write puts this many bytes in the file, then fails as a full disk.
     #[cfg(test)]
     fail_after: Option<usize>,
@@ -214,7 +241,9 @@ fn temp_beside(path: &Path) -> PathBuf {
 
 impl FileTarget {
     fn open(path: &Path, existing: Existing) -> io::Result<FileTarget> {
+        let regular = !special(path);
         let (file, temp) = match existing {
+            _ if !regular => (OpenOptions::new().write(true).open(path)?, None),
             Existing::Append => {
                 let f = open_append(path, false)?;
                 let cut = cut_partial_tail(&f, path)?;
@@ -224,15 +253,20 @@ impl FileTarget {
                 (f, None)
             }
             Existing::Replace => {
-                let temp = temp_beside(path);
+                let temp = temp_beside(&replaced(path));
                 (create_temp(&temp)?, Some(temp))
             }
+        };
+        let path = &match existing {
+            Existing::Replace if regular => replaced(path),
+            _ => path.to_path_buf(),
         };
         Ok(FileTarget {
             path: path.to_path_buf(),
             file,
             temp,
             cut: None,
+            regular,
             #[cfg(test)]
             fail_after: None,
         })
@@ -256,6 +290,9 @@ impl FileTarget {
             self.cut = None;
         }
         self.commit()?;
+        if !self.regular {
+            return self.write_all(data);
+        }
         // The length before, not a count of our own: a `copytruncate` rotation may have cut the
         // file since the last write.
         let before = self.file.metadata()?.len();
@@ -450,6 +487,70 @@ mod tests {
             "partial line: {text:?}"
         );
         text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn devices_and_fifos_are_written_in_place_never_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        for dev in ["/dev/null", "/dev/full"] {
+            let p = Path::new(dev);
+            if !p.exists() {
+                continue;
+            }
+            for existing in [Existing::Replace, Existing::Append] {
+                let mut f = LineFile::open(p, existing).unwrap();
+                f.write_all(&line(1)).unwrap();
+                f.flush_lines();
+                let _ = f.flush();
+                let (ok, failed) = (f.written(), f.dropped());
+                assert_eq!(ok + failed, 1, "{dev}");
+                assert_eq!(
+                    dev == "/dev/full",
+                    failed == 1,
+                    "{dev}: a full device drops the line"
+                );
+                let r = Replacement::create(p).unwrap();
+                r.commit().unwrap();
+                assert!(
+                    std::fs::metadata(p).unwrap().file_type().is_char_device(),
+                    "{dev} is still a device"
+                );
+            }
+        }
+        // A link to a file: the file is replaced, the link stays.
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.jsonl");
+        std::fs::write(&real, b"{\"old\":1}\n").unwrap();
+        let link = dir.path().join("events.jsonl");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut f = LineFile::open(&link, Existing::Replace).unwrap();
+        f.write_all(&line(3)).unwrap();
+        f.flush_lines();
+        f.flush().unwrap();
+        drop(f);
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(std::fs::read(&real).unwrap().starts_with(b"{\"n\":3,"));
+        // A FIFO with a reader: written in place, still a FIFO.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("events.fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let mut f = LineFile::open(&fifo, Existing::Replace).unwrap();
+        f.write_all(&line(7)).unwrap();
+        f.flush_lines();
+        drop(f);
+        assert!(reader.join().unwrap().starts_with(b"{\"n\":7,"));
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     }
 
     #[test]

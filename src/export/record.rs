@@ -78,6 +78,8 @@ pub struct FlowView {
     pub syn_seen: bool,
     /// What the ClientHello said (boxed: records move often, hellos are the minority).
     pub tls: Option<Box<TlsSummary>>,
+    /// The server's TLS 1.2 certificate name that spoke for it, when no ClientHello was seen.
+    pub cert_name: Option<Box<str>>,
     /// The app, when the flow was classified (boxed, as `tls`).
     pub app: Option<Box<Classification>>,
     /// With an app decided by a DNS answer: the name whose answer gave the server's address.
@@ -464,6 +466,7 @@ impl FlowView {
             to_client: DirStats::default(),
             syn_seen: true,
             tls: None,
+            cert_name: None,
             app: None,
             dns_name: None,
             evasion: None,

@@ -33,7 +33,15 @@ pub enum Hello {
         /// Client datagrams looked at.
         datagrams: u8,
     },
+    /// TCP seen from the server's side only (a span port's one direction, or a client hello
+    /// missed): the server's first stream bytes, read for its TLS 1.2 certificate.
+    Server(ClientPrefix),
 }
+
+/// The name of a server's certificate, boxed once more so that a flow without one pays a thin
+/// pointer (a flow's size is budgeted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertName(pub Box<str>);
 
 /// TCP facts tracked per flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,6 +127,9 @@ pub struct Flow {
     pub tls: Option<Box<TlsSummary>>,
     /// Fact: the name a DNS flow asked for.
     pub dns_query: Option<Box<str>>,
+    /// Fact: the name of the server's TLS 1.2 certificate that speaks for it (see
+    /// `classify::certificate_name`), read when no ClientHello was.
+    pub cert_name: Option<Box<CertName>>,
     /// Fact: a rule match of the flow's own bytes (signature, reply size, STUN mark).
     pub marks: Option<Box<Classification>>,
     /// Fact: what the hint caches said of the flow's endpoints when it started (a DNS answer or
@@ -159,6 +170,7 @@ impl Flow {
             hello_done: false,
             tls: None,
             dns_query: None,
+            cert_name: None,
             marks: None,
             hint: None,
             app: None,
@@ -194,6 +206,7 @@ impl Flow {
             marks: self.marks.as_deref(),
             tls: self.tls.as_deref(),
             dns_query: self.dns_query.as_deref().map(str::as_bytes),
+            cert_name: self.cert_name.as_deref().map(|n| n.0.as_bytes()),
             hint: self.hint.as_deref(),
             server: self.server().0.ip(),
             client: self.client().0.ip(),
@@ -225,6 +238,7 @@ impl Flow {
             to_client: self.to_client,
             syn_seen: self.tcp.syn,
             tls: self.tls.clone(),
+            cert_name: self.cert_name.as_deref().map(|n| n.0.clone()),
             app: self.app.clone(),
             dns_name: self.dns_name(),
             evasion: self.evasion.clone(),
@@ -248,6 +262,7 @@ impl Flow {
             to_client: self.to_client,
             syn_seen: self.tcp.syn,
             tls: self.tls,
+            cert_name: self.cert_name.map(|n| n.0),
             app: self.app,
             dns_name,
             evasion: self.evasion,

@@ -3,13 +3,14 @@
 //! where a signature waits for it. Gathers facts and says when the search is over.
 
 use super::reasm::{ClientPrefix, HelloScan, MAX_PREFIX};
-use super::state::{side, Flow, Hello, ReplyWait};
+use super::state::{side, CertName, Flow, Hello, ReplyWait};
 use super::tracker::{conclude, decide, hello_read, FlowTracker};
 use super::Out;
 use crate::capture::Timestamp;
 use crate::classify;
 use crate::decode::{tcp_flags, tcp_opts, PacketMeta, Transport};
 use crate::export::record::Anomaly;
+use crate::proto::cert;
 use crate::proto::stun;
 use crate::proto::tls::{self, ClientHello, TlsSummary};
 use crate::rules::CompiledRules;
@@ -198,6 +199,15 @@ impl FlowTracker {
         }
         if !from_client && f.reply.is_some() {
             self.server_reply(i, payload.len(), m.ts, out);
+        } else if !from_client
+            && f.app.is_none()
+            && f.tls.is_none()
+            && f.to_server.payload == 0
+            && (matches!(f.hello.as_deref(), Some(Hello::Server(_)))
+                || (f.hello.is_none() && !f.hello_done && payload.starts_with(&[0x16, 0x03])))
+        {
+            // Only the server's side so far, and it speaks TLS: read its certificate.
+            self.server_bytes(i, m.seq, payload, m.ts, out);
         } else if from_client
             && f.reply.is_some()
             && f.hello_done
@@ -328,6 +338,73 @@ impl FlowTracker {
                 if e.decoy.is_none() {
                     e.decoy = Some(Box::new(summary(&self.rules, &ch, false)));
                 }
+            }
+        }
+    }
+
+    /// Feeds the server's first stream bytes to the search for its TLS 1.2 certificate (a flow
+    /// whose client side is not seen); the search ends with the certificate, or giving up.
+    fn server_bytes(&mut self, i: u32, seq: u32, payload: &[u8], ts: Timestamp, out: &mut Out) {
+        let at = self.now;
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        // The server's bytes are held on the same budget as the client's.
+        let need = match f.hello.as_deref() {
+            Some(Hello::Server(p)) => p.growth(seq, payload.len()),
+            Some(_) => 0,
+            None => ClientPrefix::new(seq).growth(seq, payload.len()),
+        };
+        let id = f.id;
+        if need > 0 && !self.make_room(i, need, out) {
+            self.drop_buffer(i, id, out);
+            if let Some(f) = self.table.get_mut(i) {
+                f.hello_done = true;
+            }
+            return;
+        }
+        let Some(f) = self.table.get_mut(i) else {
+            return;
+        };
+        let pool = &self.pool;
+        let mut hello = f
+            .hello
+            .take()
+            .unwrap_or_else(|| Box::new(Hello::Server(ClientPrefix::in_pool(seq, pool))));
+        let Hello::Server(prefix) = &mut *hello else {
+            f.hello = Some(hello);
+            return;
+        };
+        let uncharged = prefix.charged() == 0;
+        let ins = prefix.insert(seq, payload);
+        let taken = uncharged && prefix.charged() > 0;
+        let rules = &*self.rules;
+        let done = match cert::server_certificate(prefix.contiguous(), &mut self.scratch) {
+            cert::CertScan::Found(c) => {
+                let mut names: [&[u8]; cert::MAX_NAMES] = [&[]; cert::MAX_NAMES];
+                let mut n = 0;
+                cert::names(c, |name| {
+                    if let Some(slot) = names.get_mut(n) {
+                        *slot = name;
+                        n += 1;
+                    }
+                });
+                f.cert_name = classify::certificate_name(rules, names.get(..n).unwrap_or_default())
+                    .map(|n| Box::new(CertName(n)));
+                true
+            }
+            cert::CertScan::GiveUp => true,
+            cert::CertScan::Pending => {
+                ins.beyond_cap || prefix.contiguous().len() >= cert::MAX_SERVER_PREFIX
+            }
+        };
+        if done {
+            f.hello_done = true;
+            decide(rules, &mut self.apps, f, ts, at, out);
+        } else {
+            f.hello = Some(hello);
+            if taken {
+                self.buffer_taken(i);
             }
         }
     }

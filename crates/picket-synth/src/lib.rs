@@ -25,7 +25,10 @@ pub use pcap::{
 };
 pub use rng::Rng;
 pub use scenario::{bulk, demo, demo_manifest, many_flows, FlowExpect, Transport};
-pub use tls::{app_data, client_hello, server_hello_and_more, ClientHelloSpec};
+pub use tls::{
+    app_data, certificate, client_hello, server_flight_tls12, server_hello_and_more,
+    ClientHelloSpec,
+};
 pub use tunnel::{fragment_flood, fragments, tunnels, TunnelFlow};
 
 /// One captured Ethernet frame with its capture time.

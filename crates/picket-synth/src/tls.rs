@@ -112,6 +112,84 @@ pub fn server_hello_and_more(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// One DER element: `tag`, its length (short or long form), `body`.
+fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = body.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x100 {
+        out.extend([0x81, len as u8]);
+    } else {
+        out.extend([0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A certificate (DER, RFC 5280's layout) for subject common name `cn` with `sans` as its
+/// subject alternative DNS names; the key and signature are random bytes (never checked).
+pub fn certificate(seed: u64, cn: &str, sans: &[&str]) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let oid = |b: &[u8]| der(0x06, b);
+    let sha256_rsa = der(
+        0x30,
+        &oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b]),
+    );
+    let name = |cn: &str| {
+        let mut atv = oid(&[0x55, 0x04, 0x03]);
+        atv.extend(der(0x0c, cn.as_bytes()));
+        der(0x30, &der(0x31, &der(0x30, &atv)))
+    };
+    let mut tbs = der(0xa0, &der(0x02, &[2]));
+    tbs.extend(der(0x02, &rng.bytes(16)));
+    tbs.extend(&sha256_rsa);
+    tbs.extend(name("Picket Synth CA"));
+    let mut validity = der(0x17, b"240101000000Z");
+    validity.extend(der(0x17, b"341231000000Z"));
+    tbs.extend(der(0x30, &validity));
+    tbs.extend(name(cn));
+    let mut spki = der(0x30, &oid(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]));
+    spki.extend(der(0x03, &rng.bytes(66)));
+    tbs.extend(der(0x30, &spki));
+    let general: Vec<u8> = sans.iter().flat_map(|n| der(0x82, n.as_bytes())).collect();
+    let mut san = oid(&[0x55, 0x1d, 0x11]);
+    san.extend(der(0x04, &der(0x30, &general)));
+    tbs.extend(der(0xa3, &der(0x30, &der(0x30, &san))));
+    let mut cert = der(0x30, &tbs);
+    cert.extend(&sha256_rsa);
+    cert.extend(der(0x03, &rng.bytes(257)));
+    der(0x30, &cert)
+}
+
+/// What a TLS 1.2 server sends first: ServerHello, Certificate (the server's own certificate
+/// for `cn` and `sans`, then an issuer's) and ServerHelloDone, in records of at most `max` bytes.
+pub fn server_flight_tls12(seed: u64, cn: &str, sans: &[&str], max: usize) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut hello = Vec::with_capacity(80);
+    put16(&mut hello, 0x0303);
+    hello.extend(rng.bytes(32));
+    put_vec(&mut hello, 1, &rng.bytes(32));
+    put16(&mut hello, 0xc02f);
+    hello.push(0);
+    let mut exts = Vec::new();
+    ext(&mut exts, 0xff01, &[0]);
+    put_vec(&mut hello, 2, &exts);
+    let mut certs = Vec::new();
+    for c in [
+        certificate(seed, cn, sans),
+        certificate(mix(seed, 2), "Picket Synth CA", &[]),
+    ] {
+        put_vec(&mut certs, 3, &c);
+    }
+    let mut list = Vec::new();
+    put_vec(&mut list, 3, &certs);
+    let mut flight = handshake(2, &hello);
+    flight.extend(handshake(11, &list));
+    flight.extend(handshake(14, &[]));
+    records(0x16, 0x0303, &flight, max)
+}
+
 /// Builds TLS 1.3 application-data records of random content, at least one and about `len` bytes.
 pub fn app_data(seed: u64, len: usize) -> Vec<u8> {
     let mut rng = Rng::new(seed);

@@ -125,7 +125,8 @@ pub type Filter = Box<dyn FrameFilter>;
 
 impl Merge {
     /// Prepares to read `inputs`. In time order, each input's first packet is looked at now
-    /// (standard input stays open; a file is opened again when its time comes).
+    /// (standard input, a FIFO or a device stays open; a file is opened again when its time
+    /// comes).
     pub fn new(inputs: &[Input], order: Order) -> Self {
         let mut m = Merge {
             waiting: Vec::new(),
@@ -169,8 +170,14 @@ impl Merge {
                             continue;
                         }
                     };
-                    // Standard input cannot be opened twice: it stays open, its head read.
-                    let held = (*input == Input::Stdin).then_some((src, head));
+                    // Standard input, a FIFO or a device cannot be read twice from its start: it
+                    // stays open, its head read (a regular file is opened again when its time
+                    // comes, so that many files do not hold buffers at once).
+                    let once = match input {
+                        Input::Stdin => true,
+                        Input::Path(p) => std::fs::metadata(p).is_ok_and(|m| !m.is_file()),
+                    };
+                    let held = once.then_some((src, head));
                     m.waiting.push((first, input.clone(), held));
                 }
                 // Latest first, so the next to open is last; among equal times the first given
