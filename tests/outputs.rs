@@ -2,6 +2,7 @@
 //! with exact counts of what reached the file; appending on a clean line; replacing atomically.
 // See: #14 (part 5), #15 (part 3)
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -224,11 +225,18 @@ struct Fed {
     child: std::process::Child,
     feeder: Option<std::thread::JoinHandle<()>>,
     more: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The replay has ended: the feeder stops.
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     dir: tempfile::TempDir,
 }
 
 impl Fed {
     fn start(flows: usize, hold: bool) -> Fed {
+        Self::start_with(flows, hold, &[])
+    }
+
+    /// [`Fed::start`] with extra options.
+    fn start_with(flows: usize, hold: bool, extra: &[&str]) -> Fed {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
         let dir = tempfile::tempdir().expect("temp dir");
@@ -248,6 +256,7 @@ impl Fed {
             .arg(d.join("ev.jsonl"))
             .arg("--report")
             .arg(d.join("report.html"))
+            .args(extra)
             .arg(&fifo)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -255,6 +264,8 @@ impl Fed {
             .expect("picket starts");
         let more = Arc::new(AtomicBool::new(!hold));
         let go = Arc::clone(&more);
+        let done = Arc::new(AtomicBool::new(false));
+        let quit = Arc::clone(&done);
         let feeder = std::thread::spawn(move || {
             let Ok(f) = std::fs::OpenOptions::new().write(true).open(&fifo) else {
                 return;
@@ -263,6 +274,9 @@ impl Fed {
             for (i, p) in picket_synth::many_flows(10_000_000, 3).enumerate() {
                 while i >= flows * 5 && !go.load(Ordering::Relaxed) {
                     std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                if done.load(Ordering::Relaxed) {
+                    return;
                 }
                 if w.write(&p).is_err() {
                     return;
@@ -273,7 +287,35 @@ impl Fed {
             child,
             feeder: Some(feeder),
             more,
+            done: quit,
             dir,
+        }
+    }
+
+    /// Waits for the first events in the file (60 s failure bound): the replay is reading, its
+    /// signal handlers in place.
+    fn wait_for_events(&self) {
+        let ev = self.dir.path().join("ev.jsonl");
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::metadata(&ev).map_or(true, |m| m.len() == 0) {
+            assert!(std::time::Instant::now() < end, "no events within 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the events output to be created (60 s failure bound): the replay's signal
+    /// handlers are in place by then.
+    fn wait_for_outputs(&self) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let made = || {
+            std::fs::read_dir(self.dir.path()).is_ok_and(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains("ev.jsonl"))
+            })
+        };
+        while !made() {
+            assert!(std::time::Instant::now() < end, "no output within 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
 
@@ -297,7 +339,14 @@ impl Fed {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let o = self.child.wait_with_output().expect("output");
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
         self.more.store(true, std::sync::atomic::Ordering::Relaxed);
+        // A feeder still waiting to open the FIFO (the replay ended before reading it) gets
+        // a reader, then a broken pipe.
+        let _unblock = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(self.dir.path().join("in.pcap"));
         if let Some(f) = self.feeder.take() {
             let _ = f.join();
         }
@@ -325,13 +374,7 @@ fn table_number(table: &str, label: &str) -> u64 {
 
 fn stopped_run_wrote_everything(sig: &str, times: usize, status: i32) {
     let fed = Fed::start(200, false);
-    // Events reach the file as they are made; wait for the first (60 s failure bound).
-    let ev = fed.dir.path().join("ev.jsonl");
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::fs::metadata(&ev).map_or(true, |m| m.len() == 0) {
-        assert!(std::time::Instant::now() < end, "no events within 60 s");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    fed.wait_for_events();
     for _ in 0..times {
         fed.signal(sig);
     }
@@ -361,7 +404,7 @@ fn issue_14_two_sigterms_exit_143_with_the_report_whole() {
 fn issue_15_a_third_stop_signal_exits_at_once_leaving_no_temporary_file() {
     // The feeder holds the rest back: the replay waits on its input and cannot end by itself.
     let fed = Fed::start(50, true);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    fed.wait_for_outputs();
     for _ in 0..3 {
         fed.signal("TERM");
     }
@@ -382,4 +425,37 @@ fn issue_15_a_third_stop_signal_exits_at_once_leaving_no_temporary_file() {
     if ev.exists() {
         json_lines(&ev);
     }
+}
+
+// See: #15 (part 7)
+#[test]
+fn issue_15_stale_list_warning_once_per_run_without_colour_and_saying_what_to_do() {
+    let rules = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        rules.path().join("oldapp.toml"),
+        "id = \"oldapp\"\nname = \"Old\"\ncategory = \"messaging\"\nverdict = \"flag\"\n\
+         domains = [\"old.example\"]\n\n[prefixes]\nsource = \"a test list\"\n\
+         as_of = \"2001-01-01\"\nmax_age_days = 30\nlist = [\"192.0.2.0/24\"]\n",
+    )
+    .expect("rule file");
+    let fed = Fed::start_with(
+        50,
+        false,
+        &["--rules", rules.path().to_str().expect("utf-8")],
+    );
+    // Two reloads (SIGHUP) of the same stale list, while the replay reads.
+    fed.wait_for_events();
+    fed.signal("HUP");
+    fed.signal("HUP");
+    fed.signal("TERM");
+    let (code, _, err, _) = fed.wait();
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("rules reloaded"), "{err}");
+    assert_eq!(err.matches("past its max age").count(), 1, "{err}");
+    assert!(
+        err.contains("--rules DIR") && err.contains("picket rules check"),
+        "{err}"
+    );
+    // Standard error is a pipe here: no colour codes.
+    assert!(!err.contains('\x1b'), "{err:?}");
 }

@@ -3,7 +3,7 @@
 
 use super::load_rules;
 use anyhow::{Context, Result};
-use picket::export::events::ClientAddrs;
+use picket::export::events::{ClientAddrs, EventFormat};
 use picket::export::http::{HttpServer, HttpState, WebState};
 use picket::export::lines::Existing;
 use picket::export::metrics::Metrics;
@@ -12,7 +12,7 @@ use picket::export::sink::{Sink, SinkOptions};
 use picket::flow::FlowConfig;
 use picket::pipeline::{self, Control};
 use picket::rules::CompiledRules;
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -45,6 +45,10 @@ pub struct CommonArgs {
     /// Use the rule files of DIR instead of the embedded defaults (reloaded on SIGHUP).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// Layer the rule files (`*.toml`, `*.list`) of DIR on the rules in force (repeatable): a
+    /// file whose app id is already defined replaces that app's file; others are added.
+    #[arg(long, value_name = "DIR")]
+    pub rules_add: Vec<PathBuf>,
     /// A policy file that overrides the rules' default verdicts (reloaded on SIGHUP).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -84,8 +88,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub flow_update: u64,
     /// A packet more than SECS seconds ahead of the sensor's clock and of the median of the
-    /// recent packets (a damaged or forged timestamp) neither moves the clock nor keeps its
-    /// time; it is counted, and its flow tracked at the clock's time.
+    /// recent packets (a damaged or forged timestamp) does not move the clock, so no flow ends
+    /// for it; it is counted.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub clock_bound: u64,
     /// This sensor's name: in every event, and prefixed to flow ids so they are unique across a
@@ -101,6 +105,14 @@ pub struct CommonArgs {
     /// hash; flow ids are keyed too in the last two, so they cannot be reversed.
     #[arg(long, value_enum, value_name = "MODE", default_value = "keep")]
     pub client_addresses: ClientAddrMode,
+    /// The layout of events: Picket's field names, or the Elastic Common Schema's (for
+    /// Elasticsearch and OpenSearch without an ingest pipeline).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "picket")]
+    pub events_format: EventsFormat,
+    /// The seed of events' `community_id` (Community ID v1): the one the tools whose records are
+    /// joined with these use.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
     /// Key for `--client-addresses hash`: a file of at least 32 bytes (the same key gives the
     /// same hashes across runs and sensors) [default: a random key for this run].
     #[arg(long, value_name = "FILE")]
@@ -110,6 +122,15 @@ pub struct CommonArgs {
     /// hashes); read again when it changes.
     #[arg(long, value_name = "FILE")]
     pub web_config: Option<PathBuf>,
+}
+
+/// `--events-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsFormat {
+    /// Picket's field names.
+    Picket,
+    /// Elastic Common Schema names.
+    Ecs,
 }
 
 /// `--client-addresses`.
@@ -177,7 +198,11 @@ impl CommonArgs {
 
     /// Loads the rules these options name.
     pub fn load_rules(&self) -> Result<CompiledRules> {
-        load_rules(self.rules.as_deref(), self.policy.as_deref())
+        load_rules(
+            self.rules.as_deref(),
+            &self.rules_add,
+            self.policy.as_deref(),
+        )
     }
 
     /// How the consumer writes, for `workers` workers.
@@ -189,6 +214,11 @@ impl CommonArgs {
             workers,
             alert_interval_ns: self.alert_interval.saturating_mul(SEC),
             clients: self.client_addrs()?,
+            community_id_seed: self.community_id_seed,
+            format: match self.events_format {
+                EventsFormat::Picket => EventFormat::Picket,
+                EventsFormat::Ecs => EventFormat::Ecs,
+            },
             existing: if self.append {
                 Existing::Append
             } else {
@@ -285,8 +315,12 @@ pub fn check_outputs(inputs: &[PathBuf], outputs: &[(&str, Option<&Path>)]) -> R
 
 /// Sets up logging to standard error.
 pub fn init_logs(format: LogFormat) {
+    // Colour only for a person at a terminal, and not when NO_COLOR is set (no-color.org).
+    let colour =
+        io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let b = tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(colour)
         .with_max_level(tracing::Level::INFO)
         .with_target(false);
     // A second initialisation (tests) is harmless: the first subscriber stays.

@@ -45,12 +45,18 @@ use anyhow::{Context, Result};
 use picket::rules::{self as ruleset, CompiledRules};
 use std::path::Path;
 
-/// Loads the rules of `dir` (or the embedded defaults) with an optional extra policy file.
-pub fn load_rules(dir: Option<&Path>, policy: Option<&Path>) -> Result<CompiledRules> {
-    let sources = match dir {
-        Some(d) => ruleset::dir_sources(d).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => ruleset::default_sources(),
-    };
+/// Loads the rules of `dir` (or the embedded defaults) with the files of the `add` folders
+/// layered on (see [`ruleset::layered_sources`]) and an optional extra policy file.
+pub fn load_rules(
+    dir: Option<&Path>,
+    add: &[std::path::PathBuf],
+    policy: Option<&Path>,
+) -> Result<CompiledRules> {
+    let (sources, replaced) =
+        ruleset::layered_sources(dir, add).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
+    for r in &replaced {
+        tracing::info!("rules: {r}");
+    }
     let policy = match policy {
         Some(p) => Some(
             ruleset::Source::from_file(p)
@@ -61,12 +67,32 @@ pub fn load_rules(dir: Option<&Path>, policy: Option<&Path>) -> Result<CompiledR
     let rules = ruleset::load(&sources, policy.as_ref())
         .map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
     let stale = rules.stale_lists(ruleset::today());
+    // Once per run: a reload (SIGHUP) of the same lists has nothing new to say.
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if let Some(oldest) = stale.iter().max_by_key(|s| s.age_days) {
-        tracing::warn!(
-            "{} IP prefix list(s) past their max age (oldest: {}); `picket rules check` lists them",
-            stale.len(),
-            oldest
-        );
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let whose = match dir {
+                Some(d) => format!("the rules in {}", d.display()),
+                None => "the embedded rules".to_string(),
+            };
+            let n = stale.len();
+            let (lists, are) = if n == 1 {
+                ("list", "is")
+            } else {
+                ("lists", "are")
+            };
+            tracing::warn!(
+                "{n} IP prefix {lists} of {whose} {are} past {} max age (oldest: {}'s, {} days, \
+                 as of {}): flows to those apps' addresses without a server name may be missed \
+                 or misnamed. Server names, DNS and STUN are not affected. To refresh: `picket \
+                 rules check` names each list and its source; put updated copies in a rules \
+                 folder and pass --rules DIR",
+                if n == 1 { "its" } else { "their" },
+                oldest.app,
+                oldest.age_days,
+                oldest.as_of
+            );
+        }
     }
     Ok(rules)
 }

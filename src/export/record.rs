@@ -6,7 +6,7 @@
 //! [`RecordBatch`] per worker, with the worker's progress in packet time (its watermark).
 
 use crate::capture::Timestamp;
-use crate::classify::Classification;
+use crate::classify::{Classification, Explanation, Unattributed};
 use crate::decode::{Addr, DecodeStats, Segment, Skip, Transport, MAX_VLANS};
 use crate::macros::counter_enum;
 use crate::proto::tls::TlsSummary;
@@ -82,11 +82,17 @@ pub struct FlowView {
     pub cert_name: Option<Box<str>>,
     /// The app, when the flow was classified (boxed, as `tls`).
     pub app: Option<Box<Classification>>,
+    /// With an app: every signal that spoke, and the confidence (shared: a view copies no list).
+    pub explain: Option<Arc<Explanation>>,
     /// With an app decided by a DNS answer: the name whose answer gave the server's address.
     pub dns_name: Option<Arc<str>>,
     /// What the flow showed of evasion (its own anomalies, every server name seen); boxed, as
     /// `tls`, and only on flows that showed any.
     pub evasion: Option<Box<Evasion>>,
+    /// A DNS flow: the name it asked for.
+    pub dns_query: Option<Box<str>>,
+    /// An ended flow without an app: why (set in the flow's last record only).
+    pub unattributed: Option<Unattributed>,
 }
 
 /// A flow's own anomalies and the server names it carried, where a peer tried to make the
@@ -391,8 +397,8 @@ pub struct ReadStats {
     pub errors: Vec<String>,
     /// CPU time of the sources' helper threads (files read ahead), summed when each ends.
     pub helper_cpu: Duration,
-    /// Packets the sensor's clock did not believe, stamped with its time instead: far ahead of
-    /// the capture's time, and more than a second behind it (`pipeline::clock`).
+    /// Packets the sensor's clock did not believe: too far ahead of the capture's time to move
+    /// it, and more than a second behind it (stamped with its time; `pipeline::clock`).
     pub clock_ahead: u64,
     /// See `clock_ahead`.
     pub clock_behind: u64,
@@ -468,8 +474,11 @@ impl FlowView {
             tls: None,
             cert_name: None,
             app: None,
+            explain: None,
             dns_name: None,
             evasion: None,
+            dns_query: None,
+            unattributed: None,
         }
     }
 }

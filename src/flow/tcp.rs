@@ -11,6 +11,7 @@ use crate::classify;
 use crate::decode::{tcp_flags, tcp_opts, PacketMeta, Transport};
 use crate::export::record::Anomaly;
 use crate::proto::cert;
+use crate::proto::shape::{self, Shape};
 use crate::proto::stun;
 use crate::proto::tls::{self, ClientHello, TlsSummary};
 use crate::rules::CompiledRules;
@@ -451,6 +452,9 @@ impl FlowTracker {
             f.hello_done = true;
             return;
         };
+        if seq == base && f.shape == Shape::None {
+            f.shape = shape::tcp(payload);
+        }
         let uncharged = prefix.charged() == 0;
         let ins = prefix.insert(seq, payload);
         let taken = uncharged && prefix.charged() > 0;

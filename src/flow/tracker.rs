@@ -11,7 +11,9 @@ use super::{FlowConfig, Out};
 use crate::capture::Timestamp;
 use crate::classify;
 use crate::decode::{tcp_flags, PacketMeta, Transport};
-use crate::export::record::{Anomaly, AppCount, EndReason, FlowRecord, Mark, Record, WorkerStats};
+use crate::export::record::{
+    Anomaly, AppCount, EndReason, FlowRecord, FlowView, Mark, Record, WorkerStats,
+};
 use crate::proto::tls::{ClientHello, MAX_SNI};
 use crate::rules::CompiledRules;
 use std::collections::VecDeque;
@@ -400,7 +402,7 @@ impl FlowTracker {
             for &(_, id, i, reason) in &order[k..end] {
                 if let Some(flow) = self.table.remove(i) {
                     out.push(Record::Flow(FlowRecord {
-                        flow: flow.into_view(),
+                        flow: ended_view(&self.rules, flow),
                         reason,
                         at,
                     }));
@@ -439,7 +441,7 @@ impl FlowTracker {
         self.close(i, at, out);
         if let Some(flow) = self.table.remove(i) {
             out.push(Record::Flow(FlowRecord {
-                flow: flow.into_view(),
+                flow: ended_view(&self.rules, flow),
                 reason,
                 at,
             }));
@@ -476,6 +478,14 @@ impl FlowTracker {
     }
 }
 
+/// An ended flow as export sees it, with the reason it stayed unattributed if it has no app.
+fn ended_view(rules: &CompiledRules, flow: Flow) -> FlowView {
+    let unattributed = flow.unattributed(rules);
+    let mut view = flow.into_view();
+    view.unattributed = unattributed;
+    view
+}
+
 /// Decides a flow whose facts are complete (its handshake search is over, or it ends), if it is
 /// not decided yet: counts it in its app's slot of `apps` and raises its alert. `ts` is the
 /// deciding packet's time, `at` the sensor's. (A free function: the flow is borrowed from the
@@ -497,10 +507,10 @@ pub(super) fn decide(
             f.tls = Some(d);
         }
     }
-    let mut decided = classify::decide(&f.facts(), rules);
+    let mut decided = classify::decide_explained(&f.facts(), rules);
     // Two names and no telling which the server got: a flagged app among them alerts.
     if let Some(e) = f.evasion.as_deref() {
-        if !decided.as_ref().is_some_and(|c| c.alert) {
+        if !decided.as_ref().is_some_and(|(c, _)| c.alert) {
             let source = if f.key.transport == Transport::Udp {
                 classify::AppSource::QuicSni
             } else {
@@ -512,11 +522,21 @@ pub(super) fn decide(
                 .filter_map(|n| classify::by_server_name(rules, n.as_bytes(), source))
                 .find(|c| c.alert)
             {
-                decided = Some(c);
+                let evidence = vec![classify::Evidence {
+                    source: c.source,
+                    app: Arc::clone(&c.app),
+                    rule: c.rule.clone(),
+                    value: classify::EvidenceValue::ServerName,
+                }];
+                let explain = classify::Explanation {
+                    evidence,
+                    confidence: classify::Confidence::Low,
+                };
+                decided = Some((c, explain));
             }
         }
     }
-    let Some(c) = decided else {
+    let Some((c, explain)) = decided else {
         return;
     };
     let slot = match apps
@@ -541,6 +561,7 @@ pub(super) fn decide(
     }
     let alert = c.alert;
     f.app = Some(Box::new(c));
+    f.explain = Some(Arc::new(explain));
     if alert {
         out.push(Record::Alert {
             ts,

@@ -389,7 +389,7 @@ impl<'scope> Dispatch<'scope> {
         }
     }
 
-    /// Packets stamped with the clock's time: (too far ahead, too far behind).
+    /// Packets the clock did not believe: (too far ahead to move it, too far behind it).
     pub fn clock_adjusted(&self) -> (u64, u64) {
         (self.clock.ahead, self.clock.behind)
     }
@@ -404,6 +404,7 @@ impl<'scope> Dispatch<'scope> {
 
     /// Gives every worker new rules, for flows classified from now on.
     pub fn set_rules(&mut self, rules: &Arc<CompiledRules>) {
+        self.publish(self.read_ts);
         for h in &self.workers {
             // A worker that is gone has already stopped; nothing to update.
             let _ = h.tx.send(Msg::Rules(Arc::clone(rules)));

@@ -2,7 +2,7 @@
 //! that claim it. A lookup allocates nothing: the name is lower-cased into a stack buffer and
 //! its suffixes are looked up as borrowed slices.
 
-use super::parse::{AppDef, Category, RuleSet};
+use super::parse::{AppDef, RuleSet};
 use super::Verdict;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,10 +12,12 @@ use std::sync::Arc;
 pub struct App {
     /// App id.
     pub id: Arc<str>,
+    /// The stable id of its rules (`rule_id` of its file).
+    pub rule_id: Arc<str>,
     /// Display name.
     pub name: Arc<str>,
-    /// Category.
-    pub category: Category,
+    /// Category (`messaging`, `conferencing`, …: open names).
+    pub category: Arc<str>,
     /// Verdict (policy applied).
     pub verdict: Verdict,
     /// Its flows raise alerts.
@@ -94,6 +96,51 @@ pub struct CompiledRules {
     ech_public: Vec<(Box<str>, bool)>,
     /// JA4 fingerprints of apps' own TLS stacks.
     ja4: HashMap<Box<str>, DomainMatch, foldhash::fast::FixedState>,
+    /// Traffic that hides what it carries (`hidden.toml`).
+    hidden: Hidden,
+}
+
+/// The compiled `hidden.toml`: small lists, read once per unattributed flow at its end.
+#[derive(Clone, Debug, Default)]
+struct Hidden {
+    resolver_names: Vec<(Box<str>, bool)>,
+    resolver_prefixes: Vec<(std::net::IpAddr, u8)>,
+    vpn_names: Vec<(Box<str>, bool)>,
+}
+
+/// Whether `host` is one of `list`'s names, exactly or (entries not marked exact) as a
+/// subdomain; case and a final dot aside.
+fn name_in(list: &[(Box<str>, bool)], host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    list.iter().any(|(n, exact)| {
+        host.eq_ignore_ascii_case(n)
+            || (!exact
+                && host.len() > n.len()
+                && host.as_bytes()[host.len() - n.len() - 1] == b'.'
+                && host
+                    .get(host.len() - n.len()..)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(n)))
+    })
+}
+
+/// Whether `ip` is in the prefix `net`/`len`.
+fn in_prefix(ip: std::net::IpAddr, net: std::net::IpAddr, len: u8) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    match (ip, net) {
+        (V4(a), V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (V6(a), V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 /// A compiled prefix list's provenance: app, `file:line`, as-of date and day, max age.
@@ -146,6 +193,13 @@ fn client_side(
                     super::BytePattern::OneOf(v) => v.contains(b),
                 })
         })
+}
+
+/// Names of a list as the compiled matchers hold them.
+fn names_of(list: &[super::parse::DomainEntry]) -> Vec<(Box<str>, bool)> {
+    list.iter()
+        .map(|d| (d.name.clone().into_boxed_str(), d.exact))
+        .collect()
 }
 
 impl CompiledRules {
@@ -235,8 +289,9 @@ impl CompiledRules {
                 }
                 App {
                     id: Arc::from(a.id.as_str()),
+                    rule_id: Arc::from(a.rule_id.as_str()),
                     name: Arc::from(a.name.as_str()),
-                    category: a.category,
+                    category: Arc::from(a.category.as_str()),
                     verdict: a.verdict,
                     alert: a.verdict == Verdict::Flag || a.alert,
                 }
@@ -273,6 +328,16 @@ impl CompiledRules {
                 .iter()
                 .map(|d| (d.name.clone().into_boxed_str(), d.exact))
                 .collect(),
+            hidden: Hidden {
+                resolver_names: names_of(&set.hidden.resolver_names),
+                resolver_prefixes: set
+                    .hidden
+                    .resolver_prefixes
+                    .iter()
+                    .map(|p| (p.addr, p.len))
+                    .collect(),
+                vpn_names: names_of(&set.hidden.vpn_names),
+            },
         }
     }
 
@@ -282,6 +347,24 @@ impl CompiledRules {
             return None;
         }
         self.ja4.get(ja4)
+    }
+
+    /// Whether `host` is a public encrypted-DNS resolver's server name (`hidden.toml`).
+    pub fn is_resolver_name(&self, host: &str) -> bool {
+        name_in(&self.hidden.resolver_names, host)
+    }
+
+    /// Whether `ip` is a public encrypted-DNS resolver's address (`hidden.toml`).
+    pub fn is_resolver_addr(&self, ip: std::net::IpAddr) -> bool {
+        self.hidden
+            .resolver_prefixes
+            .iter()
+            .any(|&(n, l)| in_prefix(ip, n, l))
+    }
+
+    /// Whether `host` is a commercial VPN service's server name (`hidden.toml`).
+    pub fn is_vpn_name(&self, host: &str) -> bool {
+        name_in(&self.hidden.vpn_names, host)
     }
 
     /// Whether `host` is the public name of an ECH client-facing server (from `ech.toml`): a
@@ -456,12 +539,14 @@ mod tests {
 
     fn rules() -> CompiledRules {
         let a = r#"id = "ms"
+rule_id = "t:ms"
 name = "MS"
 category = "social"
 verdict = "observe"
 domains = ["microsoft.example"]
 "#;
         let b = r#"id = "teams"
+rule_id = "t:teams"
 name = "Teams"
 category = "conferencing"
 verdict = "flag"
@@ -488,19 +573,19 @@ domains = [
         let r = rules();
         assert_eq!(
             app_of(&r, "teams.microsoft.example").as_deref(),
-            Some("teams@teams.toml:6")
+            Some("teams@teams.toml:7")
         );
         assert_eq!(
             app_of(&r, "EU.Teams.Microsoft.Example.").as_deref(),
-            Some("teams@teams.toml:6")
+            Some("teams@teams.toml:7")
         );
         assert_eq!(
             app_of(&r, "www.microsoft.example").as_deref(),
-            Some("ms@ms.toml:5")
+            Some("ms@ms.toml:6")
         );
         assert_eq!(
             app_of(&r, "microsoft.example").as_deref(),
-            Some("ms@ms.toml:5")
+            Some("ms@ms.toml:6")
         );
         // Not on a label boundary.
         assert_eq!(app_of(&r, "notmicrosoft.example"), None);
@@ -512,7 +597,7 @@ domains = [
         let r = rules();
         assert_eq!(
             app_of(&r, "login.example").as_deref(),
-            Some("teams@teams.toml:7")
+            Some("teams@teams.toml:8")
         );
         assert_eq!(app_of(&r, "a.login.example"), None);
     }
@@ -520,6 +605,7 @@ domains = [
     #[test]
     fn match_addr_longest_prefix_wins_and_stale_lists_are_reported() {
         let a = r#"id = "wide"
+rule_id = "t:wide"
 name = "Wide"
 category = "social"
 verdict = "observe"
@@ -529,6 +615,7 @@ as_of = "2024-01-01"
 list = ["198.51.100.0/24", "2001:db8::/32"]
 "#;
         let b = r#"id = "narrow"
+rule_id = "t:narrow"
 name = "Narrow"
 category = "messaging"
 verdict = "flag"
@@ -553,14 +640,14 @@ list = [
         };
         assert_eq!(
             app("198.51.100.200").as_deref(),
-            Some("narrow@narrow.toml:10")
-        );
-        assert_eq!(app("198.51.100.7").as_deref(), Some("wide@wide.toml:8"));
-        assert_eq!(
-            app("2001:db8:1::5").as_deref(),
             Some("narrow@narrow.toml:11")
         );
-        assert_eq!(app("2001:db8:2::5").as_deref(), Some("wide@wide.toml:8"));
+        assert_eq!(app("198.51.100.7").as_deref(), Some("wide@wide.toml:9"));
+        assert_eq!(
+            app("2001:db8:1::5").as_deref(),
+            Some("narrow@narrow.toml:12")
+        );
+        assert_eq!(app("2001:db8:2::5").as_deref(), Some("wide@wide.toml:9"));
         assert_eq!(app("192.0.2.1"), None);
         assert_eq!(r.prefix_count(), 4);
         let day = super::super::day_number("2024-08-01").unwrap();
@@ -576,6 +663,7 @@ list = [
     #[test]
     fn match_payload_patterns_ports_and_transport() {
         let a = r#"id = "chat"
+rule_id = "t:chat"
 name = "Chat"
 category = "messaging"
 verdict = "flag"
@@ -604,7 +692,7 @@ bytes = "ff ff ff ff"
         };
         assert_eq!(
             hit(Tcp, 5222, &[0x45, 0x44, 0x99, 0x04, 0x08, 0xaa, 1]).as_deref(),
-            Some("chat.toml:5")
+            Some("chat.toml:6")
         );
         assert_eq!(
             hit(Tcp, 5222, &[0x45, 0x44, 0x99, 0x03, 0x08, 0xaa]),
@@ -623,7 +711,7 @@ bytes = "ff ff ff ff"
         );
         assert_eq!(
             hit(Udp, 9, &[0, 0, 0xff, 0xff, 0xff, 0xff]).as_deref(),
-            Some("chat.toml:9")
+            Some("chat.toml:10")
         );
         assert_eq!(r.signature_reach(Tcp), 6);
         let weak = a.replace("bytes = \"ff ff ff ff\"", "bytes = \"ff ?? ff\"");
@@ -678,6 +766,7 @@ bytes = "ff ff ff ff"
     #[test]
     fn reply_size_signatures_wait_for_the_server() {
         let base = r#"id = "fixed"
+rule_id = "t:fixed"
 name = "Fixed"
 category = "messaging"
 verdict = "observe"
@@ -706,7 +795,7 @@ reply_size = 80
         let ix = r.reply_candidate(5222, &d, 48).expect("client side");
         assert_eq!(
             r.match_reply(ix, 80).map(|m| m.rule.to_string()).as_deref(),
-            Some("fixed.toml:5")
+            Some("fixed.toml:6")
         );
         assert!(r.match_reply(ix, 81).is_none(), "another reply size");
         assert!(r.reply_candidate(5222, &d[..47], 47).is_none(), "size");
@@ -727,12 +816,12 @@ reply_size = 80
         ] {
             let e = one(&weak).unwrap_err();
             assert!(e.0[0].message.contains("has 2.0"), "{why}: {e}");
-            assert_eq!(e.0[0].line, 6, "{why}: {e}");
+            assert_eq!(e.0[0].line, 7, "{why}: {e}");
         }
         let udp = base.replace("\"tcp\"", "\"udp\"");
         let e = one(&udp).unwrap_err();
         assert!(e.0[0].message.contains("reply_size is for TCP"), "{e}");
-        assert_eq!((e.0[0].line, e.0[0].col), (9, 14), "{e}");
+        assert_eq!((e.0[0].line, e.0[0].col), (10, 14), "{e}");
         let e = one(&base.replace("size = 48", "size = 0")).unwrap_err();
         assert!(e.0[0].message.contains("size 0"), "{e}");
     }
