@@ -8,7 +8,7 @@ use super::table::TimeoutClass;
 use crate::capture::Timestamp;
 use crate::classify::{self, AppSource, Classification, Explanation, Facts, Unattributed, Unseen};
 use crate::decode::{Addr, PacketMeta, Transport};
-use crate::export::record::{Anomaly, DirStats, EndReason, Evasion, FlowView, Vlans};
+use crate::export::record::{Anomaly, CallCounts, DirStats, EndReason, Evasion, FlowView, Vlans};
 use crate::proto::quic;
 use crate::proto::shape::Shape;
 use crate::proto::tls::TlsSummary;
@@ -153,6 +153,8 @@ pub struct Flow {
     pub(super) reply: Option<ReplyWait>,
     /// What the flow showed of evasion, once it showed any.
     pub evasion: Option<Box<Evasion>>,
+    /// UDP: its STUN and ChannelData packets.
+    pub calls: CallCounts,
 }
 
 impl Flow {
@@ -187,6 +189,7 @@ impl Flow {
             looked: 0,
             reply: None,
             evasion: None,
+            calls: CallCounts::default(),
         }
     }
 
@@ -219,6 +222,7 @@ impl Flow {
             server: self.server().0.ip(),
             client: self.client().0.ip(),
             client_known: self.tcp.syn,
+            server_port: self.server().1,
         }
     }
 
@@ -271,6 +275,7 @@ impl Flow {
             evasion: self.evasion.clone(),
             dns_query: self.dns_query.clone(),
             unattributed: None,
+            calls: self.calls,
         }
     }
 
@@ -298,6 +303,7 @@ impl Flow {
             evasion: self.evasion,
             dns_query: self.dns_query,
             unattributed: None,
+            calls: self.calls,
         }
     }
 
