@@ -199,17 +199,17 @@ fn rules_check_reports_file_line_col_and_exits_1() {
     let t = Tmp::new();
     t.file(
         "chat.toml",
-        b"id = \"chat\"\nname = \"Chat\"\ncategory = \"messaging\"\nverdict = \"block\"\ndomains = [\"a..b\"]\n",
+        b"id = \"chat\"\nrule_id = \"t:chat\"\nname = \"Chat\"\ncategory = \"messaging\"\nverdict = \"block\"\ndomains = [\"a..b\"]\n",
     );
     let o = picket(&["rules", "check", s(t.0.path())]);
     no_panic(&o);
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
     assert!(
-        err.contains("chat.toml:4:11: unknown verdict 'block'"),
+        err.contains("chat.toml:5:11: unknown verdict 'block'"),
         "{err}"
     );
-    assert!(err.contains("chat.toml:5:12:"), "{err}");
+    assert!(err.contains("chat.toml:6:12:"), "{err}");
     assert!(err.contains("2 error(s)"), "{err}");
 }
 

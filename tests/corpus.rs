@@ -1,6 +1,7 @@
 //! The labelled corpus in ../shared/corpus (real captures written by others): every ClientHello
 //! server name that tshark dissects (TCP and QUIC) must appear on its flow, and app recall and
-//! precision must stay at or above 95% overall, with no app's recall under 80%. Scored by the corpus's own tool, `../shared/tools/score`.
+//! precision must stay at or above 95% (recall 94%) overall, with no app's recall under 80%
+//! (Discord's 75%: see below). Scored by the corpus's own tool, `../shared/tools/score`.
 //! Skips, saying so, when the corpus or the scorer is absent; fails instead under `CI=true` or
 //! `PICKET_LIVE_TESTS=1`.
 
@@ -22,8 +23,10 @@ fn corpus_sni_agreement_and_app_recall_and_precision() {
         .args([
             "--min-sni",
             "100",
+            // 94, not 95, since Discord's address list went (issue 18 item 8): AS49544 is
+            // i3D.net's, a hosting company's, and 8 voice flows of discord.pcap had no other signal.
             "--min-recall",
-            "95",
+            "94",
             "--min-precision",
             "95",
         ])
@@ -53,9 +56,11 @@ fn corpus_sni_agreement_and_app_recall_and_precision() {
             continue;
         };
         apps += 1;
+        // Discord: 29 of 37 once the hosting company's address list was dropped (above).
+        let floor = if app == "discord" { 75 } else { 80 };
         assert!(
-            labelled == 0 || recall >= 80,
-            "{app}: recall {recall}% of {labelled} labelled flows is under 80%"
+            labelled == 0 || recall >= floor,
+            "{app}: recall {recall}% of {labelled} labelled flows is under {floor}%"
         );
     }
     assert!(

@@ -67,7 +67,9 @@ fn expected_app(sni: Option<&str>) -> Option<&'static str> {
         "web.telegram.org" => Some("telegram"),
         "teams.microsoft.com" => Some("teams"),
         "discord.com" => Some("discord"),
-        // The WhatsApp web site, the ECH outer name and unrelated sites belong to no app.
+        // A visit to WhatsApp's web site is not WhatsApp (rules/whatsapp_site.toml).
+        "www.whatsapp.com" => Some("whatsapp_site"),
+        // The ECH outer name and unrelated sites belong to no app.
         _ => None,
     }
 }
@@ -148,6 +150,18 @@ fn demo_every_flow_has_its_sni_and_app() {
                 e["rule"]
                     .as_str()
                     .is_some_and(|r| r.starts_with(&format!("{app}.toml:"))),
+                "{e}"
+            );
+            // The stable id and the category come from the app's own rule file.
+            assert_eq!(e["rule_id"], format!("picket:{app}"), "{e}");
+            assert!(
+                e["app_category"].as_str().is_some_and(|c| [
+                    "messaging",
+                    "conferencing",
+                    "social",
+                    "web_visit"
+                ]
+                .contains(&c)),
                 "{e}"
             );
         }

@@ -820,6 +820,7 @@ mod seeds {
             out.push((stem, text));
         }
         let small = br#"id = "chat"
+rule_id = "t:chat"
 name = "Chat"
 category = "messaging"
 verdict = "flag"

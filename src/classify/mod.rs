@@ -79,6 +79,10 @@ pub struct Classification {
     pub source: AppSource,
     /// The rule, `file:line`.
     pub rule: Arc<str>,
+    /// The stable id of the app's rules (its file's `rule_id`), which edits do not move.
+    pub rule_id: Arc<str>,
+    /// The app's category from its rule file (`messaging`, `conferencing`, …).
+    pub category: Arc<str>,
     /// The policy verdict for the app.
     pub verdict: Verdict,
     /// Flows of this app raise an alert (verdict `flag`, or named by the policy's `alert`).
@@ -160,6 +164,8 @@ fn decided(rules: &CompiledRules, m: &DomainMatch, source: AppSource) -> Option<
         app: Arc::clone(&app.id),
         source,
         rule: Arc::clone(&m.rule),
+        rule_id: Arc::clone(&app.rule_id),
+        category: Arc::clone(&app.category),
         verdict: app.verdict,
         alert: app.alert,
     })
@@ -251,6 +257,7 @@ mod tests {
     fn rules_with_ja4() -> CompiledRules {
         let text = r#"
 id = "chat"
+rule_id = "t:chat"
 name = "Chat"
 category = "messaging"
 verdict = "flag"
@@ -283,6 +290,8 @@ list = ["192.0.2.0/24"]
             app: Arc::from(app),
             source,
             rule: Arc::from("x.toml:1"),
+            rule_id: Arc::from("x"),
+            category: Arc::from("messaging"),
             verdict: Verdict::Observe,
             alert: false,
         };
@@ -417,14 +426,19 @@ list = ["192.0.2.0/24"]
         assert_eq!(&*c.app, "whatsapp");
         assert_eq!(c.verdict, Verdict::Flag);
         assert!(c.rule.starts_with("whatsapp.toml:"), "{}", c.rule);
+        assert_eq!(
+            (&*c.rule_id, &*c.category),
+            ("picket:whatsapp", "messaging")
+        );
         assert!(by_server_name(&rules, b"www.example.com", AppSource::Sni).is_none());
         // Meta's shared infrastructure is not WhatsApp.
         let fb = by_server_name(&rules, b"static.xx.fbcdn.net", AppSource::Sni);
         assert!(fb.as_ref().is_none_or(|c| &*c.app != "whatsapp"), "{fb:?}");
     }
 
-    /// Meta's names, one app each or none: chat channels name their app; shared web and CDN
-    /// names, the Facebook Lite channel and a visit to whatsapp.com's web site name nothing.
+    /// Meta's names, one app each or none: chat channels name their app, Facebook's and
+    /// Instagram's own names theirs, a visit to whatsapp.com's web site the site (not
+    /// WhatsApp); shared CDN and SDK names name nothing.
     #[test]
     fn meta_names_are_told_apart() {
         let rules = crate::rules::defaults().unwrap();
@@ -437,16 +451,36 @@ list = ["192.0.2.0/24"]
         );
         assert_eq!(app(b"g.whatsapp.net").as_deref(), Some("whatsapp"));
         assert_eq!(app(b"web.whatsapp.com").as_deref(), Some("whatsapp"));
+        assert_eq!(app(b"mmg.whatsapp.net").as_deref(), Some("whatsapp"));
+        for (name, want) in [
+            (&b"www.facebook.com"[..], "facebook"),
+            (b"mqtt-mini.facebook.com", "facebook"),
+            (b"graph.facebook.com", "facebook"),
+            (b"xedge-mqtt.facebook.com", "facebook"),
+            (b"scontent.cdninstagram.com", "instagram"),
+            (b"i.instagram.com", "instagram"),
+            (b"www.whatsapp.com", "whatsapp_site"),
+            (b"faq.whatsapp.com", "whatsapp_site"),
+            (b"whatsapp.com", "whatsapp_site"),
+            (b"wa.me", "whatsapp_site"),
+        ] {
+            assert_eq!(
+                app(name).as_deref(),
+                Some(want),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+        let site = by_server_name(&rules, b"www.whatsapp.com", AppSource::Sni).unwrap();
+        assert_eq!(
+            (&*site.category, site.verdict, site.alert),
+            ("web_visit", Verdict::Observe, false)
+        );
         for shared in [
-            &b"mqtt-mini.facebook.com"[..],
-            b"www.facebook.com",
-            b"graph.facebook.com",
-            b"scontent.cdninstagram.com",
-            b"i.instagram.com",
+            &b"static.xx.fbcdn.net"[..],
+            b"connect.facebook.net",
             b"edge-mqtt.facebook.com.example.org",
-            b"xedge-mqtt.facebook.com",
-            b"www.whatsapp.com",
-            b"faq.whatsapp.com",
+            b"notwhatsapp.com",
         ] {
             assert_eq!(app(shared), None, "{}", String::from_utf8_lossy(shared));
         }

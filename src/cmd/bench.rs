@@ -204,7 +204,7 @@ fn pass_whole(
 
 /// Runs `picket bench`.
 pub fn run(a: Args) -> Result<ExitCode> {
-    let rules = Arc::new(load_rules(None, None)?);
+    let rules = Arc::new(load_rules(None, &[], None)?);
     pass_read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
     let read = best(a.repeat, || pass_read(&a.file))?;
     let mut decoded = 0;

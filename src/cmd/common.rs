@@ -45,6 +45,10 @@ pub struct CommonArgs {
     /// Use the rule files of DIR instead of the embedded defaults (reloaded on SIGHUP).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// Layer the rule files (`*.toml`, `*.list`) of DIR on the rules in force (repeatable): a
+    /// file whose app id is already defined replaces that app's file; others are added.
+    #[arg(long, value_name = "DIR")]
+    pub rules_add: Vec<PathBuf>,
     /// A policy file that overrides the rules' default verdicts (reloaded on SIGHUP).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -79,8 +83,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub flow_update: u64,
     /// A packet more than SECS seconds ahead of the sensor's clock and of the median of the
-    /// recent packets (a damaged or forged timestamp) neither moves the clock nor keeps its
-    /// time; it is counted, and its flow tracked at the clock's time.
+    /// recent packets (a damaged or forged timestamp) does not move the clock, so no flow ends
+    /// for it; it is counted.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub clock_bound: u64,
     /// This sensor's name: in every event, and prefixed to flow ids so they are unique across a
@@ -150,7 +154,11 @@ impl CommonArgs {
 
     /// Loads the rules these options name.
     pub fn load_rules(&self) -> Result<CompiledRules> {
-        load_rules(self.rules.as_deref(), self.policy.as_deref())
+        load_rules(
+            self.rules.as_deref(),
+            &self.rules_add,
+            self.policy.as_deref(),
+        )
     }
 
     /// How the consumer writes, for `workers` workers.

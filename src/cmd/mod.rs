@@ -45,12 +45,18 @@ use anyhow::{Context, Result};
 use picket::rules::{self as ruleset, CompiledRules};
 use std::path::Path;
 
-/// Loads the rules of `dir` (or the embedded defaults) with an optional extra policy file.
-pub fn load_rules(dir: Option<&Path>, policy: Option<&Path>) -> Result<CompiledRules> {
-    let sources = match dir {
-        Some(d) => ruleset::dir_sources(d).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => ruleset::default_sources(),
-    };
+/// Loads the rules of `dir` (or the embedded defaults) with the files of the `add` folders
+/// layered on (see [`ruleset::layered_sources`]) and an optional extra policy file.
+pub fn load_rules(
+    dir: Option<&Path>,
+    add: &[std::path::PathBuf],
+    policy: Option<&Path>,
+) -> Result<CompiledRules> {
+    let (sources, replaced) =
+        ruleset::layered_sources(dir, add).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
+    for r in &replaced {
+        tracing::info!("rules: {r}");
+    }
     let policy = match policy {
         Some(p) => Some(
             ruleset::Source::from_file(p)

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 pub const EXAMPLES: &str = "\
 Examples:
   picket rules check
-  picket rules check rules/ --policy policy.toml";
+  picket rules check rules/ --policy policy.toml
+  picket rules check --rules-add /etc/picket/rules.d";
 
 /// Rule-file subcommands.
 #[derive(Subcommand, Debug)]
@@ -26,6 +27,11 @@ pub enum RulesCmd {
         /// The rules folder [default: the embedded rules].
         #[arg(value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Folders of rule files (`*.toml`, `*.list`) layered on DIR or the embedded rules, as
+        /// `--rules-add` of replay and live layers them: a file of an app already defined
+        /// replaces it (each replacement is listed).
+        #[arg(long, value_name = "DIR")]
+        rules_add: Vec<PathBuf>,
         /// An extra policy file to validate with them, applied after the folder's own
         /// `policy.toml` (as `--policy` of replay and live is).
         #[arg(long, value_name = "FILE")]
@@ -35,16 +41,25 @@ pub enum RulesCmd {
 
 /// Runs a rules subcommand.
 pub fn run(cmd: RulesCmd) -> Result<ExitCode> {
-    let RulesCmd::Check { dir, policy } = cmd;
-    let sources = match &dir {
-        Some(d) => match rules::dir_sources(d) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("{e}");
-                return Ok(ExitCode::from(1));
+    let RulesCmd::Check {
+        dir,
+        rules_add,
+        policy,
+    } = cmd;
+    let sources = match rules::layered_sources(dir.as_deref(), &rules_add) {
+        Ok((s, replaced)) => {
+            for r in replaced {
+                println!("{r}");
             }
-        },
-        None => rules::default_sources(),
+            s
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s)", errs.0.len());
+            return Ok(ExitCode::from(1));
+        }
     };
     let policy_src = match &policy {
         Some(p) => match rules::Source::from_file(p) {

@@ -16,7 +16,7 @@
 //! | `ts` | string | time of the packet that decided |
 //! | `flow_id`, `sensor` | string | as in `flow` |
 //! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment` | | as in `flow` |
-//! | `app`, `app_source`, `rule`, `verdict`, `sni`, `dns_name` | | as in `flow` |
+//! | `app`, `app_source`, `rule`, `rule_id`, `app_category`, `verdict`, `sni`, `dns_name` | | as in `flow` |
 //! | `suppressed` | int | always 0: later alerts of the same client and app within the interval are reported by `alert_suppressed` |
 //!
 //! # `alert_suppressed`
@@ -69,6 +69,8 @@
 //! | `app` | string | app id from the rules |
 //! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"certificate"` (the server's TLS 1.2 certificate names the app's domain; no ClientHello seen), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
+//! | `rule_id` | string | the stable id of the app's rules (`rule_id` in its rule file, unique across the set), e.g. `"picket:whatsapp"`: unlike `rule`, editing the file does not change it (with `app`) |
+//! | `app_category` | string | the app's category from its rule file: `"messaging"`, `"conferencing"`, `"social"`, `"web_visit"` (a visit to an app's web site, such as `whatsapp_site`: not use of the app) or an organisation's own name (with `app`) |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
 
@@ -313,6 +315,8 @@ impl<W: Write> EventWriter<W> {
             o.str("app", &app.app);
             o.str("app_source", app.source.as_str());
             o.str("rule", &app.rule);
+            o.str("rule_id", &app.rule_id);
+            o.str("app_category", &app.category);
             o.opt_str("sni", f.tls.as_ref().and_then(|t| t.sni()));
             o.opt_str("dns_name", f.dns_name.as_deref());
             o.str("verdict", app.verdict.as_str());
@@ -424,6 +428,8 @@ impl<W: Write> EventWriter<W> {
                 o.str("app", &a.app);
                 o.str("app_source", a.source.as_str());
                 o.str("rule", &a.rule);
+                o.str("rule_id", &a.rule_id);
+                o.str("app_category", &a.category);
                 o.str("verdict", a.verdict.as_str());
             }
             o.opt_str("end_reason", end_reason);
@@ -493,6 +499,8 @@ mod tests {
                     app: Arc::from("whatsapp"),
                     source: AppSource::Sni,
                     rule: Arc::from("whatsapp.toml:12"),
+                    rule_id: Arc::from("picket:whatsapp"),
+                    category: Arc::from("messaging"),
                     verdict: Verdict::Flag,
                     alert: true,
                 })
@@ -536,6 +544,8 @@ mod tests {
         assert_eq!(v["app"], "whatsapp");
         assert_eq!(v["app_source"], "sni");
         assert_eq!(v["rule"], "whatsapp.toml:12");
+        assert_eq!(v["rule_id"], "picket:whatsapp");
+        assert_eq!(v["app_category"], "messaging");
         assert_eq!(v["verdict"], "flag");
         assert_eq!(v["end_reason"], "fin");
     }
@@ -552,6 +562,8 @@ mod tests {
             "app",
             "app_source",
             "rule",
+            "rule_id",
+            "app_category",
             "verdict",
             "tcp_flags_to_client",
         ] {

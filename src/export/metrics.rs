@@ -31,7 +31,7 @@ pub struct ReaderPub {
     pub interface_drops: AtomicU64,
     /// Packets dropped because a worker queue was full.
     pub queue_drops: AtomicU64,
-    /// Packets stamped with the sensor's clock instead of their own time, by [`CLOCK_KINDS`].
+    /// Packets whose time the sensor's clock did not believe, by [`CLOCK_KINDS`].
     pub clock_adjusted: [AtomicU64; 2],
     /// Entries of the hint caches now, by [`HINT_CACHES`].
     pub hint_entries: [AtomicU64; 2],
@@ -278,7 +278,7 @@ impl Metrics {
             clock_adjusted: counter_vec(
                 &r,
                 "picket_clock_adjusted_packets_total",
-                "Packets whose timestamp the sensor's clock did not believe (far ahead of the capture's time, or behind the clock), tracked at the clock's time.",
+                "Packets whose timestamp the sensor's clock did not believe: far ahead of the capture's time (the clock does not move), or behind the clock (tracked at its time).",
                 &["kind"],
             )?,
             queue_dropped: counter_vec(

@@ -327,8 +327,8 @@ pub struct ReadStats {
     pub errors: Vec<String>,
     /// CPU time of the sources' helper threads (files read ahead), summed when each ends.
     pub helper_cpu: Duration,
-    /// Packets the sensor's clock did not believe, stamped with its time instead: far ahead of
-    /// the capture's time, and more than a second behind it (`pipeline::clock`).
+    /// Packets the sensor's clock did not believe: too far ahead of the capture's time to move
+    /// it, and more than a second behind it (stamped with its time; `pipeline::clock`).
     pub clock_ahead: u64,
     /// See `clock_ahead`.
     pub clock_behind: u64,

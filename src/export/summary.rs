@@ -24,7 +24,7 @@
 //! | `totals.tunnels` | object | packets decapsulated, by tunnel kind (every kind, zeros included) |
 //! | `totals.fragments` | object | fragmented datagrams by how their reassembly ended (every outcome, zeros included), plus `pending` (still waiting) and `duplicates` (exact duplicate fragments dropped) |
 //! | `totals.evicted` | int | flows ended early because a flow table was full |
-//! | `totals.clock_ahead`, `totals.clock_behind` | int | packets whose timestamp the sensor's clock did not believe (far ahead of the capture's time, or over a second behind the clock), tracked at the clock's time |
+//! | `totals.clock_ahead`, `totals.clock_behind` | int | packets too far ahead of the sensor's clock to move it (`--clock-bound`), and packets over a second behind it, tracked at its time |
 //! | `totals.files` | int | input files read |
 //! | `totals.errors` | array of string | damage in the input, as also reported on standard error |
 //! | `totals.stopped` | bool | the run was stopped by a signal before its input ended |
@@ -122,7 +122,7 @@ pub struct Totals {
     pub fragments: BTreeMap<&'static str, u64>,
     /// Flows evicted from a full table.
     pub evicted: u64,
-    /// Packets far ahead of the capture's time, tracked at the sensor's clock (`--clock-bound`).
+    /// Packets too far ahead of the capture's time to move the sensor's clock (`--clock-bound`).
     pub clock_ahead: u64,
     /// Packets more than a second behind the sensor's clock, tracked at its time.
     pub clock_behind: u64,
@@ -347,7 +347,7 @@ impl Summary {
         if r.clock_ahead + r.clock_behind > 0 {
             let _ = writeln!(
                 s,
-                "clock     {} packets far ahead of the capture's time, {} behind it: tracked at the sensor's time",
+                "clock     {} packets too far ahead of the capture's time to move the clock, {} behind it tracked at its time",
                 r.clock_ahead, r.clock_behind
             );
         }

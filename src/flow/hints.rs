@@ -195,6 +195,8 @@ impl HintCache {
                 app: Arc::clone(&app.id),
                 source,
                 rule: Arc::clone(&e.rule),
+                rule_id: Arc::clone(&app.rule_id),
+                category: Arc::clone(&app.category),
                 verdict: app.verdict,
                 alert: app.alert,
             },

@@ -486,11 +486,12 @@ fn packet_reply_size_needs_the_start_of_both_directions() {
         ],
     );
     assert_eq!(app(&finish(&mut t, ev)[0]), None, "server first");
-    // One way, to an address in Threema's list: the client's next data ends the wait (a
-    // retransmitted first segment does not), and the flow goes on as any other.
-    let threema: [u8; 4] = [5, 148, 175, 10];
+    // One way, to an address in an app's list (Telegram's: Threema has none of its own): the
+    // client's next data ends the wait (a retransmitted first segment does not), and the flow
+    // goes on as any other, decided by the address at its end.
+    let listed: [u8; 4] = [91, 108, 4, 10];
     let to_threema = |mut p: Pkt| {
-        p.m.dst = Addr::from(Ipv4Addr::from(threema));
+        p.m.dst = Addr::from(Ipv4Addr::from(listed));
         p
     };
     let waiting = |t: &FlowTracker| t.table.get(0).map(|f| f.reply.is_some());
@@ -516,7 +517,7 @@ fn packet_reply_size_needs_the_start_of_both_directions() {
     );
     assert_eq!(waiting(&t), Some(false), "more client data ends the wait");
     let r = finish(&mut t, ev.into_iter().chain(ev2).collect());
-    assert_eq!(app(&r[0]), Some("threema"));
+    assert_eq!(app(&r[0]), Some("telegram"));
     assert_eq!(
         r[0].flow.app.as_ref().map(|c| c.source),
         Some(AppSource::Ip)

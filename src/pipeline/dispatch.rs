@@ -388,7 +388,7 @@ impl<'scope> Dispatch<'scope> {
         }
     }
 
-    /// Packets stamped with the clock's time: (too far ahead, too far behind).
+    /// Packets the clock did not believe: (too far ahead to move it, too far behind it).
     pub fn clock_adjusted(&self) -> (u64, u64) {
         (self.clock.ahead, self.clock.behind)
     }

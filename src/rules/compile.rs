@@ -2,7 +2,7 @@
 //! that claim it. A lookup allocates nothing: the name is lower-cased into a stack buffer and
 //! its suffixes are looked up as borrowed slices.
 
-use super::parse::{AppDef, Category, RuleSet};
+use super::parse::{AppDef, RuleSet};
 use super::Verdict;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,10 +12,12 @@ use std::sync::Arc;
 pub struct App {
     /// App id.
     pub id: Arc<str>,
+    /// The stable id of its rules (`rule_id` of its file).
+    pub rule_id: Arc<str>,
     /// Display name.
     pub name: Arc<str>,
-    /// Category.
-    pub category: Category,
+    /// Category (`messaging`, `conferencing`, …: open names).
+    pub category: Arc<str>,
     /// Verdict (policy applied).
     pub verdict: Verdict,
     /// Its flows raise alerts.
@@ -235,8 +237,9 @@ impl CompiledRules {
                 }
                 App {
                     id: Arc::from(a.id.as_str()),
+                    rule_id: Arc::from(a.rule_id.as_str()),
                     name: Arc::from(a.name.as_str()),
-                    category: a.category,
+                    category: Arc::from(a.category.as_str()),
                     verdict: a.verdict,
                     alert: a.verdict == Verdict::Flag || a.alert,
                 }
@@ -456,12 +459,14 @@ mod tests {
 
     fn rules() -> CompiledRules {
         let a = r#"id = "ms"
+rule_id = "t:ms"
 name = "MS"
 category = "social"
 verdict = "observe"
 domains = ["microsoft.example"]
 "#;
         let b = r#"id = "teams"
+rule_id = "t:teams"
 name = "Teams"
 category = "conferencing"
 verdict = "flag"
@@ -488,19 +493,19 @@ domains = [
         let r = rules();
         assert_eq!(
             app_of(&r, "teams.microsoft.example").as_deref(),
-            Some("teams@teams.toml:6")
+            Some("teams@teams.toml:7")
         );
         assert_eq!(
             app_of(&r, "EU.Teams.Microsoft.Example.").as_deref(),
-            Some("teams@teams.toml:6")
+            Some("teams@teams.toml:7")
         );
         assert_eq!(
             app_of(&r, "www.microsoft.example").as_deref(),
-            Some("ms@ms.toml:5")
+            Some("ms@ms.toml:6")
         );
         assert_eq!(
             app_of(&r, "microsoft.example").as_deref(),
-            Some("ms@ms.toml:5")
+            Some("ms@ms.toml:6")
         );
         // Not on a label boundary.
         assert_eq!(app_of(&r, "notmicrosoft.example"), None);
@@ -512,7 +517,7 @@ domains = [
         let r = rules();
         assert_eq!(
             app_of(&r, "login.example").as_deref(),
-            Some("teams@teams.toml:7")
+            Some("teams@teams.toml:8")
         );
         assert_eq!(app_of(&r, "a.login.example"), None);
     }
@@ -520,6 +525,7 @@ domains = [
     #[test]
     fn match_addr_longest_prefix_wins_and_stale_lists_are_reported() {
         let a = r#"id = "wide"
+rule_id = "t:wide"
 name = "Wide"
 category = "social"
 verdict = "observe"
@@ -529,6 +535,7 @@ as_of = "2024-01-01"
 list = ["198.51.100.0/24", "2001:db8::/32"]
 "#;
         let b = r#"id = "narrow"
+rule_id = "t:narrow"
 name = "Narrow"
 category = "messaging"
 verdict = "flag"
@@ -553,14 +560,14 @@ list = [
         };
         assert_eq!(
             app("198.51.100.200").as_deref(),
-            Some("narrow@narrow.toml:10")
-        );
-        assert_eq!(app("198.51.100.7").as_deref(), Some("wide@wide.toml:8"));
-        assert_eq!(
-            app("2001:db8:1::5").as_deref(),
             Some("narrow@narrow.toml:11")
         );
-        assert_eq!(app("2001:db8:2::5").as_deref(), Some("wide@wide.toml:8"));
+        assert_eq!(app("198.51.100.7").as_deref(), Some("wide@wide.toml:9"));
+        assert_eq!(
+            app("2001:db8:1::5").as_deref(),
+            Some("narrow@narrow.toml:12")
+        );
+        assert_eq!(app("2001:db8:2::5").as_deref(), Some("wide@wide.toml:9"));
         assert_eq!(app("192.0.2.1"), None);
         assert_eq!(r.prefix_count(), 4);
         let day = super::super::day_number("2024-08-01").unwrap();
@@ -576,6 +583,7 @@ list = [
     #[test]
     fn match_payload_patterns_ports_and_transport() {
         let a = r#"id = "chat"
+rule_id = "t:chat"
 name = "Chat"
 category = "messaging"
 verdict = "flag"
@@ -604,7 +612,7 @@ bytes = "ff ff ff ff"
         };
         assert_eq!(
             hit(Tcp, 5222, &[0x45, 0x44, 0x99, 0x04, 0x08, 0xaa, 1]).as_deref(),
-            Some("chat.toml:5")
+            Some("chat.toml:6")
         );
         assert_eq!(
             hit(Tcp, 5222, &[0x45, 0x44, 0x99, 0x03, 0x08, 0xaa]),
@@ -623,7 +631,7 @@ bytes = "ff ff ff ff"
         );
         assert_eq!(
             hit(Udp, 9, &[0, 0, 0xff, 0xff, 0xff, 0xff]).as_deref(),
-            Some("chat.toml:9")
+            Some("chat.toml:10")
         );
         assert_eq!(r.signature_reach(Tcp), 6);
         let weak = a.replace("bytes = \"ff ff ff ff\"", "bytes = \"ff ?? ff\"");
@@ -678,6 +686,7 @@ bytes = "ff ff ff ff"
     #[test]
     fn reply_size_signatures_wait_for_the_server() {
         let base = r#"id = "fixed"
+rule_id = "t:fixed"
 name = "Fixed"
 category = "messaging"
 verdict = "observe"
@@ -706,7 +715,7 @@ reply_size = 80
         let ix = r.reply_candidate(5222, &d, 48).expect("client side");
         assert_eq!(
             r.match_reply(ix, 80).map(|m| m.rule.to_string()).as_deref(),
-            Some("fixed.toml:5")
+            Some("fixed.toml:6")
         );
         assert!(r.match_reply(ix, 81).is_none(), "another reply size");
         assert!(r.reply_candidate(5222, &d[..47], 47).is_none(), "size");
@@ -727,12 +736,12 @@ reply_size = 80
         ] {
             let e = one(&weak).unwrap_err();
             assert!(e.0[0].message.contains("has 2.0"), "{why}: {e}");
-            assert_eq!(e.0[0].line, 6, "{why}: {e}");
+            assert_eq!(e.0[0].line, 7, "{why}: {e}");
         }
         let udp = base.replace("\"tcp\"", "\"udp\"");
         let e = one(&udp).unwrap_err();
         assert!(e.0[0].message.contains("reply_size is for TCP"), "{e}");
-        assert_eq!((e.0[0].line, e.0[0].col), (9, 14), "{e}");
+        assert_eq!((e.0[0].line, e.0[0].col), (10, 14), "{e}");
         let e = one(&base.replace("size = 48", "size = 0")).unwrap_err();
         assert!(e.0[0].message.contains("size 0"), "{e}");
     }

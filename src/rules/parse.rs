@@ -6,37 +6,21 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::Spanned;
 
-/// What kind of app a rule file describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Category {
-    /// Chat and messaging.
-    Messaging,
-    /// Video and voice conferencing.
-    Conferencing,
-    /// Social networks with messaging.
-    Social,
+/// Whether `s` is a category name: open names (`messaging`, `conferencing`, `social`, or an
+/// organisation's own), `[a-z0-9_]+`, at most 32 characters.
+fn is_category(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 32 && is_valid_id(s)
 }
 
-impl Category {
-    /// Lower-case name as written in rule files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Messaging => "messaging",
-            Category::Conferencing => "conferencing",
-            Category::Social => "social",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "messaging" => Some(Category::Messaging),
-            "conferencing" => Some(Category::Conferencing),
-            "social" => Some(Category::Social),
-            _ => None,
-        }
-    }
+/// Whether `s` is a rule id: 1 to 64 of `[A-Za-z0-9_.:-]`, e.g. `picket:whatsapp`.
+fn is_rule_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 /// One domain entry of an app, normalised (lower case, no trailing dot).
@@ -55,10 +39,15 @@ pub struct DomainEntry {
 pub struct AppDef {
     /// App id (`[a-z0-9_]+`), the file's stem.
     pub id: String,
+    /// The stable id of the file's rules (`rule_id`), unique across the set: what events carry
+    /// beside `rule` (`file:line`, which moves when the file is edited).
+    pub rule_id: String,
     /// Display name.
     pub name: String,
-    /// Category.
-    pub category: Category,
+    /// Category (an open name: `messaging`, `conferencing`, `social`, …).
+    pub category: String,
+    /// Line of `rule_id`.
+    pub rule_id_line: usize,
     /// Verdict after the policy was applied.
     pub verdict: Verdict,
     /// The policy asks for alerts on this app even though its verdict is `observe`.
@@ -323,13 +312,13 @@ fn parse_ech(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
     };
     let mut cx = FileCtx {
         path: &src.path,
-        lines: Lines { text: &src.text },
+        lines: Lines::new(&src.text),
         errors,
     };
     for n in &file.public_names {
         match normalise_domain(n.get_ref()) {
             Ok((name, exact)) => {
-                let (line, _) = cx.lines.at(n.span().start);
+                let line = cx.lines.line(n.span().start);
                 set.ech_public_names.push(DomainEntry { name, exact, line });
             }
             Err(msg) => cx.err(n.span(), msg),
@@ -341,6 +330,7 @@ fn parse_ech(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
 #[serde(deny_unknown_fields)]
 struct AppFile {
     id: Spanned<String>,
+    rule_id: Spanned<String>,
     name: Spanned<String>,
     category: Spanned<String>,
     verdict: Spanned<String>,
@@ -424,19 +414,54 @@ pub const POLICY_FILE: &str = "policy.toml";
 /// Longest DNS name (RFC 1035 §2.3.4, without the trailing dot).
 const MAX_NAME: usize = 253;
 
-/// Turns byte offsets into 1-based line and column.
+/// Turns byte offsets into 1-based line and column in time independent of the file's size: the
+/// line starts are found once, a line by binary search, a column by counting characters from the
+/// line's start, or from the last place asked for when it is on the same line and before (spans
+/// come in file order, so a file of one long line is not counted over and over).
 struct Lines<'a> {
     text: &'a str,
+    /// Byte offset of each line's first byte.
+    starts: Vec<usize>,
+    /// The last place asked for: (offset, its line's start, its column).
+    last: std::cell::Cell<(usize, usize, usize)>,
 }
 
-impl Lines<'_> {
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut starts = Vec::with_capacity(text.len() / 32 + 1);
+        starts.push(0);
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        Lines {
+            text,
+            starts,
+            last: std::cell::Cell::new((0, 0, 1)),
+        }
+    }
+
+    /// The 1-based line of a byte offset.
+    fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
+    }
+
     fn at(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
-            before[nl + 1..].chars().count()
-        }) + 1;
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line(offset);
+        let start = self.starts[line - 1];
+        let (last_off, last_start, last_col) = self.last.get();
+        let col = if last_start == start && last_off <= offset {
+            last_col + self.text[last_off..offset].chars().count()
+        } else {
+            self.text[start..offset].chars().count() + 1
+        };
+        self.last.set((offset, start, col));
         (line, col)
     }
 }
@@ -488,6 +513,21 @@ fn normalise_domain(raw: &str) -> Result<(String, bool), String> {
             "'{raw}': empty label or label longer than 63 characters"
         ));
     }
+    // No top-level domain is all digits (RFC 3696 §2), so such a name is an address.
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!(
+            "'{raw}' is an address, not a domain name: addresses go in a prefix list"
+        ));
+    }
+    if !name.contains('.') {
+        return Err(format!(
+            "'{raw}': a domain needs at least two labels (one label is a whole top-level domain)"
+        ));
+    }
     Ok((name, exact))
 }
 
@@ -500,7 +540,7 @@ fn is_valid_id(id: &str) -> bool {
 
 /// Converts a toml parse error into a rule error at its place.
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> RuleError {
-    let (line, col) = e.span().map_or((0, 0), |s| Lines { text }.at(s.start));
+    let (line, col) = e.span().map_or((0, 0), |s| Lines::new(text).at(s.start));
     RuleError {
         path: path.to_path_buf(),
         line,
@@ -516,8 +556,9 @@ impl RuleSet {
         let mut errors = Vec::new();
         let mut set = RuleSet::default();
         // name → (exact, where first seen) to report duplicates with both places.
-        let mut seen: HashMap<(String, bool), (PathBuf, usize)> = HashMap::new();
+        let mut seen = Seen::default();
         let mut ids: HashMap<String, PathBuf> = HashMap::new();
+        let mut rule_ids: HashMap<String, (PathBuf, usize)> = HashMap::new();
         let mut policies: Vec<&Source> = Vec::new();
         for src in sources {
             if src.name == POLICY_FILE {
@@ -528,7 +569,12 @@ impl RuleSet {
                 parse_ech(src, &mut set, &mut errors);
                 continue;
             }
-            if let Some(app) = parse_app(src, &mut errors, &mut seen) {
+            let app = if src.name.ends_with(LIST_SUFFIX) {
+                parse_list(src, &mut errors, &mut seen)
+            } else {
+                parse_app(src, &mut errors, &mut seen)
+            };
+            if let Some(app) = app {
                 if let Some(first) = ids.get(&app.id) {
                     errors.push(RuleError {
                         path: src.path.clone(),
@@ -542,6 +588,20 @@ impl RuleSet {
                     });
                     continue;
                 }
+                if let Some((p, l)) = rule_ids.get(&app.rule_id) {
+                    errors.push(RuleError {
+                        path: src.path.clone(),
+                        line: app.rule_id_line,
+                        col: 1,
+                        message: format!(
+                            "rule_id '{}' is already used at {}:{l}",
+                            app.rule_id,
+                            p.display()
+                        ),
+                    });
+                    continue;
+                }
+                rule_ids.insert(app.rule_id.clone(), (src.path.clone(), app.rule_id_line));
                 ids.insert(app.id.clone(), src.path.clone());
                 set.apps.push(app);
             }
@@ -558,11 +618,7 @@ impl RuleSet {
     }
 }
 
-fn parse_app(
-    src: &Source,
-    errors: &mut Vec<RuleError>,
-    seen: &mut HashMap<(String, bool), (PathBuf, usize)>,
-) -> Option<AppDef> {
+fn parse_app(src: &Source, errors: &mut Vec<RuleError>, seen: &mut Seen) -> Option<AppDef> {
     let file: AppFile = match toml::from_str(&src.text) {
         Ok(f) => f,
         Err(e) => {
@@ -572,10 +628,11 @@ fn parse_app(
     };
     let mut cx = FileCtx {
         path: &src.path,
-        lines: Lines { text: &src.text },
+        lines: Lines::new(&src.text),
         errors,
     };
     let before = cx.errors.len();
+    let path: Arc<Path> = Arc::from(src.path.as_path());
     let id = file.id.get_ref().clone();
     if !is_valid_id(&id) {
         cx.err(
@@ -593,16 +650,27 @@ fn parse_app(
     if file.name.get_ref().trim().is_empty() {
         cx.err(file.name.span(), "display name is empty");
     }
-    let category = Category::parse(file.category.get_ref());
-    if category.is_none() {
+    let category = file.category.get_ref();
+    if !is_category(category) {
         cx.err(
             file.category.span(),
             format!(
-                "unknown category '{}' (expected messaging, conferencing or social)",
-                file.category.get_ref()
+                "category '{category}' must be lower-case letters, digits and '_' (at most 32), \
+                 such as messaging, conferencing or social"
             ),
         );
     }
+    let rule_id = file.rule_id.get_ref();
+    if !is_rule_id(rule_id) {
+        cx.err(
+            file.rule_id.span(),
+            format!(
+                "rule_id '{rule_id}' must be 1 to 64 letters, digits and '_', '.', ':', '-' \
+                 (such as picket:whatsapp)"
+            ),
+        );
+    }
+    let rule_id_line = cx.lines.line(file.rule_id.span().start);
     let verdict = Verdict::parse(file.verdict.get_ref());
     if verdict.is_none() {
         cx.err(
@@ -617,7 +685,7 @@ fn parse_app(
     for d in &file.domains {
         match normalise_domain(d.get_ref()) {
             Ok((name, exact)) => {
-                let (line, _) = cx.lines.at(d.span().start);
+                let line = cx.lines.line(d.span().start);
                 let key = (name.clone(), exact);
                 if let Some((p, l)) = seen.get(&key) {
                     let msg = format!(
@@ -628,7 +696,7 @@ fn parse_app(
                     );
                     cx.err(d.span(), msg);
                 } else {
-                    seen.insert(key, (src.path.clone(), line));
+                    seen.insert(key, (Arc::clone(&path), line));
                     domains.push(DomainEntry { name, exact, line });
                 }
             }
@@ -636,7 +704,7 @@ fn parse_app(
         }
     }
     let prefixes = file.prefixes.as_ref().and_then(|p| {
-        let (line, _) = cx.lines.at(p.span().start);
+        let line = cx.lines.line(p.span().start);
         let p = p.get_ref();
         let Some(as_of_day) = day_number(p.as_of.get_ref()) else {
             cx.err(
@@ -654,7 +722,7 @@ fn parse_app(
         let mut entries = Vec::with_capacity(p.list.len());
         for e in &p.list {
             match parse_prefix(e.get_ref()) {
-                Ok((ip, len)) => entries.push((ip, len, cx.lines.at(e.span().start).0)),
+                Ok((ip, len)) => entries.push((ip, len, cx.lines.line(e.span().start))),
                 Err(msg) => cx.err(e.span(), msg),
             }
         }
@@ -669,7 +737,7 @@ fn parse_app(
     });
     let mut signatures = Vec::new();
     for sig in &file.signatures {
-        let (line, _) = cx.lines.at(sig.span().start);
+        let line = cx.lines.line(sig.span().start);
         let sig = sig.get_ref();
         let transport = match sig.transport.get_ref().as_str() {
             "tcp" => crate::decode::Transport::Tcp,
@@ -774,7 +842,7 @@ fn parse_app(
         });
     }
     let stun = file.stun.as_ref().map(|t| {
-        let (line, _) = cx.lines.at(t.span().start);
+        let line = cx.lines.line(t.span().start);
         let t = t.get_ref();
         let mut realms = Vec::new();
         for r in &t.realms {
@@ -801,7 +869,7 @@ fn parse_app(
     for j in &file.ja4 {
         let text = j.get_ref().trim().to_ascii_lowercase();
         if is_ja4(&text) {
-            let (line, _) = cx.lines.at(j.span().start);
+            let line = cx.lines.line(j.span().start);
             ja4.push((text, line));
         } else {
             cx.err(
@@ -818,8 +886,10 @@ fn parse_app(
     }
     Some(AppDef {
         id,
+        rule_id: file.rule_id.get_ref().clone(),
+        rule_id_line,
         name: file.name.into_inner(),
-        category: category?,
+        category: file.category.into_inner(),
         verdict: verdict?,
         alert: false,
         file: src.name.clone(),
@@ -828,6 +898,261 @@ fn parse_app(
         signatures,
         stun,
         ja4,
+    })
+}
+
+/// Every domain entry seen so far, (name, exact) → where: to report duplicates with both places.
+/// A fast hash: a list of a million names goes through it.
+type Seen = HashMap<(String, bool), (Arc<Path>, usize), foldhash::fast::FixedState>;
+
+/// The file-name ending of plain list files.
+const LIST_SUFFIX: &str = ".list";
+
+/// The header keys of a list file.
+const LIST_KEYS: &[&str] = &[
+    "id",
+    "rule_id",
+    "name",
+    "category",
+    "verdict",
+    "source",
+    "as_of",
+    "max_age_days",
+];
+
+/// Parses a plain list file: a header of `key = value` lines (`id`, `rule_id`, `category`,
+/// `verdict`; `name`, and `source`, `as_of`, `max_age_days` for addresses, optional), then one
+/// entry a line: a domain (a suffix, or exact with `=`), an IP prefix (`192.0.2.0/24`) or an
+/// address (a `/32` or `/128`). `#` starts a comment, blank lines are skipped. One pass over the
+/// lines: a list of a million entries loads in about a second.
+fn parse_list(src: &Source, errors: &mut Vec<RuleError>, seen: &mut Seen) -> Option<AppDef> {
+    let before = errors.len();
+    let path: Arc<Path> = Arc::from(src.path.as_path());
+    let err = |errors: &mut Vec<RuleError>, line: usize, col: usize, message: String| {
+        errors.push(RuleError {
+            path: src.path.clone(),
+            line,
+            col,
+            message,
+        });
+    };
+    let mut header: HashMap<&str, (&str, usize)> = HashMap::new();
+    let mut domains = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut in_header = true;
+    for (i, raw) in src.text.lines().enumerate() {
+        let line = i + 1;
+        let text = raw.split_once('#').map_or(raw, |(t, _)| t);
+        let col = text.len() - text.trim_start().len() + 1;
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if let Some((k, v)) = text.split_once('=').filter(|(k, _)| !k.trim().is_empty()) {
+            let key = k.trim();
+            if !in_header {
+                err(
+                    errors,
+                    line,
+                    col,
+                    format!(
+                        "header line '{key} = …' after the first entry: the header comes first"
+                    ),
+                );
+                continue;
+            }
+            if !LIST_KEYS.contains(&key) {
+                err(
+                    errors,
+                    line,
+                    col,
+                    format!(
+                        "unknown header key '{key}' (expected {})",
+                        LIST_KEYS.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v);
+            if header.insert(key, (v, line)).is_some() {
+                err(errors, line, col, format!("header key '{key}' given twice"));
+            }
+            continue;
+        }
+        in_header = false;
+        if text.contains(['/', ':']) || text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            let cidr;
+            let text = if text.contains('/') {
+                text
+            } else {
+                cidr = format!("{text}/{}", if text.contains(':') { 128 } else { 32 });
+                &cidr
+            };
+            match parse_prefix(text) {
+                Ok((ip, len)) => prefixes.push((ip, len, line)),
+                Err(msg) => err(errors, line, col, msg),
+            }
+            continue;
+        }
+        match normalise_domain(text) {
+            Ok((name, exact)) => {
+                let key = (name, exact);
+                if let Some((p, l)) = seen.get(&key) {
+                    let msg = format!("'{text}' is already listed at {}:{l}", p.display());
+                    err(errors, line, col, msg);
+                } else {
+                    let (name, exact) = key.clone();
+                    seen.insert(key, (Arc::clone(&path), line));
+                    domains.push(DomainEntry { name, exact, line });
+                }
+            }
+            Err(msg) => err(errors, line, col, msg),
+        }
+    }
+    let first_entry = domains
+        .first()
+        .map(|d| d.line)
+        .into_iter()
+        .chain(prefixes.first().map(|p| p.2))
+        .min()
+        .unwrap_or(1);
+    let mut need = |key: &str| match header.get(key) {
+        Some(&(v, line)) => Some((v, line)),
+        None => {
+            err(
+                errors,
+                1,
+                1,
+                format!("a list file's header needs '{key} = …' before its entries"),
+            );
+            None
+        }
+    };
+    let id = need("id");
+    let rule_id = need("rule_id");
+    let category = need("category");
+    let verdict = need("verdict");
+    let (id, rule_id, category, verdict) = (id?, rule_id?, category?, verdict?);
+    let stem = src.name.strip_suffix(LIST_SUFFIX).unwrap_or(&src.name);
+    if !is_valid_id(id.0) {
+        err(
+            errors,
+            id.1,
+            1,
+            format!(
+                "app id '{}' must be lower-case letters, digits and '_'",
+                id.0
+            ),
+        );
+    } else if stem != id.0 {
+        err(
+            errors,
+            id.1,
+            1,
+            format!(
+                "app id '{}' does not match the file name '{}'",
+                id.0, src.name
+            ),
+        );
+    }
+    if !is_rule_id(rule_id.0) {
+        err(
+            errors,
+            rule_id.1,
+            1,
+            format!(
+                "rule_id '{}' must be 1 to 64 letters, digits and '_', '.', ':', '-'",
+                rule_id.0
+            ),
+        );
+    }
+    if !is_category(category.0) {
+        err(
+            errors,
+            category.1,
+            1,
+            format!(
+                "category '{}' must be lower-case letters, digits and '_' (at most 32)",
+                category.0
+            ),
+        );
+    }
+    let v = Verdict::parse(verdict.0);
+    if v.is_none() {
+        err(
+            errors,
+            verdict.1,
+            1,
+            format!("unknown verdict '{}' (expected flag or observe)", verdict.0),
+        );
+    }
+    let prefixes = if prefixes.is_empty() {
+        None
+    } else {
+        let source = header.get("source").map(|s| s.0).unwrap_or_default();
+        if source.trim().is_empty() {
+            err(
+                errors,
+                first_entry,
+                1,
+                "a list with addresses must say where they come from: 'source = …' in its header"
+                    .into(),
+            );
+        }
+        let as_of = header.get("as_of").map(|s| s.0).unwrap_or_default();
+        let as_of_day = day_number(as_of);
+        if as_of_day.is_none() {
+            err(
+                errors,
+                header.get("as_of").map_or(first_entry, |s| s.1),
+                1,
+                format!(
+                    "'{as_of}': a list with addresses needs 'as_of = YYYY-MM-DD' in its header"
+                ),
+            );
+        }
+        let max_age_days = match header.get("max_age_days") {
+            Some(&(m, line)) => m.parse().unwrap_or_else(|_| {
+                err(
+                    errors,
+                    line,
+                    1,
+                    format!("max_age_days '{m}' is not a number of days"),
+                );
+                DEFAULT_MAX_AGE_DAYS
+            }),
+            None => DEFAULT_MAX_AGE_DAYS,
+        };
+        Some(PrefixList {
+            source: source.to_string(),
+            as_of_day: as_of_day.unwrap_or_default(),
+            as_of: as_of.to_string(),
+            max_age_days,
+            line: first_entry,
+            entries: prefixes,
+        })
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(AppDef {
+        id: id.0.to_string(),
+        rule_id: rule_id.0.to_string(),
+        rule_id_line: rule_id.1,
+        name: header.get("name").map_or(id.0, |n| n.0).to_string(),
+        category: category.0.to_string(),
+        verdict: v?,
+        alert: false,
+        file: src.name.clone(),
+        domains,
+        prefixes,
+        signatures: Vec::new(),
+        stun: None,
+        ja4: Vec::new(),
     })
 }
 
@@ -841,7 +1166,7 @@ fn apply_policy(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
     };
     let mut cx = FileCtx {
         path: &src.path,
-        lines: Lines { text: &src.text },
+        lines: Lines::new(&src.text),
         errors,
     };
     for (app, verdict) in &file.verdicts {
@@ -894,6 +1219,7 @@ mod tests {
 
     const GOOD: &str = r#"
 id = "chat"
+rule_id = "t:chat"
 name = "Chat"
 category = "messaging"
 verdict = "flag"
@@ -915,12 +1241,12 @@ domains = [
                 DomainEntry {
                     name: "chat.example".into(),
                     exact: false,
-                    line: 7
+                    line: 8
                 },
                 DomainEntry {
                     name: "exact.example.net".into(),
                     exact: true,
-                    line: 8
+                    line: 9
                 },
             ]
         );
@@ -929,8 +1255,9 @@ domains = [
     #[test]
     fn parse_reports_every_error_with_line_and_col() {
         let bad = r#"id = "chat"
+rule_id = "t:chat"
 name = "Chat"
-category = "gaming"
+category = "Gaming"
 verdict = "block"
 domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
 "#;
@@ -940,17 +1267,17 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
         let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(shown.len(), 5, "{shown:#?}");
         assert!(
-            shown[0].starts_with("r/chat.toml:3:12: unknown category 'gaming'"),
+            shown[0].starts_with("r/chat.toml:4:12: category 'Gaming' must be lower-case"),
             "{}",
             shown[0]
         );
         assert!(
-            shown[1].starts_with("r/chat.toml:4:11: unknown verdict 'block'"),
+            shown[1].starts_with("r/chat.toml:5:11: unknown verdict 'block'"),
             "{}",
             shown[1]
         );
         assert!(
-            shown[2].starts_with("r/chat.toml:5:26: '*.wild.example': wildcards"),
+            shown[2].starts_with("r/chat.toml:6:26: '*.wild.example': wildcards"),
             "{}",
             shown[2]
         );
@@ -969,7 +1296,7 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
             .unwrap_err()
             .0;
         assert!(errs[0].message.contains("unknown field"), "{}", errs[0]);
-        assert_eq!(errs[0].line, 11, "{}", errs[0]);
+        assert_eq!(errs[0].line, 12, "{}", errs[0]);
     }
 
     #[test]
@@ -983,7 +1310,7 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0].to_string(),
-            "r/other.toml:7:3: 'Chat.Example.' is already listed at r/chat.toml:7"
+            "r/other.toml:8:3: 'Chat.Example.' is already listed at r/chat.toml:8"
         );
     }
 
@@ -1017,11 +1344,38 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
             .0;
         assert_eq!(errs.len(), 3, "{errs:?}");
         assert!(
-            errs[0].to_string().starts_with("r/chat.toml:14:"),
+            errs[0].to_string().starts_with("r/chat.toml:15:"),
             "{}",
             errs[0]
         );
         assert!(errs[0].message.contains("bits set past the prefix"));
+    }
+
+    #[test]
+    fn lines_and_columns_on_one_long_line_and_many() {
+        let text = "ab\ncdé f\n\ngh";
+        let l = Lines::new(text);
+        assert_eq!(l.at(0), (1, 1));
+        assert_eq!(l.at(3), (2, 1));
+        assert_eq!(l.at(4), (2, 2));
+        assert_eq!(l.at(7), (2, 4), "é is one column");
+        assert_eq!(l.at(2), (1, 3), "backwards");
+        assert_eq!(l.at(10), (3, 1));
+        assert_eq!(l.at(12), (4, 2));
+        assert_eq!(l.at(99), (4, 3), "past the end");
+        assert_eq!(l.line(11), 4);
+        // Errors on one long line, in order, each with its column.
+        let one = format!("id = \"chat\"\nrule_id = \"t:chat\"\nname = \"Chat\"\ncategory = \"messaging\"\nverdict = \"flag\"\ndomains = [{}]\n",
+            (0..50).map(|i| format!("\"bad{i}..x\"")).collect::<Vec<_>>().join(", "));
+        let errs = RuleSet::parse(&[src("chat.toml", &one)], None)
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 50);
+        for (i, e) in errs.iter().enumerate() {
+            let want = one.find(&format!("\"bad{i}..")).unwrap_or_default()
+                - one.rfind("\ndomains").unwrap_or_default();
+            assert_eq!((e.line, e.col), (6, want), "{e}");
+        }
     }
 
     #[test]
@@ -1045,6 +1399,186 @@ domains = ["ok.example", "*.wild.example", "bad name.example", "a..b"]
             .unwrap_err()
             .0;
         assert!(errs[0].message.contains("as_of must be a date"), "{errs:?}");
+    }
+
+    #[test]
+    fn rule_ids_are_declared_unique_and_well_formed_and_categories_open() {
+        let set = RuleSet::parse(&[src("chat.toml", GOOD)], None).unwrap();
+        assert_eq!(set.apps[0].rule_id, "t:chat");
+        assert_eq!(set.apps[0].category, "messaging");
+        let other = GOOD
+            .replace("id = \"chat\"", "id = \"other\"")
+            .replace("rule_id = \"t:other\"", "rule_id = \"t:chat\"")
+            .replace("\"Chat.Example.\",", "")
+            .replace("=exact", "=x")
+            .replace("\"messaging\"", "\"local_block\"");
+        let errs = RuleSet::parse(&[src("chat.toml", GOOD), src("other.toml", &other)], None)
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            ["r/other.toml:3:1: rule_id 't:chat' is already used at r/chat.toml:3"]
+        );
+        let unique = other.replace("rule_id = \"t:chat\"", "rule_id = \"org:other-1.2\"");
+        let set =
+            RuleSet::parse(&[src("chat.toml", GOOD), src("other.toml", &unique)], None).unwrap();
+        assert_eq!(set.apps[1].category, "local_block", "open category names");
+        let bad = GOOD.replace("\"t:chat\"", "\"has space\"");
+        let errs = RuleSet::parse(&[src("chat.toml", &bad)], None)
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("r/chat.toml:3:11: rule_id 'has space' must be"),
+            "{}",
+            errs[0]
+        );
+        let missing = GOOD.replace("rule_id = \"t:chat\"\n", "");
+        let errs = RuleSet::parse(&[src("chat.toml", &missing)], None)
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0].message.contains("missing field `rule_id`"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn domains_need_two_labels_and_are_not_addresses() {
+        for (bad, why) in [
+            ("com", "at least two labels"),
+            ("=localhost", "at least two labels"),
+            ("10.0.0.1", "is an address"),
+            ("192.168.1", "is an address"),
+        ] {
+            let text = GOOD.replace("\"Chat.Example.\"", &format!("\"{bad}\""));
+            let errs = RuleSet::parse(&[src("chat.toml", &text)], None)
+                .unwrap_err()
+                .0;
+            assert!(errs[0].message.contains(why), "{bad}: {}", errs[0]);
+            assert_eq!(errs[0].line, 8, "{bad}: {}", errs[0]);
+        }
+        assert!(normalise_domain("a.co").is_ok());
+        assert!(
+            normalise_domain("1.2.3.example").is_ok(),
+            "digits below a TLD"
+        );
+    }
+
+    const LIST: &str = "# An organisation's block list.
+id = local_block
+rule_id = org:local-block
+name = \"Local block list\"
+category = local
+verdict = flag
+source = \"our firewall team\"
+as_of = 2026-11-30
+
+Blocked.Example.   # a suffix
+=exact.example.net
+192.0.2.0/24
+198.51.100.7
+2001:db8::/32
+";
+
+    #[test]
+    fn list_files_have_a_header_and_one_entry_a_line() {
+        let set = RuleSet::parse(&[src("local_block.list", LIST)], None).unwrap();
+        let a = &set.apps[0];
+        assert_eq!(
+            (&*a.id, &*a.rule_id, &*a.name, &*a.category, a.verdict),
+            (
+                "local_block",
+                "org:local-block",
+                "Local block list",
+                "local",
+                Verdict::Flag
+            )
+        );
+        assert_eq!(
+            a.domains,
+            vec![
+                DomainEntry {
+                    name: "blocked.example".into(),
+                    exact: false,
+                    line: 10
+                },
+                DomainEntry {
+                    name: "exact.example.net".into(),
+                    exact: true,
+                    line: 11
+                },
+            ]
+        );
+        let p = a.prefixes.as_ref().unwrap();
+        assert_eq!(p.source, "our firewall team");
+        assert_eq!(p.as_of, "2026-11-30");
+        let lens: Vec<(u8, usize)> = p.entries.iter().map(|e| (e.1, e.2)).collect();
+        assert_eq!(lens, [(24, 12), (32, 13), (32, 14)]);
+    }
+
+    #[test]
+    fn list_file_errors_have_file_line_and_col() {
+        let bad = LIST
+            .replace("verdict = flag\n", "verdict = block\ncolour = red\n")
+            .replace("=exact.example.net", "  com\n10.1.2.3.4\nid = again")
+            .replace("192.0.2.0/24", "192.0.2.1/24");
+        let errs = RuleSet::parse(&[src("local_block.list", &bad)], None)
+            .unwrap_err()
+            .0;
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let want = [
+            "r/local_block.list:7:1: unknown header key 'colour'",
+            "r/local_block.list:12:3: 'com': a domain needs at least two labels",
+            "r/local_block.list:13:1: '10.1.2.3.4/32': not an IP address",
+            "r/local_block.list:14:1: header line 'id = …' after the first entry",
+            "r/local_block.list:15:1: '192.0.2.1/24': address has bits set",
+            "r/local_block.list:6:1: unknown verdict 'block'",
+        ];
+        assert_eq!(shown.len(), want.len(), "{shown:#?}");
+        for (s, w) in shown.iter().zip(want) {
+            assert!(s.starts_with(w), "{s}\nwant {w}");
+        }
+        // The header names the app; its id is the file's name; addresses need a source.
+        let errs = RuleSet::parse(&[src("other.list", "id = x\nexample.com\n")], None)
+            .unwrap_err()
+            .0;
+        let shown = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for key in ["rule_id", "category", "verdict"] {
+            assert!(shown.contains(&format!("needs '{key} = …'")), "{shown}");
+        }
+        let no_source = LIST.replace("source = \"our firewall team\"\n", "");
+        let errs = RuleSet::parse(&[src("local_block.list", &no_source)], None)
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0].message.contains("must say where they come from"),
+            "{}",
+            errs[0]
+        );
+        let other = LIST.replace("local_block", "mine");
+        let errs = RuleSet::parse(
+            &[
+                src("mine.list", &other),
+                src(
+                    "chat.toml",
+                    &GOOD.replace("Chat.Example.", "blocked.example"),
+                ),
+            ],
+            None,
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(
+            errs[0].to_string(),
+            "r/chat.toml:8:3: 'blocked.example' is already listed at r/mine.list:10"
+        );
     }
 
     #[test]

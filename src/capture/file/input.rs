@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 /// Bytes enough to recognise every magic below.
 const MAGIC_LEN: usize = 6;
+/// Most memory the xz decoder may take (its dictionary): more than any preset needs.
+const MAX_XZ_MEMORY: u64 = 128 << 20;
 /// Folders nested deeper than this are not walked (a loop of bind mounts, a hostile tree).
 const MAX_DEPTH: usize = 32;
 
@@ -150,9 +152,16 @@ pub(crate) fn decompressed(
     let out: Box<dyn Read + Send> = match kind {
         Compression::None => whole,
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(whole))),
-        Compression::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(BufReader::new(
-            whole,
-        ))),
+        Compression::Xz => {
+            // Bounded: an xz header may ask for a dictionary of 1.5 GiB; `xz -9` needs 65 MiB.
+            let stream =
+                xz2::stream::Stream::new_stream_decoder(MAX_XZ_MEMORY, xz2::stream::CONCATENATED)
+                    .map_err(io::Error::other)?;
+            Box::new(xz2::read::XzDecoder::new_stream(
+                BufReader::new(whole),
+                stream,
+            ))
+        }
         Compression::Zstd => Box::new(ZstdFrames {
             dec: Some(
                 ruzstd::decoding::StreamingDecoder::new(BufReader::new(whole)).map_err(|e| {
@@ -175,7 +184,8 @@ pub struct Expanded {
 
 /// Replaces each folder by the capture files under it (recursively, in path order, picked by
 /// their first bytes: pcap, pcapng, or either compressed); files and `-` stay as given. A
-/// folder without a capture file is an error, and so is a path that cannot be opened.
+/// folder without a capture file is an error, and so is a file that cannot be opened or whose
+/// capture header cannot be read.
 pub fn expand(args: &[PathBuf]) -> Expanded {
     let mut out = Expanded::default();
     for a in args {
@@ -195,7 +205,14 @@ pub fn expand(args: &[PathBuf]) -> Expanded {
                     ));
                 }
             }
-            Ok(_) => out.inputs.push(input),
+            // A file named on the command line must open as a capture: its header is read now,
+            // so every input that cannot be read is named before anything is replayed (not a
+            // FIFO's or a device's: what is read of them is gone).
+            Ok(m) if !m.is_file() => out.inputs.push(input),
+            Ok(_) => match super::FileSource::peek_input(&input) {
+                Ok(_) => out.inputs.push(input),
+                Err(e) => out.errors.push(e.to_string()),
+            },
             Err(e) => out.errors.push(open_error(p, e).to_string()),
         }
     }

@@ -86,8 +86,8 @@ fn link_name(n: u32) -> &'static str {
     }
 }
 
-/// An input not opened yet: the time of its first packet, and standard input kept open with
-/// its first frame read.
+/// An input not opened yet: the time of its first packet, and an input that cannot be read
+/// twice (standard input, a FIFO) kept open with its first frame read.
 type Waiting = (Timestamp, Input, Option<(FileSource, Head)>);
 
 /// Several capture inputs read as one source, merged by time or one after another.
@@ -125,7 +125,7 @@ pub type Filter = Box<dyn FrameFilter>;
 
 impl Merge {
     /// Prepares to read `inputs`. In time order, each input's first packet is looked at now
-    /// (standard input, a FIFO or a device stays open; a file is opened again when its time
+    /// (standard input, FIFOs and devices stay open; a file is opened again when its time
     /// comes).
     pub fn new(inputs: &[Input], order: Order) -> Self {
         let mut m = Merge {
@@ -150,7 +150,18 @@ impl Merge {
             }
             Order::Time => {
                 for input in inputs {
-                    let mut src = match FileSource::peek_input(input) {
+                    // Standard input, a FIFO or a device cannot be read twice: it is opened for
+                    // good now, and stays open with its first frame read.
+                    let once = match input {
+                        Input::Stdin => true,
+                        Input::Path(p) => !std::fs::metadata(p).is_ok_and(|m| m.is_file()),
+                    };
+                    let opened = if once {
+                        FileSource::open_input(input)
+                    } else {
+                        FileSource::peek_input(input)
+                    };
+                    let mut src = match opened {
                         Ok(s) => s,
                         Err(e) => {
                             m.errors.push(e.to_string());
@@ -169,13 +180,6 @@ impl Merge {
                             m.errors.push(e.to_string());
                             continue;
                         }
-                    };
-                    // Standard input, a FIFO or a device cannot be read twice from its start: it
-                    // stays open, its head read (a regular file is opened again when its time
-                    // comes, so that many files do not hold buffers at once).
-                    let once = match input {
-                        Input::Stdin => true,
-                        Input::Path(p) => std::fs::metadata(p).is_ok_and(|m| !m.is_file()),
                     };
                     let held = once.then_some((src, head));
                     m.waiting.push((first, input.clone(), held));

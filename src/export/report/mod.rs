@@ -340,6 +340,8 @@ mod tests {
                 app: Arc::from(a),
                 source: AppSource::Sni,
                 rule: Arc::from("x.toml:1"),
+                rule_id: Arc::from("x"),
+                category: Arc::from("messaging"),
                 verdict: v,
                 alert: v == Verdict::Flag,
             })
