@@ -433,7 +433,7 @@ fn issue_15_stale_list_warning_once_per_run_without_colour_and_saying_what_to_do
     let rules = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         rules.path().join("oldapp.toml"),
-        "id = \"oldapp\"\nname = \"Old\"\ncategory = \"messaging\"\nverdict = \"flag\"\n\
+        "id = \"oldapp\"\nrule_id = \"t:oldapp\"\nname = \"Old\"\ncategory = \"messaging\"\nverdict = \"flag\"\n\
          domains = [\"old.example\"]\n\n[prefixes]\nsource = \"a test list\"\n\
          as_of = \"2001-01-01\"\nmax_age_days = 30\nlist = [\"192.0.2.0/24\"]\n",
     )
