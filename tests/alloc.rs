@@ -155,6 +155,8 @@ fn replay_with_events(path: &Path, events: &Path) -> (u64, u64, u64) {
         workers: 1,
         alert_interval_ns: 60_000_000_000,
         clients: Default::default(),
+        community_id_seed: 0,
+        format: Default::default(),
         existing: Default::default(),
     };
     let before = ALLOCS.load(Ordering::Relaxed);

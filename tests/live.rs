@@ -590,6 +590,16 @@ fn live_metrics_agree_with_events_and_reach_a_real_prometheus() {
 
 #[test]
 fn live_sighup_with_broken_rules_keeps_the_old_ones() {
+    sighup_reloads("c", &[]);
+}
+
+/// With `--queues 2` a reload is made once for every queue: counted once, logged once.
+#[test]
+fn live_queues_sighup_reloads_once_for_every_queue() {
+    sighup_reloads("r", &["--queues", "2"]);
+}
+
+fn sighup_reloads(tag: &str, extra: &[&str]) {
     if !can_run(&[]) {
         return;
     }
@@ -603,12 +613,10 @@ fn live_sighup_with_broken_rules_keeps_the_old_ones() {
             std::fs::copy(&f, rules.join(f.file_name().expect("name"))).expect("copy");
         }
     }
-    let veth = Veth::new("c");
-    let sensor = Sensor::start(
-        dir.path(),
-        &veth.capture,
-        &["--rules", rules.to_str().expect("utf-8")],
-    );
+    let veth = Veth::new(tag);
+    let mut args = vec!["--rules", rules.to_str().expect("utf-8")];
+    args.extend(extra);
+    let sensor = Sensor::start(dir.path(), &veth.capture, &args);
     // Break a rule file and ask for a reload: refused, counted, the old rules stay.
     std::fs::write(
         rules.join("zoom.toml"),
@@ -646,7 +654,8 @@ fn live_sighup_with_broken_rules_keeps_the_old_ones() {
     let events = sensor.events.clone();
     let (code, err) = sensor.stop();
     assert_eq!(code, Some(0), "{err}");
-    assert!(err.contains("rule reload refused"), "{err}");
+    assert_eq!(err.matches("rule reload refused").count(), 1, "{err}");
+    assert_eq!(err.matches("rules reloaded").count(), 1, "{err}");
     // Flows that ended before the rotation are in the old file (the reused 5-tuple's first
     // connection ends when the second one starts); the rest went to the reopened one.
     let before = read_events(&rotated);

@@ -20,8 +20,22 @@
 //! | 5 | what other flows revealed of an endpoint when the flow started | `peer_cache`, `dns_answer` | a call's STUN exchange used the endpoint, or a DNS answer for an app's name gave the server's address |
 //! | 6 | the server's address | `ip` | it is in an app's prefix list |
 //! | 7 | the client's address | `ip` | which side is the server was only guessed (no SYN seen) and it is in an app's prefix list |
+//!
+//! # Evidence and confidence
+//!
+//! [`decide_explained`] decides as [`decide`] does and, for a flow it gives an app, also lists
+//! every row that named an app ([`Evidence`], in the order of the table, the deciding one
+//! first among them only by that order), whichever app it named: an SNI of one app on an
+//! address of another's list keeps both. At most one item per row, so at most
+//! [`MAX_EVIDENCE`] (8) per flow. Its [`Confidence`] comes from the deciding row: `high` for
+//! rows 1–2 (the flow's own bytes or server name), `medium` for rows 3–5 (a fingerprint, the
+//! server's certificate, a DNS question, what other flows revealed), `low` for rows 6–7 (an
+//! address list); one step lower when another row named a different app.
 
+use crate::decode::Transport;
 use crate::flow::hints::Hint;
+use crate::macros::counter_enum;
+use crate::proto::shape::Shape;
 use crate::proto::tls::TlsSummary;
 use crate::rules::{CompiledRules, DomainMatch, Verdict};
 use std::net::IpAddr;
@@ -87,6 +101,180 @@ pub struct Classification {
     pub verdict: Verdict,
     /// Flows of this app raise an alert (verdict `flag`, or named by the policy's `alert`).
     pub alert: bool,
+}
+
+/// Most [`Evidence`] items of one flow: one per row of the precedence table.
+pub const MAX_EVIDENCE: usize = 8;
+
+/// What an [`Evidence`] item's signal saw, as the flow's record holds it: the value itself is
+/// read from the record when the event is written (no copy of the name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvidenceValue {
+    /// No value to show (a payload signature, a STUN mark: bytes are not kept).
+    None,
+    /// The ClientHello's server name.
+    ServerName,
+    /// The ClientHello's JA4.
+    Ja4,
+    /// The name the DNS flow asked for.
+    DnsQuery,
+    /// The server certificate's name that spoke.
+    CertName,
+    /// The server's address.
+    Server,
+    /// The client's address.
+    Client,
+    /// A name another flow revealed (the DNS answer's question).
+    Name(Arc<str>),
+}
+
+/// One signal that named an app for a flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    /// The signal, named as `app_source` names it.
+    pub source: AppSource,
+    /// The app it named.
+    pub app: Arc<str>,
+    /// The rule that matched, `file:line`.
+    pub rule: Arc<str>,
+    /// What it saw.
+    pub value: EvidenceValue,
+}
+
+/// How far a decision can be trusted, from its precedence row and whether the others agreed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Confidence {
+    /// An address list decided, or a stronger signal was contradicted.
+    Low,
+    /// A fingerprint, a DNS question or another flow's revelation decided.
+    Medium,
+    /// The flow's own bytes or its server name decided, and nothing disagreed.
+    High,
+}
+
+impl Confidence {
+    /// Name as used in events (`confidence`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
+
+    /// The confidence a decision by `source` starts from.
+    pub fn of(source: AppSource) -> Confidence {
+        match source {
+            AppSource::Signature | AppSource::Stun | AppSource::Sni | AppSource::QuicSni => {
+                Confidence::High
+            }
+            AppSource::Ja4
+            | AppSource::Certificate
+            | AppSource::DnsQuery
+            | AppSource::DnsAnswer
+            | AppSource::PeerCache => Confidence::Medium,
+            AppSource::Ip => Confidence::Low,
+        }
+    }
+
+    fn lower(self) -> Confidence {
+        match self {
+            Confidence::High => Confidence::Medium,
+            _ => Confidence::Low,
+        }
+    }
+}
+
+/// Why a decision was made: every signal that spoke, and the confidence they give.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    /// The signals, in precedence order (at most [`MAX_EVIDENCE`]).
+    pub evidence: Vec<Evidence>,
+    /// The decision's confidence.
+    pub confidence: Confidence,
+}
+
+counter_enum! {
+    /// Why a flow ended without an app (`unattributed` in flow events,
+    /// `picket_unattributed_flows_total{reason}`): the first that applies, in this order.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Unattributed {
+        /// Real ECH (or ESNI): the server name is encrypted, only the outer one is seen.
+        Ech => "ech",
+        /// DNS over TLS or QUIC (port 853), or over HTTPS to a public resolver named in
+        /// `rules/hidden.toml` (by server name or address).
+        EncryptedDns => "encrypted_dns",
+        /// A VPN tunnel: WireGuard, OpenVPN over UDP or TCP, IKE (IPsec) by their packets'
+        /// shape, or a commercial VPN service's server name from `rules/hidden.toml`.
+        Vpn => "vpn",
+        /// Tor. Not told yet: its TLS looks like any other with a random name, and telling it
+        /// needs the relays' list; kept so the set of reasons is stable.
+        Tor => "tor",
+        /// A QUIC long header of a version whose Initials cannot be opened, or Initials that
+        /// did not open.
+        QuicUnknown => "quic_unknown",
+        /// A ClientHello without a server name.
+        TlsNoSni => "tls_no_sni",
+        /// A server name, certificate name or DNS question that no rule claims: traffic of no
+        /// app watched.
+        UnclaimedName => "unclaimed_name",
+        /// Packets one way only: the other side was never seen.
+        OneWay => "one_way",
+        /// Nothing that could name an app was seen.
+        NoSignal => "no_signal",
+    }
+}
+
+/// What an unattributed flow showed besides its [`Facts`].
+#[derive(Clone, Copy, Debug)]
+pub struct Unseen {
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// The server's port.
+    pub server_port: u16,
+    /// The shape of its first client payload.
+    pub shape: Shape,
+    /// Packets went one way only.
+    pub one_way: bool,
+}
+
+/// Port 853: DNS over TLS (RFC 7858 §3.1) and DNS over QUIC (RFC 9250 §4.1.1).
+const ENCRYPTED_DNS_PORT: u16 = 853;
+
+/// Why a flow without an app stayed so: the first of [`Unattributed`]'s reasons that applies.
+pub fn unattributed(f: &Facts<'_>, u: &Unseen, rules: &CompiledRules) -> Unattributed {
+    let name = f.tls.and_then(|t| t.sni());
+    if f.tls.is_some_and(|t| t.esni || t.ech_outer) {
+        return Unattributed::Ech;
+    }
+    let resolver_port = u.server_port == 443 || u.server_port == ENCRYPTED_DNS_PORT;
+    if u.server_port == ENCRYPTED_DNS_PORT
+        || name.is_some_and(|n| rules.is_resolver_name(n))
+        || (resolver_port && u.transport == Transport::Tcp && rules.is_resolver_addr(f.server))
+        || (resolver_port && f.tls.is_some_and(|t| t.quic) && rules.is_resolver_addr(f.server))
+    {
+        return Unattributed::EncryptedDns;
+    }
+    if u.shape.is_vpn() || name.is_some_and(|n| rules.is_vpn_name(n)) {
+        return Unattributed::Vpn;
+    }
+    if u.shape == Shape::QuicUnknown && f.tls.is_none() {
+        return Unattributed::QuicUnknown;
+    }
+    if let Some(t) = f.tls {
+        return if t.sni().is_some() {
+            Unattributed::UnclaimedName
+        } else {
+            Unattributed::TlsNoSni
+        };
+    }
+    if f.dns_query.is_some() || f.cert_name.is_some() {
+        return Unattributed::UnclaimedName;
+    }
+    if u.one_way {
+        return Unattributed::OneWay;
+    }
+    Unattributed::NoSignal
 }
 
 /// What a flow revealed, as [`decide`] reads it: a view of the flow's own state.
@@ -155,6 +343,70 @@ pub fn decide(f: &Facts<'_>, rules: &CompiledRules) -> Option<Classification> {
             by_address(rules, f.client)
         }
     })
+}
+
+/// [`decide`], and for a flow with an app, every signal that spoke and the confidence (see
+/// the module documentation). Allocates the explanation once per decided flow.
+pub fn decide_explained(
+    f: &Facts<'_>,
+    rules: &CompiledRules,
+) -> Option<(Classification, Explanation)> {
+    let c = decide(f, rules)?;
+    let mut evidence = Vec::with_capacity(MAX_EVIDENCE);
+    let mut add = |c: Option<Classification>, value: EvidenceValue| {
+        if let Some(c) = c {
+            evidence.push(Evidence {
+                source: c.source,
+                app: c.app,
+                rule: c.rule,
+                value,
+            });
+        }
+    };
+    add(f.marks.cloned(), EvidenceValue::None);
+    if let Some(tls) = f.tls {
+        let source = if tls.quic {
+            AppSource::QuicSni
+        } else {
+            AppSource::Sni
+        };
+        let named = tls
+            .trusted_sni()
+            .and_then(|n| by_server_name(rules, n.as_bytes(), source));
+        add(named, EvidenceValue::ServerName);
+        add(by_ja4(rules, tls.ja4()), EvidenceValue::Ja4);
+    }
+    let certified = f
+        .cert_name
+        .map(|n| n.strip_prefix(b"*.").unwrap_or(n))
+        .and_then(|n| by_server_name(rules, n, AppSource::Certificate));
+    add(certified, EvidenceValue::CertName);
+    let asked = f
+        .dns_query
+        .and_then(|q| by_server_name(rules, q, AppSource::DnsQuery));
+    add(asked, EvidenceValue::DnsQuery);
+    if let Some(h) = f.hint {
+        let value = match (&h.name, h.class.source) {
+            (Some(n), AppSource::DnsAnswer) => EvidenceValue::Name(Arc::clone(n)),
+            _ => EvidenceValue::Server,
+        };
+        add(Some(h.class.clone()), value);
+    }
+    add(by_address(rules, f.server), EvidenceValue::Server);
+    if !f.client_known {
+        add(by_address(rules, f.client), EvidenceValue::Client);
+    }
+    let mut confidence = Confidence::of(c.source);
+    if evidence.iter().any(|e| e.app != c.app) {
+        confidence = confidence.lower();
+    }
+    Some((
+        c,
+        Explanation {
+            evidence,
+            confidence,
+        },
+    ))
 }
 
 /// The classification a rule match gives, with the app's verdict under the rules in force.
@@ -417,6 +669,107 @@ list = ["192.0.2.0/24"]
             }),
             Some(("chat".into(), AppSource::QuicSni))
         );
+    }
+
+    /// Every row that spoke is listed in precedence order, a disagreeing one too, and the
+    /// confidence follows the deciding row, one step lower on disagreement.
+    #[test]
+    fn decide_explained_lists_every_signal_and_keeps_disagreements() {
+        let other = r#"
+id = "other"
+name = "Other"
+category = "messaging"
+verdict = "observe"
+domains = ["other.example"]
+[prefixes]
+source = "test"
+as_of = "2026-01-01"
+list = ["198.51.100.0/24"]
+"#;
+        let chat = r#"
+id = "chat"
+name = "Chat"
+category = "messaging"
+verdict = "flag"
+domains = ["chat.example"]
+ja4 = ["t13d1516h2_8daaf6152771_b186095e22b6"]
+[prefixes]
+source = "test"
+as_of = "2026-01-01"
+list = ["192.0.2.0/24"]
+"#;
+        let src = |name: &str, text: &str| crate::rules::Source {
+            path: name.into(),
+            name: name.into(),
+            text: text.into(),
+        };
+        let rules =
+            crate::rules::load(&[src("chat.toml", chat), src("other.toml", other)], None).unwrap();
+        let ja4 = "t13d1516h2_8daaf6152771_b186095e22b6";
+        let hello = TlsSummary::new(ja4, Some(b"chat.example"), &[], 0x0304, false, false);
+        let base = Facts {
+            marks: None,
+            tls: Some(&hello),
+            dns_query: None,
+            cert_name: None,
+            hint: None,
+            server: "192.0.2.9".parse().unwrap(),
+            client: "198.51.100.3".parse().unwrap(),
+            client_known: false,
+        };
+        let (c, x) = decide_explained(&base, &rules).unwrap();
+        assert_eq!((&*c.app, c.source), ("chat", AppSource::Sni));
+        let got: Vec<_> = x
+            .evidence
+            .iter()
+            .map(|e| (e.source, &*e.app, e.value.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (AppSource::Sni, "chat", EvidenceValue::ServerName),
+                (AppSource::Ja4, "chat", EvidenceValue::Ja4),
+                (AppSource::Ip, "chat", EvidenceValue::Server),
+                (AppSource::Ip, "other", EvidenceValue::Client),
+            ]
+        );
+        assert!(x.evidence.iter().all(|e| e.rule.contains(".toml:")));
+        assert!(x.evidence.len() <= MAX_EVIDENCE);
+        assert_eq!(x.confidence, Confidence::Medium, "another app disagreed");
+        // The sides known: the client's address says nothing, all agree.
+        let (_, x) = decide_explained(
+            &Facts {
+                client_known: true,
+                ..base
+            },
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(x.evidence.len(), 3);
+        assert_eq!(x.confidence, Confidence::High);
+        // An address alone: low.
+        let (c, x) = decide_explained(
+            &Facts {
+                tls: None,
+                client_known: true,
+                ..base
+            },
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(c.source, AppSource::Ip);
+        assert_eq!(x.confidence, Confidence::Low);
+        // No app: no explanation.
+        assert!(decide_explained(
+            &Facts {
+                tls: None,
+                server: "203.0.113.1".parse().unwrap(),
+                client_known: true,
+                ..base
+            },
+            &rules
+        )
+        .is_none());
     }
 
     #[test]

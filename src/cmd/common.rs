@@ -3,7 +3,7 @@
 
 use super::load_rules;
 use anyhow::{Context, Result};
-use picket::export::events::ClientAddrs;
+use picket::export::events::{ClientAddrs, EventFormat};
 use picket::export::http::{HttpServer, HttpState, WebState};
 use picket::export::lines::Existing;
 use picket::export::metrics::Metrics;
@@ -100,6 +100,14 @@ pub struct CommonArgs {
     /// hash; flow ids are keyed too in the last two, so they cannot be reversed.
     #[arg(long, value_enum, value_name = "MODE", default_value = "keep")]
     pub client_addresses: ClientAddrMode,
+    /// The layout of events: Picket's field names, or the Elastic Common Schema's (for
+    /// Elasticsearch and OpenSearch without an ingest pipeline).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "picket")]
+    pub events_format: EventsFormat,
+    /// The seed of events' `community_id` (Community ID v1): the one the tools whose records are
+    /// joined with these use.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
     /// Key for `--client-addresses hash`: a file of at least 32 bytes (the same key gives the
     /// same hashes across runs and sensors) [default: a random key for this run].
     #[arg(long, value_name = "FILE")]
@@ -109,6 +117,15 @@ pub struct CommonArgs {
     /// hashes); read again when it changes.
     #[arg(long, value_name = "FILE")]
     pub web_config: Option<PathBuf>,
+}
+
+/// `--events-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsFormat {
+    /// Picket's field names.
+    Picket,
+    /// Elastic Common Schema names.
+    Ecs,
 }
 
 /// `--client-addresses`.
@@ -170,6 +187,11 @@ impl CommonArgs {
             workers,
             alert_interval_ns: self.alert_interval.saturating_mul(SEC),
             clients: self.client_addrs()?,
+            community_id_seed: self.community_id_seed,
+            format: match self.events_format {
+                EventsFormat::Picket => EventFormat::Picket,
+                EventsFormat::Ecs => EventFormat::Ecs,
+            },
             existing: if self.append {
                 Existing::Append
             } else {

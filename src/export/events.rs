@@ -1,4 +1,6 @@
 //! JSON-lines events: one JSON object per line, each with an `"event"` tag naming its type.
+//! (With `--events-format ecs`, the same events under Elastic Common Schema names: see
+//! [`crate::export::ecs`].)
 //!
 //! Fields that are unknown are **absent**, never `null` or an empty string. Addresses are text
 //! (`"10.1.0.5"`, `"2001:db8::1"`); times are RFC 3339 in UTC with microseconds. Every event of a
@@ -13,10 +15,11 @@
 //! | field | type | meaning |
 //! |---|---|---|
 //! | `event` | `"alert"` | event type |
+//! | `timestamp` | string | the event's moment: the packet that decided |
 //! | `ts` | string | time of the packet that decided |
 //! | `flow_id`, `sensor` | string | as in `flow` |
-//! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment` | | as in `flow` |
-//! | `app`, `app_source`, `rule`, `rule_id`, `app_category`, `verdict`, `sni`, `dns_name` | | as in `flow` |
+//! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment`, `community_id` | | as in `flow` |
+//! | `app`, `app_source`, `rule`, `rule_id`, `app_category`, `verdict`, `sni`, `dns_name`, `dns_query`, `evidence`, `confidence` | | as in `flow` |
 //! | `suppressed` | int | always 0: later alerts of the same client and app within the interval are reported by `alert_suppressed` |
 //!
 //! # `alert_suppressed`
@@ -26,6 +29,7 @@
 //! | field | type | meaning |
 //! |---|---|---|
 //! | `event` | `"alert_suppressed"` | event type |
+//! | `timestamp` | string | the event's moment: when the interval closed |
 //! | `ts`, `since` | string | when the interval closed and opened |
 //! | `flow_id` | string | the flow whose alert opened the interval |
 //! | `sensor` | string | as in `flow` |
@@ -35,7 +39,7 @@
 //! # `flow_update`
 //!
 //! Every update interval of a long flow's life: the `flow` fields (counters so far) without
-//! `end_reason`, plus `ts`, the interval boundary.
+//! `end_reason`, plus `ts`, the interval boundary (also its `timestamp`).
 //!
 //! # `flow`
 //!
@@ -45,11 +49,14 @@
 //! | field | type | meaning |
 //! |---|---|---|
 //! | `event` | `"flow"` | event type |
+//! | `timestamp` | string | the event's moment: the flow's last packet (in `flow_update`, the interval boundary) |
 //! | `flow_id`, `sensor` | string | the flow's id; the sensor's name when given |
 //! | `ts_start`, `ts_end` | string | first and last packet time |
+//! | `duration` | float | seconds from the first packet to the last, to the microsecond |
 //! | `transport` | `"tcp"` / `"udp"` | |
 //! | `src_ip`, `src_port` | string, int | the client: the side that sent the SYN; lacking one, the side with the port ≥ 1024 when the other is below 1024; else the first sender |
 //! | `dst_ip`, `dst_port` | string, int | the server |
+//! | `community_id` | string | the flow's Community ID (v1, `1:` and base64 of a SHA-1; seed 0 unless `--community-id-seed`), computed from the innermost decoded addresses and ports as Suricata and Zeek compute it, so their records of the flow join with this one; absent with `--client-addresses truncate` or `hash` (it would let anyone with the events test guesses of the client's address) |
 //! | `vlan` | array of int | VLAN ids, outermost first (absent when untagged) |
 //! | `segment` | object | the tunnel segment the flow came in, part of its identity: `{"kind": "vxlan", "id": 5001}`; kinds `vxlan` (VNI), `nvgre` (VSID), `erspan` (session id); absent outside such tunnels |
 //! | `packets_to_server`, `packets_to_client` | int | packets per direction |
@@ -65,6 +72,7 @@
 //! | `ech` | string | `"real"`: an ECH extension with the public name of a known ECH client-facing server (`rules/ech.toml`): `sni` is only the outer name and does not decide `app`; `"grease"`: an ECH extension with any other name, taken for the GREASE placeholder browsers send, `sni` is the real name; `"esni"`: the older ESNI extension, `sni` does not decide; `"none"`. Present whenever a ClientHello was seen |
 //! | `sni_trusted` | bool | `sni` names the server the client wants and could decide `app` (false for real ECH, ESNI, or an IP address written as a name); present with `sni` |
 //! | `dns_name` | string | with `app_source` `"dns_answer"`: the name whose DNS answer gave the server's address |
+//! | `dns_query` | string | a DNS flow: the name it asked for (with `app_source` `"dns_query"`, the name that decided) |
 //! | `ja4` | string | JA4 client fingerprint of the ClientHello (FoxIO specification) |
 //! | `app` | string | app id from the rules |
 //! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"certificate"` (the server's TLS 1.2 certificate names the app's domain; no ClientHello seen), `"ip"` (the app's IP prefix list) |
@@ -72,10 +80,16 @@
 //! | `rule_id` | string | the stable id of the app's rules (`rule_id` in its rule file, unique across the set), e.g. `"picket:whatsapp"`: unlike `rule`, editing the file does not change it (with `app`) |
 //! | `app_category` | string | the app's category from its rule file: `"messaging"`, `"conferencing"`, `"social"`, `"web_visit"` (a visit to an app's web site, such as `whatsapp_site`: not use of the app) or an organisation's own name (with `app`) |
 //! | `verdict` | `"flag"` / `"observe"` | the policy's verdict for `app` |
+//! | `evidence` | array of object | with `app`: every signal that named an app for the flow, in the precedence order of `picket::classify`, whichever app it named (disagreements are kept): `{"source", "value", "app", "rule"}`, `source` named as `app_source` names it, `value` what it saw (the server name, the JA4, the certificate's name, the DNS question, the address, the name of another flow's DNS answer; absent for a payload signature or a STUN mark); at most 8, one per precedence row |
+//! | `confidence` | string | with `app`: `"high"` (the flow's own bytes or server name decided), `"medium"` (a JA4, the server's certificate, a DNS question, a DNS answer or a call's endpoint), `"low"` (an address list); one step lower when `evidence` names another app |
+//! | `unattributed` | string | a flow without `app`: why, the first that applies of `"ech"` (real ECH or ESNI hid the name), `"encrypted_dns"` (port 853, or a public DoH/DoT/DoQ resolver of `rules/hidden.toml` by name or address), `"vpn"` (WireGuard, OpenVPN over UDP or TCP, IKE by their packets' shape, or a VPN service's name in `rules/hidden.toml`), `"tor"` (reserved: not told yet), `"quic_unknown"` (a QUIC version whose Initials cannot be opened), `"tls_no_sni"` (a ClientHello without a name), `"unclaimed_name"` (a server name, certificate name or DNS question no rule claims), `"one_way"` (packets one way only), `"no_signal"`; in `flow` only |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
 
 use crate::capture::Timestamp;
+use crate::classify::EvidenceValue;
 use crate::decode::{Segment, Transport};
+use crate::export::community_id::community_id;
+use crate::export::ecs;
 use crate::export::gate::SuppressedAlerts;
 use crate::export::json::{self, Obj};
 use crate::export::record::{DirStats, FlowRecord, FlowView};
@@ -253,11 +267,36 @@ impl ClientAddrs {
     }
 }
 
+/// How events are written: what every writer of one run shares.
+#[derive(Clone, Debug, Default)]
+pub struct EventStyle {
+    /// The sensor's name, in every event and prefixed to flow ids.
+    pub sensor: Option<String>,
+    /// How client addresses appear.
+    pub clients: ClientAddrs,
+    /// The seed of `community_id`.
+    pub community_id_seed: u16,
+    /// The layout: Picket's names or ECS's.
+    pub format: EventFormat,
+}
+
+/// The layout of events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EventFormat {
+    /// Picket's own field names (this module's tables).
+    #[default]
+    Picket,
+    /// Elastic Common Schema names (see [`crate::export::ecs`]).
+    Ecs,
+}
+
 /// Writes events as JSON lines to any sink, one `write` per event.
 pub struct EventWriter<W: Write> {
     lines: Lines<W>,
     sensor: Option<String>,
     clients: ClientAddrs,
+    community_id_seed: u16,
+    format: EventFormat,
 }
 
 impl<W: Write> EventWriter<W> {
@@ -272,7 +311,53 @@ impl<W: Write> EventWriter<W> {
             },
             sensor,
             clients: ClientAddrs::Keep,
+            community_id_seed: 0,
+            format: EventFormat::Picket,
         }
+    }
+
+    /// Writes events in `format`'s layout.
+    pub fn with_format(mut self, format: EventFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    fn ecs(&self) -> bool {
+        self.format == EventFormat::Ecs
+    }
+
+    /// The `event` field and, in the ECS layout, the categorisation fields for it.
+    fn event_tag(&self, o: &mut Obj<'_>, event: &str) {
+        if self.ecs() {
+            o.str("ecs.version", ecs::ECS_VERSION);
+            o.str(
+                "event.kind",
+                if event == "alert" { "alert" } else { "event" },
+            );
+            o.strs("event.category", ["network"]);
+            let ty: &[&str] = match event {
+                "flow" => &["connection", "end"],
+                "flow_update" | "alert" => &["connection", "info"],
+                _ => &["info"],
+            };
+            o.strs("event.type", ty.iter().copied());
+        }
+        o.str("event", event);
+    }
+
+    /// A writer into `out` in `style`.
+    pub fn styled(out: W, style: &EventStyle) -> Self {
+        EventWriter::new(out, style.sensor.clone())
+            .with_client_addrs(style.clients.clone())
+            .with_community_id_seed(style.community_id_seed)
+            .with_format(style.format)
+    }
+
+    /// Computes `community_id` under `seed` (the Community ID specification's seed; 0 unless
+    /// the tools joined with use another).
+    pub fn with_community_id_seed(mut self, seed: u16) -> Self {
+        self.community_id_seed = seed;
+        self
     }
 
     /// Shows client addresses (and flow ids) as `clients` says.
@@ -297,8 +382,59 @@ impl<W: Write> EventWriter<W> {
         o.u64("src_port", u64::from(client.1));
         o.ip("dst_ip", server.0.ip());
         o.u64("dst_port", u64::from(server.1));
-        vlan_field(o, f.vlans.ids());
+        if self.ecs() {
+            for (k, id) in ["network.vlan.id", "network.inner.vlan.id"]
+                .into_iter()
+                .zip(f.vlans.ids())
+            {
+                o.text(k, |b| json::uint(b, u64::from(*id)));
+            }
+        } else {
+            vlan_field(o, f.vlans.ids());
+        }
         segment_field(o, f.segment);
+        if let ClientAddrs::Keep = self.clients {
+            let proto = match f.transport {
+                Transport::Tcp => 6,
+                Transport::Udp => 17,
+            };
+            let id = community_id(
+                self.community_id_seed,
+                client.0.ip(),
+                server.0.ip(),
+                proto,
+                Some((client.1, server.1)),
+            );
+            o.str("community_id", id.as_str());
+        }
+    }
+
+    /// The `evidence` and `confidence` fields of a flow with an app.
+    fn explain(&self, o: &mut Obj<'_>, f: &FlowView) {
+        let Some(x) = f.explain.as_deref() else {
+            return;
+        };
+        if !x.evidence.is_empty() {
+            o.objs("evidence", &x.evidence, |o, e| {
+                o.str("source", e.source.as_str());
+                let tls = f.tls.as_deref();
+                match &e.value {
+                    EvidenceValue::None => {}
+                    EvidenceValue::ServerName => o.opt_str("value", tls.and_then(|t| t.sni())),
+                    EvidenceValue::Ja4 => o.opt_str("value", tls.map(|t| t.ja4())),
+                    EvidenceValue::DnsQuery => o.opt_str("value", f.dns_query.as_deref()),
+                    EvidenceValue::CertName => o.opt_str("value", f.cert_name.as_deref()),
+                    EvidenceValue::Server => o.ip("value", f.server.0.ip()),
+                    EvidenceValue::Client => {
+                        o.text("value", |b| self.clients.write(b, f.client.0.ip()))
+                    }
+                    EvidenceValue::Name(n) => o.str("value", n),
+                }
+                o.str("app", &e.app);
+                o.str("rule", &e.rule);
+            });
+        }
+        o.str("confidence", x.confidence.as_str());
     }
 
     /// Writes one `alert` event.
@@ -308,7 +444,8 @@ impl<W: Write> EventWriter<W> {
         };
         let buf = std::mem::take(&mut self.lines.line);
         self.line(buf, |w, o| {
-            o.str("event", "alert");
+            w.event_tag(o, "alert");
+            o.ts("timestamp", ts);
             o.ts("ts", ts);
             w.ids(o, f.id);
             w.endpoints(o, f);
@@ -319,7 +456,9 @@ impl<W: Write> EventWriter<W> {
             o.str("app_category", &app.category);
             o.opt_str("sni", f.tls.as_ref().and_then(|t| t.sni()));
             o.opt_str("dns_name", f.dns_name.as_deref());
+            o.opt_str("dns_query", f.dns_query.as_deref());
             o.str("verdict", app.verdict.as_str());
+            w.explain(o, f);
             o.u64("suppressed", 0);
         })
     }
@@ -328,7 +467,10 @@ impl<W: Write> EventWriter<W> {
     /// the writer) and writes it.
     fn line(&mut self, mut buf: Vec<u8>, f: impl FnOnce(&Self, &mut Obj<'_>)) -> io::Result<()> {
         buf.clear();
-        let mut o = Obj::begin(&mut buf);
+        let mut o = match self.format {
+            EventFormat::Picket => Obj::begin(&mut buf),
+            EventFormat::Ecs => Obj::begin_named(&mut buf, ecs::name, ecs::PREFIX),
+        };
         f(self, &mut o);
         o.end();
         buf.push(b'\n');
@@ -343,7 +485,8 @@ impl<W: Write> EventWriter<W> {
     pub fn suppressed(&mut self, s: &SuppressedAlerts) -> io::Result<()> {
         let buf = std::mem::take(&mut self.lines.line);
         self.line(buf, |w, o| {
-            o.str("event", "alert_suppressed");
+            w.event_tag(o, "alert_suppressed");
+            o.ts("timestamp", s.ts);
             o.ts("ts", s.ts);
             o.ts("since", s.since);
             w.ids(o, s.alert_flow_id);
@@ -379,13 +522,20 @@ impl<W: Write> EventWriter<W> {
         self.line(buf, |w, o| {
             let tls = f.tls.as_ref();
             let app = f.app.as_ref();
-            o.str("event", event);
+            w.event_tag(o, event);
+            o.ts("timestamp", ts.unwrap_or(f.last_ts));
             if let Some(ts) = ts {
                 o.ts("ts", ts);
             }
             w.ids(o, f.id);
             o.ts("ts_start", f.first_ts);
             o.ts("ts_end", f.last_ts);
+            let duration = f.last_ts.0.saturating_sub(f.first_ts.0);
+            if w.ecs() {
+                o.u64("duration", duration);
+            } else {
+                o.secs("duration", duration);
+            }
             w.endpoints(o, f);
             o.u64("packets_to_server", f.to_server.packets);
             o.u64("packets_to_client", f.to_client.packets);
@@ -393,6 +543,10 @@ impl<W: Write> EventWriter<W> {
             o.u64("bytes_to_client", f.to_client.bytes);
             o.u64("payload_bytes_to_server", f.to_server.payload);
             o.u64("payload_bytes_to_client", f.to_client.payload);
+            if w.ecs() {
+                o.u64("network.packets", f.to_server.packets + f.to_client.packets);
+                o.u64("network.bytes", f.to_server.bytes + f.to_client.bytes);
+            }
             tcp_flags_field(o, "tcp_flags_to_server", &f.to_server, f.transport);
             tcp_flags_field(o, "tcp_flags_to_client", &f.to_client, f.transport);
             if f.transport == Transport::Tcp {
@@ -402,6 +556,9 @@ impl<W: Write> EventWriter<W> {
                 o.opt_str("sni", t.sni());
                 if t.alpn().next().is_some() {
                     o.strs("alpn", t.alpn());
+                }
+                if w.ecs() {
+                    o.str("tls.version_protocol", "tls");
                 }
                 match tls::version_name(t.version) {
                     _ if t.version == 0 => {} // Google QUIC's CHLO: no TLS
@@ -421,6 +578,7 @@ impl<W: Write> EventWriter<W> {
             o.opt_str("user_agent", tls.and_then(|t| t.user_agent.as_deref()));
             o.opt_str("cert_name", f.cert_name.as_deref());
             o.opt_str("dns_name", f.dns_name.as_deref());
+            o.opt_str("dns_query", f.dns_query.as_deref());
             if let Some(t) = tls.filter(|t| !t.ja4().is_empty()) {
                 o.str("ja4", t.ja4());
             }
@@ -431,7 +589,9 @@ impl<W: Write> EventWriter<W> {
                 o.str("rule_id", &a.rule_id);
                 o.str("app_category", &a.category);
                 o.str("verdict", a.verdict.as_str());
+                w.explain(o, f);
             }
+            o.opt_str("unattributed", f.unattributed.map(|u| u.as_str()));
             o.opt_str("end_reason", end_reason);
         })
     }
@@ -505,7 +665,10 @@ mod tests {
                     alert: true,
                 })
             }),
+            explain: None,
             dns_name: None,
+            dns_query: None,
+            unattributed: None,
         };
         FlowRecord {
             flow,
@@ -529,6 +692,8 @@ mod tests {
         assert_eq!(v["event"], "flow");
         assert_eq!(v["ts_start"], "2023-11-14T22:13:20.000000Z");
         assert_eq!(v["ts_end"], "2023-11-14T22:13:21.500000Z");
+        assert_eq!(v["timestamp"], v["ts_end"], "a flow's moment is its end");
+        assert_eq!(v["duration"], 1.5);
         assert_eq!(v["src_ip"], "2001:db8::5");
         assert_eq!(v["src_port"], 50000);
         assert_eq!(v["dst_ip"], "2001:db8::1");
@@ -548,6 +713,43 @@ mod tests {
         assert_eq!(v["app_category"], "messaging");
         assert_eq!(v["verdict"], "flag");
         assert_eq!(v["end_reason"], "fin");
+    }
+
+    /// Evidence items name their source, what it saw (read from the record), the app and rule.
+    #[test]
+    fn flow_event_evidence_and_confidence() {
+        use crate::classify::{Confidence, Evidence, Explanation};
+        let mut rec = record(true);
+        let item = |source, app: &str, value| Evidence {
+            source,
+            app: Arc::from(app),
+            rule: Arc::from("x.toml:3"),
+            value,
+        };
+        rec.flow.explain = Some(Arc::new(Explanation {
+            evidence: vec![
+                item(AppSource::Sni, "whatsapp", EvidenceValue::ServerName),
+                item(AppSource::Stun, "whatsapp", EvidenceValue::None),
+                item(AppSource::Ip, "signal", EvidenceValue::Server),
+                item(
+                    AppSource::DnsAnswer,
+                    "x",
+                    EvidenceValue::Name(Arc::from("a.b")),
+                ),
+            ],
+            confidence: Confidence::Medium,
+        }));
+        let v = json(&rec);
+        assert_eq!(
+            v["evidence"],
+            serde_json::json!([
+                {"source": "sni", "value": "g.whatsapp.net", "app": "whatsapp", "rule": "x.toml:3"},
+                {"source": "stun", "app": "whatsapp", "rule": "x.toml:3"},
+                {"source": "ip", "value": "2001:db8::1", "app": "signal", "rule": "x.toml:3"},
+                {"source": "dns_answer", "value": "a.b", "app": "x", "rule": "x.toml:3"},
+            ])
+        );
+        assert_eq!(v["confidence"], "medium");
     }
 
     #[test]
@@ -615,6 +817,59 @@ mod tests {
         assert_eq!(lines[0]["dst_ip"], server.to_string());
         assert_eq!(lines[0]["flow_id"], lines[1]["flow_id"]);
         assert_ne!(lines[0]["flow_id"], flow_id_text(None, rec.flow.id));
+    }
+
+    /// `community_id` of the flow's tuple under the writer's seed, the same in the alert, and
+    /// absent when client addresses are hidden.
+    #[test]
+    fn community_id_in_flow_and_alert_under_the_seed() {
+        let rec = record(true);
+        let want = |seed| {
+            community_id(
+                seed,
+                rec.flow.client.0.ip(),
+                rec.flow.server.0.ip(),
+                6,
+                Some((rec.flow.client.1, rec.flow.server.1)),
+            )
+            .to_string()
+        };
+        for seed in [0, 1, 65535] {
+            let mut w = EventWriter::new(Vec::new(), None).with_community_id_seed(seed);
+            w.flow(&rec).unwrap();
+            w.alert(rec.flow.first_ts, &rec.flow).unwrap();
+            let text = String::from_utf8(w.lines.out).unwrap();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["community_id"], want(seed), "{line}");
+            }
+        }
+        assert_ne!(want(0), want(1));
+        let key = Arc::new([7u8; 32]);
+        let mut w = EventWriter::new(Vec::new(), None).with_client_addrs(ClientAddrs::Hash { key });
+        w.flow(&rec).unwrap();
+        assert!(!String::from_utf8(w.lines.out)
+            .unwrap()
+            .contains("community_id"));
+    }
+
+    /// The ECS layout: VLAN ids as ECS's two keyword fields, the duration in nanoseconds, the
+    /// rest renamed or under `picket.`.
+    #[test]
+    fn ecs_layout_renames_and_converts() {
+        let rec = record(true);
+        let mut w = EventWriter::new(Vec::new(), None).with_format(EventFormat::Ecs);
+        w.flow(&rec).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&w.lines.out).unwrap();
+        assert_eq!(v["network.vlan.id"], "10");
+        assert_eq!(v["network.inner.vlan.id"], "20");
+        assert_eq!(v["event.duration"], 1_500_000_000u64);
+        assert_eq!(v["source.ip"], "2001:db8::5");
+        assert_eq!(v["tls.client.server_name"], "g.whatsapp.net");
+        assert_eq!(v["picket.ja4"], "t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb");
+        assert_eq!(v["event.kind"], "event");
+        assert_eq!(v["event.type"], serde_json::json!(["connection", "end"]));
+        assert!(v.get("vlan").is_none() && v.get("picket.vlan").is_none());
     }
 
     #[test]

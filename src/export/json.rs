@@ -15,7 +15,13 @@ use std::net::IpAddr;
 pub struct Obj<'a> {
     buf: &'a mut Vec<u8>,
     first: bool,
+    names: Option<Names>,
+    prefix: &'static str,
 }
+
+/// A renaming of an object's top-level keys (another schema's names for the same fields): the
+/// new name, or `None` to write the key under [`Obj::begin_named`]'s prefix.
+pub type Names = fn(&str) -> Option<&'static str>;
 
 /// Lower-case hex digits.
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -58,7 +64,21 @@ impl<'a> Obj<'a> {
     /// Starts an object at the end of `buf`.
     pub fn begin(buf: &'a mut Vec<u8>) -> Self {
         buf.push(b'{');
-        Obj { buf, first: true }
+        Obj {
+            buf,
+            first: true,
+            names: None,
+            prefix: "",
+        }
+    }
+
+    /// Starts an object whose top-level keys `names` renames; a key it does not rename is
+    /// written as `prefix` followed by the key. Nested objects keep their keys.
+    pub fn begin_named(buf: &'a mut Vec<u8>, names: Names, prefix: &'static str) -> Self {
+        let mut o = Obj::begin(buf);
+        o.names = Some(names);
+        o.prefix = prefix;
+        o
     }
 
     /// Closes the object.
@@ -73,7 +93,14 @@ impl<'a> Obj<'a> {
         }
         self.first = false;
         self.buf.push(b'"');
-        put(self.buf, k.as_bytes());
+        match self.names.map(|n| n(k)) {
+            None => put(self.buf, k.as_bytes()),
+            Some(Some(renamed)) => put(self.buf, renamed.as_bytes()),
+            Some(None) => {
+                put(self.buf, self.prefix.as_bytes());
+                put(self.buf, k.as_bytes());
+            }
+        }
         self.buf.push(b'"');
         self.buf.push(b':');
     }

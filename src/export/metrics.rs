@@ -6,6 +6,7 @@
 //! worker indexes), never addresses, names or ports: per-host detail goes in events.
 
 use super::http::{ConnFailure, Exposition};
+use crate::classify::Unattributed;
 use crate::decode::frag::ReasmEnd;
 use crate::decode::{DecodeStats, Skip, TunnelKind};
 use crate::export::record::{Anomaly, AppCount, WorkerStats};
@@ -174,6 +175,7 @@ pub struct Metrics {
     hint_entries: IntGaugeVec,
     hint_evictions: IntCounterVec,
     anomalies: IntCounterVec,
+    unattributed: IntCounterVec,
     http_rejected: IntCounter,
     http_failed: IntCounterVec,
 }
@@ -255,6 +257,12 @@ impl Metrics {
                 "picket_anomalies_total",
                 "Protocol anomalies a peer caused (the flow goes on): reassembly conflicts and limits, incomplete or malformed ClientHellos, oversized server names, undecryptable QUIC Initials, malformed DNS and STUN.",
                 &["kind"],
+            )?,
+            unattributed: counter_vec(
+                &r,
+                "picket_unattributed_flows_total",
+                "Ended flows without an app, by why: real ECH, encrypted DNS, a VPN tunnel, Tor, an unknown QUIC version, a ClientHello without a name, a name no rule claims, one-way traffic, no signal.",
+                &["reason"],
             )?,
             hint_entries,
             hint_evictions: counter_vec(
@@ -455,6 +463,9 @@ impl Metrics {
         for e in ReasmEnd::ALL {
             m.reassembly.with_label_values(&[e.as_str()]);
         }
+        for u in Unattributed::ALL {
+            m.unattributed.with_label_values(&[u.as_str()]);
+        }
         for w in 0..m.workers.len() {
             m.queue_depth.with_label_values(&[&w.to_string()]);
         }
@@ -521,6 +532,13 @@ impl Metrics {
     pub fn unclassified_flow_ended(&self, bytes: u64) {
         self.flows.with_label_values(&[NO_APP, NO_APP]).inc();
         self.app_bytes.with_label_values(&[NO_APP]).inc_by(bytes);
+    }
+
+    /// Counts an ended flow without an app by the reason it has none.
+    pub fn unattributed_flow(&self, reason: Unattributed) {
+        self.unattributed
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 
     /// Counts an alert written, or suppressed.
@@ -628,7 +646,7 @@ impl Metrics {
         }
         for (i, k) in CLOCK_KINDS.iter().enumerate() {
             let c = self.clock_adjusted.with_label_values(&[k]);
-            step(&c, load(&self.reader.clock_adjusted[i]), &mut last.clock[i]);
+            step(&c, read(&|r| &r.clock_adjusted[i]), &mut last.clock[i]);
         }
         let sum = |f: fn(&WorkerPub) -> &AtomicU64| -> u64 {
             self.workers.iter().map(|w| load(f(w))).sum()
@@ -758,11 +776,23 @@ mod tests {
             bytes: 1500,
         }]);
         m.unclassified_flow_ended(60);
+        m.unattributed_flow(Unattributed::Vpn);
         m.alert("whatsapp", true);
         m.flow_capacity(1_000_000);
         let t = String::from_utf8(m.render()).unwrap();
         assert_eq!(value(&t, "picket_packets_total"), Some(100.0));
         assert_eq!(value(&t, "picket_flows_max"), Some(1_000_000.0));
+        assert_eq!(
+            value(&t, "picket_unattributed_flows_total{reason=\"vpn\"}"),
+            Some(1.0)
+        );
+        for r in Unattributed::ALL {
+            let series = format!("picket_unattributed_flows_total{{reason=\"{r}\"}}");
+            assert!(
+                value(&t, &series).is_some(),
+                "{series} is there from the start"
+            );
+        }
         m.reader.packets.store(150, Ordering::Relaxed);
         m.reader.hint_entries[0].store(9, Ordering::Relaxed);
         m.workers[1].anomalies[Anomaly::DnsMalformed.index()].store(2, Ordering::Relaxed);

@@ -1,6 +1,8 @@
 //! Export: JSON-lines events, the run summary and the HTML report. Shapes output; never decides
 //! anything.
 
+pub mod community_id;
+pub mod ecs;
 pub mod events;
 pub mod gate;
 pub mod http;

@@ -6,7 +6,7 @@
 //! [`RecordBatch`] per worker, with the worker's progress in packet time (its watermark).
 
 use crate::capture::Timestamp;
-use crate::classify::Classification;
+use crate::classify::{Classification, Explanation, Unattributed};
 use crate::decode::{Addr, DecodeStats, Segment, Skip, Transport, MAX_VLANS};
 use crate::macros::counter_enum;
 use crate::proto::tls::TlsSummary;
@@ -82,8 +82,14 @@ pub struct FlowView {
     pub cert_name: Option<Box<str>>,
     /// The app, when the flow was classified (boxed, as `tls`).
     pub app: Option<Box<Classification>>,
+    /// With an app: every signal that spoke, and the confidence (shared: a view copies no list).
+    pub explain: Option<Arc<Explanation>>,
     /// With an app decided by a DNS answer: the name whose answer gave the server's address.
     pub dns_name: Option<Arc<str>>,
+    /// A DNS flow: the name it asked for.
+    pub dns_query: Option<Box<str>>,
+    /// An ended flow without an app: why (set in the flow's last record only).
+    pub unattributed: Option<Unattributed>,
 }
 
 /// Why a flow ended.
@@ -404,7 +410,10 @@ impl FlowView {
             tls: None,
             cert_name: None,
             app: None,
+            explain: None,
             dns_name: None,
+            dns_query: None,
+            unattributed: None,
         }
     }
 }

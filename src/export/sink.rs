@@ -2,7 +2,7 @@
 //! time order through the alert [`Gate`], writes them to the events and alerts files, and feeds
 //! the summary, the report and the per-app metrics. Reads owned records only.
 
-use crate::export::events::{ClientAddrs, EventWriter};
+use crate::export::events::{ClientAddrs, EventFormat, EventStyle, EventWriter};
 use crate::export::gate::{Gate, Released};
 use crate::export::lines::{Existing, LineFile};
 use crate::export::metrics::Metrics;
@@ -26,18 +26,13 @@ struct Output {
 }
 
 impl Output {
-    fn open(
-        path: &Path,
-        existing: Existing,
-        sensor: Option<String>,
-        clients: ClientAddrs,
-    ) -> Result<Self, SinkError> {
+    fn open(path: &Path, existing: Existing, style: &EventStyle) -> Result<Self, SinkError> {
         let f = LineFile::open(path, existing).map_err(|source| SinkError {
             path: path.to_path_buf(),
             source,
         })?;
         Ok(Output {
-            writer: EventWriter::new(f, sensor).with_client_addrs(clients),
+            writer: EventWriter::styled(f, style),
             counted: (0, 0),
         })
     }
@@ -80,8 +75,24 @@ pub struct SinkOptions {
     pub alert_interval_ns: u64,
     /// How client addresses appear in events.
     pub clients: ClientAddrs,
+    /// The seed of events' `community_id`.
+    pub community_id_seed: u16,
+    /// The layout of events.
+    pub format: EventFormat,
     /// What happens to existing events and alerts files: replaced (atomically) or appended to.
     pub existing: Existing,
+}
+
+impl SinkOptions {
+    /// How these options have events written.
+    pub fn style(&self) -> EventStyle {
+        EventStyle {
+            sensor: self.sensor.clone(),
+            clients: self.clients.clone(),
+            community_id_seed: self.community_id_seed,
+            format: self.format,
+        }
+    }
 }
 
 /// The consumer side of a run: events in time order, alert suppression, the summary, the
@@ -107,7 +118,7 @@ impl Sink {
     ) -> Result<Self, SinkError> {
         let open = |p: &Option<PathBuf>| -> Result<Option<Output>, SinkError> {
             p.as_ref()
-                .map(|p| Output::open(p, opts.existing, opts.sensor.clone(), opts.clients.clone()))
+                .map(|p| Output::open(p, opts.existing, &opts.style()))
                 .transpose()
         };
         Ok(Sink {
@@ -283,6 +294,9 @@ impl Outputs<'_> {
                         m.unclassified_flow_ended(
                             rec.flow.to_server.bytes + rec.flow.to_client.bytes,
                         );
+                        if let Some(u) = rec.flow.unattributed {
+                            m.unattributed_flow(u);
+                        }
                     }
                 }
                 write(events, &|w| w.flow(&rec));

@@ -15,6 +15,7 @@
 //! | `apps[].clients_capped` | bool | `clients` reached [`MAX_CLIENTS`]: there may be more |
 //! | `apps[].alerts` | int | alerts written for the app |
 //! | `no_app` | object | `flows`, `bytes`, `clients`, `clients_capped` of flows no rule claimed |
+//! | `unattributed` | object | those flows by why they have no app (the `unattributed` reasons of `flow` events, every reason, zeros included) |
 //! | `totals.packets`, `totals.bytes` | int | packets read, and their bytes on the wire |
 //! | `totals.decoded` | int | packets that went into flows (TCP/UDP over IP) |
 //! | `totals.flows` | int | flows ended (the `flow` events) |
@@ -31,6 +32,7 @@
 //! | `workers` | int | worker threads used |
 //! | `elapsed_secs` | number | wall time of the run |
 
+use crate::classify::Unattributed;
 use crate::decode::frag::ReasmEnd;
 use crate::decode::{Addr, Skip, TunnelKind};
 use crate::export::record::{Anomaly, FlowRecord, RunReport};
@@ -141,6 +143,8 @@ pub struct SummaryJson<'a> {
     pub apps: Vec<AppRow<'a>>,
     /// Flows no rule claimed.
     pub no_app: NoAppRow,
+    /// Those flows by why they have no app (every reason, zeros included).
+    pub unattributed: BTreeMap<&'static str, u64>,
     /// The run's totals.
     pub totals: Totals,
     /// Worker threads used (left out of the report, which is the same at any worker count).
@@ -156,6 +160,7 @@ pub struct SummaryJson<'a> {
 pub struct Summary {
     apps: BTreeMap<Arc<str>, AppTotals>,
     other: AppTotals,
+    unattributed: [u64; Unattributed::COUNT],
     flows: u64,
     tls: u64,
 }
@@ -166,6 +171,9 @@ impl Summary {
         let f = &rec.flow;
         self.flows += 1;
         self.tls += u64::from(f.tls.is_some());
+        if let Some(u) = f.unattributed {
+            self.unattributed[u.index()] += 1;
+        }
         let t = match &f.app {
             Some(c) => {
                 let t = self.apps.entry(Arc::clone(&c.app)).or_default();
@@ -220,6 +228,14 @@ impl Summary {
         }
     }
 
+    /// Flows without an app by why (every reason, zeros included).
+    pub fn unattributed(&self) -> BTreeMap<&'static str, u64> {
+        Unattributed::ALL
+            .iter()
+            .map(|u| (u.as_str(), self.unattributed[u.index()]))
+            .collect()
+    }
+
     /// The run's totals.
     pub fn totals(&self, run: &RunReport) -> Totals {
         let r = &run.read;
@@ -260,6 +276,7 @@ impl Summary {
         SummaryJson {
             apps: self.rows(),
             no_app: self.no_app(),
+            unattributed: self.unattributed(),
             totals: self.totals(run),
             workers: Some(run.workers_used),
             elapsed_secs: Some(run.elapsed.as_secs_f64()),
@@ -304,6 +321,15 @@ impl Summary {
             clients(o.clients, o.clients_capped),
             "-"
         );
+        let why: Vec<String> = Unattributed::ALL
+            .iter()
+            .map(|u| (u, self.unattributed[u.index()]))
+            .filter(|(_, n)| *n > 0)
+            .map(|(u, n)| format!("{u} {n}"))
+            .collect();
+        if !why.is_empty() {
+            let _ = writeln!(s, "  no app because: {}", why.join(", "));
+        }
         let r = &run.read;
         let secs = run.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(s);

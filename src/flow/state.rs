@@ -6,11 +6,13 @@ use super::key::FlowKey;
 use super::reasm::ClientPrefix;
 use super::table::TimeoutClass;
 use crate::capture::Timestamp;
-use crate::classify::{AppSource, Classification, Facts};
+use crate::classify::{self, AppSource, Classification, Explanation, Facts, Unattributed, Unseen};
 use crate::decode::{Addr, PacketMeta, Transport};
 use crate::export::record::{DirStats, EndReason, FlowView, Vlans};
 use crate::proto::quic;
+use crate::proto::shape::Shape;
 use crate::proto::tls::TlsSummary;
+use std::sync::Arc;
 
 /// Seed of flow ids: fixed, so ids are the same in every run and at every worker count.
 const FLOW_ID_SEED: u64 = 0x7069_636b_6574_0001;
@@ -105,11 +107,15 @@ pub struct Flow {
     pub cert_name: Option<Box<CertName>>,
     /// Fact: a rule match of the flow's own bytes (signature, reply size, STUN mark).
     pub marks: Option<Box<Classification>>,
+    /// Fact: the shape of the client's first payload (a VPN tunnel, an unknown QUIC version).
+    pub shape: Shape,
     /// Fact: what the hint caches said of the flow's endpoints when it started (a DNS answer or
     /// a call's STUN exchange).
     pub hint: Option<Box<Hint>>,
     /// The decision, once made.
     pub app: Option<Box<Classification>>,
+    /// Every signal that spoke for the decision, and its confidence.
+    pub explain: Option<Arc<Explanation>>,
     /// The tracker's per-app counter this flow's bytes go to (when `app` is set).
     pub(super) app_slot: u16,
     /// `flow_update` events emitted so far.
@@ -143,8 +149,10 @@ impl Flow {
             dns_query: None,
             cert_name: None,
             marks: None,
+            shape: Shape::None,
             hint: None,
             app: None,
+            explain: None,
             app_slot: 0,
             updates: 0,
             looked: 0,
@@ -184,8 +192,26 @@ impl Flow {
         }
     }
 
+    /// What the flow showed besides its facts, for the reason it stayed unattributed.
+    pub fn unseen(&self) -> Unseen {
+        Unseen {
+            transport: self.key.transport,
+            server_port: self.server().1,
+            shape: self.shape,
+            one_way: self.to_server.packets == 0 || self.to_client.packets == 0,
+        }
+    }
+
+    /// Why the flow has no app (none when it has one).
+    pub fn unattributed(&self, rules: &crate::rules::CompiledRules) -> Option<Unattributed> {
+        if self.app.is_some() {
+            return None;
+        }
+        Some(classify::unattributed(&self.facts(), &self.unseen(), rules))
+    }
+
     /// The DNS name behind a `dns_answer` decision.
-    fn dns_name(&self) -> Option<std::sync::Arc<str>> {
+    fn dns_name(&self) -> Option<Arc<str>> {
         let app = self.app.as_deref()?;
         if app.source != AppSource::DnsAnswer {
             return None;
@@ -210,7 +236,10 @@ impl Flow {
             tls: self.tls.clone(),
             cert_name: self.cert_name.as_deref().map(|n| n.0.clone()),
             app: self.app.clone(),
+            explain: self.explain.clone(),
             dns_name: self.dns_name(),
+            dns_query: self.dns_query.clone(),
+            unattributed: None,
         }
     }
 
@@ -233,7 +262,10 @@ impl Flow {
             tls: self.tls,
             cert_name: self.cert_name.map(|n| n.0),
             app: self.app,
+            explain: self.explain,
             dns_name,
+            dns_query: self.dns_query,
+            unattributed: None,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::classify;
 use crate::decode::{tcp_flags, PacketMeta, Transport};
 use crate::export::record::Anomaly;
 use crate::proto::cert;
+use crate::proto::shape::{self, Shape};
 use crate::proto::stun;
 use crate::proto::tls::{ClientHello, TlsSummary};
 use crate::rules::CompiledRules;
@@ -156,6 +157,9 @@ impl FlowTracker {
             f.hello_done = true;
             return;
         };
+        if seq == base && f.shape == Shape::None {
+            f.shape = shape::tcp(payload);
+        }
         let ins = prefix.insert(seq, payload);
         self.stats
             .anomaly(Anomaly::ReassemblyConflict, u64::from(ins.conflict));

@@ -10,7 +10,9 @@ use super::{FlowConfig, Out};
 use crate::capture::Timestamp;
 use crate::classify;
 use crate::decode::{tcp_flags, PacketMeta, Transport};
-use crate::export::record::{Anomaly, AppCount, EndReason, FlowRecord, Mark, Record, WorkerStats};
+use crate::export::record::{
+    Anomaly, AppCount, EndReason, FlowRecord, FlowView, Mark, Record, WorkerStats,
+};
 use crate::proto::tls::{ClientHello, MAX_SNI};
 use crate::rules::CompiledRules;
 use std::sync::Arc;
@@ -315,7 +317,7 @@ impl FlowTracker {
             for &(_, id, i, reason) in &order[k..end] {
                 if let Some(flow) = self.table.remove(i) {
                     out.push(Record::Flow(FlowRecord {
-                        flow: flow.into_view(),
+                        flow: ended_view(&self.rules, flow),
                         reason,
                         at,
                     }));
@@ -354,7 +356,7 @@ impl FlowTracker {
         self.close(i, at, out);
         if let Some(flow) = self.table.remove(i) {
             out.push(Record::Flow(FlowRecord {
-                flow: flow.into_view(),
+                flow: ended_view(&self.rules, flow),
                 reason,
                 at,
             }));
@@ -378,6 +380,14 @@ impl FlowTracker {
     }
 }
 
+/// An ended flow as export sees it, with the reason it stayed unattributed if it has no app.
+fn ended_view(rules: &CompiledRules, flow: Flow) -> FlowView {
+    let unattributed = flow.unattributed(rules);
+    let mut view = flow.into_view();
+    view.unattributed = unattributed;
+    view
+}
+
 /// Decides a flow whose facts are complete (its handshake search is over, or it ends), if it is
 /// not decided yet: counts it in its app's slot of `apps` and raises its alert. `ts` is the
 /// deciding packet's time, `at` the sensor's. (A free function: the flow is borrowed from the
@@ -393,7 +403,7 @@ pub(super) fn decide(
     if f.app.is_some() {
         return;
     }
-    let Some(c) = classify::decide(&f.facts(), rules) else {
+    let Some((c, explain)) = classify::decide_explained(&f.facts(), rules) else {
         return;
     };
     let slot = match apps
@@ -418,6 +428,7 @@ pub(super) fn decide(
     }
     let alert = c.alert;
     f.app = Some(Box::new(c));
+    f.explain = Some(Arc::new(explain));
     if alert {
         out.push(Record::Alert {
             ts,

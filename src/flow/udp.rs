@@ -13,6 +13,7 @@ use crate::classify;
 use crate::decode::Transport;
 use crate::export::record::Anomaly;
 use crate::proto::quic::gquic::{self, ChloScan};
+use crate::proto::shape::{self, Shape};
 use crate::proto::tls::TlsSummary;
 use crate::proto::{dns, quic, stun};
 
@@ -75,6 +76,9 @@ impl FlowTracker {
         // a relay are STUN messages inside it.
         let stun_bytes = stun::channel_data(payload).map_or(payload, |c| c.data);
         let msg = stun::parse(stun_bytes);
+        if from_client && msg.is_none() && f.shape == Shape::None {
+            f.shape = shape::udp(payload);
+        }
         if msg.is_none() && stun::has_cookie(stun_bytes) {
             self.stats.anomaly(Anomaly::StunMalformed, 1);
         }
@@ -190,6 +194,10 @@ impl FlowTracker {
             }
             HelloScan::Pending => false,
         };
+        if done && f.tls.is_none() {
+            // Initials that did not open: the version's keys are not the known ones.
+            f.shape = Shape::QuicUnknown;
+        }
         conclude(rules, &mut self.apps, f, hello, done, ts, at, out);
     }
 }

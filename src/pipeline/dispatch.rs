@@ -403,6 +403,7 @@ impl<'scope> Dispatch<'scope> {
 
     /// Gives every worker new rules, for flows classified from now on.
     pub fn set_rules(&mut self, rules: &Arc<CompiledRules>) {
+        self.publish(self.read_ts);
         for h in &self.workers {
             // A worker that is gone has already stopped; nothing to update.
             let _ = h.tx.send(Msg::Rules(Arc::clone(rules)));

@@ -36,6 +36,8 @@ use super::dispatch::Dispatch;
 use super::reader::{PumpEnd, Reader};
 use super::{Config, Control, Hooks, RECORD_BATCHES};
 use crate::capture::PacketSource;
+use crate::decode::frag::ReassemblyStats;
+use crate::decode::DecodeStats;
 use crate::export::record::{ReadStats, Record, RecordBatch, RunReport, WorkerReport};
 use crate::flow::hints::HintUpdate;
 use crate::flow::FlowConfig;
@@ -56,6 +58,7 @@ const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
 /// its batch; then it goes on and counts the wait as given up.
 pub const MAX_WAIT: Duration = Duration::from_millis(200);
 const WAIT_STEP: Duration = Duration::from_micros(250);
+const YIELDS: u32 = 16;
 
 /// What the queues of one run share: how far each queue's reader has read (packet time in ns:
 /// every packet stamped before it has been read and its hint updates sent), and the waits for a
@@ -93,10 +96,17 @@ impl QueueSync {
                 .any(|(q, p)| q != me && p.load(Ordering::Acquire) < t)
         };
         let mut waited = Duration::ZERO;
+        let mut yields = 0;
         while behind() {
             if waited >= MAX_WAIT {
                 self.gave_up.fetch_add(1, Ordering::Relaxed);
                 return false;
+            }
+            // A busy queue publishes every batch: a few turns are usually enough.
+            if yields < YIELDS {
+                yields += 1;
+                thread::yield_now();
+                continue;
             }
             thread::sleep(WAIT_STEP);
             waited += WAIT_STEP;
@@ -344,27 +354,54 @@ fn reload(hooks: Hooks<'_>, fresh: &Mutex<Option<Arc<CompiledRules>>>, controls:
     }
 }
 
-/// Adds one queue's reading counters to the sum.
+/// Adds one queue's reading counters to the sum (every field named, so a new one cannot be
+/// left out).
 fn add_read(sum: &mut ReadStats, r: ReadStats) {
-    sum.files += r.files;
-    sum.packets += r.packets;
-    sum.bytes += r.bytes;
-    sum.decoded += r.decoded;
-    for (a, b) in sum.skips.iter_mut().zip(r.skips) {
+    let ReadStats {
+        files,
+        packets,
+        bytes,
+        decoded,
+        skips,
+        decode,
+        errors,
+        helper_cpu,
+        clock_ahead,
+        clock_behind,
+        filtered,
+    } = r;
+    sum.files += files;
+    sum.packets += packets;
+    sum.bytes += bytes;
+    sum.decoded += decoded;
+    for (a, b) in sum.skips.iter_mut().zip(skips) {
         *a += b;
     }
-    for (a, b) in sum.decode.tunnels.iter_mut().zip(r.decode.tunnels) {
+    let DecodeStats {
+        tunnels,
+        reassembly:
+            ReassemblyStats {
+                ended,
+                duplicates,
+                pending,
+                held_bytes,
+            },
+    } = decode;
+    for (a, b) in sum.decode.tunnels.iter_mut().zip(tunnels) {
         *a += b;
     }
-    let (s, x) = (&mut sum.decode.reassembly, r.decode.reassembly);
-    for (a, b) in s.ended.iter_mut().zip(x.ended) {
+    let s = &mut sum.decode.reassembly;
+    for (a, b) in s.ended.iter_mut().zip(ended) {
         *a += b;
     }
-    s.duplicates += x.duplicates;
-    s.pending += x.pending;
-    s.held_bytes += x.held_bytes;
-    sum.errors.extend(r.errors);
-    sum.helper_cpu += r.helper_cpu;
+    s.duplicates += duplicates;
+    s.pending += pending;
+    s.held_bytes += held_bytes;
+    sum.errors.extend(errors);
+    sum.helper_cpu += helper_cpu;
+    sum.clock_ahead += clock_ahead;
+    sum.clock_behind += clock_behind;
+    sum.filtered += filtered;
 }
 
 #[cfg(test)]
@@ -393,6 +430,7 @@ mod tests {
                 bytes: 10 * n,
                 decoded: n,
                 errors: vec![format!("q{n}")],
+                clock_behind: n,
                 ..ReadStats::default()
             };
             r.skips[0] = 1;
@@ -403,5 +441,6 @@ mod tests {
         assert_eq!(sum.skips[0], 2);
         assert_eq!(sum.decode.reassembly.duplicates, 7);
         assert_eq!(sum.errors, ["q3", "q4"]);
+        assert_eq!(sum.clock_behind, 7);
     }
 }

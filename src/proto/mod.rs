@@ -5,5 +5,6 @@ pub mod cert;
 pub mod dns;
 pub mod ja4;
 pub mod quic;
+pub mod shape;
 pub mod stun;
 pub mod tls;

@@ -96,6 +96,51 @@ pub struct CompiledRules {
     ech_public: Vec<(Box<str>, bool)>,
     /// JA4 fingerprints of apps' own TLS stacks.
     ja4: HashMap<Box<str>, DomainMatch, foldhash::fast::FixedState>,
+    /// Traffic that hides what it carries (`hidden.toml`).
+    hidden: Hidden,
+}
+
+/// The compiled `hidden.toml`: small lists, read once per unattributed flow at its end.
+#[derive(Clone, Debug, Default)]
+struct Hidden {
+    resolver_names: Vec<(Box<str>, bool)>,
+    resolver_prefixes: Vec<(std::net::IpAddr, u8)>,
+    vpn_names: Vec<(Box<str>, bool)>,
+}
+
+/// Whether `host` is one of `list`'s names, exactly or (entries not marked exact) as a
+/// subdomain; case and a final dot aside.
+fn name_in(list: &[(Box<str>, bool)], host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    list.iter().any(|(n, exact)| {
+        host.eq_ignore_ascii_case(n)
+            || (!exact
+                && host.len() > n.len()
+                && host.as_bytes()[host.len() - n.len() - 1] == b'.'
+                && host
+                    .get(host.len() - n.len()..)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(n)))
+    })
+}
+
+/// Whether `ip` is in the prefix `net`/`len`.
+fn in_prefix(ip: std::net::IpAddr, net: std::net::IpAddr, len: u8) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    match (ip, net) {
+        (V4(a), V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (V6(a), V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 /// A compiled prefix list's provenance: app, `file:line`, as-of date and day, max age.
@@ -148,6 +193,13 @@ fn client_side(
                     super::BytePattern::OneOf(v) => v.contains(b),
                 })
         })
+}
+
+/// Names of a list as the compiled matchers hold them.
+fn names_of(list: &[super::parse::DomainEntry]) -> Vec<(Box<str>, bool)> {
+    list.iter()
+        .map(|d| (d.name.clone().into_boxed_str(), d.exact))
+        .collect()
 }
 
 impl CompiledRules {
@@ -276,6 +328,16 @@ impl CompiledRules {
                 .iter()
                 .map(|d| (d.name.clone().into_boxed_str(), d.exact))
                 .collect(),
+            hidden: Hidden {
+                resolver_names: names_of(&set.hidden.resolver_names),
+                resolver_prefixes: set
+                    .hidden
+                    .resolver_prefixes
+                    .iter()
+                    .map(|p| (p.addr, p.len))
+                    .collect(),
+                vpn_names: names_of(&set.hidden.vpn_names),
+            },
         }
     }
 
@@ -285,6 +347,24 @@ impl CompiledRules {
             return None;
         }
         self.ja4.get(ja4)
+    }
+
+    /// Whether `host` is a public encrypted-DNS resolver's server name (`hidden.toml`).
+    pub fn is_resolver_name(&self, host: &str) -> bool {
+        name_in(&self.hidden.resolver_names, host)
+    }
+
+    /// Whether `ip` is a public encrypted-DNS resolver's address (`hidden.toml`).
+    pub fn is_resolver_addr(&self, ip: std::net::IpAddr) -> bool {
+        self.hidden
+            .resolver_prefixes
+            .iter()
+            .any(|&(n, l)| in_prefix(ip, n, l))
+    }
+
+    /// Whether `host` is a commercial VPN service's server name (`hidden.toml`).
+    pub fn is_vpn_name(&self, host: &str) -> bool {
+        name_in(&self.hidden.vpn_names, host)
     }
 
     /// Whether `host` is the public name of an ECH client-facing server (from `ech.toml`): a

@@ -291,7 +291,12 @@ pub struct RuleSet {
     /// extension whose server name is one of these carries real ECH, and its name is only the
     /// outer one.
     pub ech_public_names: Vec<DomainEntry>,
+    /// Traffic that hides what it carries (`hidden.toml`): encrypted-DNS resolvers, VPN names.
+    pub hidden: hidden::HiddenLists,
 }
+
+#[path = "hidden.rs"]
+pub mod hidden;
 
 /// The file of ECH client-facing servers' public names.
 pub const ECH_FILE: &str = "ech.toml";
@@ -427,7 +432,7 @@ struct Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
-    fn new(text: &'a str) -> Self {
+    pub(super) fn new(text: &'a str) -> Self {
         let mut starts = Vec::with_capacity(text.len() / 32 + 1);
         starts.push(0);
         starts.extend(
@@ -567,6 +572,10 @@ impl RuleSet {
             }
             if src.name == ECH_FILE {
                 parse_ech(src, &mut set, &mut errors);
+                continue;
+            }
+            if src.name == hidden::HIDDEN_FILE {
+                hidden::parse_hidden(src, &mut set, &mut errors);
                 continue;
             }
             let app = if src.name.ends_with(LIST_SUFFIX) {

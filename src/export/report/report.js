@@ -138,6 +138,19 @@
     cell(tr, clients(o.clients, o.clients_capped), "num");
     cell(tr, "\u2013", "num");
     body.appendChild(tr);
+    // Why flows have no app: one row per reason seen.
+    Object.keys(summary.unattributed || {}).forEach(function (why) {
+      var n = summary.unattributed[why];
+      if (!n) { return; }
+      var r = el("tr", "why");
+      cell(r, "\u21b3 " + why.replace(/_/g, " "));
+      cell(r, "");
+      cell(r, num(n), "num");
+      cell(r, "");
+      cell(r, "");
+      cell(r, "");
+      body.appendChild(r);
+    });
   })();
 
   // ---- timeline ------------------------------------------------------------------------------
