@@ -157,6 +157,8 @@ fn replay_with_events(path: &Path, events: &Path) -> (u64, u64, u64) {
         clients: Default::default(),
         community_id_seed: 0,
         format: Default::default(),
+        udp_idle_ns: 60_000_000_000,
+        flow_update_ns: 0,
         existing: Default::default(),
     };
     let before = ALLOCS.load(Ordering::Relaxed);

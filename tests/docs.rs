@@ -543,9 +543,15 @@ fn scrape() -> BTreeMap<String, Exported> {
         } else if !l.starts_with('#') && !l.is_empty() {
             let (series, _) = l.rsplit_once(' ').expect("a sample line");
             let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            // A histogram's series are its name with `_bucket` (and `le`), `_sum`, `_count`.
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|x| name.strip_suffix(x))
+                .filter(|base| out.get(*base).is_some_and(|m| m.kind == "histogram"))
+                .unwrap_or(name);
             let m = out.entry(name.to_string()).or_default();
             for pair in labels.trim_end_matches('}').split(',') {
-                if let Some((k, v)) = pair.split_once('=') {
+                if let Some((k, v)) = pair.split_once('=').filter(|(k, _)| *k != "le") {
                     let v = v.trim_matches('"').to_string();
                     m.labels.entry(k.to_string()).or_default().insert(v);
                 }

@@ -237,8 +237,16 @@ fn essence(events: &[Value]) -> BTreeMap<String, Value> {
     for e in events {
         let mut e = e.clone();
         let obj = e.as_object_mut().expect("object");
-        // Times and what derives from them (the flow id hashes the first packet's time).
-        for k in ["ts_start", "ts_end", "end_reason", "flow_id"] {
+        // Times and what derives from them (the flow id hashes the first packet's time; the
+        // duration and the event's timestamp are times too).
+        for k in [
+            "ts_start",
+            "ts_end",
+            "end_reason",
+            "flow_id",
+            "duration",
+            "timestamp",
+        ] {
             obj.remove(k);
         }
         let key = format!(

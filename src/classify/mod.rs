@@ -18,6 +18,8 @@
 //! | 4 | the server's TLS 1.2 certificate (seen when no ClientHello was: a one-way capture) | `certificate` | a rule claims its common name, or every claimed alternative name is one app's ([`certificate_name`]) |
 //! | 4b | the name a DNS flow asked for | `dns_query` | a rule claims it |
 //! | 5 | what other flows revealed of an endpoint when the flow started | `peer_cache`, `dns_answer` | a call's STUN exchange used the endpoint, or a DNS answer for an app's name gave the server's address |
+//! | 5b | the flow's client socket marked by the app's STUN exchange while the flow lived (UDP) | `call_socket` | the flow ends undecided (another flow of the same call) |
+//! | — | a public STUN server (`stun_servers.toml`) | none | stops here: any app's call may ask it |
 //! | 6 | the server's address | `ip` | it is in an app's prefix list |
 //! | 7 | the client's address | `ip` | which side is the server was only guessed (no SYN seen) and it is in an app's prefix list |
 //!
@@ -62,6 +64,9 @@ pub enum AppSource {
     PeerCache,
     /// The ClientHello's JA4 fingerprint is the app's own TLS stack.
     Ja4,
+    /// The flow's client socket (UDP) was marked by the app's STUN/TURN exchange during the
+    /// flow's life: another flow of the same call (decided when the flow ended).
+    CallSocket,
     /// The server's TLS 1.2 certificate names one of the app's domains (no ClientHello seen).
     Certificate,
 }
@@ -79,6 +84,7 @@ impl AppSource {
             AppSource::DnsAnswer => "dns_answer",
             AppSource::PeerCache => "peer_cache",
             AppSource::Ja4 => "ja4",
+            AppSource::CallSocket => "call_socket",
             AppSource::Certificate => "certificate",
         }
     }
@@ -172,7 +178,8 @@ impl Confidence {
             | AppSource::Certificate
             | AppSource::DnsQuery
             | AppSource::DnsAnswer
-            | AppSource::PeerCache => Confidence::Medium,
+            | AppSource::PeerCache
+            | AppSource::CallSocket => Confidence::Medium,
             AppSource::Ip => Confidence::Low,
         }
     }
@@ -297,6 +304,8 @@ pub struct Facts<'a> {
     pub client: IpAddr,
     /// Which side is the client is known (the client's SYN was seen), not guessed.
     pub client_known: bool,
+    /// The server's port.
+    pub server_port: u16,
 }
 
 /// The decision: the first signal of the precedence (see the module documentation) that names
@@ -335,6 +344,9 @@ pub fn decide(f: &Facts<'_>, rules: &CompiledRules) -> Option<Classification> {
     }
     if let Some(h) = f.hint {
         return Some(h.class.clone());
+    }
+    if rules.is_public_stun(std::net::SocketAddr::new(f.server, f.server_port)) {
+        return None;
     }
     by_address(rules, f.server).or_else(|| {
         if f.client_known {
@@ -558,6 +570,7 @@ list = ["192.0.2.0/24"]
             server: elsewhere,
             client: elsewhere,
             client_known: true,
+            server_port: 443,
         };
         let named_other = tls(
             Some(b"www.example.org"),
@@ -714,6 +727,7 @@ list = ["192.0.2.0/24"]
             cert_name: None,
             hint: None,
             server: "192.0.2.9".parse().unwrap(),
+            server_port: 443,
             client: "198.51.100.3".parse().unwrap(),
             client_known: false,
         };

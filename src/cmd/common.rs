@@ -192,6 +192,8 @@ impl CommonArgs {
                 EventsFormat::Picket => EventFormat::Picket,
                 EventsFormat::Ecs => EventFormat::Ecs,
             },
+            udp_idle_ns: self.udp_idle.saturating_mul(SEC),
+            flow_update_ns: self.flow_update.saturating_mul(SEC),
             existing: if self.append {
                 Existing::Append
             } else {

@@ -41,6 +41,42 @@
 //! Every update interval of a long flow's life: the `flow` fields (counters so far) without
 //! `end_reason`, plus `ts`, the interval boundary (also its `timestamp`).
 //!
+//! # `call`
+//!
+//! A client's flows of one call (STUN/TURN exchanges, ICE checks, relayed and direct media),
+//! grouped by the client socket and server addresses they share, written when the call ends:
+//! 30 s after its last packet, once no flow of it can still be running (see
+//! `picket::export::calls`). A set-up that never carried media is no call.
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `event` | `"call"` | event type |
+//! | `call_id` | string | the call's id: its first flow's `flow_id` |
+//! | `sensor` | string | as in `flow` |
+//! | `src_ip` | string | the client |
+//! | `app`, `app_source`, `rule`, `verdict` | | the app, and what attributed the call: its first flow with the app's own STUN marks (else its first flow) |
+//! | `ts_start`, `ts_end` | string | first and last packet of the call's flows that carried media (the set-up while it rang aside) |
+//! | `duration_s` | float | `ts_end` − `ts_start`, in seconds |
+//! | `path` | string | `"relayed"` (media through a TURN relay, as ChannelData), `"server"` (media to a server the app's own STUN exchange or UDP signature spoke to: an SFU, a media server), `"direct"` (media to the other party) |
+//! | `media_packets_to_server`, `media_packets_to_client` | int | packets of the call's flows that were not STUN messages, per direction |
+//! | `media_bytes_to_server`, `media_bytes_to_client` | int | their bytes on the wire |
+//! | `flows` | int | flows grouped |
+//! | `flow_ids` | array of string | their `flow_id`s (the first 64) |
+//!
+//! # `call_update`
+//!
+//! Every `--flow-update` interval of a long call: the `call` fields (counters so far), plus `ts`,
+//! the interval boundary.
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `event` | `"call_update"` | event type |
+//! | `ts` | string | the interval boundary |
+//! | `call_id`, `sensor`, `src_ip`, `app`, `app_source`, `rule`, `verdict` | | as in `call` |
+//! | `ts_start`, `ts_end`, `duration_s`, `path` | | as in `call`, so far |
+//! | `media_packets_to_server`, `media_packets_to_client`, `media_bytes_to_server`, `media_bytes_to_client` | int | as in `call`, so far |
+//! | `flows`, `flow_ids` | | as in `call`, so far |
+//!
 //! # `flow`
 //!
 //! Written once per flow, when it ends (FIN/RST plus a short grace, idle timeout, eviction, a new
@@ -75,7 +111,7 @@
 //! | `dns_query` | string | a DNS flow: the name it asked for (with `app_source` `"dns_query"`, the name that decided) |
 //! | `ja4` | string | JA4 client fingerprint of the ClientHello (FoxIO specification) |
 //! | `app` | string | app id from the rules |
-//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"certificate"` (the server's TLS 1.2 certificate names the app's domain; no ClientHello seen), `"ip"` (the app's IP prefix list) |
+//! | `app_source` | string | the signal that decided `app`: `"sni"` (TLS over TCP), `"quic_sni"` (QUIC Initial), `"dns_query"` (a DNS flow asking for the app's name), `"dns_answer"` (the server's address came in a DNS answer for the app's name), `"signature"` (payload bytes), `"stun"` (a STUN/TURN message's marks), `"peer_cache"` (an endpoint revealed by the app's STUN exchange: a call's media), `"call_socket"` (UDP: the flow's client socket was marked by the app's STUN exchange while the flow lived, e.g. a binding to a public STUN server just before it; decided at the flow's end, with no alert of its own), `"ja4"` (a rule's JA4 fingerprint of the app's TLS stack), `"certificate"` (the server's TLS 1.2 certificate names the app's domain; no ClientHello seen), `"ip"` (the app's IP prefix list) |
 //! | `rule` | string | `file:line` of the rule that matched |
 //! | `rule_id` | string | the stable id of the app's rules (`rule_id` in its rule file, unique across the set), e.g. `"picket:whatsapp"`: unlike `rule`, editing the file does not change it (with `app`) |
 //! | `app_category` | string | the app's category from its rule file: `"messaging"`, `"conferencing"`, `"social"`, `"web_visit"` (a visit to an app's web site, such as `whatsapp_site`: not use of the app) or an organisation's own name (with `app`) |
@@ -88,6 +124,7 @@
 use crate::capture::Timestamp;
 use crate::classify::EvidenceValue;
 use crate::decode::{Segment, Transport};
+use crate::export::calls::CallView;
 use crate::export::community_id::community_id;
 use crate::export::ecs;
 use crate::export::gate::SuppressedAlerts;
@@ -596,6 +633,62 @@ impl<W: Write> EventWriter<W> {
         })
     }
 
+    /// Writes one `call` event.
+    pub fn call(&mut self, c: &CallView) -> io::Result<()> {
+        self.call_like("call", None, c)
+    }
+
+    /// Writes one `call_update` event.
+    pub fn call_update(&mut self, ts: Timestamp, c: &CallView) -> io::Result<()> {
+        self.call_like("call_update", Some(ts), c)
+    }
+
+    fn call_like(
+        &mut self,
+        event: &'static str,
+        ts: Option<Timestamp>,
+        c: &CallView,
+    ) -> io::Result<()> {
+        let buf = std::mem::take(&mut self.lines.line);
+        self.line(buf, |w, o| {
+            o.str("event", event);
+            if let Some(ts) = ts {
+                o.ts("ts", ts);
+            }
+            let sensor = w.sensor.as_deref();
+            o.text("call_id", |b| {
+                write_flow_id(b, sensor, w.clients.flow_id(c.id))
+            });
+            o.opt_str("sensor", sensor);
+            o.text("src_ip", |b| w.clients.write(b, c.client));
+            o.str("app", &c.class.app);
+            o.str("app_source", c.class.source.as_str());
+            o.str("rule", &c.class.rule);
+            o.str("verdict", c.class.verdict.as_str());
+            o.ts("ts_start", c.first_ts);
+            o.ts("ts_end", c.last_ts);
+            o.secs("duration_s", c.last_ts.0.saturating_sub(c.first_ts.0));
+            o.str("path", c.path.as_str());
+            o.u64("media_packets_to_server", c.media_packets[0]);
+            o.u64("media_packets_to_client", c.media_packets[1]);
+            o.u64("media_bytes_to_server", c.media_bytes[0]);
+            o.u64("media_bytes_to_client", c.media_bytes[1]);
+            o.u64("flows", c.flows);
+            o.key_raw("flow_ids", |b| {
+                b.push(b'[');
+                for (i, id) in c.flow_ids.iter().enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    b.push(b'"');
+                    write_flow_id(b, sensor, w.clients.flow_id(*id));
+                    b.push(b'"');
+                }
+                b.push(b']');
+            });
+        })
+    }
+
     /// Flushes the sink.
     pub fn flush(&mut self) -> io::Result<()> {
         self.lines.out.flush()
@@ -669,6 +762,7 @@ mod tests {
             dns_name: None,
             dns_query: None,
             unattributed: None,
+            calls: Default::default(),
         };
         FlowRecord {
             flow,

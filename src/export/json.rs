@@ -119,6 +119,12 @@ impl<'a> Obj<'a> {
         self.buf.push(b'"');
     }
 
+    /// A field whose JSON value `f` writes whole (it must write valid JSON).
+    pub fn key_raw(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        self.key(k);
+        f(self.buf);
+    }
+
     /// A string field when `v` is some.
     pub fn opt_str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {

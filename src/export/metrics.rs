@@ -178,6 +178,9 @@ pub struct Metrics {
     unattributed: IntCounterVec,
     http_rejected: IntCounter,
     http_failed: IntCounterVec,
+    calls: IntCounterVec,
+    calls_active: IntGaugeVec,
+    call_duration: prometheus::HistogramVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -251,7 +254,34 @@ impl Metrics {
             &["cache"],
         )?;
         r.register(Box::new(hint_entries.clone()))?;
+        let calls_active = IntGaugeVec::new(
+            Opts::new(
+                "picket_calls_active",
+                "Calls being assembled: a call ends 30 s after its last packet, and is known ended once no flow of it can still be running.",
+            ),
+            &["app"],
+        )?;
+        r.register(Box::new(calls_active.clone()))?;
+        let call_duration = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "picket_call_duration_seconds",
+                "Duration of ended calls (first to last packet of their flows).",
+            )
+            .buckets(vec![
+                10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
+            ]),
+            &["app"],
+        )?;
+        r.register(Box::new(call_duration.clone()))?;
         let m = Metrics {
+            calls: counter_vec(
+                &r,
+                "picket_calls_total",
+                "Calls ended, by app and media path (relayed through TURN, direct between the parties, or to the app's server).",
+                &["app", "path"],
+            )?,
+            calls_active,
+            call_duration,
             anomalies: counter_vec(
                 &r,
                 "picket_anomalies_total",
@@ -496,6 +526,11 @@ impl Metrics {
             self.flows
                 .with_label_values(&[&app.id, app.verdict.as_str()]);
             self.app_bytes.with_label_values(&[&app.id]);
+            self.calls_active.with_label_values(&[&app.id]);
+            self.call_duration.with_label_values(&[&app.id]);
+            for path in crate::export::calls::CallPath::ALL {
+                self.calls.with_label_values(&[&app.id, path.as_str()]);
+            }
             if app.alert {
                 self.alerts.with_label_values(&[&app.id]);
                 self.alerts_suppressed.with_label_values(&[&app.id]);
@@ -549,6 +584,22 @@ impl Metrics {
             &self.alerts_suppressed
         };
         v.with_label_values(&[app]).inc();
+    }
+
+    /// Counts a call opened (+1) or ended (-1) for the active-calls gauge.
+    pub fn call_active(&self, app: &str, delta: i64) {
+        self.calls_active.with_label_values(&[app]).add(delta);
+    }
+
+    /// Counts an ended call and its duration.
+    pub fn call_ended(&self, c: &crate::export::calls::CallView) {
+        self.calls
+            .with_label_values(&[&c.class.app, c.path.as_str()])
+            .inc();
+        let ns = c.last_ts.0.saturating_sub(c.first_ts.0);
+        self.call_duration
+            .with_label_values(&[&c.class.app])
+            .observe(ns as f64 / 1e9);
     }
 
     /// Counts lines that reached an events or alerts file, and lines dropped by a failing one.

@@ -1,6 +1,7 @@
 //! Export: JSON-lines events, the run summary and the HTML report. Shapes output; never decides
 //! anything.
 
+pub mod calls;
 pub mod community_id;
 pub mod ecs;
 pub mod events;

@@ -27,6 +27,39 @@ pub struct DirStats {
     pub flags: u8,
 }
 
+/// What of a UDP flow's packets was call signalling: STUN/TURN messages (also inside TURN
+/// ChannelData, as ICE checks through a relay are), and the datagrams relayed as ChannelData.
+/// The rest of a call flow's packets are its media.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    /// STUN messages, client to server and server to client (ICE's consent checks every few
+    /// seconds fit a long call; the count stops at the maximum).
+    pub stun_packets: [u16; 2],
+    /// Their bytes on the wire, the same way.
+    pub stun_bytes: [u32; 2],
+    /// Datagrams that were TURN ChannelData (either way).
+    pub channel_packets: u32,
+}
+
+impl CallCounts {
+    /// Counts one UDP datagram of `wire_len` bytes with `payload`, sent `to_server` or not.
+    /// A few byte compares: cheap enough for every datagram.
+    pub fn count(&mut self, payload: &[u8], wire_len: u32, to_server: bool) {
+        let inner = match crate::proto::stun::channel_data(payload) {
+            Some(c) => {
+                self.channel_packets = self.channel_packets.saturating_add(1);
+                c.data
+            }
+            None => payload,
+        };
+        if inner.len() >= 20 && crate::proto::stun::has_cookie(inner) {
+            let d = usize::from(!to_server);
+            self.stun_packets[d] = self.stun_packets[d].saturating_add(1);
+            self.stun_bytes[d] = self.stun_bytes[d].saturating_add(wire_len);
+        }
+    }
+}
+
 /// VLAN ids of a flow, outermost first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Vlans {
@@ -90,6 +123,8 @@ pub struct FlowView {
     pub dns_query: Option<Box<str>>,
     /// An ended flow without an app: why (set in the flow's last record only).
     pub unattributed: Option<Unattributed>,
+    /// UDP: its STUN and ChannelData packets (what of it was a call's signalling).
+    pub calls: CallCounts,
 }
 
 /// Why a flow ended.
@@ -414,6 +449,7 @@ impl FlowView {
             dns_name: None,
             dns_query: None,
             unattributed: None,
+            calls: CallCounts::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! time order through the alert [`Gate`], writes them to the events and alerts files, and feeds
 //! the summary, the report and the per-app metrics. Reads owned records only.
 
+use crate::export::calls::{CallEvent, Calls};
 use crate::export::events::{ClientAddrs, EventFormat, EventStyle, EventWriter};
 use crate::export::gate::{Gate, Released};
 use crate::export::lines::{Existing, LineFile};
@@ -81,6 +82,12 @@ pub struct SinkOptions {
     pub format: EventFormat,
     /// What happens to existing events and alerts files: replaced (atomically) or appended to.
     pub existing: Existing,
+    /// The UDP idle timeout: with `flow_update_ns`, how long a live flow can go without a
+    /// record, so how long after its last packet a call can still grow.
+    pub udp_idle_ns: u64,
+    /// The `flow_update` interval (0: none; calls then end at the end of the input), also the
+    /// `call_update` interval.
+    pub flow_update_ns: u64,
 }
 
 impl SinkOptions {
@@ -107,6 +114,10 @@ pub struct Sink {
     pub report: Option<Report>,
     metrics: Option<Arc<Metrics>>,
     reopen: Arc<AtomicBool>,
+    /// The calls being assembled from the released flows.
+    pub calls: Calls,
+    /// Call events released while a record was handled (reused).
+    call_events: Vec<CallEvent>,
 }
 
 impl Sink {
@@ -129,6 +140,15 @@ impl Sink {
             report: None,
             metrics,
             reopen,
+            calls: Calls::new(
+                if opts.flow_update_ns == 0 {
+                    u64::MAX / 4
+                } else {
+                    opts.udp_idle_ns.saturating_add(opts.flow_update_ns)
+                },
+                opts.flow_update_ns,
+            ),
+            call_events: Vec::new(),
         })
     }
 
@@ -188,6 +208,7 @@ impl Sink {
     pub fn finish(&mut self) -> io::Result<()> {
         let (gate, mut out) = self.parts();
         gate.finish(&mut |r| out.handle(r));
+        out.end_calls();
         self.flush_quietly();
         for out in [&mut self.events, &mut self.alerts].into_iter().flatten() {
             // A run that wrote nothing still replaces the old file.
@@ -206,6 +227,8 @@ impl Sink {
             summary,
             report,
             metrics,
+            calls,
+            call_events,
             ..
         } = self;
         (
@@ -216,6 +239,8 @@ impl Sink {
                 summary,
                 report,
                 metrics: metrics.as_deref(),
+                calls,
+                call_events,
             },
         )
     }
@@ -237,17 +262,88 @@ struct Outputs<'a> {
     summary: &'a mut Summary,
     report: &'a mut Option<Report>,
     metrics: Option<&'a Metrics>,
+    calls: &'a mut Calls,
+    call_events: &'a mut Vec<CallEvent>,
 }
 
 impl Outputs<'_> {
-    /// Writes one released event where it belongs and counts it.
+    /// Writes one released event where it belongs and counts it; the calls it ends or updates
+    /// first and after.
     fn handle(&mut self, r: Released) {
+        let at = match &r {
+            Released::Alert { ts, .. } | Released::Update { ts, .. } => Some(*ts),
+            Released::Flow(rec) => Some(rec.at),
+            Released::SuppressedOne { .. } | Released::Suppressed(_) => None,
+        };
+        if let Some(at) = at {
+            let events = &mut *self.call_events;
+            self.calls.advance(at, &mut |e| events.push(e));
+            self.write_calls();
+        }
+        self.handle_flow_event(&r);
+        let events = &mut *self.call_events;
+        match &r {
+            Released::Flow(rec) => self.calls.flow(rec, &mut |e| events.push(e)),
+            Released::Update { ts, flow } => self.calls.update(*ts, flow, &mut |e| events.push(e)),
+            _ => {}
+        }
+        self.write_calls();
+    }
+
+    /// Ends every call (end of input) and writes them.
+    fn end_calls(&mut self) {
+        let events = &mut *self.call_events;
+        self.calls.finish(&mut |e| events.push(e));
+        self.write_calls();
+    }
+
+    /// Writes the call events released so far.
+    fn write_calls(&mut self) {
+        if self.call_events.is_empty() {
+            return;
+        }
+        for e in self.call_events.drain(..) {
+            match &e {
+                CallEvent::Opened(app) => {
+                    if let Some(m) = self.metrics {
+                        m.call_active(app, 1);
+                    }
+                    continue;
+                }
+                CallEvent::Closed(app) => {
+                    if let Some(m) = self.metrics {
+                        m.call_active(app, -1);
+                    }
+                    continue;
+                }
+                CallEvent::End(c) => {
+                    self.summary.calls += 1;
+                    if let Some(m) = self.metrics {
+                        m.call_ended(c);
+                    }
+                }
+                CallEvent::Update { .. } => {}
+            }
+            // Into the file's gathered lines, which never fails (see `handle_flow_event`).
+            if let Some(o) = self.events.as_mut() {
+                let _ = match &e {
+                    CallEvent::End(c) => o.writer.call(c),
+                    CallEvent::Update { ts, call } => o.writer.call_update(*ts, call),
+                    CallEvent::Opened(_) | CallEvent::Closed(_) => Ok(()),
+                };
+            }
+        }
+    }
+
+    /// Writes one released flow-bound event where it belongs and counts it.
+    fn handle_flow_event(&mut self, r: &Released) {
         let Outputs {
             events,
             alerts,
             summary,
             report,
             metrics,
+            ..
         } = self;
         let (events, alerts, summary, report, metrics) = (
             &mut **events,
@@ -265,29 +361,30 @@ impl Outputs<'_> {
         };
         match r {
             Released::Alert { ts, flow } => {
+                let ts = *ts;
                 if let Some(a) = flow.app.as_ref() {
                     summary.alert(&a.app);
                     if let Some(m) = metrics {
                         m.alert(&a.app, true);
                     }
                 }
-                write(events, &|w| w.alert(ts, &flow));
-                write(alerts, &|w| w.alert(ts, &flow));
+                write(events, &|w| w.alert(ts, flow));
+                write(alerts, &|w| w.alert(ts, flow));
             }
             Released::SuppressedOne { app } => {
                 if let Some(m) = metrics {
-                    m.alert(&app, false);
+                    m.alert(app, false);
                 }
             }
             Released::Suppressed(s) => {
-                write(events, &|w| w.suppressed(&s));
-                write(alerts, &|w| w.suppressed(&s));
+                write(events, &|w| w.suppressed(s));
+                write(alerts, &|w| w.suppressed(s));
             }
-            Released::Update { ts, flow } => write(events, &|w| w.update(ts, &flow)),
+            Released::Update { ts, flow } => write(events, &|w| w.update(*ts, flow)),
             Released::Flow(rec) => {
-                summary.add(&rec);
+                summary.add(rec);
                 if let Some(r) = report.as_mut() {
-                    r.add(&rec);
+                    r.add(rec);
                 }
                 if rec.flow.app.is_none() {
                     if let Some(m) = metrics {
@@ -299,7 +396,7 @@ impl Outputs<'_> {
                         }
                     }
                 }
-                write(events, &|w| w.flow(&rec));
+                write(events, &|w| w.flow(rec));
             }
         }
     }

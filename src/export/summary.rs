@@ -163,6 +163,8 @@ pub struct Summary {
     unattributed: [u64; Unattributed::COUNT],
     flows: u64,
     tls: u64,
+    /// Calls written (`call` events).
+    pub calls: u64,
 }
 
 impl Summary {

@@ -178,10 +178,15 @@ impl HintCache {
         if self.is_empty() {
             return None;
         }
+        // A public STUN server is every app's: only the client's own socket speaks for it.
         let peer = if udp {
-            self.peers
-                .get(&client, at)
-                .or_else(|| self.peers.get(&server, at))
+            self.peers.get(&client, at).or_else(|| {
+                if rules.is_public_stun(server) {
+                    None
+                } else {
+                    self.peers.get(&server, at)
+                }
+            })
         } else {
             None
         };
@@ -201,6 +206,46 @@ impl HintCache {
                 alert: app.alert,
             },
             name: e.name.clone(),
+        })
+    }
+}
+
+impl HintCache {
+    /// What the peer cache says, when a UDP flow that lived from `first` ends at `end`, of its
+    /// client socket: the app whose STUN/TURN exchange marked that socket while the flow lived
+    /// (from its first packet to its end, the end included), with source
+    /// [`AppSource::CallSocket`]. ICE sends every check and the media from one socket, so a flow
+    /// that started before the app's own exchange on it (a binding to a public STUN server, say)
+    /// is the same call's.
+    ///
+    /// Deterministic: a flow ends at `end` only once its worker has seen a packet past `end` (or
+    /// the input's end), and every update from a packet up to then came before it in band.
+    pub fn call_socket(
+        &self,
+        rules: &CompiledRules,
+        client: SocketAddr,
+        first: Timestamp,
+        end: Timestamp,
+    ) -> Option<Hint> {
+        if self.peers.map.is_empty() {
+            return None;
+        }
+        let e = self.peers.map.get(&client)?;
+        if e.from > end || e.until < first {
+            return None;
+        }
+        let app = rules.app_by_id(&e.app)?;
+        Some(Hint {
+            class: Classification {
+                app: Arc::clone(&app.id),
+                source: AppSource::CallSocket,
+                rule: Arc::clone(&e.rule),
+                rule_id: Arc::clone(&app.rule_id),
+                category: Arc::clone(&app.category),
+                verdict: app.verdict,
+                alert: app.alert,
+            },
+            name: None,
         })
     }
 }
@@ -276,6 +321,58 @@ mod tests {
             "two copies fed the same updates answer the same"
         );
         assert_eq!(a.len(), b.len());
+    }
+
+    #[test]
+    fn call_socket_marked_while_the_flow_lived() {
+        let rules = crate::rules::defaults().unwrap();
+        let mut c = HintCache::new(16);
+        let client = sa("192.168.2.4:51518");
+        c.apply(HintUpdate::Peer(
+            client,
+            Entry {
+                app: Arc::from("signal"),
+                rule: Arc::from("signal.toml:1"),
+                name: None,
+                from: Timestamp(10 * SEC),
+                until: Timestamp(310 * SEC),
+            },
+        ));
+        let t = |s| Timestamp(s * SEC);
+        // A binding that started before the mark and ends after it: the call's.
+        let hit = c.call_socket(&rules, client, t(9), t(40)).unwrap();
+        assert_eq!(hit.class.source, AppSource::CallSocket);
+        assert_eq!(&*hit.class.app, "signal");
+        // A flow that ended before the mark, one that started after the entry's life, and
+        // another socket are not.
+        assert!(c.call_socket(&rules, client, t(1), t(9)).is_none());
+        assert!(c.call_socket(&rules, client, t(311), t(320)).is_none());
+        assert!(c
+            .call_socket(&rules, sa("192.168.2.4:51519"), t(9), t(40))
+            .is_none());
+    }
+
+    #[test]
+    fn public_stun_server_never_claimed_by_its_endpoint() {
+        let rules = crate::rules::defaults().unwrap();
+        let mut c = HintCache::new(16);
+        let google = sa("74.125.250.129:19302");
+        c.apply(HintUpdate::Peer(
+            google,
+            Entry {
+                app: Arc::from("whatsapp"),
+                rule: Arc::from("whatsapp.toml:1"),
+                name: None,
+                from: Timestamp(10 * SEC),
+                until: Timestamp(310 * SEC),
+            },
+        ));
+        let t = Timestamp(20 * SEC);
+        assert!(rules.is_public_stun(google));
+        assert!(!rules.is_public_stun(sa("74.125.250.129:19305")));
+        assert!(c
+            .lookup(&rules, true, google, sa("10.0.0.9:5000"), t)
+            .is_none());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::table::TimeoutClass;
 use crate::capture::Timestamp;
 use crate::classify::{self, AppSource, Classification, Explanation, Facts, Unattributed, Unseen};
 use crate::decode::{Addr, PacketMeta, Transport};
-use crate::export::record::{DirStats, EndReason, FlowView, Vlans};
+use crate::export::record::{CallCounts, DirStats, EndReason, FlowView, Vlans};
 use crate::proto::quic;
 use crate::proto::shape::Shape;
 use crate::proto::tls::TlsSummary;
@@ -124,6 +124,8 @@ pub struct Flow {
     pub(super) looked: u8,
     /// TCP: a signature waiting for the server's reply.
     pub(super) reply: Option<ReplyWait>,
+    /// UDP: its STUN and ChannelData packets.
+    pub calls: CallCounts,
 }
 
 impl Flow {
@@ -157,6 +159,7 @@ impl Flow {
             updates: 0,
             looked: 0,
             reply: None,
+            calls: CallCounts::default(),
         }
     }
 
@@ -189,6 +192,7 @@ impl Flow {
             server: self.server().0.ip(),
             client: self.client().0.ip(),
             client_known: self.tcp.syn,
+            server_port: self.server().1,
         }
     }
 
@@ -240,6 +244,7 @@ impl Flow {
             dns_name: self.dns_name(),
             dns_query: self.dns_query.clone(),
             unattributed: None,
+            calls: self.calls,
         }
     }
 
@@ -266,6 +271,7 @@ impl Flow {
             dns_name,
             dns_query: self.dns_query,
             unattributed: None,
+            calls: self.calls,
         }
     }
 

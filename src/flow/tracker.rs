@@ -185,6 +185,7 @@ impl FlowTracker {
             }
         }
         if !is_tcp {
+            f.calls.count(payload, m.wire_len, from_client);
             if !payload.is_empty() && !f.hello_done {
                 let dns = (m.sport == DNS_PORT || m.dport == DNS_PORT)
                     && self.dns_datagram(i, payload, m.ts, out);
@@ -376,6 +377,21 @@ impl FlowTracker {
             }
         }
         flow.hello = None;
+        if flow.app.is_none() && flow.key.transport == Transport::Udp {
+            let (a, p) = flow.client();
+            let client = std::net::SocketAddr::new(a.ip(), p);
+            if let Some(h) = self
+                .hints
+                .call_socket(&self.rules, client, flow.first_ts, at)
+            {
+                // Another flow of a call the app's exchange already alerted on: its verdict,
+                // not a second alert.
+                flow.hint = Some(Box::new(h));
+                let mut quiet = Vec::new();
+                decide(&self.rules, &mut self.apps, flow, at, at, &mut quiet);
+                return;
+            }
+        }
         decide(&self.rules, &mut self.apps, flow, at, at, out);
     }
 }

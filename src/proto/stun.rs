@@ -51,12 +51,16 @@ pub fn parse(b: &[u8]) -> Option<Message<'_>> {
     }
     let msg_type = u16::from_be_bytes([hdr[0], hdr[1]]);
     let len = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
-    if len % 4 != 0 {
-        return None;
-    }
     let attrs = b.get(20..20 + len)?;
     let cookie = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
     let classic = cookie != MAGIC_COOKIE;
+    // RFC 8489 §6 pads every attribute, so the length is a multiple of 4. WhatsApp's own
+    // messages (types 0x0800-0x0805) leave their last attribute unpadded: with the cookie, a
+    // length that fills the datagram exactly is still a message (its last attribute is read as
+    // far as it goes); without it, or short of the end, it is not.
+    if len % 4 != 0 && (classic || b.len() != 20 + len) {
+        return None;
+    }
     if classic && (!CLASSIC_TYPES.contains(&msg_type) || b.len() != 20 + len) {
         return None;
     }
@@ -263,7 +267,7 @@ mod tests {
     fn parse_rejects_non_stun_and_never_panics() {
         assert!(parse(&[0x80; 40]).is_none(), "top bits set (RTP)");
         let mut m = message(0x0001, &[(ATTR_SOFTWARE, b"abc")], true);
-        m[3] = 7; // length not a multiple of 4
+        m[3] = 7; // length not a multiple of 4, short of the datagram's end
         assert!(parse(&m).is_none());
         let m = message(0x0101, &[(0x0020, &[0; 8])], true);
         for cut in 0..m.len() {
@@ -275,6 +279,24 @@ mod tests {
         let mut m = message(0x0101, &[(0x0020, &[0; 8])], true);
         m[22] = 0xff;
         assert_eq!(parse(&m).unwrap().attributes().count(), 0);
+    }
+
+    #[test]
+    fn parse_unpadded_last_attribute_only_with_cookie_filling_the_datagram() {
+        // A WhatsApp-typed request whose last attribute (3 bytes) is not padded: length 7.
+        let mut m = message(0x0801, &[(0x4003, b"abc")], true);
+        m.truncate(m.len() - 1);
+        m[3] = 7;
+        let s = parse(&m).unwrap();
+        assert_eq!(s.attributes().collect::<Vec<_>>(), [(0x4003, &b"abc"[..])]);
+        assert!(looks_like_stun(&m));
+        // The same without the cookie is not STUN; nor with bytes after it.
+        let mut classic = m.clone();
+        classic[4..8].copy_from_slice(&[9, 9, 9, 9]);
+        assert!(parse(&classic).is_none());
+        let mut longer = m.clone();
+        longer.push(0);
+        assert!(parse(&longer).is_none());
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct CompiledRules {
     stun: Vec<(super::StunRule, DomainMatch)>,
     /// Public names of ECH client-facing servers: (name, exact only).
     ech_public: Vec<(Box<str>, bool)>,
+    /// Public STUN servers: (address, prefix length, ports).
+    public_stun: Vec<(std::net::IpAddr, u8, Box<[u16]>)>,
     /// JA4 fingerprints of apps' own TLS stacks.
     ja4: HashMap<Box<str>, DomainMatch, foldhash::fast::FixedState>,
     /// Traffic that hides what it carries (`hidden.toml`).
@@ -338,7 +340,26 @@ impl CompiledRules {
                     .collect(),
                 vpn_names: names_of(&set.hidden.vpn_names),
             },
+            public_stun: set
+                .public_stun
+                .iter()
+                .map(|s| (s.addr, s.len, s.ports.clone().into_boxed_slice()))
+                .collect(),
         }
+    }
+
+    /// Whether `server` is a public STUN server's (from `stun_servers.toml`): any app's call
+    /// may ask it for its mapped address, so its address says nothing of the app.
+    pub fn is_public_stun(&self, server: std::net::SocketAddr) -> bool {
+        use std::net::IpAddr;
+        self.public_stun.iter().any(|(net, len, ports)| {
+            ports.contains(&server.port())
+                && match (server.ip(), net) {
+                    (IpAddr::V4(a), IpAddr::V4(n)) => mask4(u32::from(a), *len) == u32::from(*n),
+                    (IpAddr::V6(a), IpAddr::V6(n)) => mask6(u128::from(a), *len) == u128::from(*n),
+                    _ => false,
+                }
+        })
     }
 
     /// The rule whose JA4 fingerprint this is.

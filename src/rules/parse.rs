@@ -293,6 +293,72 @@ pub struct RuleSet {
     pub ech_public_names: Vec<DomainEntry>,
     /// Traffic that hides what it carries (`hidden.toml`): encrypted-DNS resolvers, VPN names.
     pub hidden: hidden::HiddenLists,
+    /// Public STUN servers (`stun_servers.toml`): every app's calls may use them, so no flow to
+    /// one is claimed for an app by its address alone.
+    pub public_stun: Vec<StunServer>,
+}
+
+/// A public STUN service: a prefix of its addresses and the ports it answers on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StunServer {
+    /// Network address.
+    pub addr: std::net::IpAddr,
+    /// Prefix length.
+    pub len: u8,
+    /// UDP/TCP ports.
+    pub ports: Vec<u16>,
+    /// Line in the file.
+    pub line: usize,
+}
+
+/// The file of public STUN servers.
+pub const STUN_SERVERS_FILE: &str = "stun_servers.toml";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StunServersFile {
+    servers: Vec<Spanned<StunServerEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StunServerEntry {
+    prefix: String,
+    ports: Vec<u16>,
+}
+
+fn parse_stun_servers(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
+    let file: StunServersFile = match toml::from_str(&src.text) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.push(toml_error(&src.path, &src.text, &e));
+            return;
+        }
+    };
+    let mut cx = FileCtx {
+        path: &src.path,
+        lines: Lines::new(&src.text),
+        errors,
+    };
+    for s in &file.servers {
+        let e = s.get_ref();
+        if e.ports.is_empty() {
+            cx.err(s.span(), "a STUN server needs its ports");
+            continue;
+        }
+        match parse_prefix(&e.prefix) {
+            Ok((addr, len)) => {
+                let (line, _) = cx.lines.at(s.span().start);
+                set.public_stun.push(StunServer {
+                    addr,
+                    len,
+                    ports: e.ports.clone(),
+                    line,
+                });
+            }
+            Err(msg) => cx.err(s.span(), msg),
+        }
+    }
 }
 
 #[path = "hidden.rs"]
@@ -572,6 +638,10 @@ impl RuleSet {
             }
             if src.name == ECH_FILE {
                 parse_ech(src, &mut set, &mut errors);
+                continue;
+            }
+            if src.name == STUN_SERVERS_FILE {
+                parse_stun_servers(src, &mut set, &mut errors);
                 continue;
             }
             if src.name == hidden::HIDDEN_FILE {

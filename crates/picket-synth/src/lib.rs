@@ -5,6 +5,7 @@
 //! The `picket-synth` binary writes the named captures (`picket-synth demo pcaps/demo.pcap`);
 //! Picket's tests, benchmarks and fuzz seeds use the library.
 
+pub mod calls;
 pub mod conv;
 pub mod hostile;
 pub mod packet;
