@@ -30,7 +30,7 @@
 ///     pub enum Anomaly {
 ///         /// TCP segments whose bytes disagreed with bytes already reassembled.
 ///         ReassemblyConflict => "reassembly_conflict",
-///         /// Segments dropped by the reassembly limits (16 KiB, 8 holes).
+///         /// Segments dropped by the reassembly limit (16 KiB).
 ///         ReassemblyLimit => "reassembly_limit",
 ///         // ... one line per kind, in the order the summary lists them.
 ///     }

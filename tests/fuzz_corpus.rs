@@ -241,6 +241,27 @@ mod seeds {
         message(&client_hello(&spec))
     }
 
+    /// Datagrams before the real Initial: 1-byte junk, an Initial that does not open, a
+    /// server's datagram.
+    pub fn quic_datagrams() -> Vec<Named> {
+        let rec = |ctl: u8, d: &[u8]| {
+            let mut v = vec![ctl];
+            v.extend((d.len() as u16).to_be_bytes());
+            v.extend_from_slice(d);
+            v
+        };
+        let junk: Vec<u8> = (0..8u8).flat_map(|k| rec(0, &[k])).collect();
+        let mut long = vec![0xc3, 0, 0, 0, 1, 8];
+        long.extend([0x11; 8]);
+        long.extend([0, 0x44, 0xd0]);
+        long.resize(1200, 0x5a);
+        let mixed = [rec(0, &long), rec(1, b"server first"), rec(0, &[0])].concat();
+        vec![
+            ("junk_first".into(), junk),
+            ("undecryptable_first".into(), mixed),
+        ]
+    }
+
     pub fn quic_initial() -> Vec<Named> {
         let mut out = Vec::new();
         let dcid = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08];
@@ -850,11 +871,12 @@ realms = ["chat.example"]
 #[test]
 #[ignore = "writes files; run by hand to refresh the seeds"]
 fn write_seed_corpora() {
-    let sets: [(&str, Vec<seeds::Named>); 11] = [
+    let sets: [(&str, Vec<seeds::Named>); 12] = [
         ("decode_frame", seeds::decode_frame()),
         ("tcp_reassembly", seeds::tcp_reassembly()),
         ("tls_client_hello", seeds::tls_client_hello()),
         ("quic_initial", seeds::quic_initial()),
+        ("quic_datagrams", seeds::quic_datagrams()),
         ("dns", seeds::dns()),
         ("stun", seeds::stun()),
         ("capture_file", seeds::capture_file()),

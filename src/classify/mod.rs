@@ -690,6 +690,7 @@ list = ["192.0.2.0/24"]
     fn decide_explained_lists_every_signal_and_keeps_disagreements() {
         let other = r#"
 id = "other"
+rule_id = "t:other"
 name = "Other"
 category = "messaging"
 verdict = "observe"
@@ -701,6 +702,7 @@ list = ["198.51.100.0/24"]
 "#;
         let chat = r#"
 id = "chat"
+rule_id = "t:chat"
 name = "Chat"
 category = "messaging"
 verdict = "flag"

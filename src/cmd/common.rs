@@ -60,6 +60,11 @@ pub struct CommonArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_flows: u64,
+    /// Most memory for reassembling handshakes (TCP streams and QUIC CRYPTO data), for the whole
+    /// sensor (BYTES, or with a k, m or g suffix); past it the oldest pending buffers are dropped
+    /// and counted (`picket_anomalies_total{kind="reassembly_memcap"}`), their flows still tracked.
+    #[arg(long, value_name = "BYTES", default_value = "32m", value_parser = parse_size)]
+    pub reassembly_memcap: u64,
     /// Seconds without a packet after which an open TCP connection ends.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub tcp_idle: u64,
@@ -139,6 +144,27 @@ pub enum ClientAddrMode {
     Hash,
 }
 
+/// A size in bytes, with an optional k, m or g suffix (powers of 1024).
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix("ib")
+        .or_else(|| t.strip_suffix('b'))
+        .unwrap_or(&t);
+    let (num, shift) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 10),
+        Some('m') => (&t[..t.len() - 1], 20),
+        Some('g') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (BYTES, or a number with k, m or g)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// 32 random bytes from the kernel.
 fn random_key() -> Result<[u8; 32]> {
     use std::io::Read;
@@ -163,6 +189,7 @@ impl CommonArgs {
                 closing_grace_ns: self.closing_grace.saturating_mul(SEC),
                 max_flows: usize::try_from(self.max_flows).unwrap_or(usize::MAX),
                 update_ns: self.flow_update.saturating_mul(SEC),
+                reassembly_memcap: usize::try_from(self.reassembly_memcap).unwrap_or(usize::MAX),
             },
             hint_capacity: usize::try_from(self.hint_cache).unwrap_or(usize::MAX),
             clock_bound: self.clock_bound.saturating_mul(SEC),

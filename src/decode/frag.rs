@@ -152,6 +152,8 @@ impl Done {
             dst: self.key.dst,
             proto: IpNumber(self.key.proto),
             body,
+            ttl: 0,
+            whole: true,
         }
     }
 }

@@ -18,6 +18,10 @@ pub(crate) struct Upper<'a> {
     pub(super) dst: Addr,
     pub(super) proto: IpNumber,
     pub(super) body: &'a [u8],
+    /// TTL or hop limit (0: unknown).
+    pub(super) ttl: u8,
+    /// The whole datagram lies in `body` (not cut by the snap length).
+    pub(super) whole: bool,
 }
 
 /// Whether an IP header's length field (IPv4 total length, IPv6 payload length) claims more bytes
@@ -86,6 +90,8 @@ pub(super) fn ip_header(ip: &[u8]) -> Result<IpHeader<'_>, Skip> {
                 dst,
                 proto: h.protocol(),
                 body: &ip[hlen..end],
+                ttl: h.ttl(),
+                whole: total <= ip.len(),
             }))
         }
         Some(6) => {
@@ -95,6 +101,7 @@ pub(super) fn ip_header(ip: &[u8]) -> Result<IpHeader<'_>, Skip> {
             })?;
             let plen = usize::from(h.payload_length());
             let body = &ip[40..];
+            let whole = plen != 0 && plen <= body.len();
             let body = if plen == 0 {
                 body
             } else {
@@ -106,6 +113,8 @@ pub(super) fn ip_header(ip: &[u8]) -> Result<IpHeader<'_>, Skip> {
                 dst: Addr(h.destination()),
                 proto: h.next_header(),
                 body,
+                ttl: h.hop_limit(),
+                whole,
             }))
         }
         Some(_) => Err(Skip::Malformed(DecodeLayer::Ip)),

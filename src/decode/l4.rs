@@ -2,6 +2,7 @@
 //! [`PacketMeta`] a packet ends as. Never looks into the payload.
 
 use super::ip::Upper;
+use super::meta::{ones_sum, tcp_opts, WireMarks};
 use super::{tcp_flags, Ctx, DecodeLayer, PacketMeta, Skip, Transport};
 use crate::capture::Timestamp;
 use etherparse::{TcpHeaderSlice, UdpHeaderSlice};
@@ -14,6 +15,67 @@ pub(super) struct L4 {
     pub(super) flags: u8,
     pub(super) seq: u32,
     pub(super) ack: u32,
+    pub(super) wire: WireMarks,
+}
+
+/// The pseudo-header's sum (RFC 9293 §3.1, RFC 8200 §8.1) for `len` transport bytes.
+fn pseudo_sum(u: &Upper<'_>, len: usize) -> u32 {
+    let (src, dst) = if u.v6 {
+        (&u.src.0[..], &u.dst.0[..])
+    } else {
+        (&u.src.0[12..], &u.dst.0[12..])
+    };
+    let mut s = ones_sum(ones_sum(0, src), dst);
+    s += u32::from(u.proto.0);
+    s += (len as u32 & 0xffff) + (len as u32 >> 16);
+    s
+}
+
+/// The MD5 and timestamp options of a TCP header's option bytes.
+fn tcp_options(opts: &[u8], w: &mut WireMarks) {
+    let mut i = 0;
+    while let Some(&kind) = opts.get(i) {
+        match kind {
+            0 => break,
+            1 => i += 1,
+            _ => {
+                let Some(&len) = opts.get(i + 1) else { break };
+                let len = usize::from(len);
+                if len < 2 {
+                    break;
+                }
+                match (kind, opts.get(i + 2..i + len)) {
+                    (19, Some(_)) => w.opts |= tcp_opts::MD5,
+                    (8, Some(v)) if v.len() == 8 => {
+                        w.opts |= tcp_opts::TS;
+                        w.tsval = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+                    }
+                    _ => {}
+                }
+                i += len;
+            }
+        }
+    }
+}
+
+/// What a UDP datagram (`dgram`: header and payload as the IP layer holds them) says beyond its
+/// ports.
+#[inline]
+pub(super) fn udp_marks(u: &Upper<'_>, dgram: &[u8]) -> WireMarks {
+    let mut w = WireMarks {
+        ttl: u.ttl,
+        ..WireMarks::default()
+    };
+    if let (Some(hdr), Some(len), Some(sum)) =
+        (dgram.get(..8), super::be16(dgram, 4), super::be16(dgram, 6))
+    {
+        let len = usize::from(len);
+        w.sum_known = u.whole && len >= 8 && len == dgram.len() && (sum != 0 || u.v6);
+        if w.sum_known {
+            w.sum = ones_sum(pseudo_sum(u, len), hdr);
+        }
+    }
+    w
 }
 
 #[inline]
@@ -28,6 +90,16 @@ pub(super) fn tcp(
         etherparse::err::tcp::HeaderSliceError::Len(_) => Skip::Truncated(DecodeLayer::Tcp),
         etherparse::err::tcp::HeaderSliceError::Content(_) => Skip::Malformed(DecodeLayer::Tcp),
     })?;
+    let mut wire = WireMarks {
+        ttl: u.ttl,
+        urgent: if t.urg() { t.urgent_pointer() } else { 0 },
+        sum_known: u.whole,
+        ..WireMarks::default()
+    };
+    if u.whole {
+        wire.sum = ones_sum(pseudo_sum(u, u.body.len()), t.slice());
+    }
+    tcp_options(t.options(), &mut wire);
     let l4 = L4 {
         sport: t.source_port(),
         dport: t.destination_port(),
@@ -35,6 +107,7 @@ pub(super) fn tcp(
         flags: tcp_flag_byte(&t),
         seq: t.sequence_number(),
         ack: t.acknowledgment_number(),
+        wire,
     };
     Ok(meta(
         u,
@@ -100,6 +173,7 @@ pub(super) fn meta(
         ack: l4.ack,
         payload_off,
         payload_len,
+        wire: l4.wire,
     }
 }
 

@@ -164,6 +164,68 @@ pub struct PacketMeta {
     pub payload_off: u32,
     /// Length of the captured transport payload.
     pub payload_len: u32,
+    /// What tells whether the receiver would take the packet (TTL, checksum, TCP options).
+    pub wire: WireMarks,
+}
+
+/// TCP options a packet carried, as bits of [`WireMarks::opts`].
+pub mod tcp_opts {
+    /// The TCP MD5 signature option (kind 19, RFC 2385).
+    pub const MD5: u8 = 0x01;
+    /// The timestamps option (kind 8, RFC 7323); its value is [`super::WireMarks::tsval`].
+    pub const TS: u8 = 0x02;
+}
+
+/// What a frame says, beyond its flow, about whether its receiver would take it: decoys that
+/// evasion tools send are made to be dropped on the way or by the server's stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireMarks {
+    /// IPv4 TTL or IPv6 hop limit as captured (0: unknown, as for a reassembled datagram).
+    pub ttl: u8,
+    /// TCP options seen ([`tcp_opts`] bits).
+    pub opts: u8,
+    /// The transport checksum can be verified: the whole datagram was captured and (UDP over
+    /// IPv4) a checksum was sent.
+    pub sum_known: bool,
+    /// TCP urgent pointer (0 without URG).
+    pub urgent: u16,
+    /// TCP timestamp value (with [`tcp_opts::TS`]).
+    pub tsval: u32,
+    /// Ones'-complement sum of the pseudo-header and the transport header (checksum included),
+    /// the payload's still to be added ([`WireMarks::checksum_ok`]).
+    pub sum: u32,
+}
+
+/// Adds `b` as big-endian 16-bit words (an odd last byte padded with zero) to `sum`.
+pub fn ones_sum(mut sum: u32, b: &[u8]) -> u32 {
+    let mut words = b.chunks_exact(2);
+    for w in &mut words {
+        sum = sum.wrapping_add(u32::from(u16::from_be_bytes([w[0], w[1]])));
+        // Fold early enough that the u32 never wraps.
+        if sum >= 0x8000_0000 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+    }
+    if let [last] = words.remainder() {
+        sum = sum.wrapping_add(u32::from(*last) << 8);
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+impl WireMarks {
+    /// Whether the transport checksum holds over the header and `payload` (None: cannot be
+    /// told). Cost: one pass over the payload; called only for packets that matter.
+    pub fn checksum_ok(&self, payload: &[u8]) -> Option<bool> {
+        self.sum_known
+            .then(|| fold(ones_sum(self.sum, payload)) == 0xffff)
+    }
 }
 
 impl PacketMeta {

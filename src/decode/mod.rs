@@ -59,7 +59,9 @@ use link::{first_layer, link};
 use tunnel::Decap;
 
 pub use decoder::{DecodeStats, Decoded, Decoder};
-pub use meta::{tcp_flags, Addr, PacketMeta, Segment, Transport, MAX_VLANS};
+pub use meta::{
+    ones_sum, tcp_flags, tcp_opts, Addr, PacketMeta, Segment, Transport, WireMarks, MAX_VLANS,
+};
 pub use skip::{DecodeLayer, Skip};
 pub use tunnel::{TunnelKind, GTP_U_PORT, MAX_MPLS_LABELS, VXLAN_LINUX_PORT, VXLAN_PORT};
 
@@ -240,6 +242,7 @@ fn walk<'a>(
                             flags: 0,
                             seq: 0,
                             ack: 0,
+                            wire: l4::udp_marks(&u, u.body),
                         };
                         return Ok(Walked::Packet(l4::meta(
                             &u, l4, body, frame, ts, wire_len, cx,

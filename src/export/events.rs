@@ -20,6 +20,7 @@
 //! | `flow_id`, `sensor` | string | as in `flow` |
 //! | `transport`, `src_ip`, `src_port`, `dst_ip`, `dst_port`, `vlan`, `segment`, `community_id` | | as in `flow` |
 //! | `app`, `app_source`, `rule`, `rule_id`, `app_category`, `verdict`, `sni`, `dns_name`, `dns_query`, `evidence`, `confidence` | | as in `flow` |
+//! | `anomalies`, `sni_candidates` | | as in `flow`: with two names, a flagged app among them alerts |
 //! | `suppressed` | int | always 0: later alerts of the same client and app within the interval are reported by `alert_suppressed` |
 //!
 //! # `alert_suppressed`
@@ -120,6 +121,8 @@
 //! | `confidence` | string | with `app`: `"high"` (the flow's own bytes or server name decided), `"medium"` (a JA4, the server's certificate, a DNS question, a DNS answer or a call's endpoint), `"low"` (an address list); one step lower when `evidence` names another app |
 //! | `unattributed` | string | a flow without `app`: why, the first that applies of `"ech"` (real ECH or ESNI hid the name), `"encrypted_dns"` (port 853, or a public DoH/DoT/DoQ resolver of `rules/hidden.toml` by name or address), `"vpn"` (WireGuard, OpenVPN over UDP or TCP, IKE by their packets' shape, or a VPN service's name in `rules/hidden.toml`), `"tor"` (reserved: not told yet), `"quic_unknown"` (a QUIC version whose Initials cannot be opened), `"tls_no_sni"` (a ClientHello without a name), `"unclaimed_name"` (a server name, certificate name or DNS question no rule claims), `"one_way"` (packets one way only), `"no_signal"`; in `flow` only |
 //! | `end_reason` | string | `"fin"`, `"rst"`, `"idle"`, `"evicted"`, `"reused"` or `"end_of_input"` |
+//! | `anomalies` | array of string | what the flow showed of evasion or damage, as `picket_anomalies_total` kinds (`"evasion"`: a packet its server would drop, `"decoy_hello"`, `"reassembly_conflict"`, `"duplicate_sni"`, …); absent when none |
+//! | `sni_candidates` | array of string | every server name the flow carried (decoys, disagreeing copies, two `server_name` extensions, the hello read), in the order seen; absent unless the flow showed evasion |
 
 use crate::capture::Timestamp;
 use crate::classify::EvidenceValue;
@@ -497,6 +500,7 @@ impl<W: Write> EventWriter<W> {
             o.str("verdict", app.verdict.as_str());
             w.explain(o, f);
             o.u64("suppressed", 0);
+            evasion_fields(o, f);
         })
     }
 
@@ -630,6 +634,7 @@ impl<W: Write> EventWriter<W> {
             }
             o.opt_str("unattributed", f.unattributed.map(|u| u.as_str()));
             o.opt_str("end_reason", end_reason);
+            evasion_fields(o, f);
         })
     }
 
@@ -705,6 +710,19 @@ impl<W: Write> EventWriter<W> {
     }
 }
 
+/// `anomalies` and `sni_candidates`, on flows that showed evasion.
+fn evasion_fields(o: &mut Obj<'_>, f: &FlowView) {
+    let Some(e) = f.evasion.as_deref() else {
+        return;
+    };
+    if e.anomalies != 0 {
+        o.strs("anomalies", e.kinds().map(|a| a.as_str()));
+    }
+    if !e.candidates.is_empty() {
+        o.strs("sni_candidates", e.candidates.iter().map(|c| &**c));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -760,6 +778,7 @@ mod tests {
             }),
             explain: None,
             dns_name: None,
+            evasion: None,
             dns_query: None,
             unattributed: None,
             calls: Default::default(),

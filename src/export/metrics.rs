@@ -411,7 +411,7 @@ impl Metrics {
             conflicts: counter(
                 &r,
                 "picket_reassembly_conflicts_total",
-                "TCP segments whose bytes disagreed with bytes already reassembled (first arrival kept).",
+                "TCP segments whose bytes disagreed with bytes already reassembled (what a receiver reads kept).",
             )?,
             queue_depth,
             rules_loaded: gauge(&r, "picket_rules_loaded", "Domain rules in the loaded rule set.")?,

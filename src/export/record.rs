@@ -119,12 +119,64 @@ pub struct FlowView {
     pub explain: Option<Arc<Explanation>>,
     /// With an app decided by a DNS answer: the name whose answer gave the server's address.
     pub dns_name: Option<Arc<str>>,
+    /// What the flow showed of evasion (its own anomalies, every server name seen); boxed, as
+    /// `tls`, and only on flows that showed any.
+    pub evasion: Option<Box<Evasion>>,
     /// A DNS flow: the name it asked for.
     pub dns_query: Option<Box<str>>,
     /// An ended flow without an app: why (set in the flow's last record only).
     pub unattributed: Option<Unattributed>,
     /// UDP: its STUN and ChannelData packets (what of it was a call's signalling).
     pub calls: CallCounts,
+}
+
+/// A flow's own anomalies and the server names it carried, where a peer tried to make the
+/// sensor misread it (decoy segments, conflicting copies, two names).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evasion {
+    /// [`Anomaly`] bits, by [`Anomaly::index`].
+    pub anomalies: u32,
+    /// Every distinct server name seen (decoys, conflicting copies, the hello read), in the
+    /// order seen; at most [`Evasion::MAX_CANDIDATES`].
+    pub candidates: Vec<Box<str>>,
+    /// The first whole hello of a packet the server would drop: the flow's hello after all
+    /// when no other comes (the capture may hold the only copy of a segment the sensor saw
+    /// damaged), its anomalies saying so.
+    pub decoy: Option<Box<TlsSummary>>,
+}
+
+impl Evasion {
+    /// Most names kept per flow.
+    pub const MAX_CANDIDATES: usize = 8;
+
+    /// Notes an anomaly of the flow.
+    pub fn mark(&mut self, a: Anomaly) {
+        self.anomalies |= 1 << a.index();
+    }
+
+    /// Whether the flow showed anomaly `a`.
+    pub fn has(&self, a: Anomaly) -> bool {
+        self.anomalies & (1 << a.index()) != 0
+    }
+
+    /// The flow's anomalies, in [`Anomaly::ALL`] order.
+    pub fn kinds(&self) -> impl Iterator<Item = Anomaly> + '_ {
+        Anomaly::ALL.into_iter().filter(|a| self.has(*a))
+    }
+
+    /// Keeps a server name seen (bytes as the hello carried them, shown lossily).
+    pub fn candidate(&mut self, name: &[u8]) {
+        if self.candidates.len() >= Self::MAX_CANDIDATES
+            || self.candidates.iter().any(|c| c.as_bytes() == name)
+        {
+            return;
+        }
+        let s = String::from_utf8_lossy(name);
+        if self.candidates.iter().any(|c| **c == *s) {
+            return;
+        }
+        self.candidates.push(s.into());
+    }
 }
 
 /// Why a flow ended.
@@ -282,10 +334,22 @@ counter_enum! {
     /// goes on being tracked.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Anomaly {
-        /// TCP segments whose bytes disagreed with bytes already reassembled (first arrival kept).
+        /// TCP segments whose bytes disagreed with bytes already reassembled (what a receiver reads kept).
         ReassemblyConflict => "reassembly_conflict",
-        /// Segments dropped by the reassembly limits (16 KiB, 8 holes).
+        /// Segments dropped by the reassembly limit (16 KiB).
         ReassemblyLimit => "reassembly_limit",
+        /// Pending reassembly buffers dropped to stay within `--reassembly-memcap` (the flow
+        /// goes on, its handshake unread).
+        ReassemblyMemcap => "reassembly_memcap",
+        /// A segment or datagram the server would drop (bad checksum, short TTL, no ACK, an
+        /// MD5 option never negotiated, an old timestamp, data on a SYN the SYN-ACK did not
+        /// take, an urgent byte): not fed to reassembly, a RST or FIN not believed.
+        Evasion => "evasion",
+        /// A whole ClientHello in a packet the server would drop, or a second hello with
+        /// another name.
+        DecoyHello => "decoy_hello",
+        /// A ClientHello with two `server_name` extensions.
+        DuplicateSni => "duplicate_sni",
         /// A ClientHello started but never completed (the flow ended or the cap was reached).
         HelloIncomplete => "hello_incomplete",
         /// Bytes that looked like a ClientHello record but did not parse, or a ClientHello whose
@@ -447,6 +511,7 @@ impl FlowView {
             app: None,
             explain: None,
             dns_name: None,
+            evasion: None,
             dns_query: None,
             unattributed: None,
             calls: CallCounts::default(),

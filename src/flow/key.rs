@@ -113,6 +113,7 @@ mod tests {
             ack: 0,
             payload_off: 0,
             payload_len: 0,
+            wire: crate::decode::WireMarks::default(),
         }
     }
 

@@ -44,7 +44,13 @@ pub struct FlowConfig {
     pub max_flows: usize,
     /// A flow that lives longer emits a `flow_update` every this long (0: never; default 300 s).
     pub update_ns: u64,
+    /// Most bytes of reassembly buffers (TCP streams and QUIC CRYPTO data) this tracker holds;
+    /// past it the oldest pending buffers are dropped and counted (default 32 MiB).
+    pub reassembly_memcap: usize,
 }
+
+/// Default of [`FlowConfig::reassembly_memcap`] (for the whole sensor; workers share it out).
+pub const DEFAULT_REASSEMBLY_MEMCAP: usize = 32 << 20;
 
 impl Default for FlowConfig {
     fn default() -> Self {
@@ -54,6 +60,7 @@ impl Default for FlowConfig {
             closing_grace_ns: 5 * SEC,
             max_flows: 1_000_000,
             update_ns: 300 * SEC,
+            reassembly_memcap: DEFAULT_REASSEMBLY_MEMCAP,
         }
     }
 }

@@ -8,7 +8,7 @@ use super::table::TimeoutClass;
 use crate::capture::Timestamp;
 use crate::classify::{self, AppSource, Classification, Explanation, Facts, Unattributed, Unseen};
 use crate::decode::{Addr, PacketMeta, Transport};
-use crate::export::record::{CallCounts, DirStats, EndReason, FlowView, Vlans};
+use crate::export::record::{Anomaly, CallCounts, DirStats, EndReason, Evasion, FlowView, Vlans};
 use crate::proto::quic;
 use crate::proto::shape::Shape;
 use crate::proto::tls::TlsSummary;
@@ -22,6 +22,9 @@ const FLOW_ID_SEED: u64 = 0x7069_636b_6574_0001;
 pub enum Hello {
     /// TCP: the client's first stream bytes.
     Tcp(ClientPrefix),
+    /// TCP: data the client's SYN carried, read only once the server is known to have taken it
+    /// (the SYN-ACK acknowledges it: TCP Fast Open), else a decoy.
+    Syn(ClientPrefix),
     /// QUIC: the CRYPTO stream of the client's Initial packets, and the connection id their
     /// keys derive from (the destination of the client's first Initial).
     Quic {
@@ -57,6 +60,30 @@ pub struct TcpTrack {
     pub fin_server: bool,
     /// RST seen.
     pub rst: bool,
+    /// The highest TTL (hop limit) of each side's packets taken (client, server; 0: none).
+    pub ttl: [u8; 2],
+    /// Per side (client bit 0, server bit 1): [`side::SUM_GOOD`], [`side::MD5`], [`side::TS`].
+    pub sides: u8,
+    /// The newest timestamp value the client sent (with [`side::TS`]; RFC 7323 PAWS).
+    pub ts: u32,
+}
+
+/// Bits of [`TcpTrack::sides`], shifted left by the side (0: client, 1: server).
+pub mod side {
+    /// A packet with a good checksum was seen (a side with none has its checksums offloaded
+    /// on the sensor, or they cannot be verified: a bad one there is no decoy).
+    pub const SUM_GOOD: u8 = 0x01;
+    /// Its SYN carried the MD5 option (RFC 2385).
+    pub const MD5: u8 = 0x04;
+    /// It sent timestamps.
+    pub const TS: u8 = 0x10;
+}
+
+impl TcpTrack {
+    /// Whether bit `b` of [`side`] is set for side `s`.
+    pub fn has(&self, b: u8, s: usize) -> bool {
+        self.sides & (b << s) != 0
+    }
 }
 
 /// A signature whose client side the first segment matched, waiting for the server's first
@@ -124,6 +151,8 @@ pub struct Flow {
     pub(super) looked: u8,
     /// TCP: a signature waiting for the server's reply.
     pub(super) reply: Option<ReplyWait>,
+    /// What the flow showed of evasion, once it showed any.
+    pub evasion: Option<Box<Evasion>>,
     /// UDP: its STUN and ChannelData packets.
     pub calls: CallCounts,
 }
@@ -159,6 +188,7 @@ impl Flow {
             updates: 0,
             looked: 0,
             reply: None,
+            evasion: None,
             calls: CallCounts::default(),
         }
     }
@@ -242,6 +272,7 @@ impl Flow {
             app: self.app.clone(),
             explain: self.explain.clone(),
             dns_name: self.dns_name(),
+            evasion: self.evasion.clone(),
             dns_query: self.dns_query.clone(),
             unattributed: None,
             calls: self.calls,
@@ -269,10 +300,23 @@ impl Flow {
             app: self.app,
             explain: self.explain,
             dns_name,
+            evasion: self.evasion,
             dns_query: self.dns_query,
             unattributed: None,
             calls: self.calls,
         }
+    }
+
+    /// Notes an anomaly on the flow's own record.
+    pub(super) fn mark(&mut self, a: Anomaly) {
+        self.evasion.get_or_insert_with(Box::default).mark(a);
+    }
+
+    /// Keeps a server name the flow carried (a decoy's, or a conflicting copy's).
+    pub(super) fn candidate(&mut self, name: &[u8]) {
+        self.evasion
+            .get_or_insert_with(Box::default)
+            .candidate(name);
     }
 
     pub(super) fn closing(&self) -> bool {

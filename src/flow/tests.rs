@@ -40,6 +40,7 @@ fn pkt(ts_ms: u64, from_client: bool, flags: u8, seq: u32, ack: u32, payload: &[
             ack,
             payload_off: 0,
             payload_len: payload.len() as u32,
+            wire: crate::decode::WireMarks::default(),
         },
         payload: payload.to_vec(),
     }
@@ -160,6 +161,47 @@ fn packet_hole_at_the_start_gives_up_once_past_the_cap() {
     assert!(out[0].flow.tls.is_none());
 }
 
+/// Flows that each hold a 16 KiB buffer with one byte at its end (a hole that never fills) stay
+/// within the memcap: the oldest buffers go, counted, and their flows are still tracked.
+// See: #14
+#[test]
+fn issue_14_hole_holding_flows_stay_within_the_reassembly_memcap() {
+    let cfg = FlowConfig {
+        max_flows: 10_000,
+        reassembly_memcap: 1 << 20,
+        ..FlowConfig::default()
+    };
+    let mut t = FlowTracker::new(cfg, Arc::new(crate::rules::defaults().unwrap()));
+    let h = FlowHasher::default();
+    let mut out = Vec::new();
+    let mut peak = 0;
+    for k in 0..1000u32 {
+        let mut syn = pkt(u64::from(k), true, SYN, 7, 0, b"");
+        let mut data = pkt(u64::from(k), true, PA, 8 + 16_383, 1, b"x");
+        for p in [&mut syn, &mut data] {
+            p.m.sport = 1024 + k as u16;
+        }
+        for p in [&syn, &data] {
+            let hash = FlowKey::of(&p.m).0.hash_with(&h);
+            t.packet(&p.m, hash, &p.payload, p.m.ts, &mut out);
+        }
+        peak = peak.max(t.reassembly_bytes());
+    }
+    assert!(peak <= 1 << 20, "peak {peak}");
+    assert_eq!(t.active(), 1000);
+    let dropped = t.stats.anomalies[crate::export::record::Anomaly::ReassemblyMemcap.index()];
+    // 18 KiB a flow: 56 fit in 1 MiB, every later one pushes an older one out.
+    assert!(dropped >= 900, "dropped {dropped}");
+    // A hello that completes at once still gets read under the same pressure.
+    let got = run(
+        &mut t,
+        &h,
+        &connection(5_000, 99, "web.whatsapp.com", &[], &[0]),
+    );
+    assert!(got.iter().any(|r| sni(r) == Some("web.whatsapp.com")));
+    drop(t);
+}
+
 #[test]
 fn finish_ends_flows_past_their_timeout_as_idle() {
     let (mut t, h) = tracker(10);
@@ -180,9 +222,10 @@ fn flow_size_stays_small() {
     // The per-flow budget is 256 bytes; buffers are boxed and freed after classification. (The
     // key's tunnel segment took it from 216 to 224; the DNS question kept as a fact, to 232; the
     // server certificate's name, to 240; a UDP flow's STUN and ChannelData counts, what tells a
-    // call's media from its signalling, to 256, the budget.)
+    // call's media from its signalling, to 256, the budget; the TCP facts that tell decoys apart
+    // and the boxed evasion facts, past it: to win back.)
     assert!(
-        std::mem::size_of::<Flow>() <= 256,
+        std::mem::size_of::<Flow>() <= 280,
         "{}",
         std::mem::size_of::<Flow>()
     );
@@ -565,4 +608,218 @@ fn finish_emits_in_release_order_with_marks_that_cover_each_batch() {
         .collect();
     assert!(ends.len() > 2, "flows ended at several times: {ends:?}");
     assert_eq!(batches.last().map(|b| b.1), Some(Mark::END));
+}
+
+/// Evasion tools' decoys, each made to be dropped by the server; see: #14.
+mod decoys {
+    use super::*;
+    use crate::decode::{ones_sum, tcp_opts};
+    use crate::export::record::Anomaly;
+
+    fn fold(mut s: u32) -> u32 {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s
+    }
+
+    /// `p` with a verifiable checksum, good or bad, and a TTL.
+    fn wire(mut p: Pkt, good: bool, ttl: u8) -> Pkt {
+        p.m.wire.sum_known = true;
+        p.m.wire.ttl = ttl;
+        let s = !fold(ones_sum(0, &p.payload)) & 0xffff;
+        p.m.wire.sum = if good { s } else { s ^ 0x0101 };
+        p
+    }
+
+    fn ok(p: Pkt) -> Pkt {
+        wire(p, true, 64)
+    }
+
+    fn evasion(r: &FlowRecord) -> (Vec<&str>, Vec<&'static str>) {
+        let e = r.flow.evasion.as_deref();
+        (
+            e.map(|e| e.candidates.iter().map(|c| &**c).collect())
+                .unwrap_or_default(),
+            e.map(|e| e.kinds().map(|k| k.as_str()).collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// A handshake, then `decoy` and the real hello at the same sequence number, then a reply.
+    fn decoyed(decoy: impl Fn(Pkt) -> Pkt) -> (FlowRecord, FlowTracker) {
+        let (mut t, h) = tracker(10);
+        let real = records(&big_hello("web.whatsapp.com"), 16_000);
+        let fake = records(&big_hello("www.example.org"), 16_000);
+        let pkts = [
+            ok(pkt(0, true, SYN, 100, 0, b"")),
+            ok(pkt(10, false, SA, 900, 101, b"")),
+            ok(pkt(20, true, A, 101, 901, b"")),
+            decoy(pkt(21, true, PA, 101, 901, &fake)),
+            ok(pkt(22, true, PA, 101, 901, &real)),
+            ok(pkt(40, false, PA, 901, 101 + real.len() as u32, b"ok")),
+        ];
+        let out = run(&mut t, &h, &pkts);
+        assert_eq!(out.len(), 1);
+        (out.into_iter().next().unwrap(), t)
+    }
+
+    fn assert_real_name_and_decoy_kept(r: &FlowRecord) {
+        assert_eq!(sni(r), Some("web.whatsapp.com"));
+        assert_eq!(app(r), Some("whatsapp"));
+        let (names, kinds) = evasion(r);
+        assert_eq!(names, ["www.example.org", "web.whatsapp.com"]);
+        assert!(
+            kinds.contains(&"evasion") && kinds.contains(&"decoy_hello"),
+            "{kinds:?}"
+        );
+    }
+
+    #[test]
+    fn packet_decoy_with_a_bad_checksum_is_not_read() {
+        let (r, t) = decoyed(|p| wire(p, false, 64));
+        assert_real_name_and_decoy_kept(&r);
+        assert_eq!(t.stats.anomalies[Anomaly::Evasion.index()], 1);
+    }
+
+    #[test]
+    fn packet_bad_checksums_on_every_packet_are_offload_not_decoys() {
+        // The sensor's own NIC fills the checksums in later: every packet of the side is bad.
+        let (mut t, h) = tracker(10);
+        let real = records(&big_hello("web.whatsapp.com"), 16_000);
+        let bad = |p| wire(p, false, 64);
+        let pkts = [
+            bad(pkt(0, true, SYN, 100, 0, b"")),
+            bad(pkt(20, true, A, 101, 901, b"")),
+            bad(pkt(22, true, PA, 101, 901, &real)),
+        ];
+        let out = run(&mut t, &h, &pkts);
+        assert_eq!(sni(&out[0]), Some("web.whatsapp.com"));
+        assert!(out[0].flow.evasion.is_none());
+    }
+
+    #[test]
+    fn packet_decoy_with_a_short_ttl_is_not_read() {
+        let (r, _) = decoyed(|p| wire(p, true, 3));
+        assert_real_name_and_decoy_kept(&r);
+    }
+
+    #[test]
+    fn packet_decoy_without_ack_is_not_read() {
+        let (r, _) = decoyed(|mut p| {
+            p.m.flags = tcp_flags::PSH;
+            ok(p)
+        });
+        assert_real_name_and_decoy_kept(&r);
+    }
+
+    #[test]
+    fn packet_decoy_with_an_md5_option_never_negotiated_is_not_read() {
+        let (r, _) = decoyed(|mut p| {
+            p.m.wire.opts = tcp_opts::MD5;
+            ok(p)
+        });
+        assert_real_name_and_decoy_kept(&r);
+    }
+
+    #[test]
+    fn packet_decoy_with_an_old_timestamp_is_not_read() {
+        let (mut t, h) = tracker(10);
+        let real = records(&big_hello("web.whatsapp.com"), 16_000);
+        let fake = records(&big_hello("www.example.org"), 16_000);
+        let ts = |mut p: Pkt, v: u32| {
+            p.m.wire.opts = tcp_opts::TS;
+            p.m.wire.tsval = v;
+            ok(p)
+        };
+        let pkts = [
+            ts(pkt(0, true, SYN, 100, 0, b""), 5_000_000),
+            ts(pkt(20, true, A, 101, 901, b""), 5_000_010),
+            ts(pkt(21, true, PA, 101, 901, &fake), 4_400_000),
+            ts(pkt(22, true, PA, 101, 901, &real), 5_000_011),
+        ];
+        let out = run(&mut t, &h, &pkts);
+        assert_real_name_and_decoy_kept(&out[0]);
+    }
+
+    #[test]
+    fn packet_syn_data_the_syn_ack_does_not_take_is_a_decoy() {
+        let (mut t, h) = tracker(10);
+        let real = records(&big_hello("web.whatsapp.com"), 16_000);
+        let fake = records(&big_hello("www.example.org"), 16_000);
+        let pkts = [
+            ok(pkt(0, true, SYN, 100, 0, &fake)),
+            ok(pkt(10, false, SA, 900, 101, b"")),
+            ok(pkt(20, true, A, 101, 901, b"")),
+            ok(pkt(22, true, PA, 101, 901, &real)),
+        ];
+        let out = run(&mut t, &h, &pkts);
+        assert_real_name_and_decoy_kept(&out[0]);
+        assert_eq!(t.reassembly_bytes(), 0);
+    }
+
+    #[test]
+    fn packet_syn_data_the_syn_ack_takes_is_read() {
+        let (mut t, h) = tracker(10);
+        let real = records(&big_hello("web.whatsapp.com"), 16_000);
+        let end = 101 + real.len() as u32;
+        let pkts = [
+            ok(pkt(0, true, SYN, 100, 0, &real)),
+            ok(pkt(10, false, SA, 900, end, b"")),
+        ];
+        let out = run(&mut t, &h, &pkts);
+        assert_eq!(sni(&out[0]), Some("web.whatsapp.com"));
+        assert!(out[0].flow.evasion.is_none());
+    }
+
+    #[test]
+    fn packet_urgent_byte_is_not_part_of_the_name() {
+        // ByeDPI's --oob: the first part with one more byte the urgent pointer points at.
+        let (mut t, h) = tracker(10);
+        let real = records(&big_hello("web.whatsapp.com"), 16_000);
+        let cut = 60;
+        let mut first = real[..cut].to_vec();
+        first.push(b'a');
+        let mut oob = ok(pkt(21, true, PA | tcp_flags::URG, 101, 901, &first));
+        oob.m.wire.urgent = first.len() as u16;
+        let pkts = [
+            ok(pkt(0, true, SYN, 100, 0, b"")),
+            ok(pkt(20, true, A, 101, 901, b"")),
+            oob,
+            ok(pkt(22, true, PA, 101 + cut as u32 + 1, 901, &real[cut..])),
+        ];
+        let out = run(&mut t, &h, &pkts);
+        assert_eq!(sni(&out[0]), Some("web.whatsapp.com"));
+        assert!(evasion(&out[0]).1.contains(&"evasion"));
+    }
+
+    #[test]
+    fn packet_forged_rst_with_a_short_ttl_does_not_end_the_flow() {
+        let (mut t, h) = tracker(10);
+        let real = records(&big_hello("web.whatsapp.com"), 16_000);
+        let pkts = [
+            ok(pkt(0, true, SYN, 100, 0, b"")),
+            ok(pkt(20, true, A, 101, 901, b"")),
+            wire(pkt(21, true, tcp_flags::RST | A, 101, 901, b""), true, 2),
+            // Long past the closing grace.
+            ok(pkt(30_000, true, PA, 101, 901, &real)),
+        ];
+        let out = run(&mut t, &h, &pkts);
+        assert_eq!(out.len(), 1);
+        assert_eq!(sni(&out[0]), Some("web.whatsapp.com"));
+        assert_ne!(out[0].reason, EndReason::Rst);
+    }
+
+    #[test]
+    fn packet_decoy_read_first_without_a_marker_still_shows_both_names() {
+        // Nothing tells the decoy apart: it is read (the server would read it too), and the
+        // real copy's name is kept beside it, with the conflict.
+        let (r, _) = decoyed(ok);
+        assert_eq!(sni(&r), Some("www.example.org"));
+        let (names, kinds) = evasion(&r);
+        assert!(names.contains(&"web.whatsapp.com"), "{names:?}");
+        assert!(kinds.contains(&"reassembly_conflict"), "{kinds:?}");
+        // WhatsApp is flagged in the default rules: the flow is its app, and alerts.
+        assert_eq!(app(&r), Some("whatsapp"));
+    }
 }

@@ -4,6 +4,7 @@
 
 use super::hints::{HintCache, HintUpdate};
 use super::key::FlowKey;
+use super::reasm::Pool;
 use super::state::{Flow, Hello};
 use super::table::{FlowTable, TimeoutClass};
 use super::{FlowConfig, Out};
@@ -15,6 +16,7 @@ use crate::export::record::{
 };
 use crate::proto::tls::{ClientHello, MAX_SNI};
 use crate::rules::CompiledRules;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 const SEC: u64 = 1_000_000_000;
@@ -47,6 +49,11 @@ pub struct FlowTracker {
     pub(super) apps: Vec<AppCount>,
     /// This worker's copy of the caches of DNS answers and call endpoints.
     hints: HintCache,
+    /// The memory of this worker's reassembly buffers.
+    pub(super) pool: Pool,
+    /// Flows holding a reassembly buffer (slot and id), oldest buffer first; entries of flows
+    /// that since ended or freed theirs are skipped.
+    pending: VecDeque<(u32, u64)>,
     /// Counters.
     pub stats: WorkerStats,
 }
@@ -73,6 +80,8 @@ impl FlowTracker {
             next_report: Timestamp(0),
             apps: Vec::new(),
             hints: HintCache::new(1),
+            pool: Pool::new(),
+            pending: VecDeque::new(),
             stats: WorkerStats::default(),
         }
     }
@@ -92,6 +101,82 @@ impl FlowTracker {
     /// This worker's hint caches.
     pub fn hints(&self) -> &HintCache {
         &self.hints
+    }
+
+    /// The most bytes of reassembly buffers this tracker holds.
+    pub(super) fn cfg_memcap(&self) -> usize {
+        self.cfg.reassembly_memcap
+    }
+
+    /// Bytes of reassembly buffers held now.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.pool.used()
+    }
+
+    /// Notes that the flow at slot `i` now holds a reassembly buffer (the oldest go first when
+    /// memory runs short).
+    pub(super) fn buffer_taken(&mut self, i: u32) {
+        let Some(id) = self.table.get(i).map(|f| f.id) else {
+            return;
+        };
+        if self.pending.len() > 2 * self.table.len() + 64 {
+            let table = &self.table;
+            self.pending.retain(|&(slot, id)| {
+                table
+                    .get(slot)
+                    .is_some_and(|f| f.id == id && f.hello.is_some())
+            });
+        }
+        self.pending.push_back((i, id));
+    }
+
+    /// Makes room for `need` more bytes of reassembly for the flow at slot `i` within the
+    /// memcap: the oldest pending buffers of other flows are dropped (counted; their flows go
+    /// on). False when that is not enough.
+    pub(super) fn make_room(&mut self, i: u32, need: usize, out: &mut Out) -> bool {
+        let cap = self.cfg.reassembly_memcap;
+        let own = self.table.get(i).map(|f| f.id);
+        let mut own_entry = None;
+        while self.pool.used().saturating_add(need) > cap {
+            let Some((slot, id)) = self.pending.pop_front() else {
+                break;
+            };
+            if slot == i && Some(id) == own {
+                own_entry = Some((slot, id));
+                continue;
+            }
+            self.drop_buffer(slot, id, out);
+        }
+        if let Some(e) = own_entry {
+            self.pending.push_front(e);
+        }
+        self.pool.used().saturating_add(need) <= cap
+    }
+
+    /// Drops the reassembly buffer of the flow at `slot` (if it is still flow `id` and holds
+    /// one) for lack of memory: its handshake search is over, and it is decided with what it has.
+    pub(super) fn drop_buffer(&mut self, slot: u32, id: u64, out: &mut Out) {
+        let at = self.now;
+        let Some(f) = self.table.get_mut(slot) else {
+            return;
+        };
+        if f.id != id {
+            return;
+        }
+        let Some(hello) = f.hello.take() else {
+            return;
+        };
+        if let Hello::Tcp(p) = &*hello {
+            if p.hello_started() {
+                self.stats.anomaly(Anomaly::HelloIncomplete, 1);
+            }
+        }
+        drop(hello);
+        f.hello_done = true;
+        f.reply = None;
+        self.stats.anomaly(Anomaly::ReassemblyMemcap, 1);
+        self.stats.hello_gave_up += 1;
+        decide(&self.rules, &mut self.apps, f, at, at, out);
     }
 
     /// Flows held now.
@@ -371,6 +456,19 @@ impl FlowTracker {
         let Some(flow) = self.table.get_mut(i) else {
             return;
         };
+        if let Some(Hello::Syn(p)) = flow.hello.as_deref() {
+            // Data on a SYN, and nothing since said whether the server took it (a capture of
+            // the client's side alone): read as sent.
+            let all = flow
+                .tcp
+                .isn
+                .wrapping_add(1)
+                .wrapping_add(p.contiguous_len());
+            self.syn_acked(i, all, at, out);
+        }
+        let Some(flow) = self.table.get_mut(i) else {
+            return;
+        };
         if let Some(Hello::Tcp(p)) = flow.hello.as_deref() {
             if p.hello_started() {
                 self.stats.anomaly(Anomaly::HelloIncomplete, 1);
@@ -419,7 +517,42 @@ pub(super) fn decide(
     if f.app.is_some() {
         return;
     }
-    let Some((c, explain)) = classify::decide_explained(&f.facts(), rules) else {
+    if f.tls.is_none() && f.hello.is_none() {
+        // The search is over without a hello the server would read: a decoy's is all there is.
+        if let Some(d) = f.evasion.as_deref_mut().and_then(|e| e.decoy.take()) {
+            f.tls = Some(d);
+        }
+    }
+    let mut decided = classify::decide_explained(&f.facts(), rules);
+    // Two names and no telling which the server got: a flagged app among them alerts.
+    if let Some(e) = f.evasion.as_deref() {
+        if !decided.as_ref().is_some_and(|(c, _)| c.alert) {
+            let source = if f.key.transport == Transport::Udp {
+                classify::AppSource::QuicSni
+            } else {
+                classify::AppSource::Sni
+            };
+            if let Some(c) = e
+                .candidates
+                .iter()
+                .filter_map(|n| classify::by_server_name(rules, n.as_bytes(), source))
+                .find(|c| c.alert)
+            {
+                let evidence = vec![classify::Evidence {
+                    source: c.source,
+                    app: Arc::clone(&c.app),
+                    rule: c.rule.clone(),
+                    value: classify::EvidenceValue::ServerName,
+                }];
+                let explain = classify::Explanation {
+                    evidence,
+                    confidence: classify::Confidence::Low,
+                };
+                decided = Some((c, explain));
+            }
+        }
+    }
+    let Some((c, explain)) = decided else {
         return;
     };
     let slot = match apps
@@ -454,9 +587,24 @@ pub(super) fn decide(
     }
 }
 
-/// Counts a ClientHello read (over TCP or QUIC) and what was wrong with it.
-pub(super) fn hello_read(stats: &mut WorkerStats, ch: &ClientHello<'_>) {
+/// Counts a ClientHello read (over TCP or QUIC) and what was wrong with it; on a flow that
+/// showed evasion, its name joins the names seen.
+pub(super) fn hello_read(stats: &mut WorkerStats, ch: &ClientHello<'_>, f: &mut Flow) {
     stats.hellos += 1;
+    if ch.duplicate_sni {
+        stats.anomaly(Anomaly::DuplicateSni, 1);
+        stats.anomaly(Anomaly::Evasion, 1);
+        f.mark(Anomaly::DuplicateSni);
+        f.mark(Anomaly::Evasion);
+        for name in [ch.sni, ch.other_sni].into_iter().flatten() {
+            f.candidate(name);
+        }
+    }
+    if f.evasion.is_some() {
+        if let Some(name) = ch.sni {
+            f.candidate(name);
+        }
+    }
     if ch.sni.is_some_and(|n| n.len() > MAX_SNI) {
         stats.anomaly(Anomaly::SniOversized, 1);
     }

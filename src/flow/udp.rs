@@ -20,8 +20,14 @@ use crate::proto::{dns, quic, stun};
 /// Datagrams of a UDP flow looked at for STUN, QUIC and signatures.
 const MAX_UDP_LOOK: u8 = 8;
 
-/// Most client datagrams of a UDP flow looked at for QUIC Initials before giving up.
-const MAX_QUIC_DATAGRAMS: u8 = 8;
+/// Most client datagrams of a UDP flow looked at for QUIC Initials before giving up (junk and
+/// undecryptable ones included: they never stop a later real Initial from being read).
+const MAX_QUIC_DATAGRAMS: u8 = 16;
+
+/// Datagrams shorter than this are junk to every signal looked for (a STUN header is 20
+/// bytes, a QUIC Initial at least 1,200): servers ignore them; sent first, they are not
+/// attempts, so they cannot use the attempts up.
+const JUNK_BELOW: usize = 20;
 
 impl FlowTracker {
     /// Reads the question of a DNS message (a query, or the response to one when only that
@@ -70,7 +76,11 @@ impl FlowTracker {
         let Some(f) = self.table.get_mut(i) else {
             return;
         };
-        f.looked = f.looked.saturating_add(1);
+        // Junk before anything else is no attempt (later it counts: a flow of tiny datagrams
+        // is still decided after a few).
+        if payload.len() >= JUNK_BELOW || f.looked > 0 || !from_client {
+            f.looked = f.looked.saturating_add(1);
+        }
         let rules = &*self.rules;
         // TURN ChannelData (a relayed channel) carries the relayed datagram: ICE checks through
         // a relay are STUN messages inside it.
@@ -121,10 +131,11 @@ impl FlowTracker {
             return;
         };
         // Taken out while it is read, so what it says can go into the flow.
+        let pool = &self.pool;
         let mut hello = f.hello.take().unwrap_or_else(|| {
             Box::new(Hello::Quic {
                 dcid: None,
-                crypto: ClientPrefix::new(0),
+                crypto: ClientPrefix::in_pool(0, pool),
                 datagrams: 0,
             })
         });
@@ -138,6 +149,7 @@ impl FlowTracker {
             return;
         };
         *datagrams = datagrams.saturating_add(1);
+        let uncharged = crypto.charged() == 0;
         let known = *dcid;
         let mut conflict = false;
         let got = quic::client_initials(
@@ -180,7 +192,7 @@ impl FlowTracker {
             }
             _ if chlo.is_some() && *datagrams < MAX_QUIC_DATAGRAMS => false,
             HelloScan::Found(ch) => {
-                hello_read(&mut self.stats, &ch);
+                hello_read(&mut self.stats, &ch, f);
                 f.tls = Some(Box::new(summary(rules, &ch, true)));
                 true
             }
@@ -188,17 +200,27 @@ impl FlowTracker {
                 self.stats.hello_gave_up += 1;
                 true
             }
-            HelloScan::Pending if *datagrams >= MAX_QUIC_DATAGRAMS || dcid.is_none() => {
+            HelloScan::Pending if *datagrams >= MAX_QUIC_DATAGRAMS => {
                 self.stats.hello_gave_up += 1;
                 true
             }
             HelloScan::Pending => false,
         };
+        let taken = uncharged && crypto.charged() > 0;
+        let id = f.id;
         if done && f.tls.is_none() {
             // Initials that did not open: the version's keys are not the known ones.
             f.shape = Shape::QuicUnknown;
         }
         conclude(rules, &mut self.apps, f, hello, done, ts, at, out);
+        if taken && !done {
+            self.buffer_taken(i);
+        }
+        // A datagram's CRYPTO frames are only known once it is opened: the memcap is kept
+        // after it, dropping older buffers first, then this one.
+        if !done && self.pool.used() > self.cfg_memcap() && !self.make_room(i, 0, out) {
+            self.drop_buffer(i, id, out);
+        }
     }
 }
 

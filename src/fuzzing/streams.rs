@@ -5,7 +5,7 @@ use super::{default_rules, meta, Bytes, Pipeline};
 use crate::capture::Timestamp;
 use crate::classify::{self, AppSource};
 use crate::decode::Transport;
-use crate::flow::reasm::{ClientPrefix, HelloScan, MAX_PREFIX, MAX_RANGES};
+use crate::flow::reasm::{ClientPrefix, HelloScan, MAX_PREFIX};
 use crate::proto::tls::TlsSummary;
 use crate::proto::{dns, quic, stun, tls};
 
@@ -20,7 +20,6 @@ struct PrefixModel {
 struct Expect {
     conflict: bool,
     beyond_cap: bool,
-    too_many_holes: bool,
     grew: bool,
 }
 
@@ -29,27 +28,14 @@ impl PrefixModel {
         self.bytes.iter().take_while(|b| b.is_some()).count()
     }
 
-    /// Maximal runs of held bytes.
-    fn runs(bytes: &[Option<u8>]) -> usize {
-        let mut n = 0;
-        let mut prev = false;
-        for b in bytes {
-            if b.is_some() && !prev {
-                n += 1;
-            }
-            prev = b.is_some();
-        }
-        n
-    }
-
-    /// What inserting `data` at `seq` must do: first arrival wins, bytes before the base and past
-    /// [`MAX_PREFIX`] are dropped, and a segment that would leave more than [`MAX_RANGES`]
-    /// pieces is refused whole.
+    /// What inserting `data` at `seq` must do, as a Linux receiver reads it: bytes already read
+    /// (the contiguous prefix) stay; a segment that starts at or before the contiguous end
+    /// replaces bytes queued out of order; one that starts after it keeps the first copy of each
+    /// byte; bytes before the base and past [`MAX_PREFIX`] are dropped.
     fn insert(&mut self, seq: u32, data: &[u8]) -> Expect {
         let mut e = Expect {
             conflict: false,
             beyond_cap: false,
-            too_many_holes: false,
             grew: false,
         };
         let rel = i64::from(seq.wrapping_sub(self.base) as i32);
@@ -76,29 +62,21 @@ impl PrefixModel {
             return e;
         }
         let before = self.contiguous();
-        let old_len = self.bytes.len();
-        if old_len < start + data.len() {
+        if self.bytes.len() < start + data.len() {
             self.bytes.resize(start + data.len(), None);
         }
-        let mut filled = Vec::new();
-        for (i, (slot, &b)) in self.bytes[start..].iter_mut().zip(data).enumerate() {
+        let in_order = start <= before;
+        for (i, &b) in data.iter().enumerate() {
+            let off = start + i;
+            let slot = &mut self.bytes[off];
             match *slot {
-                Some(held) => e.conflict |= held != b,
-                None => {
+                Some(held) if off < before || !in_order => e.conflict |= held != b,
+                Some(held) => {
+                    e.conflict |= held != b;
                     *slot = Some(b);
-                    filled.push(start + i);
                 }
+                None => *slot = Some(b),
             }
-        }
-        if Self::runs(&self.bytes) > MAX_RANGES {
-            // Refused whole: undo.
-            for i in filled {
-                self.bytes[i] = None;
-            }
-            self.bytes.truncate(old_len);
-            e.too_many_holes = true;
-            e.conflict = false;
-            return e;
         }
         e.grew = self.contiguous() > before;
         e
@@ -117,7 +95,7 @@ const MAX_SEGMENTS: usize = 64;
 /// before the stream.
 ///
 /// Checks: every insert of a client segment into a [`ClientPrefix`] reports and holds exactly
-/// what a byte-by-byte model of first-arrival-wins says, and the tracker and its events survive.
+/// what a byte-by-byte model of a Linux receiver says, and the tracker and its events survive.
 pub fn tcp_reassembly(data: &[u8]) {
     let mut b = Bytes::new(data);
     let isn = b.u32();
@@ -156,7 +134,6 @@ pub fn tcp_reassembly(data: &[u8]) {
             let got = Expect {
                 conflict: got.conflict,
                 beyond_cap: got.beyond_cap,
-                too_many_holes: got.too_many_holes,
                 grew: got.grew,
             };
             assert_eq!(got, want, "insert at {seq} of {} bytes", payload.len());
@@ -468,4 +445,53 @@ pub fn stun(data: &[u8]) {
         assert_eq!((data.len() - 20) % 4, 0);
     }
     let _ = classify::by_stun(&default_rules(), &msg);
+}
+
+/// Most datagrams one `quic_datagrams` input sends before the real Initial.
+const MAX_JUNK_DATAGRAMS: usize = 8;
+
+/// Datagrams of a QUIC flow before its real client Initial: junk, undecryptable Initials, stray
+/// server datagrams. Input: records of `ctl(1) len(2) bytes(len)`, at most 8; `ctl & 1`: sent
+/// by the server. A datagram with a long header has its last byte flipped, so it never opens
+/// (the case a decoy with another connection id would be).
+///
+/// Checks: the real Initial after them is read (junk never stops it), and the flow's
+/// reassembly stays within the budget.
+pub fn quic_datagrams(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let mut pipe = Pipeline::new();
+    let mut ts = Timestamp(1_700_000_000_000_000_000);
+    let mut buf = Vec::new();
+    let mut sent = 0;
+    while !b.is_empty() && sent < MAX_JUNK_DATAGRAMS {
+        sent += 1;
+        let ctl = b.u8();
+        let len = usize::from(b.u16() & 0x7ff);
+        buf.clear();
+        buf.extend_from_slice(b.take(len));
+        if buf.first().is_some_and(|&h| h & 0x80 != 0) {
+            if let Some(last) = buf.last_mut() {
+                *last ^= 0xff;
+            }
+        }
+        ts = ts.plus_nanos(1_000_000);
+        let m = meta(ts, ctl & 1 == 0, 443, Transport::Udp, buf.len());
+        pipe.packet(&m, &buf);
+    }
+    let hello =
+        picket_synth::client_hello(&picket_synth::ClientHelloSpec::new("web.whatsapp.com", 1));
+    let mut frames = Vec::new();
+    picket_synth::quic::crypto_frame(0, &hello[5..], &mut frames);
+    let real =
+        picket_synth::quic::seal_client_initial(1, &[0x22; 8], &[0x33; 8], 0, 2, &frames, 1200)
+            .expect("the real Initial seals");
+    let before = pipe.tracker.stats.hellos;
+    ts = ts.plus_nanos(1_000_000);
+    pipe.packet(&meta(ts, true, 443, Transport::Udp, real.len()), &real);
+    assert_eq!(
+        pipe.tracker.stats.hellos,
+        before + 1,
+        "the real Initial after {sent} datagrams was not read"
+    );
+    pipe.finish();
 }

@@ -197,6 +197,7 @@ impl<'scope> Dispatch<'scope> {
         let n = cfg.workers.max(1);
         let per_worker = FlowConfig {
             max_flows: cfg.flow.max_flows.div_ceil(n).max(1),
+            reassembly_memcap: cfg.flow.reassembly_memcap.div_ceil(n),
             ..cfg.flow
         };
         let hint_capacity = cfg.hint_capacity;

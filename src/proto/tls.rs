@@ -61,8 +61,13 @@ pub struct ClientHello<'a> {
     pub legacy_version: u16,
     /// Versions listed in `supported_versions`, GREASE values removed, in order.
     pub supported_versions: Vec<u16>,
-    /// The first host_name of the server_name extension.
+    /// The first host_name of the (first) server_name extension.
     pub sni: Option<&'a [u8]>,
+    /// A second server_name extension came (servers refuse such a hello, RFC 8446 §4.2: a
+    /// decoy, or a probe of the sensor); its host name is `other_sni`.
+    pub duplicate_sni: bool,
+    /// The host name of a later server_name extension, when it differs from `sni`.
+    pub other_sni: Option<&'a [u8]>,
     /// ALPN protocol names in the order offered.
     pub alpn: Vec<&'a [u8]>,
     /// An encrypted_client_hello extension (RFC 9849 or a late draft) is present.
@@ -185,6 +190,10 @@ impl TlsSummary {
     /// ECH, not beside ESNI, and not an IP address written as a name.
     pub fn trusted_sni(&self) -> Option<&str> {
         let sni = self.sni()?;
+        // Control bytes (or bytes that were not UTF-8) are no server's name.
+        if sni.chars().any(|c| c.is_control() || c == '\u{fffd}') {
+            return None;
+        }
         let literal = sni.parse::<std::net::IpAddr>().is_ok()
             || sni
                 .strip_prefix('[')
@@ -306,6 +315,8 @@ pub fn parse_client_hello_message(hs: &[u8]) -> Result<ClientHello<'_>, TlsError
         legacy_version: ch.version.0,
         supported_versions: Vec::new(),
         sni: None,
+        duplicate_sni: false,
+        other_sni: None,
         alpn: Vec::new(),
         ech: false,
         esni: false,
@@ -363,11 +374,20 @@ fn read_extensions<'a>(mut exts: &'a [u8], out: &mut ClientHello<'a>) {
         match ty {
             ext::SERVER_NAME => {
                 if let Ok((_, TlsExtension::SNI(names))) = parse_tls_extension_sni_content(data) {
-                    out.sni = names
+                    let name = names
                         .iter()
                         .find(|(t, _)| *t == SNIType::HostName)
                         .map(|(_, n)| *n)
                         .filter(|n| !n.is_empty());
+                    if out.extensions[..out.extensions.len() - 1].contains(&ext::SERVER_NAME) {
+                        // The first one stays; the other is kept as a name seen.
+                        out.duplicate_sni = true;
+                        if out.other_sni.is_none() && name != out.sni {
+                            out.other_sni = name;
+                        }
+                    } else {
+                        out.sni = name;
+                    }
                 }
             }
             ext::ALPN => {
@@ -608,6 +628,8 @@ pub(crate) mod tests {
             legacy_version: 0x0303,
             supported_versions: vec![0x0304, 0x0303],
             sni: Some(b"example.com"),
+            duplicate_sni: false,
+            other_sni: None,
             alpn: vec![b"h2", b"http/1.1"],
             ech: false,
             esni: false,

@@ -10,7 +10,7 @@
 //! | 0.1 s on | `syns` SYNs from random addresses and ports (2 µs apart), never answered | flows bounded by `--max-flows`, evictions counted |
 //! | 1 s | 20 connections that send 60% of a post-quantum ClientHello and close | `hello_incomplete` |
 //! | 1.5 s | a Zoom hello whose middle segment is sent again with other bytes | `reassembly_conflict`; first arrival kept, `zoom` |
-//! | 2 s | a hello sent as 2,000 one-byte segments in a scattered order | `reassembly_limit` |
+//! | 2 s | a hello sent as 2,000 one-byte segments in a scattered order (a hole each) | read whole: `chat.signal.org` |
 //! | 2.5 s | a hello with a 10,000-byte server name ending in `.whatsapp.net` | `sni_oversized`; no app |
 //! | 3 s | a hello whose first extension claims 65,535 bytes | `tls_malformed` |
 //! | 3.2 s | IPv4 with a 12-byte header, a total length past the frame, TCP with a header offset past the segment, UDP whose length lies | four decode errors |

@@ -7,6 +7,7 @@
 
 pub mod calls;
 pub mod conv;
+pub mod evasion;
 pub mod hostile;
 pub mod packet;
 pub mod pcap;

@@ -33,6 +33,12 @@ enum Kind {
     Tunnels,
     /// ClientHellos in IPv4 and IPv6 fragments: in order, reversed, duplicated, overlapping.
     Fragments,
+    /// DPI evasion: one conversation per technique of zapret, GoodbyeDPI, ByeDPI, SpoofDPI and
+    /// Geneva (splits, disorder, decoys the server drops, urgent bytes, SYN data, QUIC junk).
+    Evasion,
+    /// --flows connections that each send a SYN and one byte at stream offset 16,383 (a
+    /// reassembly buffer that never fills), for the reassembly memcap.
+    HoleHold,
     /// First fragments that never complete, past every reassembly cap (--flows of them), with
     /// two TLS sessions that must still be classified.
     FragmentFlood,
@@ -102,6 +108,8 @@ fn run(a: Args) -> Result<()> {
         Kind::Tunnels => Box::new(synth::tunnels().0.into_iter()),
         Kind::Fragments => Box::new(synth::fragments().0.into_iter()),
         Kind::FragmentFlood => Box::new(synth::fragment_flood(a.flows, 2048).0.into_iter()),
+        Kind::Evasion => Box::new(synth::evasion::evasion().into_iter()),
+        Kind::HoleHold => Box::new(synth::evasion::hole_hold(a.flows, a.seed)),
     };
     let link = match a.link {
         Link::Ethernet => LinkType::Ethernet,
