@@ -51,7 +51,8 @@ enum Command {
     /// alerts, summary and report asked for. All times are packet time: a capture replays the
     /// same way however fast it is read, and the same packets give the same events at any worker
     /// count (evictions aside). Exit status 1 when no file could be read as a capture, 3 when
-    /// input was damaged but partly processed (damage is reported on standard error).
+    /// input was damaged but partly processed (damage is reported on standard error), 130 / 143
+    /// when Ctrl-C / SIGTERM stopped it (every event and the report are still written).
     #[command(after_help = cmd::replay::EXAMPLES)]
     Replay(cmd::replay::Args),
     /// Capture live from an interface (a span or mirror port) and serve metrics.

@@ -40,10 +40,32 @@ pub enum Hello {
     Server(ClientPrefix),
 }
 
-/// The name of a server's certificate, boxed once more so that a flow without one pays a thin
-/// pointer (a flow's size is budgeted).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CertName(pub Box<str>);
+/// Names a flow's own bytes gave besides a ClientHello.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names {
+    /// The name a DNS flow asked for.
+    pub dns_query: Option<Box<str>>,
+    /// The name of the server's TLS 1.2 certificate that speaks for it (see
+    /// `classify::certificate_name`), read when no ClientHello was.
+    pub cert_name: Option<Box<str>>,
+}
+
+impl Flow {
+    /// The name a DNS flow asked for.
+    pub fn dns_query(&self) -> Option<&str> {
+        self.names.as_deref()?.dns_query.as_deref()
+    }
+
+    /// The server certificate's name that speaks for it.
+    pub fn cert_name(&self) -> Option<&str> {
+        self.names.as_deref()?.cert_name.as_deref()
+    }
+
+    /// The names' box, made when a first name comes.
+    pub(super) fn names_mut(&mut self) -> &mut Names {
+        self.names.get_or_insert_with(Box::default)
+    }
+}
 
 /// TCP facts tracked per flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -127,11 +149,9 @@ pub struct Flow {
     pub hello_done: bool,
     /// Fact: what the ClientHello said.
     pub tls: Option<Box<TlsSummary>>,
-    /// Fact: the name a DNS flow asked for.
-    pub dns_query: Option<Box<str>>,
-    /// Fact: the name of the server's TLS 1.2 certificate that speaks for it (see
-    /// `classify::certificate_name`), read when no ClientHello was.
-    pub cert_name: Option<Box<CertName>>,
+    /// Facts: names the flow's own bytes gave besides a ClientHello (a DNS question, a server
+    /// certificate's name), boxed together: most flows have none and pay one thin pointer.
+    pub names: Option<Box<Names>>,
     /// Fact: a rule match of the flow's own bytes (signature, reply size, STUN mark).
     pub marks: Option<Box<Classification>>,
     /// Fact: the shape of the client's first payload (a VPN tunnel, an unknown QUIC version).
@@ -177,8 +197,7 @@ impl Flow {
             hello: None,
             hello_done: false,
             tls: None,
-            dns_query: None,
-            cert_name: None,
+            names: None,
             marks: None,
             shape: Shape::None,
             hint: None,
@@ -216,8 +235,8 @@ impl Flow {
         Facts {
             marks: self.marks.as_deref(),
             tls: self.tls.as_deref(),
-            dns_query: self.dns_query.as_deref().map(str::as_bytes),
-            cert_name: self.cert_name.as_deref().map(|n| n.0.as_bytes()),
+            dns_query: self.dns_query().map(str::as_bytes),
+            cert_name: self.cert_name().map(str::as_bytes),
             hint: self.hint.as_deref(),
             server: self.server().0.ip(),
             client: self.client().0.ip(),
@@ -268,12 +287,12 @@ impl Flow {
             to_client: self.to_client,
             syn_seen: self.tcp.syn,
             tls: self.tls.clone(),
-            cert_name: self.cert_name.as_deref().map(|n| n.0.clone()),
+            cert_name: self.cert_name().map(Box::from),
             app: self.app.clone(),
             explain: self.explain.clone(),
             dns_name: self.dns_name(),
             evasion: self.evasion.clone(),
-            dns_query: self.dns_query.clone(),
+            dns_query: self.dns_query().map(Box::from),
             unattributed: None,
             calls: self.calls,
         }
@@ -283,6 +302,7 @@ impl Flow {
     pub fn into_view(self) -> FlowView {
         let dns_name = self.dns_name();
         let (client, server) = (self.client(), self.server());
+        let names = self.names.map(|n| *n).unwrap_or_default();
         FlowView {
             id: self.id,
             transport: self.key.transport,
@@ -296,12 +316,12 @@ impl Flow {
             to_client: self.to_client,
             syn_seen: self.tcp.syn,
             tls: self.tls,
-            cert_name: self.cert_name.map(|n| n.0),
+            cert_name: names.cert_name,
             app: self.app,
             explain: self.explain,
             dns_name,
             evasion: self.evasion,
-            dns_query: self.dns_query,
+            dns_query: names.dns_query,
             unattributed: None,
             calls: self.calls,
         }

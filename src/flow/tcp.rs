@@ -3,7 +3,7 @@
 //! where a signature waits for it. Gathers facts and says when the search is over.
 
 use super::reasm::{ClientPrefix, HelloScan, MAX_PREFIX};
-use super::state::{side, CertName, Flow, Hello, ReplyWait};
+use super::state::{side, Flow, Hello, ReplyWait};
 use super::tracker::{conclude, decide, hello_read, FlowTracker};
 use super::Out;
 use crate::capture::Timestamp;
@@ -390,8 +390,10 @@ impl FlowTracker {
                         n += 1;
                     }
                 });
-                f.cert_name = classify::certificate_name(rules, names.get(..n).unwrap_or_default())
-                    .map(|n| Box::new(CertName(n)));
+                let name = classify::certificate_name(rules, names.get(..n).unwrap_or_default());
+                if name.is_some() {
+                    f.names_mut().cert_name = name;
+                }
                 true
             }
             cert::CertScan::GiveUp => true,

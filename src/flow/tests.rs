@@ -221,11 +221,12 @@ fn finish_ends_flows_past_their_timeout_as_idle() {
 fn flow_size_stays_small() {
     // The per-flow budget is 256 bytes; buffers are boxed and freed after classification. (The
     // key's tunnel segment took it from 216 to 224; the DNS question kept as a fact, to 232; the
-    // server certificate's name, to 240; a UDP flow's STUN and ChannelData counts, what tells a
-    // call's media from its signalling, to 256, the budget; the TCP facts that tell decoys apart
-    // and the boxed evasion facts, past it: to win back.)
+    // server certificate's name, to 240; a UDP flow's STUN and ChannelData counts, to 256, the
+    // budget; the TCP facts that tell decoys apart and the boxed evasion facts took it to 280, and
+    // the DNS question and certificate name sharing one thin box back to 264: 8 bytes over. The
+    // padding of the two DirStats, 7 bytes each, is where the rest can be won.)
     assert!(
-        std::mem::size_of::<Flow>() <= 280,
+        std::mem::size_of::<Flow>() <= 264,
         "{}",
         std::mem::size_of::<Flow>()
     );

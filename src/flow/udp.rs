@@ -56,7 +56,7 @@ impl FlowTracker {
             }
         };
         f.hello_done = true;
-        f.dns_query = Some(String::from_utf8_lossy(&name[..q.name_len]).into());
+        f.names_mut().dns_query = Some(String::from_utf8_lossy(&name[..q.name_len]).into());
         decide(&self.rules, &mut self.apps, f, ts, at, out);
         true
     }
