@@ -27,7 +27,7 @@ const RECENT: usize = 15;
 /// Packet time as the sensor believes it.
 ///
 /// - A packet within the bound ahead of the clock moves it (the common case: one compare).
-/// - A packet further ahead moves it only when the median of the last [`RECENT`] packets is
+/// - A packet further ahead moves it only when the median of the last `RECENT` (15) packets is
 ///   within the bound of it too: a real gap (the next file of a rotation, a day later) is
 ///   believed after half a window of packets; a lone record far ahead never is. Such a packet
 ///   keeps its own time (its flow's), so the packets of a real gap make no split flows.

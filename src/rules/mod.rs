@@ -222,7 +222,7 @@ pub fn default_sources() -> Vec<Source> {
         .collect()
 }
 
-/// The extension of plain list files (see [`parse`]'s list format): one domain or prefix a line.
+/// The extension of plain list files (see the list format in the rules README): one domain or prefix a line.
 pub const LIST_EXT: &str = "list";
 
 /// A source's file name without its extension: the app id for app files, which a file of the
