@@ -3,7 +3,7 @@
 //! an app, only the reason an unattributed flow stayed so. Parsed with file:line errors like
 //! every rule file.
 
-use super::{normalise_domain, parse_prefix, toml_error, DomainEntry, FileCtx, Lines, RuleError};
+use super::{parse_prefix, DomainEntry, FileCtx, RuleError};
 use super::{RuleSet, Source};
 use serde::Deserialize;
 use toml::Spanned;
@@ -53,31 +53,11 @@ struct Section {
 
 /// Reads `hidden.toml` into `set.hidden`, every bad entry an error with its line.
 pub(super) fn parse_hidden(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
-    let file: HiddenFile = match toml::from_str(&src.text) {
-        Ok(f) => f,
-        Err(e) => {
-            errors.push(toml_error(&src.path, &src.text, &e));
-            return;
-        }
-    };
-    let mut cx = FileCtx {
-        path: &src.path,
-        lines: Lines::new(&src.text),
-        errors,
-    };
-    let names = |list: &[Spanned<String>], out: &mut Vec<DomainEntry>, cx: &mut FileCtx| {
-        for n in list {
-            match normalise_domain(n.get_ref()) {
-                Ok((name, exact)) => {
-                    let (line, _) = cx.lines.at(n.span().start);
-                    out.push(DomainEntry { name, exact, line });
-                }
-                Err(msg) => cx.err(n.span(), msg),
-            }
-        }
+    let Some((file, mut cx)) = FileCtx::read::<HiddenFile>(src, errors) else {
+        return;
     };
     if let Some(s) = &file.encrypted_dns {
-        names(&s.names, &mut set.hidden.resolver_names, &mut cx);
+        cx.domains(&s.names, &mut set.hidden.resolver_names);
         for p in &s.prefixes {
             match parse_prefix(p.get_ref()) {
                 Ok((addr, len)) => {
@@ -91,7 +71,7 @@ pub(super) fn parse_hidden(src: &Source, set: &mut RuleSet, errors: &mut Vec<Rul
         }
     }
     if let Some(s) = &file.vpn {
-        names(&s.names, &mut set.hidden.vpn_names, &mut cx);
+        cx.domains(&s.names, &mut set.hidden.vpn_names);
         if let Some(p) = s.prefixes.first() {
             cx.err(
                 p.span(),

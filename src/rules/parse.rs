@@ -328,17 +328,8 @@ struct StunServerEntry {
 }
 
 fn parse_stun_servers(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
-    let file: StunServersFile = match toml::from_str(&src.text) {
-        Ok(f) => f,
-        Err(e) => {
-            errors.push(toml_error(&src.path, &src.text, &e));
-            return;
-        }
-    };
-    let mut cx = FileCtx {
-        path: &src.path,
-        lines: Lines::new(&src.text),
-        errors,
+    let Some((file, mut cx)) = FileCtx::read::<StunServersFile>(src, errors) else {
+        return;
     };
     for s in &file.servers {
         let e = s.get_ref();
@@ -374,27 +365,10 @@ struct EchFile {
 }
 
 fn parse_ech(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
-    let file: EchFile = match toml::from_str(&src.text) {
-        Ok(f) => f,
-        Err(e) => {
-            errors.push(toml_error(&src.path, &src.text, &e));
-            return;
-        }
+    let Some((file, mut cx)) = FileCtx::read::<EchFile>(src, errors) else {
+        return;
     };
-    let mut cx = FileCtx {
-        path: &src.path,
-        lines: Lines::new(&src.text),
-        errors,
-    };
-    for n in &file.public_names {
-        match normalise_domain(n.get_ref()) {
-            Ok((name, exact)) => {
-                let line = cx.lines.line(n.span().start);
-                set.ech_public_names.push(DomainEntry { name, exact, line });
-            }
-            Err(msg) => cx.err(n.span(), msg),
-        }
-    }
+    cx.domains(&file.public_names, &mut set.ech_public_names);
 }
 
 #[derive(Deserialize)]
@@ -543,7 +517,43 @@ struct FileCtx<'a> {
     errors: &'a mut Vec<RuleError>,
 }
 
-impl FileCtx<'_> {
+impl<'a> FileCtx<'a> {
+    /// Reads `src` as the TOML file `T`, with the context its errors are reported in; a file
+    /// that does not parse is one error (with its place) and `None`.
+    fn read<T: serde::de::DeserializeOwned>(
+        src: &'a Source,
+        errors: &'a mut Vec<RuleError>,
+    ) -> Option<(T, FileCtx<'a>)> {
+        match toml::from_str(&src.text) {
+            Ok(f) => Some((
+                f,
+                FileCtx {
+                    path: &src.path,
+                    lines: Lines::new(&src.text),
+                    errors,
+                },
+            )),
+            Err(e) => {
+                errors.push(toml_error(&src.path, &src.text, &e));
+                None
+            }
+        }
+    }
+
+    /// Checks each domain of `list`, pushing the good ones onto `out` with their lines and
+    /// reporting the others.
+    fn domains(&mut self, list: &[Spanned<String>], out: &mut Vec<DomainEntry>) {
+        for n in list {
+            match normalise_domain(n.get_ref()) {
+                Ok((name, exact)) => {
+                    let line = self.lines.line(n.span().start);
+                    out.push(DomainEntry { name, exact, line });
+                }
+                Err(msg) => self.err(n.span(), msg),
+            }
+        }
+    }
+
     fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, col) = self.lines.at(span.start);
         self.errors.push(RuleError {
@@ -698,17 +708,8 @@ impl RuleSet {
 }
 
 fn parse_app(src: &Source, errors: &mut Vec<RuleError>, seen: &mut Seen) -> Option<AppDef> {
-    let file: AppFile = match toml::from_str(&src.text) {
-        Ok(f) => f,
-        Err(e) => {
-            errors.push(toml_error(&src.path, &src.text, &e));
-            return None;
-        }
-    };
-    let mut cx = FileCtx {
-        path: &src.path,
-        lines: Lines::new(&src.text),
-        errors,
+    let Some((file, mut cx)) = FileCtx::read::<AppFile>(src, errors) else {
+        return None;
     };
     let before = cx.errors.len();
     let path: Arc<Path> = Arc::from(src.path.as_path());
@@ -1236,17 +1237,8 @@ fn parse_list(src: &Source, errors: &mut Vec<RuleError>, seen: &mut Seen) -> Opt
 }
 
 fn apply_policy(src: &Source, set: &mut RuleSet, errors: &mut Vec<RuleError>) {
-    let file: PolicyFile = match toml::from_str(&src.text) {
-        Ok(f) => f,
-        Err(e) => {
-            errors.push(toml_error(&src.path, &src.text, &e));
-            return;
-        }
-    };
-    let mut cx = FileCtx {
-        path: &src.path,
-        lines: Lines::new(&src.text),
-        errors,
+    let Some((file, mut cx)) = FileCtx::read::<PolicyFile>(src, errors) else {
+        return;
     };
     for (app, verdict) in &file.verdicts {
         let Some(v) = Verdict::parse(verdict.get_ref()) else {
