@@ -343,18 +343,27 @@ impl FlowTracker {
         }
     }
 
-    /// Feeds the server's first stream bytes to the search for its TLS 1.2 certificate (a flow
-    /// whose client side is not seen); the search ends with the certificate, or giving up.
-    fn server_bytes(&mut self, i: u32, seq: u32, payload: &[u8], ts: Timestamp, out: &mut Out) {
-        let at = self.now;
-        let Some(f) = self.table.get_mut(i) else {
-            return;
+    /// Makes room in the reassembly budget for `len` bytes at `seq` in flow `i`'s buffer of the
+    /// client's (or, with `server`, the server's) stream, which a new buffer would start at
+    /// `base`. False when not even the flow's own buffer fits: it is dropped and the flow's
+    /// search is over.
+    fn room_for(
+        &mut self,
+        i: u32,
+        server: bool,
+        base: u32,
+        seq: u32,
+        len: usize,
+        out: &mut Out,
+    ) -> bool {
+        let Some(f) = self.table.get(i) else {
+            return false;
         };
-        // The server's bytes are held on the same budget as the client's.
         let need = match f.hello.as_deref() {
-            Some(Hello::Server(p)) => p.growth(seq, payload.len()),
+            Some(Hello::Tcp(p)) if !server => p.growth(seq, len),
+            Some(Hello::Server(p)) if server => p.growth(seq, len),
             Some(_) => 0,
-            None => ClientPrefix::new(seq).growth(seq, payload.len()),
+            None => ClientPrefix::new(base).growth(seq, len),
         };
         let id = f.id;
         if need > 0 && !self.make_room(i, need, out) {
@@ -362,6 +371,17 @@ impl FlowTracker {
             if let Some(f) = self.table.get_mut(i) {
                 f.hello_done = true;
             }
+            return false;
+        }
+        true
+    }
+
+    /// Feeds the server's first stream bytes to the search for its TLS 1.2 certificate (a flow
+    /// whose client side is not seen); the search ends with the certificate, or giving up.
+    fn server_bytes(&mut self, i: u32, seq: u32, payload: &[u8], ts: Timestamp, out: &mut Out) {
+        let at = self.now;
+        // The server's bytes are held on the same budget as the client's.
+        if !self.room_for(i, true, seq, seq, payload.len(), out) {
             return;
         }
         let Some(f) = self.table.get_mut(i) else {
@@ -427,18 +447,7 @@ impl FlowTracker {
             return;
         };
         let base = f.tcp.client_base.unwrap_or(seq);
-        let need = match f.hello.as_deref() {
-            Some(Hello::Tcp(p)) => p.growth(seq, payload.len()),
-            Some(_) => 0,
-            None => ClientPrefix::new(base).growth(seq, payload.len()),
-        };
-        let id = f.id;
-        if need > 0 && !self.make_room(i, need, out) {
-            // Not even this flow's own buffer fits: its search is over.
-            self.drop_buffer(i, id, out);
-            if let Some(f) = self.table.get_mut(i) {
-                f.hello_done = true;
-            }
+        if !self.room_for(i, false, base, seq, payload.len(), out) {
             return;
         }
         let Some(f) = self.table.get_mut(i) else {

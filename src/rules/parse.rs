@@ -708,9 +708,7 @@ impl RuleSet {
 }
 
 fn parse_app(src: &Source, errors: &mut Vec<RuleError>, seen: &mut Seen) -> Option<AppDef> {
-    let Some((file, mut cx)) = FileCtx::read::<AppFile>(src, errors) else {
-        return None;
-    };
+    let (file, mut cx) = FileCtx::read::<AppFile>(src, errors)?;
     let before = cx.errors.len();
     let path: Arc<Path> = Arc::from(src.path.as_path());
     let id = file.id.get_ref().clone();
