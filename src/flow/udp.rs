@@ -178,33 +178,32 @@ impl FlowTracker {
             }
         }
         let rules = &*self.rules;
-        let chlo = match gquic::scan_chlo(crypto.contiguous()) {
-            ChloScan::Found(c) => Some(Some(TlsSummary::from_chlo(&c))),
-            ChloScan::Pending if crypto.contiguous_len() > 0 => Some(None),
-            _ => None,
-        };
-        let done = match crypto.scan_handshake_message() {
-            // Q050's CRYPTO stream holds QUIC crypto's CHLO, not a TLS ClientHello.
-            _ if chlo.as_ref().is_some_and(Option::is_some) => {
+        // Q050's CRYPTO stream holds QUIC crypto's CHLO, not a TLS ClientHello.
+        let done = match gquic::scan_chlo(crypto.contiguous()) {
+            ChloScan::Found(c) => {
                 self.stats.hellos += 1;
-                f.tls = chlo.flatten().map(Box::new);
+                f.tls = Some(Box::new(TlsSummary::from_chlo(&c)));
                 true
             }
-            _ if chlo.is_some() && *datagrams < MAX_QUIC_DATAGRAMS => false,
-            HelloScan::Found(ch) => {
-                hello_read(&mut self.stats, &ch, f);
-                f.tls = Some(Box::new(summary(rules, &ch, true)));
-                true
+            ChloScan::Pending if crypto.contiguous_len() > 0 && *datagrams < MAX_QUIC_DATAGRAMS => {
+                false
             }
-            HelloScan::GiveUp => {
-                self.stats.hello_gave_up += 1;
-                true
-            }
-            HelloScan::Pending if *datagrams >= MAX_QUIC_DATAGRAMS => {
-                self.stats.hello_gave_up += 1;
-                true
-            }
-            HelloScan::Pending => false,
+            _ => match crypto.scan_handshake_message() {
+                HelloScan::Found(ch) => {
+                    hello_read(&mut self.stats, &ch, f);
+                    f.tls = Some(Box::new(summary(rules, &ch, true)));
+                    true
+                }
+                HelloScan::GiveUp => {
+                    self.stats.hello_gave_up += 1;
+                    true
+                }
+                HelloScan::Pending if *datagrams >= MAX_QUIC_DATAGRAMS => {
+                    self.stats.hello_gave_up += 1;
+                    true
+                }
+                HelloScan::Pending => false,
+            },
         };
         let taken = uncharged && crypto.charged() > 0;
         let id = f.id;
