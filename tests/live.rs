@@ -57,8 +57,11 @@ struct Veth {
 
 impl Veth {
     fn new(tag: &str) -> Self {
-        let send = format!("pkt{tag}s");
-        let capture = format!("pkt{tag}c");
+        // The process id keeps two test runs on one machine (worktrees, a
+        // developer beside CI) off each other's links; names stay within 15 bytes.
+        let id = std::process::id() % 100_000;
+        let send = format!("pk{tag}{id}s");
+        let capture = format!("pk{tag}{id}c");
         let _ = Command::new("ip").args(["link", "del", &send]).status();
         sh(&[
             "ip", "link", "add", &send, "type", "veth", "peer", "name", &capture,
@@ -806,7 +809,7 @@ fn live_opens_outputs_before_dropping_root_and_rotates_with_logrotate_create_and
     }
     let logrotate = common::find_tool("logrotate").expect("logrotate");
     let dir = tempfile::tempdir().expect("temp dir");
-    let veth = Veth::new("r");
+    let veth = Veth::new("l");
     let alerts = dir.path().join("alerts.jsonl");
     // A folder only root may write, as /var/log/picket is: the outputs are opened before the
     // privilege drop and handed to nobody.
