@@ -220,14 +220,32 @@ fn report_data_matches_the_events() {
     assert_eq!(d["first_packet"].as_str(), first);
     assert_eq!(d["last_packet"].as_str(), last);
 
-    // Flagged flows: every one, in the order the events came, with the events' fields.
+    // Flagged flows: every one, ordered by start (not by end, as the events come), with the
+    // events' fields.
     let flagged: Vec<&&Value> = flows.iter().filter(|f| f["verdict"] == "flag").collect();
     let rows = d["flows"].as_array().expect("flows");
     assert_eq!(rows.len(), flagged.len());
     assert_eq!(u(&d["flagged_flows"]), flagged.len() as u64);
     assert_eq!(u(&d["flows_left_out"]), 0);
     assert_eq!(u(&d["limits"]["rows"]), 10_000);
-    for (r, e) in rows.iter().zip(&flagged) {
+    let starts: Vec<&str> = rows
+        .iter()
+        .map(|r| r["ts_start"].as_str().expect("ts"))
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    let by_end: Vec<&str> = flagged
+        .iter()
+        .map(|f| f["ts_start"].as_str().expect("ts"))
+        .collect();
+    assert_ne!(
+        by_end, starts,
+        "the demo's flagged flows end in another order than they start"
+    );
+    for r in rows {
+        let e = flagged
+            .iter()
+            .find(|e| e["flow_id"] == r["flow_id"])
+            .unwrap_or_else(|| panic!("no flow event for {r}"));
         for k in [
             "flow_id",
             "ts_start",

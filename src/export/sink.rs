@@ -318,6 +318,9 @@ impl Outputs<'_> {
                 }
                 CallEvent::End(c) => {
                     self.summary.calls += 1;
+                    if let Some(r) = self.report.as_mut() {
+                        r.call(c);
+                    }
                     if let Some(m) = self.metrics {
                         m.call_ended(c);
                     }
@@ -367,6 +370,9 @@ impl Outputs<'_> {
                     if let Some(m) = metrics {
                         m.alert(&a.app, true);
                     }
+                }
+                if let Some(r) = report.as_mut() {
+                    r.alert(ts, flow);
                 }
                 write(events, &|w| w.alert(ts, flow));
                 write(alerts, &|w| w.alert(ts, flow));
