@@ -2,7 +2,11 @@
 //! binary on the demo capture: the JSON summary's numbers and the report's embedded data against
 //! the events of the same run; the page drawn by headless Chromium (Debian's `chromium`) with no
 //! console message, its screenshot kept in `target/test-artifacts/report.png`; server names and
-//! file names that are HTML or script shown as text, running nothing.
+//! file names that are HTML or script shown as text, running nothing. A generated capture with
+//! a 1970 and a 2028 record: buckets sized from the bulk, the outliers listed apart, the alerts
+//! first and by time, the calls in their table and on the timeline, the per-client view (its
+//! screenshot in `target/test-artifacts/report-outliers.png`); the year on an axis that crosses
+//! days; an app's colour the same in two reports; tables sorted by header clicks.
 //!
 //! `PICKET_LIVE_TESTS=1 scripts/ensure-deps` installs Chromium (`scripts/check` does this); when
 //! it is missing the browser tests skip, naming the package, or fail under `CI=true` or
@@ -569,13 +573,21 @@ fn report_renders_in_chromium_without_console_errors() {
     eprintln!("screenshot: {}", png.display());
 }
 
-/// A TLS connection whose ClientHello names `sni`.
+/// 2024-05-01 12:00:00 UTC.
+const T0: u64 = 1_714_564_800_000_000_000;
+const SEC: u64 = 1_000_000_000;
+
+/// A TLS connection whose ClientHello names `sni`, `at` nanoseconds after [`T0`].
 fn tls(client: &str, server: &str, sni: &str, at: u64) -> Vec<Packet> {
-    const T0: u64 = 1_714_564_800_000_000_000;
+    tls_at(client, server, sni, T0 + at)
+}
+
+/// A TLS connection whose ClientHello names `sni`, starting at `start` (Unix nanoseconds).
+fn tls_at(client: &str, server: &str, sni: &str, start: u64) -> Vec<Packet> {
     let path = SynthPath::new(client.parse().expect("addr"), server.parse().expect("addr"));
-    let mut c = TcpConv::new(path, T0 + at, at);
+    let mut c = TcpConv::new(path, start, start % 1_000_003);
     c.handshake();
-    c.client_send(&client_hello(&ClientHelloSpec::new(sni, at)));
+    c.client_send(&client_hello(&ClientHelloSpec::new(sni, start % 1_000_003)));
     c.server_send(&[0x17; 900]);
     c.close();
     c.take_packets()
@@ -661,4 +673,340 @@ fn hostile_server_names_show_as_text_and_run_nothing() {
         "the file name as text"
     );
     screenshot(&run.report, "report-hostile.png");
+}
+
+/// The colour of `app`'s swatch wherever the page shows the app's name after one.
+fn swatch_colour(dom: &str, app: &str) -> String {
+    let marker = format!("\"></span>{app}<");
+    let at = dom
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no swatch for {app}"));
+    let style = dom[..at].rfind("background: ").expect("swatch style") + "background: ".len();
+    dom[style..at].trim_end_matches(';').to_string()
+}
+
+/// The values of `attr` on the rows of the table `id`, in the order drawn.
+fn row_ids(dom: &str, id: &str, attr: &str) -> Vec<String> {
+    let start = dom
+        .find(&format!(r#"<table id="{id}""#))
+        .unwrap_or_else(|| panic!("no table {id}"));
+    let table = &dom[start..];
+    let table = &table[..table.find("</table>").expect("table end")];
+    let open = format!("<tr {attr}=\"");
+    table
+        .match_indices(&open)
+        .map(|(i, _)| {
+            let v = &table[i + open.len()..];
+            v[..v.find('"').expect("attr end")].to_string()
+        })
+        .collect()
+}
+
+/// The texts of the time labels under the charts.
+fn tick_labels(dom: &str) -> Vec<String> {
+    let open = r#"class="tick">"#;
+    dom.match_indices(open)
+        .map(|(i, _)| {
+            let v = &dom[i + open.len()..];
+            v[..v.find('<').expect("label end")].to_string()
+        })
+        .collect()
+}
+
+/// Ten minutes of flagged traffic in 2024 from eight clients (client 1 uses two flagged apps),
+/// two WhatsApp calls, and two flows stamped far away: one in 1970 (the first record) and one
+/// in 2028 (the last).
+fn outlier_capture(dir: &Path) -> PathBuf {
+    use picket_synth::calls::{call, CallSpec, Mark};
+    let names = ["g.whatsapp.net", "zoom.us", "chat.signal.org"];
+    let mut packets = Vec::new();
+    for i in 0..30u64 {
+        let client = format!("10.9.1.{}:{}", i % 8 + 1, 40000 + i);
+        let server = format!("192.0.2.{}:443", i % 3 + 10);
+        // Client 1 (i = 0, 8, 16, 24) goes to WhatsApp, Signal, Zoom, WhatsApp.
+        packets.extend(tls(&client, &server, names[(i % 3) as usize], i * 20 * SEC));
+    }
+    for (n, relayed) in [(0u64, false), (1, true)] {
+        packets.extend(call(&CallSpec {
+            client: format!("10.9.2.{}:50000", n + 1).parse().expect("addr"),
+            public_stun: "74.125.250.129:19302".parse().expect("addr"),
+            relay: format!("192.0.2.{}:3478", 100 + n).parse().expect("addr"),
+            relay_media_port: 443,
+            peer: "198.51.100.90:41000".parse().expect("addr"),
+            mark: Mark::MessageType(0x0801),
+            relayed,
+            start_ns: T0 + (60 + n * 200) * SEC,
+            media: 200,
+            seed: n + 1,
+        }));
+    }
+    packets.extend(tls_at(
+        "10.9.3.1:41000",
+        "192.0.2.50:443",
+        "old.example.org",
+        SEC,
+    ));
+    let wild = T0 + 4 * 365 * 86_400 * SEC;
+    packets.extend(tls_at(
+        "10.9.3.2:41001",
+        "192.0.2.51:443",
+        "late.example.org",
+        wild,
+    ));
+    write_capture(dir, "outliers.pcap", packets)
+}
+
+#[test]
+fn report_of_a_capture_with_outliers_sizes_buckets_from_the_bulk_and_lists_them_apart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = replay(&outlier_capture(dir.path()), &[]);
+    let d = embedded(&run.html);
+    let tl = &d["timeline"];
+    // Ten minutes in at most 120 buckets: 10 s ones, not the 16-day ones 58 years would need.
+    assert_eq!(u(&tl["bucket_secs"]), 10, "{tl}");
+    assert!(
+        u(&tl["start"]) >= T0 / SEC && u(&tl["start"]) < T0 / SEC + 10,
+        "{tl}"
+    );
+    let outliers = tl["outliers"].as_array().expect("outliers");
+    assert_eq!(outliers.len(), 2, "{outliers:?}");
+    assert!(outliers[0]["first"]
+        .as_str()
+        .expect("ts")
+        .starts_with("1970-01-01T00:00:01"));
+    assert!(outliers[1]["first"]
+        .as_str()
+        .expect("ts")
+        .starts_with("2028-"));
+    for o in outliers {
+        assert_eq!(u(&o["flows"]), 1, "{o}");
+    }
+    // The header still says the whole span.
+    assert!(d["first_packet"].as_str().expect("ts").starts_with("1970-"));
+
+    // Alerts by time, as the events have them.
+    let alerts = of(&run.events, "alert");
+    let listed = d["alerts"].as_array().expect("alerts");
+    assert!(alerts.len() >= 30, "{}", alerts.len());
+    assert_eq!(listed.len(), alerts.len());
+    let ts: Vec<&str> = listed
+        .iter()
+        .map(|a| a["ts"].as_str().expect("ts"))
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    let mut want: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["ts"].as_str().expect("ts"))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(ts, want);
+    for a in listed {
+        let e = alerts
+            .iter()
+            .find(|e| e["flow_id"] == a["flow_id"] && e["ts"] == a["ts"])
+            .unwrap_or_else(|| panic!("no alert event for {a}"));
+        for k in ["src_ip", "src_port", "dst_ip", "app", "app_source", "sni"] {
+            assert_eq!(a.get(k), e.get(k), "{k} of {a}");
+        }
+    }
+
+    // Calls as the call events have them, by start.
+    let calls = of(&run.events, "call");
+    let rows = d["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(rows.len(), 2);
+    for (r, e) in rows.iter().zip(&calls) {
+        for k in [
+            "call_id", "app", "src_ip", "ts_start", "ts_end", "path", "flows",
+        ] {
+            assert_eq!(r.get(k), e.get(k), "{k} of {r}");
+        }
+        assert_eq!(u(&r["media_packets"][0]), u(&e["media_packets_to_server"]));
+        assert_eq!(u(&r["media_bytes"][1]), u(&e["media_bytes_to_client"]));
+    }
+
+    // Client 1 used three flagged apps, listed by first use; each app's first and last flow are
+    // its own.
+    let clients = d["clients"].as_array().expect("clients");
+    let c1 = clients
+        .iter()
+        .find(|c| c["ip"] == "10.9.1.1")
+        .expect("client 1");
+    let apps: Vec<&str> = c1["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| a["app"].as_str().expect("app"))
+        .collect();
+    assert_eq!(apps, ["whatsapp", "signal", "zoom"], "by first use: {c1}");
+    assert_eq!(u(&c1["apps"][0]["flows"]), 2);
+    assert!(c1["apps"][0]["last"].as_str() > c1["apps"][1]["last"].as_str());
+    let firsts: Vec<&str> = clients
+        .iter()
+        .map(|c| c["first"].as_str().expect("ts"))
+        .collect();
+    assert!(firsts.windows(2).all(|w| w[0] <= w[1]), "{firsts:?}");
+
+    if !have_chromium() {
+        return;
+    }
+    let page = render(&run.report);
+    assert_drawn(&page);
+    let dom = &page.dom;
+    // The alerts come first, the earliest first.
+    let main = &dom[dom.find("<main>").expect("main")..];
+    assert!(
+        main["<main>".len()..]
+            .trim_start()
+            .starts_with(r#"<section id="alerts">"#),
+        "the alerts are not the first section"
+    );
+    let drawn = row_ids(dom, "alerts-table", "data-alert");
+    assert_eq!(drawn.len(), listed.len());
+    assert_eq!(drawn[0], listed[0]["flow_id"].as_str().expect("id"));
+    // The outliers are listed apart; the axis shows times of day (one day, no date).
+    assert_eq!(count(dom, r#"<li class="outlier">"#), 2);
+    assert!(dom.contains("1970-01-01 00:00:01.000"));
+    let ticks = tick_labels(dom);
+    assert!(!ticks.is_empty());
+    assert!(
+        ticks.iter().all(|t| t.len() == 8 && t.starts_with("12:")),
+        "{ticks:?}"
+    );
+    // The calls: a row each and a bar each on the timeline.
+    assert_eq!(row_ids(dom, "calls-table", "data-call-id").len(), 2);
+    assert_eq!(count(dom, r#"class="call-bar""#), 2);
+    assert!(row_ids(dom, "clients-table", "data-client").contains(&"10.9.1.1".to_string()));
+
+    let png = screenshot(&run.report, "report-outliers.png");
+    eprintln!("screenshot: {}", png.display());
+}
+
+#[test]
+fn report_shows_the_year_when_the_axis_crosses_days() {
+    if !have_chromium() {
+        return;
+    }
+    // Two capture files' worth of traffic a day apart, as much on each day.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets = Vec::new();
+    for day in 0..2u64 {
+        for i in 0..6u64 {
+            packets.extend(tls(
+                &format!("10.9.4.{}:4100{i}", day + 1),
+                "192.0.2.20:443",
+                "g.whatsapp.net",
+                day * 86_400 * SEC + i * 60 * SEC,
+            ));
+        }
+    }
+    let run = replay(&write_capture(dir.path(), "days.pcap", packets), &[]);
+    let d = embedded(&run.html);
+    assert_eq!(d["timeline"]["outliers"], serde_json::json!([]));
+    let page = render(&run.report);
+    assert_drawn(&page);
+    let ticks = tick_labels(&page.dom);
+    let dated = |t: &String| {
+        let b = t.as_bytes();
+        t.len() == 16 && t.starts_with("2024-05-0") && b[10] == b' ' && b[13] == b':'
+    };
+    assert!(ticks.len() >= 2 && ticks.iter().all(dated), "{ticks:?}");
+    assert!(
+        ticks.iter().any(|t| t.starts_with("2024-05-02")),
+        "{ticks:?}"
+    );
+}
+
+#[test]
+fn report_colours_an_app_the_same_in_every_report() {
+    if !have_chromium() {
+        return;
+    }
+    // The demo sees many apps; this capture sees Signal and Zoom alone, in another order.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut packets = tls("10.9.5.1:41000", "192.0.2.30:443", "chat.signal.org", 0);
+    packets.extend(tls("10.9.5.2:41000", "192.0.2.31:443", "zoom.us", SEC));
+    packets.extend(tls(
+        "10.9.5.3:41000",
+        "192.0.2.32:443",
+        "chat.signal.org",
+        2 * SEC,
+    ));
+    let small = replay(&write_capture(dir.path(), "two.pcap", packets), &[]);
+    let demo = replay(&demo(), &[]);
+    let (a, b) = (render(&small.report), render(&demo.report));
+    assert_drawn(&a);
+    assert_drawn(&b);
+    for app in ["signal", "zoom"] {
+        assert_eq!(
+            swatch_colour(&a.dom, app),
+            swatch_colour(&b.dom, app),
+            "{app}"
+        );
+    }
+    let apps = ["whatsapp", "zoom", "signal", "telegram", "discord", "teams"];
+    let colours: BTreeSet<String> = apps.iter().map(|a| swatch_colour(&b.dom, a)).collect();
+    assert_eq!(
+        colours.len(),
+        apps.len(),
+        "two apps share a colour: {colours:?}"
+    );
+}
+
+#[test]
+fn report_tables_sort_on_a_header_click() {
+    if !have_chromium() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = replay(&outlier_capture(dir.path()), &[]);
+    let d = embedded(&run.html);
+    let alerts = d["alerts"].as_array().expect("alerts");
+    // The page replays header clicks named in its fragment: client once, then the flagged
+    // flows' bytes twice (the second click sorts the other way).
+    let url = format!(
+        "{}#click=alerts-table:client,flows:bytes,flows:bytes",
+        s(&run.report)
+    );
+    let page = render(Path::new(&url));
+    assert_drawn(&page);
+    let dom = &page.dom;
+    let drawn = row_ids(dom, "alerts-table", "data-alert");
+    let mut want: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["src_ip"].as_str().expect("ip"),
+                a["flow_id"].as_str().expect("id"),
+            )
+        })
+        .collect();
+    // A stable sort by client of the rows in time order.
+    want.sort_by_key(|w| w.0);
+    let want: Vec<&str> = want.iter().map(|w| w.1).collect();
+    assert_eq!(drawn, want);
+    assert_ne!(
+        drawn,
+        alerts
+            .iter()
+            .map(|a| a["flow_id"].as_str().expect("id"))
+            .collect::<Vec<_>>(),
+        "sorting by client changed nothing"
+    );
+    assert!(
+        dom.contains(r#"<th data-key="client" class="sorted-asc">client</th>"#),
+        "the header says so"
+    );
+    let flows = d["flows"].as_array().expect("flows");
+    let by_id: BTreeMap<&str, u64> = flows
+        .iter()
+        .map(|f| (f["flow_id"].as_str().expect("id"), u(&f["bytes"])))
+        .collect();
+    let drawn: Vec<u64> = row_ids(dom, "flows", "data-flow-id")
+        .iter()
+        .map(|id| by_id[id.as_str()])
+        .collect();
+    assert_eq!(drawn.len(), flows.len());
+    assert!(drawn.windows(2).all(|w| w[0] >= w[1]), "{drawn:?}");
+    assert!(drawn.first() > drawn.last(), "{drawn:?}");
 }

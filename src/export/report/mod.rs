@@ -443,18 +443,21 @@ impl Report {
                     last: c.last.to_string(),
                     flows: c.flows,
                     flagged_flows: c.flagged,
-                    apps: c
-                        .apps
-                        .iter()
-                        .map(|x| ClientAppData {
-                            app: &x.app,
-                            verdict: x.verdict.as_str(),
-                            flows: x.flows,
-                            bytes: x.bytes,
-                            first: x.first.to_string(),
-                            last: x.last.to_string(),
-                        })
-                        .collect(),
+                    apps: {
+                        let mut apps: Vec<&ClientApp> = c.apps.iter().collect();
+                        apps.sort_by_key(|x| (x.first, x.last));
+                        apps
+                    }
+                    .into_iter()
+                    .map(|x| ClientAppData {
+                        app: &x.app,
+                        verdict: x.verdict.as_str(),
+                        flows: x.flows,
+                        bytes: x.bytes,
+                        first: x.first.to_string(),
+                        last: x.last.to_string(),
+                    })
+                    .collect(),
                 })
                 .collect(),
             client_flows_left_out: self.client_flows_left_out,
@@ -538,7 +541,7 @@ struct ClientRow {
     last: Timestamp,
     flows: u64,
     flagged: u64,
-    /// In the order first used; at most one per app of the rules.
+    /// At most one per app of the rules (listed by first use).
     apps: Vec<ClientApp>,
 }
 
