@@ -1010,3 +1010,46 @@ fn report_tables_sort_on_a_header_click() {
     assert!(drawn.windows(2).all(|w| w[0] >= w[1]), "{drawn:?}");
     assert!(drawn.first() > drawn.last(), "{drawn:?}");
 }
+
+/// The corpus's own captures with wild timestamps: Zoom's 2019 capture holds two flows in 2023,
+/// Discord's 2022 capture a 1970 record and a run of packets three days earlier.
+#[test]
+fn corpus_reports_size_buckets_from_the_bulk_and_list_wild_times_apart() {
+    let Some(corpus) = common::require_corpus() else {
+        return;
+    };
+    for (file, width, outliers) in [
+        ("zoom.pcap", 1, &["2023-01-11T"][..]),
+        ("discord.pcap", 30, &["1970-01-01T", "2022-07-04T"][..]),
+    ] {
+        let run = replay(&corpus.dir.join("pcap").join(file), &[]);
+        let d = embedded(&run.html);
+        let tl = &d["timeline"];
+        assert_eq!(u(&tl["bucket_secs"]), width, "{file}: {tl}");
+        let got: Vec<&str> = tl["outliers"]
+            .as_array()
+            .expect("outliers")
+            .iter()
+            .map(|o| o["first"].as_str().expect("ts"))
+            .collect();
+        assert_eq!(got.len(), outliers.len(), "{file}: {got:?}");
+        for (g, w) in got.iter().zip(outliers) {
+            assert!(g.starts_with(w), "{file}: {g} is not {w}…");
+        }
+        // Every flow is counted, on the axis or off it.
+        let flows = of(&run.events, "flow").len() as u64;
+        let on_axis: u64 = tl["series"]
+            .as_array()
+            .expect("series")
+            .iter()
+            .flat_map(|s| s["flows"].as_array().expect("flows").iter().map(u))
+            .sum();
+        let off_axis: u64 = tl["outliers"]
+            .as_array()
+            .expect("outliers")
+            .iter()
+            .map(|o| u(&o["flows"]))
+            .sum();
+        assert_eq!(on_axis + off_axis, flows, "{file}");
+    }
+}

@@ -72,7 +72,7 @@ pub use data::{
     SeriesData, TimelineData, TopData, TopEntryData, TopListData,
 };
 pub use html::script_safe;
-pub use timeline::{BULK_SHARE_PERCENT, MAX_ISLANDS, MIN_GAP};
+pub use timeline::{AXIS_REACH, BULK_PERCENT, MAX_ISLANDS, MIN_GAP};
 
 use crate::capture::Timestamp;
 use crate::classify::AppSource;

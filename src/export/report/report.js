@@ -34,6 +34,7 @@
   }
 
   function num(n) { return Number(n).toLocaleString("en-US"); }
+  function plural(n, what) { return num(n) + " " + what + (Number(n) === 1 ? "" : "s"); }
 
   var UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
   function bytes(b) {
@@ -347,9 +348,9 @@
       "of another day): each run is listed apart instead of stretching the axis." :
       "No packet time lies far outside the bulk of the capture.";
     tl.outliers.forEach(function (o) {
-      var parts = [num(o.packets) + (o.packets === 1 ? " packet" : " packets")];
-      if (o.flows) { parts.push(num(o.flows) + " flows counted here (" + bytes(o.bytes) + ")"); }
-      if (o.far_ends) { parts.push("one packet of " + num(o.far_ends) + " flows counted elsewhere"); }
+      var parts = [plural(o.packets, "packet")];
+      if (o.flows) { parts.push(plural(o.flows, "flow") + " counted here (" + bytes(o.bytes) + ")"); }
+      if (o.far_ends) { parts.push("one packet of " + plural(o.far_ends, "flow") + " counted elsewhere"); }
       var apps = o.apps.map(function (a) { return a === null ? "(no app)" : a; });
       if (apps.length) { parts.push("apps: " + apps.join(", ")); }
       var range = o.first === o.last ? when(o.first) : when(o.first) + " to " + when(o.last);
@@ -381,6 +382,7 @@
     t.appendChild(el("thead")).appendChild(head);
     var body = t.appendChild(el("tbody"));
     var order = rows, shown = PAGE;
+    t.hidden = rows.length === 0;
     function draw() {
       body.textContent = "";
       order.slice(0, shown).forEach(function (r) {

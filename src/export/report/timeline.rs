@@ -6,9 +6,13 @@
 //! Times are gathered in *islands*: runs of packet times with no gap longer than the island's
 //! own span (or [`MIN_GAP`], an hour, when it is shorter). A packet stamped years away (a 1970
 //! or a 2023 record in a 2019 capture) starts an island of its own instead of stretching the
-//! axis. At most [`MAX_ISLANDS`] are kept (past it the two closest merge). At the end, the
-//! islands holding at least [`BULK_SHARE_PERCENT`] % of the packets are the bulk: the axis runs
-//! from the first to the last of them, and every island outside it is listed as an outlier.
+//! axis. At most [`MAX_ISLANDS`] are kept (past it the two closest merge). At the end, the axis
+//! starts as the island with the most packets and takes in the others, most packets first,
+//! until it holds [`BULK_PERCENT`] % of the packets: the bulk. An island joins only when it lies
+//! within [`AXIS_REACH`] (a week) of the axis, or within the axis's own length when that is
+//! longer (the days of a week's captures, two files a day apart, join; a 2023 run of packets in
+//! a 2019 capture does not, however many packets it holds). Every island off the axis is listed
+//! as an outlier.
 
 use super::data::{OutlierData, SeriesData, TimelineData};
 use super::NS;
@@ -20,8 +24,10 @@ use std::sync::Arc;
 pub const MIN_GAP: u64 = 3600 * NS;
 /// Islands of packet times kept at most (the bulk's and the outliers').
 pub const MAX_ISLANDS: usize = 8;
-/// An island with at least this share of the packets (percent) is part of the bulk.
-pub const BULK_SHARE_PERCENT: u64 = 2;
+/// The share of the packets (percent) the axis takes in islands to cover, when it can.
+pub const BULK_PERCENT: u64 = 95;
+/// An island further than this from the axis (and than the axis's length) stays off it.
+pub const AXIS_REACH: u64 = 7 * 86_400 * NS;
 
 /// Bucket widths in seconds, each a multiple of the one before (so buckets merge exactly); past
 /// the last, widths double.
@@ -367,18 +373,39 @@ impl Spans {
 
     pub(super) fn data(&self, rank: &dyn Fn(&str) -> usize) -> TimelineData {
         let total: u64 = self.islands.iter().map(|i| i.packets).sum();
-        let biggest =
-            (0..self.islands.len()).max_by_key(|&i| (self.islands[i].packets, usize::MAX - i));
-        let bulk: Vec<usize> = (0..self.islands.len())
-            .filter(|&i| {
-                Some(i) == biggest
-                    || u128::from(self.islands[i].packets) * 100
-                        >= u128::from(total) * u128::from(BULK_SHARE_PERCENT)
-            })
-            .collect();
-        let (Some(&first), Some(&last)) = (bulk.first(), bulk.last()) else {
+        let Some(biggest) =
+            (0..self.islands.len()).max_by_key(|&i| (self.islands[i].packets, usize::MAX - i))
+        else {
             return Timeline::new(self.max).data(rank);
         };
+        let mut by_size: Vec<usize> = (0..self.islands.len()).collect();
+        by_size.sort_by_key(|&i| (std::cmp::Reverse(self.islands[i].packets), i));
+        let (mut first, mut last) = (biggest, biggest);
+        let covered = |first: usize, last: usize| -> u64 {
+            self.islands[first..=last].iter().map(|i| i.packets).sum()
+        };
+        'grow: while u128::from(covered(first, last)) * 100
+            < u128::from(total) * u128::from(BULK_PERCENT)
+        {
+            let (lo, hi) = (self.islands[first].lo, self.islands[last].hi);
+            let reach = AXIS_REACH.max(hi - lo);
+            for &i in &by_size {
+                let il = &self.islands[i];
+                let within = if i < first {
+                    lo - il.hi <= reach
+                } else if i > last {
+                    il.lo - hi <= reach
+                } else {
+                    false
+                };
+                if within {
+                    first = first.min(i);
+                    last = last.max(i);
+                    continue 'grow;
+                }
+            }
+            break;
+        }
         let mut axis = self.islands[first].timeline.clone();
         for i in first + 1..=last {
             axis.absorb(&self.islands[i].timeline);
@@ -567,5 +594,74 @@ mod spans_tests {
         assert!(d.outliers.len() < MAX_ISLANDS);
         let total: u64 = s.islands.iter().map(|i| i.packets).sum();
         assert_eq!(total, 10_000);
+    }
+}
+
+#[cfg(test)]
+mod axis_tests {
+    use super::super::tests::T0;
+    use super::*;
+
+    const H: u64 = 3600 * NS;
+
+    #[test]
+    fn spans_keep_a_run_years_away_off_the_axis_however_many_packets_it_holds() {
+        // Seven minutes in 2019-like time, then two minutes (10 % of the packets) years later.
+        let mut s = Spans::new(120);
+        for i in 0..420u64 {
+            s.add(None, T0 + i * NS, T0 + i * NS, 10, 9);
+        }
+        let wild = T0 + 3 * 365 * 24 * H;
+        for i in 0..120u64 {
+            s.add(None, wild + i * NS, wild + i * NS, 10, 3);
+        }
+        let d = s.data(&|_| 0);
+        assert_eq!(d.bucket_secs, 10, "{}", d.bucket_secs);
+        assert_eq!(d.outliers.len(), 1);
+        assert_eq!((d.outliers[0].flows, d.outlier_packets), (120, 360));
+    }
+
+    #[test]
+    fn spans_keep_a_week_of_working_days_on_one_axis() {
+        // Ten hours a day, seven days: the nights split the islands, the axis takes them all.
+        let mut s = Spans::new(120);
+        for day in 0..7u64 {
+            for m in 0..600u64 {
+                let t = T0 + day * 24 * H + m * 60 * NS;
+                s.add(None, t, t, 10, 2);
+            }
+        }
+        assert!(
+            s.islands.len() > 1,
+            "nights are gaps longer than a day's span"
+        );
+        let d = s.data(&|_| 0);
+        assert!(d.outliers.is_empty(), "{:?}", d.outliers);
+        assert_eq!(d.series[0].flows.iter().sum::<u64>(), 7 * 600);
+        assert!(
+            d.buckets <= 120 && d.bucket_secs == 7200,
+            "{}",
+            d.bucket_secs
+        );
+    }
+
+    #[test]
+    fn spans_list_a_small_run_days_away_apart_once_the_axis_holds_the_bulk() {
+        // An hour holding 97 % of the packets, and 3 % three days before it.
+        let mut s = Spans::new(120);
+        for i in 0..12u64 {
+            s.add(None, T0 + i * NS, T0 + i * NS, 10, 1);
+        }
+        let later = T0 + 72 * H;
+        for i in 0..388u64 {
+            s.add(None, later + i * 9 * NS, later + i * 9 * NS, 10, 1);
+        }
+        let d = s.data(&|_| 0);
+        assert_eq!(d.outliers.len(), 1);
+        assert_eq!(d.outliers[0].packets, 12);
+        assert_eq!(
+            d.bucket_secs, 30,
+            "an hour in 30 s buckets, not 3 days in hours"
+        );
     }
 }
