@@ -1053,3 +1053,47 @@ fn corpus_reports_size_buckets_from_the_bulk_and_list_wild_times_apart() {
         assert_eq!(on_axis + off_axis, flows, "{file}");
     }
 }
+
+#[test]
+fn report_says_how_many_rows_past_its_caps_are_not_shown() {
+    if !have_chromium() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = replay(&outlier_capture(dir.path()), &[]);
+    // The data of a report that hit its caps: three alerts and one call listed of many.
+    let mut d = embedded(&run.html);
+    let alerts = d["alerts"].as_array().expect("alerts").len() as u64;
+    d["alerts"].as_array_mut().expect("alerts").truncate(3);
+    d["alerts_left_out"] = (alerts - 3).into();
+    d["limits"]["alerts"] = 3.into();
+    d["calls"].as_array_mut().expect("calls").truncate(1);
+    d["calls_left_out"] = 1.into();
+    d["limits"]["calls"] = 1.into();
+    d["client_flows_left_out"] = 17.into();
+    d["limits"]["clients"] = 8.into();
+    let start = run.html.find(DATA_OPEN).expect("data") + DATA_OPEN.len();
+    let end = start + run.html[start..].find("</script>").expect("end");
+    let json = serde_json::to_string(&d).expect("json");
+    let html = format!(
+        "{}{}{}",
+        &run.html[..start],
+        picket::export::report::script_safe(&json),
+        &run.html[end..]
+    );
+    let capped = dir.path().join("capped.html");
+    std::fs::write(&capped, html).expect("write");
+    let page = render(&capped);
+    assert_drawn(&page);
+    let dom = &page.dom;
+    assert_eq!(row_ids(dom, "alerts-table", "data-alert").len(), 3);
+    assert!(
+        dom.contains(&format!(
+            "Showing 3 of 3 alerts. The report lists at most 3: {} more not shown",
+            alerts - 3
+        )),
+        "alerts note"
+    );
+    assert!(dom.contains("Showing 1 of 1 calls. The report lists at most 1: 1 more not shown"));
+    assert!(dom.contains("Past 8 clients, 17 flows of further clients are not shown"));
+}

@@ -668,6 +668,62 @@ mod tests {
     }
 
     #[test]
+    fn report_caps_alerts_calls_and_clients_and_counts_the_rest() {
+        let limits = Limits {
+            alerts: 2,
+            calls: 1,
+            clients: 2,
+            ..Limits::default()
+        };
+        let mut r = Report::with_limits(None, limits);
+        for i in 0..5u64 {
+            let rec = record(
+                &format!("10.0.0.{}", i + 1),
+                10 - i,
+                1,
+                100,
+                Some(("whatsapp", Verdict::Flag)),
+            );
+            r.alert(rec.flow.first_ts, &rec.flow);
+            r.add(&rec);
+            let class = *rec.flow.app.clone().unwrap();
+            r.call(&CallView {
+                id: i,
+                class,
+                client: rec.flow.client.0.ip(),
+                first_ts: rec.flow.first_ts,
+                last_ts: rec.flow.last_ts,
+                media_packets: [1, 2],
+                media_bytes: [3, 4],
+                path: CallPath::Relayed,
+                flow_ids: vec![i],
+                flows: 1,
+            });
+        }
+        // Client 1 again: still tracked.
+        r.add(&record(
+            "10.0.0.1",
+            20,
+            1,
+            7,
+            Some(("zoom", Verdict::Observe)),
+        ));
+        let (summary, run) = (Summary::default(), RunReport::default());
+        let d = r.data(&summary, &run, &[]);
+        assert_eq!((d.alerts.len(), d.alerts_left_out), (2, 3));
+        // The first two listed, by time (they came latest first).
+        assert!(d.alerts[0].ts < d.alerts[1].ts);
+        assert_eq!(d.alerts[1].src_ip, "10.0.0.1");
+        assert_eq!((d.calls.len(), d.calls_left_out), (1, 4));
+        assert_eq!(d.calls[0].duration_s, 1.0);
+        assert_eq!((d.clients.len(), d.client_flows_left_out), (2, 3));
+        let c1 = d.clients.iter().find(|c| c.ip == "10.0.0.1").unwrap();
+        assert_eq!((c1.flows, c1.flagged_flows, c1.apps.len()), (2, 1, 2));
+        assert_eq!(c1.apps[1].app, "zoom");
+        assert_eq!(c1.last, "2024-05-01T12:00:21.000000Z");
+    }
+
+    #[test]
     fn listed_flows_stay_within_the_documented_memory() {
         // The module documentation promises about 7 MB for MAX_ROWS rows with both names at
         // their longest.
