@@ -1,5 +1,5 @@
 //! The `picket` command: replay capture files, capture live, check rules, measure throughput,
-//! write shell completions and man pages.
+//! score against labels, write shell completions and man pages.
 //!
 //! Exit codes ([`cmd::EXIT_CODES`]): 0 success; 1 nothing readable (no input file could be
 //! read); 2 usage or configuration error (bad flags, invalid rules, an output that cannot be
@@ -21,7 +21,8 @@ and Prometheus metrics.
 
 `replay` reads capture files and `live` a network interface; both run the same pipeline, rules \
 and events, so the same packets give the same answers. `rules check` validates a rules folder and \
-a policy before a sensor loads them, and `bench` measures throughput on a capture. `completions` \
+a policy before a sensor loads them, `eval` scores the apps found against labelled captures \
+(per-app precision and recall), and `bench` measures throughput on a capture. `completions` \
 and `man` write shell completion scripts and man pages made from this very definition.
 
 `picket COMMAND --help` describes each command's options.";
@@ -68,6 +69,17 @@ enum Command {
     /// Measure each stage's throughput on a capture, as ratios to its bare read rate.
     #[command(after_help = cmd::bench::EXAMPLES)]
     Bench(cmd::bench::Args),
+    /// Score the flows' apps against labelled captures: per-app precision and recall.
+    ///
+    /// Replays each capture as `replay` does and matches every ended flow to a TSV label by its
+    /// transport and two endpoints (either order); prints per-app recall and precision, a
+    /// confusion table, and a last line with the totals. The counts are those of the shared
+    /// corpus's scorer: a flow Picket names an app whose label names none, or that no label
+    /// names, is counted apart as beyond the label (--strict: against precision). Exit status 1
+    /// below --min-recall / --min-precision, 2 for a bad label file (named by file:line), 3 when
+    /// a capture was damaged.
+    #[command(after_help = cmd::eval::EXAMPLES)]
+    Eval(cmd::eval::Args),
     /// Check rule files and a policy before a sensor loads them.
     #[command(subcommand)]
     Rules(cmd::rules::RulesCmd),
@@ -95,6 +107,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "live")]
         Command::Live(a) => cmd::live::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
         Command::Rules(c) => cmd::rules::run(c),
         Command::Completions(a) => cmd::manual::completions(a, command()),
         Command::Man(a) => cmd::manual::man(a, command()),

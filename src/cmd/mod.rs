@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod common;
+pub mod eval;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod manual;
@@ -21,7 +22,7 @@ pub const EXIT_CODES: [(u8, &str); 6] = [
     (
         EXIT_UNREADABLE,
         "nothing readable: no input file could be opened as a capture (`rules check`: a rule \
-         file has an error)",
+         file has an error; `eval`: a score below --min-recall or --min-precision)",
     ),
     (
         EXIT_USAGE,
@@ -29,7 +30,8 @@ pub const EXIT_CODES: [(u8, &str); 6] = [
     ),
     (
         EXIT_DAMAGED,
-        "input damaged but partly processed: everything read before the damage is reported",
+        "input damaged but partly processed: everything read before the damage is reported \
+         (`eval`: scored on what was read)",
     ),
     (
         130,

@@ -4,6 +4,7 @@
 pub mod calls;
 pub mod community_id;
 pub mod ecs;
+pub mod eval;
 pub mod events;
 pub mod gate;
 pub mod http;
