@@ -488,6 +488,17 @@ pub fn by_payload(
     decided(rules, m, AppSource::Signature)
 }
 
+/// Classifies a UDP datagram that the server sent (from `server_port`) by the rules' signatures
+/// of the server's bytes.
+pub fn by_server_payload(
+    rules: &CompiledRules,
+    server_port: u16,
+    data: &[u8],
+) -> Option<Classification> {
+    let m = rules.match_server_payload(crate::decode::Transport::Udp, server_port, data)?;
+    decided(rules, m, AppSource::Signature)
+}
+
 /// Classifies a TCP flow by the size of the server's first segment, for signature `index` (from
 /// [`CompiledRules::reply_candidate`]) that the client's first segment matched.
 pub fn by_reply(rules: &CompiledRules, index: u16, reply_len: usize) -> Option<Classification> {

@@ -58,6 +58,12 @@ impl CallCounts {
             self.stun_bytes[d] = self.stun_bytes[d].saturating_add(wire_len);
         }
     }
+
+    /// Swaps the two directions' counts (a flow turned around).
+    pub fn swap_sides(&mut self) {
+        self.stun_packets.swap(0, 1);
+        self.stun_bytes.swap(0, 1);
+    }
 }
 
 /// VLAN ids of a flow, outermost first.

@@ -178,6 +178,14 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// Turns the flow around: the side taken for the client is the server, its counters and
+    /// call counts going with it. For a flow oriented by a guess, when its bytes say otherwise.
+    pub(super) fn turn_around(&mut self) {
+        self.client_is_lo = !self.client_is_lo;
+        std::mem::swap(&mut self.to_server, &mut self.to_client);
+        self.calls.swap_sides();
+    }
+
     /// A new flow first seen at `ts`.
     pub fn new(key: FlowKey, hash: u64, client_is_lo: bool, ts: Timestamp) -> Self {
         use std::hash::{BuildHasher, Hash, Hasher};

@@ -331,6 +331,91 @@ fn packet_one_direction_only_still_finds_the_hello() {
     assert_eq!(out[0].flow.to_client.packets, 0);
 }
 
+/// A UDP datagram between the voice client C:56271 and the server S:50004.
+fn voice(ts_ms: u64, from_client: bool, payload: &[u8]) -> Pkt {
+    let mut p = pkt(ts_ms, from_client, 0, 0, 0, payload);
+    p.m.transport = Transport::Udp;
+    p.m.flags = 0;
+    (p.m.sport, p.m.dport) = if from_client {
+        (56_271, 50_004)
+    } else {
+        (50_004, 56_271)
+    };
+    p.m.wire_len = 42 + payload.len() as u32;
+    p
+}
+
+/// Discord's IP discovery response (type 2, length 70: 74 bytes).
+fn discovery_response() -> Vec<u8> {
+    let mut d = vec![0, 2, 0, 0x46, 0, 0, 0xac, 0xe3];
+    d.extend(b"84.59.132.10");
+    d.resize(72, 0);
+    d.extend(56_271u16.to_be_bytes());
+    d
+}
+
+#[test]
+fn packet_server_side_signature_turns_a_guessed_flow_around() {
+    // A span port that hears the server only: neither port is well known, so the first sender
+    // is taken for the client, until the server's IP discovery response says otherwise.
+    let (mut t, h) = tracker(100);
+    let pkts = [
+        voice(0, false, &discovery_response()),
+        voice(40, false, &[0x90; 281]),
+    ];
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(out.len(), 1);
+    let f = &out[0].flow;
+    assert_eq!(app(&out[0]), Some("discord"));
+    assert_eq!(f.app.as_ref().unwrap().source, AppSource::Signature);
+    assert_eq!((f.client.1, f.server.1), (56_271, 50_004), "turned around");
+    assert_eq!((f.to_server.packets, f.to_client.packets), (0, 2));
+
+    // Once both sides were heard, the orientation stands: the response, sent by what was taken
+    // for the server, still decides, and nothing turns.
+    let (mut t, h) = tracker(100);
+    let pkts = [
+        voice(0, true, &[0x90; 100]),
+        voice(10, false, &discovery_response()),
+    ];
+    let out = run(&mut t, &h, &pkts);
+    assert_eq!(app(&out[0]), Some("discord"));
+    assert_eq!(out[0].flow.client.1, 56_271);
+
+    // The request alone from the server's side is not the server's signature: no app.
+    let mut req = discovery_response();
+    req[1] = 1;
+    let (mut t, h) = tracker(100);
+    let out = run(&mut t, &h, &[voice(0, false, &req)]);
+    assert_eq!(
+        app(&out[0]),
+        Some("discord"),
+        "the client's request, turned"
+    );
+    assert_eq!(out[0].flow.client.1, 50_004, "its sender is the client");
+}
+
+#[test]
+fn packet_keepalive_from_either_side_names_the_flow() {
+    let ping = [0x13, 0x37, 0xca, 0xfe, 0x0e, 0, 0, 0];
+    for from_client in [true, false] {
+        let (mut t, h) = tracker(100);
+        let out = run(&mut t, &h, &[voice(0, from_client, &ping)]);
+        assert_eq!(app(&out[0]), Some("discord"), "from client: {from_client}");
+        // Either side's: it says nothing of the sides, and the first sender stays the client.
+        let first = if from_client { 56_271 } else { 50_004 };
+        assert_eq!(out[0].flow.client.1, first, "no turn");
+    }
+    // Another size is not it.
+    let (mut t, h) = tracker(100);
+    let out = run(
+        &mut t,
+        &h,
+        &[voice(0, true, &[0x13, 0x37, 0xca, 0xfe, 0, 0])],
+    );
+    assert_eq!(app(&out[0]), None);
+}
+
 #[test]
 fn packet_idle_timeout_splits_flows_in_packet_time() {
     let (mut t, h) = tracker(100);

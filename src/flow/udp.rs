@@ -105,10 +105,14 @@ impl FlowTracker {
             f.hello = None;
             decide(rules, &mut self.apps, f, ts, at, out);
             return;
-        } else if from_client {
-            classify::by_payload(rules, Transport::Udp, f.server().1, payload, payload.len())
         } else {
-            None
+            let (as_sent, turned) = udp_signature(rules, f, payload, from_client);
+            if turned {
+                // The guess of which side is the client was wrong: the signature says.
+                f.turn_around();
+                f.shape = Shape::None;
+            }
+            as_sent
         };
         if let Some(c) = found {
             f.marks = Some(Box::new(c));
@@ -221,6 +225,44 @@ impl FlowTracker {
             self.drop_buffer(i, id, out);
         }
     }
+}
+
+/// The signature a datagram matches, sent by the client (`from_client`) or the server as the
+/// flow's orientation has it; and, while only that side has been heard, a signature of the other
+/// side's bytes, which says the orientation was guessed wrong (the second value: true). A flow
+/// whose first packets carry no SYN is oriented by a guess (ports, the first sender), and a
+/// capture of one direction, or one begun mid-flow, may hear the server first.
+fn udp_signature(
+    rules: &crate::rules::CompiledRules,
+    f: &super::state::Flow,
+    payload: &[u8],
+    from_client: bool,
+) -> (Option<classify::Classification>, bool) {
+    let (client_port, server_port) = (f.client().1, f.server().1);
+    let found = if from_client {
+        classify::by_payload(rules, Transport::Udp, server_port, payload, payload.len())
+    } else {
+        classify::by_server_payload(rules, server_port, payload)
+    };
+    if found.is_some() {
+        return (found, false);
+    }
+    let one_way = if from_client {
+        f.to_client.packets == 0
+    } else {
+        f.to_server.packets == 0
+    };
+    if !one_way {
+        return (None, false);
+    }
+    // The sender taken as one side is the other: its port is the server's if it is the server.
+    let other = if from_client {
+        classify::by_server_payload(rules, client_port, payload)
+    } else {
+        classify::by_payload(rules, Transport::Udp, client_port, payload, payload.len())
+    };
+    let turned = other.is_some();
+    (other, turned)
 }
 
 /// The CHLO of a client's plaintext Google QUIC packet, when the packet holds all of it.

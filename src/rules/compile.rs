@@ -173,9 +173,10 @@ fn table_for<K>(
 /// Longest name looked up; longer names match nothing.
 const MAX_NAME: usize = 255;
 
-/// Whether the client's side of signature `s` matches: transport, port, exact size, length
-/// field and bytes. `frame_len` is the datagram's length (UDP) or the client's first
-/// segment's (TCP; `usize::MAX` when the data did not start with it).
+/// Whether the bytes of signature `s` match (the client's, or the server's for a signature of
+/// the server's bytes): transport, port, exact size, length field and bytes. `frame_len` is the
+/// datagram's length (UDP) or the client's first segment's (TCP; `usize::MAX` when the data did
+/// not start with it).
 fn client_side(
     s: &super::Signature,
     transport: crate::decode::Transport,
@@ -420,7 +421,23 @@ impl CompiledRules {
         frame_len: usize,
     ) -> Option<&DomainMatch> {
         self.signatures.iter().find_map(|(s, m)| {
-            (s.reply_size.is_none() && client_side(s, transport, server_port, data, frame_len))
+            (s.reply_size.is_none()
+                && s.from.sends(true)
+                && client_side(s, transport, server_port, data, frame_len))
+            .then_some(m)
+        })
+    }
+
+    /// The signature (`from = "server"` or `"either"`) that a datagram the server sent matches:
+    /// `server_port` is the port it was sent from, `data` the whole datagram.
+    pub fn match_server_payload(
+        &self,
+        transport: crate::decode::Transport,
+        server_port: u16,
+        data: &[u8],
+    ) -> Option<&DomainMatch> {
+        self.signatures.iter().find_map(|(s, m)| {
+            (s.from.sends(false) && client_side(s, transport, server_port, data, data.len()))
                 .then_some(m)
         })
     }
@@ -845,6 +862,71 @@ reply_size = 80
         assert_eq!((e.0[0].line, e.0[0].col), (10, 14), "{e}");
         let e = one(&base.replace("size = 48", "size = 0")).unwrap_err();
         assert!(e.0[0].message.contains("size 0"), "{e}");
+    }
+
+    #[test]
+    fn signatures_of_the_server_or_either_side() {
+        let base = r#"id = "voice"
+rule_id = "t:voice"
+name = "Voice"
+category = "messaging"
+verdict = "observe"
+[[signatures]]
+transport = "udp"
+ports = [50004]
+from = "server"
+bytes = "00 02 00 46"
+[[signatures]]
+transport = "udp"
+from = "either"
+bytes = "13 37 ca fe"
+size = 8
+"#;
+        let one = |text: &str| {
+            load(
+                &[Source {
+                    path: PathBuf::from("voice.toml"),
+                    name: "voice.toml".into(),
+                    text: text.into(),
+                }],
+                None,
+            )
+        };
+        use crate::decode::Transport::Udp;
+        let r = one(base).unwrap();
+        let resp = [0, 2, 0, 0x46, 1, 2, 3, 4];
+        let rule = |m: Option<&DomainMatch>| m.map(|m| m.rule.to_string());
+        // The server's bytes only, from the server's port.
+        assert_eq!(
+            rule(r.match_server_payload(Udp, 50004, &resp)).as_deref(),
+            Some("voice.toml:6")
+        );
+        assert!(
+            r.match_payload(Udp, 50004, &resp, 8).is_none(),
+            "sent by a client"
+        );
+        assert!(r.match_server_payload(Udp, 50005, &resp).is_none(), "port");
+        // Either side's keepalive, of its exact size.
+        let ping = [0x13, 0x37, 0xca, 0xfe, 0, 0, 0, 9];
+        assert_eq!(
+            rule(r.match_payload(Udp, 1234, &ping, 8)).as_deref(),
+            Some("voice.toml:11")
+        );
+        assert_eq!(
+            rule(r.match_server_payload(Udp, 1234, &ping)).as_deref(),
+            Some("voice.toml:11")
+        );
+        assert!(r.match_server_payload(Udp, 1234, &ping[..7]).is_none());
+        // A client signature is not the server's.
+        let client = one(&base.replace("from = \"server\"\n", "")).unwrap();
+        assert!(client.match_server_payload(Udp, 50004, &resp).is_none());
+        assert!(client.match_payload(Udp, 50004, &resp, 8).is_some());
+        // TCP signatures read the client's stream; an unknown side is named.
+        let e = one(&base.replacen("\"udp\"", "\"tcp\"", 1)).unwrap_err();
+        assert!(e.0[0].message.contains("for UDP signatures"), "{e}");
+        assert_eq!(e.0[0].line, 9, "{e}");
+        let e = one(&base.replace("\"either\"", "\"both\"")).unwrap_err();
+        assert!(e.0[0].message.contains("unknown sender 'both'"), "{e}");
     }
 
     #[test]

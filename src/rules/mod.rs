@@ -28,7 +28,7 @@ impl std::fmt::Display for StaleList {
     }
 }
 pub use parse::{
-    day_number, AppDef, BytePattern, DomainEntry, PrefixList, RuleSet, Signature, StunRule,
+    day_number, AppDef, BytePattern, DomainEntry, PrefixList, RuleSet, Sender, Signature, StunRule,
 };
 
 use std::fmt;

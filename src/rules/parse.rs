@@ -88,7 +88,31 @@ pub enum BytePattern {
     OneOf(Vec<u8>),
 }
 
-/// A payload signature: bytes at an offset of the first client payload of a flow.
+/// Which side of a flow sends the bytes a signature describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// The client (the default): its first datagrams or the start of its stream.
+    Client,
+    /// The server (UDP only): one of its first datagrams, so a capture of the server's side
+    /// alone still finds the app, and the datagram says which side is the server.
+    Server,
+    /// Either side (UDP only): a message both ends send alike (an echoed keepalive).
+    Either,
+}
+
+impl Sender {
+    /// Whether bytes sent by the client (`true`) or the server match a signature of this sender.
+    pub fn sends(self, client: bool) -> bool {
+        match self {
+            Sender::Client => client,
+            Sender::Server => !client,
+            Sender::Either => true,
+        }
+    }
+}
+
+/// A payload signature: bytes at an offset of the first payload of a flow (the client's unless
+/// `from` says otherwise).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signature {
     /// TCP (the client's stream) or UDP (the client's first datagram).
@@ -107,6 +131,8 @@ pub struct Signature {
     /// TCP only: the exact length of the server's first segment, which then decides (a
     /// handshake whose messages have fixed sizes but random bytes).
     pub reply_size: Option<u16>,
+    /// The side that sends these bytes.
+    pub from: Sender,
     /// Line of the entry.
     pub line: usize,
 }
@@ -413,6 +439,7 @@ struct SignatureFile {
     length: Option<Spanned<LengthFile>>,
     size: Option<Spanned<u16>>,
     reply_size: Option<Spanned<u16>>,
+    from: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -884,6 +911,26 @@ fn parse_app(src: &Source, errors: &mut Vec<RuleError>, seen: &mut Seen) -> Opti
             Some(r) => Some(*r.get_ref()),
             None => None,
         };
+        let from = match sig.from.as_ref().map(|f| (f, f.get_ref().as_str())) {
+            None | Some((_, "client")) => Sender::Client,
+            Some((f, "server" | "either")) if transport != crate::decode::Transport::Udp => {
+                cx.err(
+                    f.span(),
+                    "from server or either is for UDP signatures: a TCP signature reads the \
+                     client's stream",
+                );
+                continue;
+            }
+            Some((_, "server")) => Sender::Server,
+            Some((_, "either")) => Sender::Either,
+            Some((f, other)) => {
+                cx.err(
+                    f.span(),
+                    format!("unknown sender '{other}' (expected client, server or either)"),
+                );
+                continue;
+            }
+        };
         if size == Some(0) {
             if let Some(v) = &sig.size {
                 cx.err(v.span(), "size 0: the first message has at least one byte");
@@ -916,6 +963,7 @@ fn parse_app(src: &Source, errors: &mut Vec<RuleError>, seen: &mut Seen) -> Opti
             length,
             size,
             reply_size,
+            from,
             line,
         });
     }
