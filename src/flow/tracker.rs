@@ -25,6 +25,10 @@ const SEC: u64 = 1_000_000_000;
 /// How often (in packet time) per-app counts are reported.
 const REPORT_EVERY: u64 = SEC;
 
+/// Most datagrams a UDP flow is looked at for, the late QUIC Initials of a flow whose search
+/// ended without a name included (each costs a look, so a flood of them costs a bounded few).
+const MAX_LATE_LOOKS: u8 = 64;
+
 /// UDP port of DNS.
 const DNS_PORT: u16 = 53;
 
@@ -291,6 +295,16 @@ impl FlowTracker {
             } else if !payload.is_empty() && f.hello.is_some() {
                 // A QUIC flow decided by its hello, watched for decoys and the server's answer.
                 self.quic_watch(i, m, payload, from_client, m.ts, out);
+            } else if from_client
+                && f.app.is_none()
+                && f.tls.is_none()
+                && f.looked < MAX_LATE_LOOKS
+                && quic::looks_like_client_initial(payload)
+            {
+                // A client Initial after a search that ended without a name (junk came first,
+                // or the flow was seen from mid-way): looked at after all.
+                f.hello_done = false;
+                self.udp_datagram(i, m, payload, from_client, m.ts, out);
             }
         } else {
             self.tcp_segment(i, m, payload, from_client, out);

@@ -254,18 +254,23 @@ impl FlowTracker {
                 // Another connection's first Initial on this flow.
                 let k = match attempts.by_dcid(&info.dcid) {
                     Some(k) => Some(k),
-                    None if usize::from(attempts.n) < MAX_ATTEMPTS => {
+                    None => {
                         let same_client = attempts.seen().iter().any(|a| a.scid == info.scid);
                         if !same_client {
                             // Not a restart of one seen (a Retry's answer keeps the SCID).
                             decoy_seen(&mut self.stats, f);
                         }
-                        let k = usize::from(attempts.n);
-                        attempts.list[k] = attempt;
-                        attempts.n += 1;
-                        Some(k)
+                        let k = if usize::from(attempts.n) < MAX_ATTEMPTS {
+                            attempts.n += 1;
+                            Some(usize::from(attempts.n) - 1)
+                        } else {
+                            evictable(attempts, &f.tcp)
+                        };
+                        if let Some(slot) = k.and_then(|k| attempts.list.get_mut(k)) {
+                            *slot = attempt;
+                        }
+                        k
                     }
-                    None => None,
                 };
                 let reading_read = attempts
                     .list
@@ -519,6 +524,21 @@ fn crypto_hello(
 /// client's others (it expires before the server).
 fn marked(a: &Attempt, t: &TcpTrack) -> bool {
     (a.sum_ok == Some(false) && t.has(side::SUM_GOOD, 0)) || (a.ttl != 0 && a.ttl < t.ttl[0])
+}
+
+/// The attempt a new one replaces when [`MAX_ATTEMPTS`] are kept (so a flood of decoys cannot
+/// keep the real Initial out): the latest that is neither the flow's hello, nor being read, nor
+/// answered, a marked one first. Its name stays among the candidates.
+fn evictable(attempts: &Attempts, t: &TcpTrack) -> Option<usize> {
+    let free = |k: usize, a: &Attempt| {
+        k != usize::from(attempts.chosen) && k != usize::from(attempts.reading) && !a.answered
+    };
+    let seen = attempts.seen().iter().enumerate();
+    seen.clone()
+        .rev()
+        .find(|&(k, a)| free(k, a) && marked(a, t))
+        .or_else(|| seen.rev().find(|&(k, a)| free(k, a)))
+        .map(|(k, _)| k)
 }
 
 /// Makes the flow's hello the one the server read: the attempt it answered, else the chosen
