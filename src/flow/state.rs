@@ -76,7 +76,7 @@ pub struct Attempts {
     pub reading: u8,
     /// The attempt whose hello is the flow's `tls`.
     pub chosen: u8,
-    /// Datagrams looked at (both sides) since the flow's hello was read.
+    /// The server's datagrams and short headers seen since the flow's hello was read.
     pub watched: u8,
 }
 

@@ -7,13 +7,14 @@
 //! fake Initial for another name, `--dpi-desync-repeats` times, before the real one, made for
 //! the server to drop with `--dpi-desync-fooling=badsum` or a TTL that expires on the way) put
 //! a second connection's Initial on the flow. A client Initial the flow's keys do not open but
-//! its own DCID's do is such an attempt (up to [`MAX_ATTEMPTS`]); a new client ID or another
-//! name marks `decoy_hello` and `evasion`, and every name goes to `sni_candidates`. The flow's
-//! name is the attempt's the server answered (its long headers carry the client's SCID as
-//! DCID), else the one without a decoy marker (a UDP checksum that fails where the client's
-//! others hold, a TTL below the client's others), else the first read. The flow is decided at
-//! the first hello and watched [`MAX_WATCH`] more datagrams; a change of name decides again
-//! (an alert raised stands, and a flagged name among the candidates alerts).
+//! its own DCID's do is such an attempt (up to `MAX_ATTEMPTS`, later ones replacing unanswered
+//! ones); a new client ID or another name marks `decoy_hello` and `evasion`, and every name
+//! goes to `sni_candidates`. The flow's name is the attempt's the server answered (its long
+//! headers carry the client's SCID as DCID), else the one without a decoy marker (a UDP
+//! checksum that fails where the client's others hold, a TTL below the client's others), else
+//! the first read. The flow is decided at the first hello and watched while the server sends
+//! `MAX_WATCH` more datagrams (short headers of either side count too); a change of name
+//! decides again (an alert raised stands, and a flagged name among the candidates alerts).
 //!
 //! **A reconnection is a new flow.** A client Initial that opens with its own DCID's keys, with
 //! a DCID the flow has not seen, ends the flow (`reused`) and starts another when the flow's
@@ -396,8 +397,8 @@ impl FlowTracker {
         }
     }
 
-    /// A datagram of a QUIC flow whose hello was read, while it is watched (its first
-    /// [`MAX_WATCH`] datagrams after): the server's long headers say which attempt it answered,
+    /// A datagram of a QUIC flow whose hello was read, while it is watched (until `MAX_WATCH`
+    /// datagrams of the server or short headers pass): the server's long headers say which attempt it answered,
     /// a client Initial may be a decoy's, short headers say the handshake is over.
     pub(super) fn quic_watch(
         &mut self,
@@ -418,11 +419,15 @@ impl FlowTracker {
         let Hello::Quic { attempts, .. } = &mut *hello else {
             return;
         };
-        attempts.watched = attempts.watched.saturating_add(1);
+        // The client's other datagrams do not count: junk from it cannot end the watch.
+        let short = quic::is_short_header(payload);
+        if short || !from_client {
+            attempts.watched = attempts.watched.saturating_add(1);
+        }
         let over = attempts.watched >= MAX_WATCH;
         let mut changed = false;
         let mut initial = false;
-        if quic::is_short_header(payload) {
+        if short {
             f.tcp.sides |= side::SHORT << usize::from(!from_client);
         } else if from_client {
             initial = quic::looks_like_client_initial(payload);
@@ -446,7 +451,8 @@ impl FlowTracker {
     }
 }
 
-/// Most datagrams (both sides) a QUIC flow is watched for after its hello was read.
+/// Most datagrams of the server, and short headers of either side, a QUIC flow is watched for
+/// after its hello was read.
 const MAX_WATCH: u8 = 32;
 
 /// A second connection's Initial on one flow: counted, and marked on the flow.
@@ -526,7 +532,7 @@ fn marked(a: &Attempt, t: &TcpTrack) -> bool {
     (a.sum_ok == Some(false) && t.has(side::SUM_GOOD, 0)) || (a.ttl != 0 && a.ttl < t.ttl[0])
 }
 
-/// The attempt a new one replaces when [`MAX_ATTEMPTS`] are kept (so a flood of decoys cannot
+/// The attempt a new one replaces when `MAX_ATTEMPTS` are kept (so a flood of decoys cannot
 /// keep the real Initial out): the latest that is neither the flow's hello, nor being read, nor
 /// answered, a marked one first. Its name stays among the candidates.
 fn evictable(attempts: &Attempts, t: &TcpTrack) -> Option<usize> {
