@@ -970,6 +970,34 @@ mod decoys {
             assert_eq!(t.stats.anomalies[Anomaly::Evasion.index()], 0);
         }
 
+        #[test]
+        fn quic_decoys_past_the_attempts_kept_do_not_keep_the_real_initial_out() {
+            let mut pkts: Vec<Pkt> = (1..=6u8)
+                .map(|k| {
+                    wire(
+                        udp(u64::from(k), true, &initial(FAKE, k, k + 100)),
+                        false,
+                        64,
+                    )
+                })
+                .collect();
+            pkts.push(udp(10, true, &initial(REAL, 0x77, 0x78)));
+            let (r, _, events) = one(&pkts);
+            assert_real_quic(&r, &events);
+        }
+
+        #[test]
+        fn quic_initial_after_junk_that_ended_the_search_is_read() {
+            // Eight datagrams of 20 bytes or more end a UDP flow's search without a name.
+            let mut pkts: Vec<Pkt> = (0..8u8)
+                .map(|k| udp(u64::from(k), true, &[k; 40]))
+                .collect();
+            pkts.push(udp(10, true, &initial(REAL, 3, 4)));
+            let (r, _, _) = one(&pkts);
+            assert_eq!(sni(&r), Some(REAL));
+            assert_eq!(app(&r), Some("whatsapp"));
+        }
+
         /// Two QUIC connections with different names, one after the other on one 5-tuple.
         // See: #17
         #[test]
