@@ -1,7 +1,8 @@
 //! DPI evasion through the real binary (issue 14): `pcaps/evasion.pcap`, one conversation per
 //! technique of zapret, GoodbyeDPI, ByeDPI, SpoofDPI and Geneva, each yields the real name, or
-//! every name and an `evasion` anomaly on the flow's own event; the decoys are counted; and a
-//! capture of connections that each hold a reassembly hole stays within the memcap, counted.
+//! every name and an `evasion` anomaly on the flow's own event; the decoys are counted; a
+//! capture of connections that each hold a reassembly hole stays within the memcap, counted;
+//! and two QUIC connections on one 5-tuple are two flows (issue 17).
 
 mod common;
 
@@ -76,6 +77,32 @@ fn evasion_every_technique_yields_the_real_name_or_every_candidate() {
         .unwrap_or_else(|| panic!("no anomalies line:\n{stdout}"));
     for kind in ["evasion", "decoy_hello", "duplicate_sni"] {
         assert!(line.contains(&format!("{kind} ")), "{kind}: {line}");
+    }
+}
+
+/// Two QUIC connections with different names, one after the other from one client socket:
+/// two flow events, each with its own name, the first ended as `reused`.
+// See: #17
+#[test]
+fn issue_17_quic_connections_on_a_reused_five_tuple_are_two_flows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cap = write_capture(
+        dir.path(),
+        "reconnect.pcap",
+        evasion::quic_reconnect(REAL, "zoom.us", 500),
+    );
+    let (events, _) = replay_output(&cap, &[]);
+    let flows: Vec<&Value> = events.iter().filter(|e| e["event"] == "flow").collect();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    assert_eq!(flows[0]["sni"], REAL, "{}", flows[0]);
+    assert_eq!(flows[0]["end_reason"], "reused", "{}", flows[0]);
+    assert_eq!(flows[1]["sni"], "zoom.us", "{}", flows[1]);
+    assert_eq!(flows[0]["src_port"], flows[1]["src_port"]);
+    for f in &flows {
+        assert!(
+            f.get("anomalies").is_none(),
+            "a reconnection is no decoy: {f}"
+        );
     }
 }
 

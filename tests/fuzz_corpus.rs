@@ -256,9 +256,19 @@ mod seeds {
         long.extend([0, 0x44, 0xd0]);
         long.resize(1200, 0x5a);
         let mixed = [rec(0, &long), rec(1, b"server first"), rec(0, &[0])].concat();
+        // Decoy Initials (ctl & 2; SCID from ctl >> 4): with a bad checksum, with a short TTL
+        // and answered by the server, more than a flow keeps, and junk of 20 bytes.
+        let badsum = rec(0x16, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let answered = [rec(0x2a, &[9; 8]), rec(0x23, b"")].concat();
+        let many: Vec<u8> = (1..=5u8).flat_map(|k| rec(k << 4 | 2, &[k; 8])).collect();
+        let junk20: Vec<u8> = (0..8u8).flat_map(|k| rec(0, &[k + 1; 20])).collect();
         vec![
             ("junk_first".into(), junk),
             ("undecryptable_first".into(), mixed),
+            ("decoy_badsum_first".into(), badsum),
+            ("decoy_short_ttl_answered".into(), answered),
+            ("decoys_past_the_attempts_kept".into(), many),
+            ("junk_20_bytes_first".into(), junk20),
         ]
     }
 

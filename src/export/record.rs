@@ -198,7 +198,8 @@ pub enum EndReason {
     Eof,
     /// The table was full and this was the least recently seen flow.
     Evicted,
-    /// A new connection (a fresh SYN) took over the 5-tuple of one that never closed.
+    /// A new connection (a fresh SYN, or a new QUIC connection's first Initial) took over the
+    /// 5-tuple of one that never closed.
     Reused,
 }
 
@@ -351,8 +352,8 @@ counter_enum! {
         /// MD5 option never negotiated, an old timestamp, data on a SYN the SYN-ACK did not
         /// take, an urgent byte): not fed to reassembly, a RST or FIN not believed.
         Evasion => "evasion",
-        /// A whole ClientHello in a packet the server would drop, or a second hello with
-        /// another name.
+        /// A whole ClientHello in a packet the server would drop, a second hello with another
+        /// name, or a second QUIC connection's Initial at a flow's start.
         DecoyHello => "decoy_hello",
         /// A ClientHello with two `server_name` extensions.
         DuplicateSni => "duplicate_sni",

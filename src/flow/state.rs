@@ -34,10 +34,62 @@ pub enum Hello {
         crypto: ClientPrefix,
         /// Client datagrams looked at.
         datagrams: u8,
+        /// The connections the client's Initials opened (each by its own DCID's keys), in the
+        /// order seen: one, unless decoys came (see `flow::udp`).
+        attempts: Box<Attempts>,
     },
     /// TCP seen from the server's side only (a span port's one direction, or a client hello
     /// missed): the server's first stream bytes, read for its TLS 1.2 certificate.
     Server(ClientPrefix),
+}
+
+/// Most QUIC connections (client Initials with their own DCID) told apart on one flow.
+pub const MAX_ATTEMPTS: usize = 4;
+
+/// One QUIC connection a client's Initial opened: its ids, its decoy markers, the hello read.
+#[derive(Debug, Default)]
+pub struct Attempt {
+    /// The DCID of its first Initial (its keys derive from it).
+    pub dcid: quic::ConnId,
+    /// The client's SCID: the DCID of the server's packets that answer it.
+    pub scid: quic::ConnId,
+    /// TTL (hop limit) of its first datagram (0: unknown).
+    pub ttl: u8,
+    /// Its first datagram's UDP checksum held (None: cannot be told).
+    pub sum_ok: Option<bool>,
+    /// A server packet answered it (its DCID is this attempt's SCID).
+    pub answered: bool,
+    /// Its ClientHello was read.
+    pub read: bool,
+    /// Its hello's facts while another attempt's are the flow's (`Flow::tls`).
+    pub tls: Option<Box<TlsSummary>>,
+}
+
+/// The QUIC connections seen on a flow, and which one's hello is the flow's.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    /// Attempts seen, the first `n` in use.
+    pub list: [Attempt; MAX_ATTEMPTS],
+    /// Attempts in use.
+    pub n: u8,
+    /// The attempt whose CRYPTO data is being read (`Hello::Quic`'s buffer).
+    pub reading: u8,
+    /// The attempt whose hello is the flow's `tls`.
+    pub chosen: u8,
+    /// The server's datagrams and short headers seen since the flow's hello was read.
+    pub watched: u8,
+}
+
+impl Attempts {
+    /// The attempts in use.
+    pub fn seen(&self) -> &[Attempt] {
+        self.list.get(..usize::from(self.n)).unwrap_or_default()
+    }
+
+    /// The attempt with this DCID.
+    pub fn by_dcid(&self, dcid: &quic::ConnId) -> Option<usize> {
+        self.seen().iter().position(|a| a.dcid == *dcid)
+    }
 }
 
 /// Names a flow's own bytes gave besides a ClientHello.
@@ -84,7 +136,8 @@ pub struct TcpTrack {
     pub rst: bool,
     /// The highest TTL (hop limit) of each side's packets taken (client, server; 0: none).
     pub ttl: [u8; 2],
-    /// Per side (client bit 0, server bit 1): [`side::SUM_GOOD`], [`side::MD5`], [`side::TS`].
+    /// Per side (client bit 0, server bit 1): [`side::SUM_GOOD`], [`side::MD5`], [`side::TS`],
+    /// [`side::SHORT`].
     pub sides: u8,
     /// The newest timestamp value the client sent (with [`side::TS`]; RFC 7323 PAWS).
     pub ts: u32,
@@ -99,6 +152,8 @@ pub mod side {
     pub const MD5: u8 = 0x04;
     /// It sent timestamps.
     pub const TS: u8 = 0x10;
+    /// UDP: it sent a QUIC short-header (1-RTT) packet: that connection's handshake is over.
+    pub const SHORT: u8 = 0x40;
 }
 
 impl TcpTrack {
@@ -141,7 +196,8 @@ pub struct Flow {
     pub to_server: DirStats,
     /// Server to client.
     pub to_client: DirStats,
-    /// TCP tracking (unused for UDP).
+    /// TCP tracking; for UDP only the client's highest TTL and the checksum and short-header
+    /// bits of [`TcpTrack::sides`].
     pub tcp: TcpTrack,
     /// The handshake being reassembled, until it is found.
     pub hello: Option<Box<Hello>>,

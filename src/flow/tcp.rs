@@ -4,7 +4,7 @@
 
 use super::reasm::{ClientPrefix, HelloScan, MAX_PREFIX};
 use super::state::{side, Flow, Hello, ReplyWait};
-use super::tracker::{conclude, decide, hello_read, FlowTracker};
+use super::tracker::{conclude, decide, hello_read, redecide, FlowTracker};
 use super::Out;
 use crate::capture::Timestamp;
 use crate::classify;
@@ -300,22 +300,8 @@ impl FlowTracker {
         self.stats.anomaly(Anomaly::Evasion, 1);
         self.stats.anomaly(Anomaly::ReassemblyConflict, 1);
         self.stats.anomaly(Anomaly::DecoyHello, 1);
-        if f.app.as_deref().is_some_and(|c| !c.alert) {
-            // Decided already, without an alert: decided again with the names seen.
-            if let Some(a) = self.apps.get_mut(usize::from(f.app_slot)) {
-                a.flows = a.flows.saturating_sub(1);
-            }
-            let kept = f.app.take();
-            decide(&self.rules, &mut self.apps, f, ts, at, out);
-            if f.app.is_none() {
-                f.app = kept;
-                if let Some(a) = self.apps.get_mut(usize::from(f.app_slot)) {
-                    a.flows += 1;
-                }
-            }
-        } else if f.app.is_none() && f.hello_done && f.reply.is_none() {
-            decide(&self.rules, &mut self.apps, f, ts, at, out);
-        }
+        // Decided already, without an alert: decided again with the names seen.
+        redecide(&self.rules, &mut self.apps, f, ts, at, out);
     }
 
     /// Keeps the server name of a ClientHello carried whole by client bytes the server does not

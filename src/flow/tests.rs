@@ -908,4 +908,214 @@ mod decoys {
         // WhatsApp is flagged in the default rules: the flow is its app, and alerts.
         assert_eq!(app(&r), Some("whatsapp"));
     }
+
+    /// QUIC: decoy Initials (another connection id, another name) and reconnections on one
+    /// 5-tuple.
+    mod quic {
+        use super::*;
+        use picket_synth::quic::{crypto_frame, seal_client_initial};
+        use picket_synth::{client_hello, ClientHelloSpec};
+
+        const REAL: &str = "web.whatsapp.com";
+        const FAKE: &str = "www.example1.org";
+
+        /// A client datagram (checksum good, TTL 64 unless changed).
+        fn udp(ts_ms: u64, from_client: bool, payload: &[u8]) -> Pkt {
+            let mut p = ok(pkt(ts_ms, from_client, 0, 0, 0, payload));
+            p.m.transport = Transport::Udp;
+            p
+        }
+
+        /// A client Initial for `name` to `dcid` from `scid`.
+        fn initial(name: &str, dcid: u8, scid: u8) -> Vec<u8> {
+            let hello = client_hello(&ClientHelloSpec::new(name, u64::from(dcid)));
+            let mut frames = Vec::new();
+            crypto_frame(0, &hello[5..], &mut frames);
+            seal_client_initial(1, &[dcid; 8], &[scid; 8], 0, 2, &frames, 1200).unwrap()
+        }
+
+        /// The start of a server's Initial to the client's `scid` (only its header is read).
+        fn server_initial(scid: u8) -> Vec<u8> {
+            let mut p = vec![0xc1, 0, 0, 0, 1, 8];
+            p.extend([scid; 8]);
+            p.extend([8]);
+            p.extend([0x5e; 8]);
+            p.resize(1200, 0xa5);
+            p
+        }
+
+        /// A short-header (1-RTT) packet.
+        fn short(dcid: u8) -> Vec<u8> {
+            let mut p = vec![0x41];
+            p.extend([dcid; 8]);
+            p.resize(100, 0x3c);
+            p
+        }
+
+        fn one(pkts: &[Pkt]) -> (FlowRecord, FlowTracker, Vec<Event>) {
+            let (mut t, h) = tracker(10);
+            let (flows, events): (Vec<_>, Vec<_>) = run_events(&mut t, &h, pkts)
+                .into_iter()
+                .partition(|e| matches!(e, Event::Flow(_)));
+            let flows = ended(flows);
+            assert_eq!(flows.len(), 1, "{flows:?}");
+            (flows.into_iter().next().unwrap(), t, events)
+        }
+
+        fn assert_real_quic(r: &FlowRecord, events: &[Event]) {
+            assert_eq!(sni(r), Some(REAL));
+            assert_eq!(app(r), Some("whatsapp"));
+            let (names, kinds) = evasion(r);
+            assert!(names.contains(&REAL) && names.contains(&FAKE), "{names:?}");
+            assert!(
+                kinds.contains(&"evasion") && kinds.contains(&"decoy_hello"),
+                "{kinds:?}"
+            );
+            let alerts = events
+                .iter()
+                .filter(|e| matches!(e, Event::Alert { .. }))
+                .count();
+            assert_eq!(alerts, 1);
+        }
+
+        #[test]
+        fn quic_decoy_initial_with_a_bad_checksum_is_not_the_name() {
+            let mut fake = udp(0, true, &initial(FAKE, 1, 2));
+            fake = wire(fake, false, 64);
+            let pkts = [fake, udp(1, true, &initial(REAL, 3, 4))];
+            let (r, t, events) = one(&pkts);
+            assert_real_quic(&r, &events);
+            assert!(t.stats.anomalies[Anomaly::DecoyHello.index()] >= 1);
+            assert_eq!(t.stats.anomalies[Anomaly::QuicUndecryptable.index()], 0);
+        }
+
+        #[test]
+        fn quic_bad_checksums_on_every_datagram_are_offload_not_decoys() {
+            // Both Initials bad (the sensor's NIC fills checksums in): nothing tells them
+            // apart; the first read stays, both names are shown.
+            let bad = |p| wire(p, false, 64);
+            let pkts = [
+                bad(udp(0, true, &initial(FAKE, 1, 2))),
+                bad(udp(1, true, &initial(REAL, 3, 4))),
+            ];
+            let (r, _, _) = one(&pkts);
+            assert_eq!(sni(&r), Some(FAKE));
+            let (names, _) = evasion(&r);
+            assert_eq!(names, [FAKE, REAL]);
+            // The flagged name among them decides, and alerts.
+            assert_eq!(app(&r), Some("whatsapp"));
+        }
+
+        #[test]
+        fn quic_decoy_initial_with_a_short_ttl_is_not_the_name() {
+            let fake = wire(udp(0, true, &initial(FAKE, 1, 2)), true, 3);
+            let pkts = [fake, udp(1, true, &initial(REAL, 3, 4))];
+            let (r, _, events) = one(&pkts);
+            assert_real_quic(&r, &events);
+        }
+
+        #[test]
+        fn quic_the_initial_the_server_answers_is_the_name() {
+            // No marker at all: the server's Initial to the real SCID says which it read.
+            let pkts = [
+                udp(0, true, &initial(FAKE, 1, 2)),
+                udp(1, true, &initial(REAL, 3, 4)),
+                udp(30, false, &server_initial(4)),
+            ];
+            let (r, _, events) = one(&pkts);
+            assert_real_quic(&r, &events);
+            // The decoy's name was decided first, without an alert: the answer decides again.
+            let alert_ts = events.iter().find_map(|e| match e {
+                Event::Alert { ts, .. } => Some(*ts),
+                _ => None,
+            });
+            assert_eq!(alert_ts, Some(Timestamp(30_000_000)));
+        }
+
+        #[test]
+        fn quic_decoy_after_the_real_initial_changes_nothing_but_the_candidates() {
+            let fake = wire(udp(1, true, &initial(FAKE, 1, 2)), false, 64);
+            let pkts = [udp(0, true, &initial(REAL, 3, 4)), fake];
+            let (r, _, events) = one(&pkts);
+            assert_real_quic(&r, &events);
+        }
+
+        #[test]
+        fn quic_retransmitted_initial_and_answer_show_no_evasion() {
+            let real = initial(REAL, 3, 4);
+            let pkts = [
+                udp(0, true, &real),
+                udp(300, true, &real),
+                udp(330, false, &server_initial(4)),
+                udp(340, true, &short(0x5e)),
+            ];
+            let (r, t, _) = one(&pkts);
+            assert_eq!(sni(&r), Some(REAL));
+            assert!(r.flow.evasion.is_none(), "{:?}", r.flow.evasion);
+            assert_eq!(t.stats.anomalies[Anomaly::Evasion.index()], 0);
+        }
+
+        #[test]
+        fn quic_decoys_past_the_attempts_kept_do_not_keep_the_real_initial_out() {
+            let mut pkts: Vec<Pkt> = (1..=6u8)
+                .map(|k| {
+                    wire(
+                        udp(u64::from(k), true, &initial(FAKE, k, k + 100)),
+                        false,
+                        64,
+                    )
+                })
+                .collect();
+            pkts.push(udp(10, true, &initial(REAL, 0x77, 0x78)));
+            let (r, _, events) = one(&pkts);
+            assert_real_quic(&r, &events);
+        }
+
+        #[test]
+        fn quic_initial_after_junk_that_ended_the_search_is_read() {
+            // Eight datagrams of 20 bytes or more end a UDP flow's search without a name.
+            let mut pkts: Vec<Pkt> = (0..8u8)
+                .map(|k| udp(u64::from(k), true, &[k; 40]))
+                .collect();
+            pkts.push(udp(10, true, &initial(REAL, 3, 4)));
+            let (r, _, _) = one(&pkts);
+            assert_eq!(sni(&r), Some(REAL));
+            assert_eq!(app(&r), Some("whatsapp"));
+        }
+
+        /// Two QUIC connections with different names, one after the other on one 5-tuple.
+        // See: #17
+        #[test]
+        fn issue_17_a_new_quic_connection_on_a_reused_five_tuple_is_a_new_flow() {
+            let mut pkts = vec![
+                udp(0, true, &initial(REAL, 3, 4)),
+                udp(30, false, &server_initial(4)),
+                udp(35, true, &short(0x5e)),
+                udp(40, false, &short(4)),
+            ];
+            // The same socket, a new connection a second later.
+            pkts.push(udp(1_000, true, &initial("zoom.us", 5, 6)));
+            pkts.push(udp(1_030, false, &server_initial(6)));
+            let (mut t, h) = tracker(10);
+            let flows = run(&mut t, &h, &pkts);
+            assert_eq!(flows.len(), 2, "{flows:?}");
+            assert_eq!(flows[0].reason, EndReason::Reused);
+            assert_eq!(sni(&flows[0]), Some(REAL));
+            assert_eq!(sni(&flows[1]), Some("zoom.us"));
+            assert_eq!(flows[0].flow.to_server.packets, 2);
+            assert!(flows.iter().all(|f| f.flow.evasion.is_none()));
+        }
+
+        #[test]
+        fn quic_new_initial_after_a_quiet_unanswered_handshake_is_a_new_flow() {
+            let pkts = [
+                udp(0, true, &initial(REAL, 3, 4)),
+                udp(5_000, true, &initial("zoom.us", 5, 6)),
+            ];
+            let (mut t, h) = tracker(10);
+            let flows = run(&mut t, &h, &pkts);
+            assert_eq!(flows.len(), 2, "{flows:?}");
+            assert_eq!(sni(&flows[1]), Some("zoom.us"));
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use super::hints::{HintCache, HintUpdate};
 use super::key::FlowKey;
 use super::reasm::Pool;
-use super::state::{Flow, Hello};
+use super::state::{side, Flow, Hello};
 use super::table::{FlowTable, TimeoutClass};
 use super::{FlowConfig, Out};
 use crate::capture::Timestamp;
@@ -14,6 +14,7 @@ use crate::decode::{tcp_flags, PacketMeta, Transport};
 use crate::export::record::{
     Anomaly, AppCount, EndReason, FlowRecord, FlowView, Mark, Record, WorkerStats,
 };
+use crate::proto::quic;
 use crate::proto::tls::{ClientHello, MAX_SNI};
 use crate::rules::CompiledRules;
 use std::collections::VecDeque;
@@ -23,6 +24,10 @@ const SEC: u64 = 1_000_000_000;
 
 /// How often (in packet time) per-app counts are reported.
 const REPORT_EVERY: u64 = SEC;
+
+/// Most datagrams a UDP flow is looked at for, the late QUIC Initials of a flow whose search
+/// ended without a name included (each costs a look, so a flood of them costs a bounded few).
+const MAX_LATE_LOOKS: u8 = 64;
 
 /// UDP port of DNS.
 const DNS_PORT: u16 = 53;
@@ -163,6 +168,11 @@ impl FlowTracker {
         if f.id != id {
             return;
         }
+        if let Some(Hello::Quic { crypto, .. }) = f.hello.as_deref() {
+            if crypto.charged() == 0 {
+                return; // a watched flow's: it holds no buffer
+            }
+        }
         let Some(hello) = f.hello.take() else {
             return;
         };
@@ -221,6 +231,11 @@ impl FlowTracker {
                     } else {
                         (EndReason::Reused, now)
                     })
+                } else if !is_tcp
+                    && from_client
+                    && quic_reconnects(f, payload, m.ts, &mut self.quic_scratch)
+                {
+                    Some((EndReason::Reused, now))
                 } else {
                     None
                 };
@@ -275,8 +290,21 @@ impl FlowTracker {
                 let dns = (m.sport == DNS_PORT || m.dport == DNS_PORT)
                     && self.dns_datagram(i, payload, m.ts, out);
                 if !dns {
-                    self.udp_datagram(i, payload, from_client, m.ts, out);
+                    self.udp_datagram(i, m, payload, from_client, m.ts, out);
                 }
+            } else if !payload.is_empty() && f.hello.is_some() {
+                // A QUIC flow decided by its hello, watched for decoys and the server's answer.
+                self.quic_watch(i, m, payload, from_client, m.ts, out);
+            } else if from_client
+                && f.app.is_none()
+                && f.tls.is_none()
+                && f.looked < MAX_LATE_LOOKS
+                && quic::looks_like_client_initial(payload)
+            {
+                // A client Initial after a search that ended without a name (junk came first,
+                // or the flow was seen from mid-way): looked at after all.
+                f.hello_done = false;
+                self.udp_datagram(i, m, payload, from_client, m.ts, out);
             }
         } else {
             self.tcp_segment(i, m, payload, from_client, out);
@@ -586,6 +614,67 @@ pub(super) fn decide(
             flow: f.view(),
         });
     }
+}
+
+/// Decides again a flow whose hello changed (another copy or attempt turned out to be the one
+/// the server read): a decision without an alert is undone and made again with what the flow
+/// now holds (kept if the new facts decide nothing); an alert already raised stands.
+pub(super) fn redecide(
+    rules: &CompiledRules,
+    apps: &mut Vec<AppCount>,
+    f: &mut Flow,
+    ts: Timestamp,
+    at: Timestamp,
+    out: &mut Out,
+) {
+    if f.app.as_deref().is_some_and(|c| !c.alert) {
+        if let Some(a) = apps.get_mut(usize::from(f.app_slot)) {
+            a.flows = a.flows.saturating_sub(1);
+        }
+        let kept = f.app.take();
+        let explain = f.explain.take();
+        decide(rules, apps, f, ts, at, out);
+        if f.app.is_none() {
+            f.app = kept;
+            f.explain = explain;
+            if let Some(a) = apps.get_mut(usize::from(f.app_slot)) {
+                a.flows += 1;
+            }
+        }
+    } else if f.app.is_none() && f.hello_done && f.reply.is_none() {
+        decide(rules, apps, f, ts, at, out);
+    }
+}
+
+/// How long a QUIC flow whose handshake has not been seen to end stays quiet before the
+/// first Initial of another connection on its 5-tuple is a reconnection rather than a decoy
+/// (decoy tools send their fakes right before the real Initial; a client that gave up on a
+/// handshake retries after its timeouts, seconds later).
+const QUIC_RECONNECT_QUIET: u64 = 2 * SEC;
+
+/// Whether a client datagram on a UDP flow is the first Initial of a new QUIC connection on the
+/// flow's 5-tuple: one that opens with its own DCID's keys (no Initial of a connection that is
+/// going on does: later ones keep the first one's keys), with a DCID the flow has not seen,
+/// after the flow's handshake is over (a short header was seen: a client sends none before its
+/// handshake keys, and drops its Initial keys with its first Handshake packet, RFC 9001
+/// §4.9.1) or after it was quiet for [`QUIC_RECONNECT_QUIET`].
+fn quic_reconnects(f: &Flow, payload: &[u8], ts: Timestamp, scratch: &mut Vec<u8>) -> bool {
+    if payload.first().is_none_or(|&b| b & 0xc0 != 0xc0) {
+        return false;
+    }
+    let live = f.tcp.has(side::SHORT, 0) || f.tcp.has(side::SHORT, 1);
+    let attempts = match f.hello.as_deref() {
+        Some(Hello::Quic { attempts, .. }) if attempts.n > 0 => Some(attempts),
+        _ => None,
+    };
+    let quiet = attempts.is_some() && ts.0.saturating_sub(f.last_ts.0) >= QUIC_RECONNECT_QUIET;
+    if !live && !quiet {
+        return false;
+    }
+    let Ok(info) = quic::client_initials(payload, None, scratch, |_, _| {}) else {
+        return false;
+    };
+    attempts.is_none_or(|a| a.by_dcid(&info.dcid).is_none())
 }
 
 /// Counts a ClientHello read (over TCP or QUIC) and what was wrong with it; on a flow that

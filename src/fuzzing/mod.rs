@@ -125,6 +125,8 @@ struct Pipeline {
     events: Vec<Record>,
     json: EventWriter<OneLine>,
     last: Timestamp,
+    /// Every server name the ended flows showed (their `sni` and `sni_candidates`).
+    names: Vec<String>,
 }
 
 /// The reassembly budget of the fuzzed tracker: a few buffers, so pressure is common.
@@ -146,6 +148,7 @@ impl Pipeline {
             events: Vec::new(),
             json: EventWriter::new(OneLine, Some("fuzz".into())),
             last: Timestamp(0),
+            names: Vec::new(),
         }
     }
 
@@ -171,15 +174,22 @@ impl Pipeline {
             let r = match &e {
                 Record::Alert { ts, flow, .. } => self.json.alert(*ts, flow),
                 Record::Update { ts, flow, .. } => self.json.update(*ts, flow),
-                Record::Flow(rec) => self.json.flow(rec),
+                Record::Flow(rec) => {
+                    let f = &rec.flow;
+                    let sni = f.tls.as_deref().and_then(|t| t.sni());
+                    let seen = f.evasion.iter().flat_map(|e| e.candidates.iter());
+                    self.names
+                        .extend(sni.into_iter().chain(seen.map(|c| &**c)).map(String::from));
+                    self.json.flow(rec)
+                }
                 Record::Counts(_) => Ok(()),
             };
             assert!(r.is_ok(), "an event did not serialise: {r:?}");
         }
     }
 
-    /// Ends every flow and writes what is left.
-    fn finish(mut self) {
+    /// Ends every flow and writes what is left; the server names the flows showed.
+    fn finish(mut self) -> Vec<String> {
         let mut rest = Vec::new();
         self.tracker.finish(self.last, 4, |v, _| rest.extend(v));
         self.write(rest);
@@ -189,6 +199,7 @@ impl Pipeline {
             0,
             "every buffer given back"
         );
+        self.names
     }
 }
 

@@ -451,47 +451,93 @@ pub fn stun(data: &[u8]) {
 const MAX_JUNK_DATAGRAMS: usize = 8;
 
 /// Datagrams of a QUIC flow before its real client Initial: junk, undecryptable Initials, stray
-/// server datagrams. Input: records of `ctl(1) len(2) bytes(len)`, at most 8; `ctl & 1`: sent
-/// by the server. A datagram with a long header has its last byte flipped, so it never opens
-/// (the case a decoy with another connection id would be).
+/// server datagrams, decoy Initials and server answers. Input: records of
+/// `ctl(1) len(2) bytes(len)`, at most 8; `ctl & 1`: sent by the server; `ctl & 2`: instead of
+/// the bytes, a whole decoy Initial (client; its DCID from the first bytes, its SCID from
+/// `ctl >> 4`, a bad checksum with `ctl & 4`, the TTL from `ctl & 8`) or the long header of a
+/// server's Initial to that SCID (server). Other datagrams with a long header have their last
+/// byte flipped, so they never open.
 ///
-/// Checks: the real Initial after them is read (junk never stops it), and the flow's
-/// reassembly stays within the budget.
+/// Checks: the real Initial after them is read (junk and decoys never stop it), the flow's
+/// reassembly stays within the budget, and when decoys came the real name is among the
+/// flow's names.
 pub fn quic_datagrams(data: &[u8]) {
+    const REAL: &str = "web.whatsapp.com";
     let mut b = Bytes::new(data);
     let mut pipe = Pipeline::new();
     let mut ts = Timestamp(1_700_000_000_000_000_000);
     let mut buf = Vec::new();
     let mut sent = 0;
+    let mut decoys = 0;
+    let seal = |name: &str, dcid: &[u8], scid: &[u8]| {
+        let hello = picket_synth::client_hello(&picket_synth::ClientHelloSpec::new(name, 1));
+        let mut frames = Vec::new();
+        picket_synth::quic::crypto_frame(0, &hello[5..], &mut frames);
+        picket_synth::quic::seal_client_initial(1, dcid, scid, 0, 2, &frames, 1200)
+            .expect("an Initial seals")
+    };
     while !b.is_empty() && sent < MAX_JUNK_DATAGRAMS {
         sent += 1;
         let ctl = b.u8();
         let len = usize::from(b.u16() & 0x7ff);
         buf.clear();
         buf.extend_from_slice(b.take(len));
-        if buf.first().is_some_and(|&h| h & 0x80 != 0) {
+        let from_client = ctl & 1 == 0;
+        let scid = [ctl >> 4; 4];
+        if ctl & 2 != 0 && from_client {
+            // A decoy: its own connection, another name (never the real one's DCID).
+            let mut dcid = [0x5a; 8];
+            for (d, s) in dcid.iter_mut().zip(&buf) {
+                *d = *s;
+            }
+            if dcid == [0x22; 8] {
+                dcid[0] = 0;
+            }
+            buf = seal("www.example1.org", &dcid, &scid);
+            decoys += 1;
+        } else if ctl & 2 != 0 {
+            buf = vec![0xc1, 0, 0, 0, 1, 4];
+            buf.extend(scid);
+            buf.extend([4, 9, 9, 9, 9]);
+            buf.resize(60, 0);
+        } else if buf.first().is_some_and(|&h| h & 0x80 != 0) {
             if let Some(last) = buf.last_mut() {
                 *last ^= 0xff;
             }
         }
         ts = ts.plus_nanos(1_000_000);
-        let m = meta(ts, ctl & 1 == 0, 443, Transport::Udp, buf.len());
+        let mut m = meta(ts, from_client, 443, Transport::Udp, buf.len());
+        m.wire.ttl = if ctl & 8 != 0 { 3 } else { 64 };
+        // A verifiable checksum: good, or (ctl & 4) bad.
+        m.wire.sum_known = true;
+        let s = fold_sum(crate::decode::ones_sum(0, &buf));
+        m.wire.sum = if ctl & 4 != 0 { s ^ 0x0101 } else { s };
         pipe.packet(&m, &buf);
     }
-    let hello =
-        picket_synth::client_hello(&picket_synth::ClientHelloSpec::new("web.whatsapp.com", 1));
-    let mut frames = Vec::new();
-    picket_synth::quic::crypto_frame(0, &hello[5..], &mut frames);
-    let real =
-        picket_synth::quic::seal_client_initial(1, &[0x22; 8], &[0x33; 8], 0, 2, &frames, 1200)
-            .expect("the real Initial seals");
+    let real = seal(REAL, &[0x22; 8], &[0x33; 8]);
     let before = pipe.tracker.stats.hellos;
     ts = ts.plus_nanos(1_000_000);
-    pipe.packet(&meta(ts, true, 443, Transport::Udp, real.len()), &real);
+    let mut m = meta(ts, true, 443, Transport::Udp, real.len());
+    m.wire.ttl = 64;
+    pipe.packet(&m, &real);
     assert_eq!(
         pipe.tracker.stats.hellos,
         before + 1,
-        "the real Initial after {sent} datagrams was not read"
+        "the real Initial after {sent} datagrams ({decoys} decoys) was not read"
     );
-    pipe.finish();
+    let names = pipe.finish();
+    if decoys > 0 {
+        assert!(
+            names.iter().any(|n| n == REAL),
+            "the real name is not among the flows' names: {names:?}"
+        );
+    }
+}
+
+/// The ones'-complement of a folded sum: the checksum field that makes `sum` verify.
+fn fold_sum(mut sum: u32) -> u32 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !sum & 0xffff
 }

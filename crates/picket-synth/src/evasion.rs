@@ -30,6 +30,12 @@
 //! | 10.77.0.20 | forged RST with a short TTL before the hello, hello 6 s later | zapret `rst` + `ttl` |
 //! | 10.77.0.21 | a hello with two `server_name` extensions (decoy second) | probes of DPI parsers |
 //! | 10.77.0.22 | QUIC: eight 1-byte datagrams, then the Initial | zapret `fake` for QUIC with junk |
+//! | 10.77.0.23 | QUIC: six fake Initials (another name, their own connection ids) with bad UDP checksums, then the real one, answered | zapret `fake` + `--dpi-desync-fake-quic` + `--dpi-desync-repeats=6` + `badsum` |
+//! | 10.77.0.24 | QUIC: the same with a TTL of 4, the client's side only | zapret `fake` + `--dpi-desync-ttl` (or `autottl`) |
+//!
+//! zapret's TCP-only foolings (`md5sig`, `badseq`, `datanoack`, `ts`) do not apply to UDP;
+//! GoodbyeDPI's QUIC option (`-q`) blocks QUIC to force TCP rather than fake it; Geneva's
+//! published strategies shape TCP (and DNS over UDP), none a QUIC Initial.
 //!
 //! Expected of each: the real name, or (10.77.0.21, where no server would take the hello) every
 //! name among `sni_candidates` and an `evasion` anomaly on the flow's own event.
@@ -97,6 +103,8 @@ pub const TECHNIQUES: &[Technique] = &[
         real_sni: false,
     },
     t(22, "quic_junk_first"),
+    t(23, "quic_fake_badsum"),
+    t(24, "quic_fake_ttl"),
 ];
 
 const fn t(n: u8, name: &'static str) -> Technique {
@@ -371,8 +379,11 @@ fn conversation(n: u8, at: u64, rng: &mut Rng) -> Vec<Packet> {
     if n == 11 {
         c.ts = Some(7_000_000);
     }
-    if n == 22 {
-        return quic_junk_first(&c);
+    match n {
+        22 => return quic_junk_first(&c),
+        23 => return quic_fake(&c, true, 64, true),
+        24 => return quic_fake(&c, false, 4, false),
+        _ => {}
     }
     if n != 15 {
         c.handshake();
@@ -509,39 +520,188 @@ fn conversation(n: u8, at: u64, rng: &mut Rng) -> Vec<Packet> {
     c.out
 }
 
+/// One UDP datagram between the conversation's client and the server, port 443: its checksum
+/// right (or, with `bad_sum`, wrong), sent with `ttl`.
+fn udp_packet(
+    c: &Conn,
+    from_client: bool,
+    payload: &[u8],
+    ttl: u8,
+    bad_sum: bool,
+    now: u64,
+    id: u16,
+) -> Packet {
+    let server = Ipv4Addr::from(SERVER);
+    let (src, dst, sport, dport) = if from_client {
+        (c.client, server, c.sport, 443)
+    } else {
+        (server, c.client, 443, c.sport)
+    };
+    let mut l4 = Vec::with_capacity(8 + payload.len());
+    l4.extend(sport.to_be_bytes());
+    l4.extend(dport.to_be_bytes());
+    l4.extend(((8 + payload.len()) as u16).to_be_bytes());
+    l4.extend([0, 0]);
+    l4.extend_from_slice(payload);
+    let mut sum = l4_checksum(IpAddr::V4(src), IpAddr::V4(dst), PROTO_UDP, &l4);
+    if sum == 0 {
+        sum = 0xffff;
+    }
+    if bad_sum {
+        sum ^= 0x1234;
+    }
+    l4[6..8].copy_from_slice(&sum.to_be_bytes());
+    Packet {
+        ts_ns: now,
+        frame: ipv4_frame(src, dst, ttl, id, PROTO_UDP, &l4),
+    }
+}
+
+/// A client Initial of QUIC v1 for `name`, to `dcid` from `scid`, padded to 1,200 bytes.
+fn quic_initial(name: &str, seed: u64, dcid: &[u8], scid: &[u8]) -> Vec<u8> {
+    let hello = client_hello(&ClientHelloSpec::new(name, seed));
+    let mut frames = Vec::new();
+    // The handshake message without its record header.
+    crypto_frame(0, &hello[5..], &mut frames);
+    seal_client_initial(1, dcid, scid, 0, 2, &frames, 1200).unwrap_or_default()
+}
+
+/// What a server's first flight looks like on the wire to a sensor: a long-header Initial to
+/// the client's `scid` from `server_cid`, padded to 1,200 bytes. (Its protected part is filler:
+/// a sensor reads only the header of the server's packets.)
+fn server_initial(scid: &[u8], server_cid: &[u8]) -> Vec<u8> {
+    let mut p = vec![0xc1];
+    p.extend(1u32.to_be_bytes());
+    for id in [scid, server_cid] {
+        p.push(id.len() as u8);
+        p.extend_from_slice(id);
+    }
+    p.resize(1200, 0x5a);
+    p
+}
+
+/// A short-header (1-RTT) packet to `dcid`, `len` bytes (filler past the header).
+fn short_packet(dcid: &[u8], len: usize) -> Vec<u8> {
+    let mut p = vec![0x41];
+    p.extend_from_slice(dcid);
+    p.resize(len, 0x3c);
+    p
+}
+
 /// QUIC: eight 1-byte datagrams, then a valid client Initial.
 fn quic_junk_first(c: &Conn) -> Vec<Packet> {
     let mut out = Vec::new();
     let mut now = c.now;
-    let dst = Ipv4Addr::from(SERVER);
-    let mut udp = |payload: &[u8], now: u64, id: u16| {
-        let mut l4 = Vec::with_capacity(8 + payload.len());
-        l4.extend(c.sport.to_be_bytes());
-        l4.extend(443u16.to_be_bytes());
-        l4.extend(((8 + payload.len()) as u16).to_be_bytes());
-        l4.extend([0, 0]);
-        l4.extend_from_slice(payload);
-        let mut sum = l4_checksum(IpAddr::V4(c.client), IpAddr::V4(dst), PROTO_UDP, &l4);
-        if sum == 0 {
-            sum = 0xffff;
-        }
-        l4[6..8].copy_from_slice(&sum.to_be_bytes());
-        out.push(Packet {
-            ts_ns: now,
-            frame: ipv4_frame(c.client, dst, 64, id, PROTO_UDP, &l4),
-        });
-    };
     for k in 0..8u16 {
-        udp(&[k as u8], now, k);
+        out.push(udp_packet(c, true, &[k as u8], 64, false, now, k));
         now += 1_000_000;
     }
-    let hello = client_hello(&ClientHelloSpec::new(REAL, 22));
-    let mut frames = Vec::new();
-    // The handshake message without its record header.
-    crypto_frame(0, &hello[5..], &mut frames);
-    let dcid = [0x22u8; 8];
-    if let Ok(p) = seal_client_initial(1, &dcid, &[0x33; 8], 0, 2, &frames, 1200) {
-        udp(&p, now, 9);
+    let p = quic_initial(REAL, 22, &[0x22; 8], &[0x33; 8]);
+    if !p.is_empty() {
+        out.push(udp_packet(c, true, &p, 64, false, now, 9));
+    }
+    out
+}
+
+/// QUIC, zapret's `--dpi-desync=fake` with `--dpi-desync-repeats=6`: six fake Initials (the
+/// decoy's name, their own connection ids) the server drops, for a bad UDP checksum
+/// (`badsum`) or a TTL that expires on the way (`ttl`); then the real Initial. With `answer`,
+/// the server's reply to the real one and a few 1-RTT packets each way follow (a capture of
+/// both sides); without, the capture holds the client's side only.
+fn quic_fake(c: &Conn, bad_sum: bool, ttl: u8, answer: bool) -> Vec<Packet> {
+    let mut out = Vec::new();
+    let mut now = c.now;
+    let mut id = 0u16;
+    let mut send = |out: &mut Vec<Packet>, from_client, p: &[u8], ttl, bad, now| {
+        out.push(udp_packet(c, from_client, p, ttl, bad, now, id));
+        id = id.wrapping_add(1);
+    };
+    let n = c.client.octets()[3];
+    let fake = quic_initial(
+        DECOY,
+        u64::from(n) + 100,
+        &[0xfa, n, 1, 2, 3, 4, 5, 6],
+        &[0xfb, n, 7, 8],
+    );
+    for _ in 0..6 {
+        send(&mut out, true, &fake, ttl, bad_sum, now);
+        now += 50_000;
+    }
+    let (dcid, scid, server_cid) = (
+        [0x51, n, 9, 8, 7, 6, 5, 4],
+        [0x52, n, 3, 2],
+        [0x53, n, 1, 1, 2, 2, 3, 3],
+    );
+    send(
+        &mut out,
+        true,
+        &quic_initial(REAL, u64::from(n), &dcid, &scid),
+        64,
+        false,
+        now,
+    );
+    if answer {
+        now += 20 * MS;
+        send(
+            &mut out,
+            false,
+            &server_initial(&scid, &server_cid),
+            52,
+            false,
+            now,
+        );
+        for k in 0..3u64 {
+            now += MS;
+            send(
+                &mut out,
+                true,
+                &short_packet(&server_cid, 60),
+                64,
+                false,
+                now,
+            );
+            send(
+                &mut out,
+                false,
+                &short_packet(&scid, 1200),
+                52,
+                false,
+                now + 10_000 * (k + 1),
+            );
+        }
+    }
+    out
+}
+
+/// Two QUIC connections one after the other from one client socket (the 5-tuple reused): to
+/// `first`, answered, 1-RTT packets each way; then, `gap_ms` later, a new connection (new
+/// connection ids) to `second`. A sensor must report two flows, each with its own name.
+pub fn quic_reconnect(first: &str, second: &str, gap_ms: u64) -> Vec<Packet> {
+    let mut rng = Rng::new(0x0e7a_5117);
+    let c = Conn::new(99, EPOCH_NS, &mut rng);
+    let mut out = Vec::new();
+    let mut now = c.now;
+    let mut id = 0u16;
+    for (k, name) in [first, second].into_iter().enumerate() {
+        let k = k as u8;
+        let (dcid, scid, server_cid) = (
+            [0x61, k, 1, 2, 3, 4, 5, 6],
+            [0x62, k, 7, 8],
+            [0x63, k, 9, 9],
+        );
+        let flight: [(bool, Vec<u8>, u64); 4] = [
+            (true, quic_initial(name, u64::from(k), &dcid, &scid), 0),
+            (false, server_initial(&scid, &server_cid), 20 * MS),
+            (true, short_packet(&server_cid, 80), MS),
+            (false, short_packet(&scid, 1200), MS),
+        ];
+        for (from_client, p, wait) in flight {
+            now += wait;
+            let ttl = if from_client { 64 } else { 52 };
+            out.push(udp_packet(&c, from_client, &p, ttl, false, now, id));
+            id = id.wrapping_add(1);
+        }
+        now += gap_ms * MS;
     }
     out
 }

@@ -173,6 +173,32 @@ fn read_cid(r: &mut Reader<'_>) -> Result<ConnId, QuicError> {
     ConnId::new(bytes).ok_or(QuicError::Malformed("connection ID longer than 20 bytes"))
 }
 
+/// The connection IDs of a long-header packet of either side (Initial, 0-RTT, Handshake or
+/// Retry; not Version Negotiation) and whether it is an Initial, read without removing any
+/// protection: (destination, source, initial). None for a short header or a packet too short
+/// to hold them.
+pub fn long_header_ids(datagram: &[u8]) -> Option<(ConnId, ConnId, bool)> {
+    let mut r = Reader::new(datagram);
+    let first = r.u8()?;
+    if first & 0xc0 != 0xc0 {
+        return None;
+    }
+    let version = r.u32()?;
+    if version == 0 || (initial_salt(version).is_none() && is_google_quic(version)) {
+        return None;
+    }
+    let dcid = read_cid(&mut r).ok()?;
+    let scid = read_cid(&mut r).ok()?;
+    let initial = kind(version, (first >> 4) & 0b11) == Kind::Initial;
+    Some((dcid, scid, initial))
+}
+
+/// Whether the datagram starts with a short header (RFC 9000 §17.3: form bit clear, fixed bit
+/// set): a 1-RTT packet, sent only once the handshake gave its keys.
+pub fn is_short_header(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|&b| b & 0xc0 == 0x40) && datagram.len() >= 21
+}
+
 /// Returns true if the datagram starts with what looks like a client Initial of a known version.
 pub fn looks_like_client_initial(datagram: &[u8]) -> bool {
     let Some(&first) = datagram.first() else {
@@ -199,6 +225,31 @@ mod tests {
         assert_eq!(h.scid.as_slice(), b"");
         // 1 + 4 + 1 + 8 + 1 + 1 (token length) + 2 (Length 0x449e: 1182 bytes follow).
         assert_eq!((h.pn_offset, h.end), (18, 1200));
+    }
+
+    #[test]
+    fn long_header_ids_reads_both_ids_of_any_long_header() {
+        let p = hex(A2_PROTECTED);
+        let (d, s, initial) = long_header_ids(&p).unwrap();
+        assert_eq!(d.as_slice(), hex(RFC_DCID).as_slice());
+        assert_eq!(s.as_slice(), b"");
+        assert!(initial);
+        // A v1 Handshake packet (type bits 0b10) of a server: no Length needed for the ids.
+        let mut h = vec![0xe0];
+        h.extend_from_slice(&1u32.to_be_bytes());
+        h.extend_from_slice(&[2, 7, 7, 3, 9, 9, 9]);
+        let (d, s, initial) = long_header_ids(&h).unwrap();
+        assert_eq!(
+            (d.as_slice(), s.as_slice(), initial),
+            (&[7, 7][..], &[9, 9, 9][..], false)
+        );
+        assert_eq!(long_header_ids(&h[..6]), None);
+        // Short headers and Version Negotiation have none.
+        assert_eq!(long_header_ids(&[0x40; 30]), None);
+        assert_eq!(long_header_ids(&[0xc0, 0, 0, 0, 0, 0, 0]), None);
+        assert!(is_short_header(&[0x41; 30]));
+        assert!(!is_short_header(&p));
+        assert!(!is_short_header(&[0x41; 5]));
     }
 
     #[test]

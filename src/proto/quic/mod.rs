@@ -32,7 +32,7 @@ mod header;
 mod reader;
 mod version;
 
-pub use header::{looks_like_client_initial, ConnId};
+pub use header::{is_short_header, long_header_ids, looks_like_client_initial, ConnId};
 pub use version::{initial_salt, Labels, QUIC_V1, QUIC_V2};
 
 use crypto::{client_keys, keys_from, open, Keys};
