@@ -296,13 +296,13 @@ impl FlowTracker {
                 // A QUIC flow decided by its hello, watched for decoys and the server's answer.
                 self.quic_watch(i, m, payload, from_client, m.ts, out);
             } else if from_client
-                && f.app.is_none()
                 && f.tls.is_none()
                 && f.looked < MAX_LATE_LOOKS
                 && quic::looks_like_client_initial(payload)
             {
                 // A client Initial after a search that ended without a name (junk came first,
-                // or the flow was seen from mid-way): looked at after all.
+                // a datagram that matched a signature, or the flow was seen from mid-way):
+                // looked at after all, its name deciding again.
                 f.hello_done = false;
                 self.udp_datagram(i, m, payload, from_client, m.ts, out);
             }

@@ -382,7 +382,8 @@ impl FlowTracker {
                 pick(attempts, f);
             }
             f.hello_done = true;
-            decide(rules, &mut self.apps, f, ts, at, out);
+            // A flow decided without a name (a signature) before its Initial came: again.
+            redecide(rules, &mut self.apps, f, ts, at, out);
             f.hello = Some(hello);
         } else {
             if done {
